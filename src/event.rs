@@ -1,0 +1,208 @@
+//! The typed event every source produces and every sink consumes.
+//!
+//! An [`Event`] is one log entry (a line, or a line plus its folded continuation lines such as a
+//! Java stack trace), or later one transaction-log record. It carries where it came from (node,
+//! source file, byte offset), what it says (level, thread, logger, message), what it *is* (a stable
+//! dotted [`kind`](Event::kind) such as `election.leading` or `session.expired`) and the
+//! identifiers that let zklens correlate it across nodes: session id, zxid, epoch, server ids.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Kind given to a line that no classification rule recognised. Such lines are still indexed.
+pub const KIND_LOG: &str = "log";
+
+/// Severity as written by the logger, normalised across logging frameworks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    /// TRACE / FINEST.
+    Trace,
+    /// DEBUG / FINE.
+    Debug,
+    /// INFO.
+    Info,
+    /// WARN / WARNING.
+    Warn,
+    /// ERROR / SEVERE.
+    Error,
+    /// FATAL / CRITICAL.
+    Fatal,
+}
+
+impl Level {
+    /// Parses a level as written by log4j, logback, Python logging, JSON loggers (case-insensitive).
+    pub fn parse(s: &str) -> Option<Level> {
+        let s = s.trim();
+        let up = |a: &str| s.eq_ignore_ascii_case(a);
+        Some(if up("INFO") || up("I") || up("INFORMATION") {
+            Level::Info
+        } else if up("WARN") || up("WARNING") || up("W") {
+            Level::Warn
+        } else if up("ERROR") || up("ERR") || up("E") || up("SEVERE") {
+            Level::Error
+        } else if up("DEBUG") || up("D") || up("FINE") {
+            Level::Debug
+        } else if up("TRACE") || up("T") || up("FINEST") || up("FINER") {
+            Level::Trace
+        } else if up("FATAL") || up("CRITICAL") || up("CRIT") || up("F") {
+            Level::Fatal
+        } else {
+            return None;
+        })
+    }
+
+    /// Canonical upper-case name (`INFO`, `WARN`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifiers and measurements extracted from an entry by the classification rules.
+///
+/// Every field is optional; `epoch` is filled from `zxid >> 32` when the rule gave a zxid but no
+/// explicit epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attrs {
+    /// ZooKeeper session id (64-bit; top byte = id of the server that created it).
+    pub session: Option<u64>,
+    /// ZooKeeper transaction id (high 32 bits = epoch, low 32 bits = counter).
+    pub zxid: Option<u64>,
+    /// Epoch: `zxid >> 32`, or an epoch stated by the line itself.
+    pub epoch: Option<u64>,
+    /// A server id the line is about (`n.sid`, a learner's sid, the writer's own myid).
+    pub server: Option<u64>,
+    /// A leader id the line names (`n.leader`, or the writer itself when it is LEADING).
+    pub leader: Option<u64>,
+    /// A peer address (`host:port`) the line names.
+    pub peer: Option<String>,
+    /// A znode path the line names.
+    pub path: Option<String>,
+    /// A duration in milliseconds (election time, connected-for, fsync time, ...).
+    pub duration_ms: Option<u64>,
+    /// A (session) timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// A state word (`looking`, `following - synchronization - diff`, `CONNECTED`, ...).
+    pub state: Option<String>,
+}
+
+impl Attrs {
+    /// Fills derived attributes (epoch from zxid) without overriding explicit ones.
+    pub fn derive(&mut self) {
+        if self.epoch.is_none() {
+            if let Some(z) = self.zxid {
+                self.epoch = Some(z >> 32);
+            }
+        }
+    }
+}
+
+/// One log entry (or transaction record), normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// UTC timestamp in nanoseconds since the Unix epoch, if the entry had one.
+    pub ts: Option<i64>,
+    /// Node that wrote it (`zk1`, `calc-a`).
+    pub node: Arc<str>,
+    /// The ZooKeeper server id (myid) of the writer, when known (from `[myid:N]` or the thread name).
+    pub myid: Option<u64>,
+    /// Source file (as given on the command line, or the URL of a pulled source).
+    pub source: Arc<str>,
+    /// Byte offset of the entry's first byte in the (decompressed) source.
+    pub offset: u64,
+    /// 1-based line number of the entry's first line in the source.
+    pub line: u64,
+    /// Severity.
+    pub level: Option<Level>,
+    /// Thread name.
+    pub thread: Option<String>,
+    /// Logger / component (simple class name for log4j layouts).
+    pub logger: Option<String>,
+    /// The message; continuation lines (stack traces) are appended after `\n`.
+    pub message: String,
+    /// Stable dotted kind (`session.expired`), or [`KIND_LOG`].
+    pub kind: Arc<str>,
+    /// Extracted identifiers.
+    pub attrs: Attrs,
+}
+
+impl Event {
+    /// The first line of the message (without folded continuation lines).
+    pub fn headline(&self) -> &str {
+        self.message.split('\n').next().unwrap_or("")
+    }
+}
+
+/// Formats an id the way ZooKeeper prints it: `0x` followed by lower-case hex, no padding.
+pub fn hex_id(v: u64) -> String {
+    format!("0x{v:x}")
+}
+
+/// Parses a session id or zxid given by a user: `0x`-prefixed hex, bare hex with a letter in it,
+/// or decimal.
+pub fn parse_id(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(h, 16).ok();
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    if s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return u64::from_str_radix(s, 16).ok();
+    }
+    None
+}
+
+/// The server id encoded in a session id's top byte (the server that created the session).
+pub fn session_origin(session: u64) -> u64 {
+    session >> 56
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_hex_and_decimal() {
+        assert_eq!(parse_id("0x100000012"), Some(0x1_0000_0012));
+        assert_eq!(parse_id("4294967314"), Some(0x1_0000_0012));
+        assert_eq!(parse_id("3000002f45e0000"), Some(0x3000002f45e0000));
+        assert_eq!(parse_id("zz"), None);
+        assert_eq!(hex_id(0x3000002f45e0000), "0x3000002f45e0000");
+        assert_eq!(session_origin(0x3000002f45e0000), 3);
+    }
+
+    #[test]
+    fn levels_normalise() {
+        assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
+        assert_eq!(Level::parse("info "), Some(Level::Info));
+        assert_eq!(Level::parse("SEVERE"), Some(Level::Error));
+        assert_eq!(Level::parse("chatty"), None);
+    }
+
+    #[test]
+    fn epoch_derives_from_zxid() {
+        let mut a = Attrs {
+            zxid: Some(0x2_0000_0005),
+            ..Attrs::default()
+        };
+        a.derive();
+        assert_eq!(a.epoch, Some(2));
+    }
+}

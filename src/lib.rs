@@ -1,0 +1,14 @@
+//! zklens: a log aggregator and distributed-trace analyzer for systems coordinated by Apache
+//! ZooKeeper.
+//!
+//! Data flows one way: [`source`] (files, later txn logs and pulled logs) → [`parser`] (formats
+//! from `parsers/`) → [`event::Event`] → sinks ([`index`]) → [`query`]. See ARCHITECTURE.md.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod event;
+pub mod parser;
+
+pub use error::{Error, Result};
+pub use event::Event;

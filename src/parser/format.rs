@@ -1,0 +1,287 @@
+//! Log-format definitions (`parsers/*.toml`): line layouts, JSON field mappings and the rulesets
+//! that classify messages. The defaults are embedded in the binary; files in a user's parser
+//! directories are loaded at run time and override formats and rulesets of the same name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::layout::Layout;
+use super::rules::{Classifier, RuleDef, RulesetDef};
+use crate::error::{Error, Result};
+
+/// The definitions shipped in `parsers/`, embedded at build time.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("zookeeper.toml", include_str!("../../parsers/zookeeper.toml")),
+    ("clients.toml", include_str!("../../parsers/clients.toml")),
+    ("generic.toml", include_str!("../../parsers/generic.toml")),
+];
+
+/// A format as written in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatDef {
+    /// Unique name (`zookeeper-log4j`), used by `--format`.
+    pub name: String,
+    /// One line for `zklens formats`.
+    #[serde(default)]
+    pub description: String,
+    /// log4j/logback `PatternLayout` or Python `logging` format.
+    pub layout: Option<String>,
+    /// Alternative to `layout`: a regex with named groups `ts`, `level`, `thread`, `logger`,
+    /// `myid`, `msg`.
+    pub regex: Option<String>,
+    /// Alternative to `layout`: JSON objects, one per line.
+    pub json: Option<JsonDef>,
+    /// Timestamp format (Java letters, `ISO8601`, `RFC3339`, `epoch`, `epoch_ms`); overrides the
+    /// layout's.
+    pub time: Option<String>,
+    /// Rulesets that classify this format's messages, in order.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Fold lines that do not match the layout into the previous entry (stack traces).
+    #[serde(default = "yes")]
+    pub multiline: bool,
+    /// Tie-breaker when two formats match the same sample equally well (higher wins).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Field names of a JSON-lines format (first present key wins).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JsonDef {
+    /// Timestamp keys.
+    #[serde(default)]
+    pub ts: Vec<String>,
+    /// Level keys.
+    #[serde(default)]
+    pub level: Vec<String>,
+    /// Message keys.
+    #[serde(default)]
+    pub message: Vec<String>,
+    /// Logger keys.
+    #[serde(default)]
+    pub logger: Vec<String>,
+    /// Thread keys.
+    #[serde(default)]
+    pub thread: Vec<String>,
+    /// Keys holding attributes directly (`session = ["session", "session_id"]`).
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    #[serde(default)]
+    format: Vec<FormatDef>,
+    #[serde(default)]
+    ruleset: Vec<RulesetDef>,
+}
+
+/// How a format splits a line.
+#[derive(Debug)]
+pub enum Shape {
+    /// A text layout.
+    Text(Layout),
+    /// JSON lines.
+    Json(JsonDef),
+    /// No structure: every line is one entry (the fallback).
+    Plain,
+}
+
+/// A compiled format.
+#[derive(Debug)]
+pub struct Format {
+    /// Its definition.
+    pub def: FormatDef,
+    /// How lines are split.
+    pub shape: Shape,
+    /// Its classifier.
+    pub classifier: Arc<Classifier>,
+    /// Where it was defined.
+    pub origin: String,
+}
+
+/// All known formats and rulesets.
+#[derive(Debug)]
+pub struct Registry {
+    formats: Vec<Arc<Format>>,
+    rulesets: BTreeMap<String, (String, RulesetDef)>,
+    plain: Arc<Format>,
+}
+
+impl Registry {
+    /// The embedded defaults plus every `*.toml` in `dirs` (later definitions replace earlier
+    /// ones of the same name).
+    pub fn load(dirs: &[impl AsRef<Path>]) -> Result<Registry> {
+        let mut sources: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .map(|(n, t)| (format!("embedded:{n}"), (*t).to_string()))
+            .collect();
+        for d in dirs {
+            let d = d.as_ref();
+            let rd = std::fs::read_dir(d).map_err(|e| Error::io(d, e))?;
+            let mut files: Vec<_> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+                sources.push((f.display().to_string(), text));
+            }
+        }
+        Registry::from_sources(&sources)
+    }
+
+    /// Builds a registry from (origin, TOML text) pairs.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<Registry> {
+        let mut defs: Vec<(String, FormatDef)> = Vec::new();
+        let mut rulesets: BTreeMap<String, (String, RulesetDef)> = BTreeMap::new();
+        for (origin, text) in sources {
+            let f: FileDef = toml::from_str(text).map_err(|e| Error::Format {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?;
+            for fd in f.format {
+                defs.retain(|(_, d)| d.name != fd.name);
+                defs.push((origin.clone(), fd));
+            }
+            for rs in f.ruleset {
+                rulesets.insert(rs.name.clone(), (origin.clone(), rs));
+            }
+        }
+        let all_rules: Vec<String> = rulesets.keys().cloned().collect();
+        let mut formats = Vec::new();
+        for (origin, def) in defs {
+            formats.push(Arc::new(compile(&origin, def, &rulesets)?));
+        }
+        let plain = Arc::new(compile(
+            "builtin",
+            FormatDef {
+                name: "plain".into(),
+                description: "unstructured text: one entry per line, no timestamp".into(),
+                layout: None,
+                regex: None,
+                json: None,
+                time: None,
+                rules: all_rules,
+                multiline: false,
+                priority: i32::MIN,
+            },
+            &rulesets,
+        )?);
+        Ok(Registry {
+            formats,
+            rulesets,
+            plain,
+        })
+    }
+
+    /// Formats in definition order.
+    pub fn formats(&self) -> &[Arc<Format>] {
+        &self.formats
+    }
+
+    /// The fallback format.
+    pub fn plain(&self) -> Arc<Format> {
+        self.plain.clone()
+    }
+
+    /// A format by name (`plain` included).
+    pub fn get(&self, name: &str) -> Option<Arc<Format>> {
+        if name == "plain" {
+            return Some(self.plain());
+        }
+        self.formats.iter().find(|f| f.def.name == name).cloned()
+    }
+
+    /// Every rule with its examples: (ruleset, rule) pairs.
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &RuleDef)> {
+        self.rulesets
+            .values()
+            .flat_map(|(_, rs)| rs.rule.iter().map(move |r| (rs.name.as_str(), r)))
+    }
+
+    /// Chooses the format that parses most of `sample` (lines of a file's beginning).
+    /// Returns the plain format when none parses any line.
+    pub fn detect(&self, sample: &[&[u8]]) -> Arc<Format> {
+        let mut best: Option<(usize, i32, &Arc<Format>)> = None;
+        for f in &self.formats {
+            let hits = sample.iter().filter(|l| f.head_matches(l)).count();
+            if hits == 0 {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((h, p, _)) => hits > h || (hits == h && f.def.priority > p),
+            };
+            if better {
+                best = Some((hits, f.def.priority, f));
+            }
+        }
+        best.map(|(_, _, f)| f.clone()).unwrap_or_else(|| self.plain())
+    }
+}
+
+fn compile(
+    origin: &str,
+    def: FormatDef,
+    rulesets: &BTreeMap<String, (String, RulesetDef)>,
+) -> Result<Format> {
+    let err = |reason: String| Error::Format {
+        origin: format!("{origin} [{}]", def.name),
+        reason,
+    };
+    let shape = match (&def.layout, &def.regex, &def.json) {
+        (Some(l), None, None) => Shape::Text(Layout::from_pattern(l, def.time.as_deref()).map_err(err)?),
+        (None, Some(r), None) => Shape::Text(Layout::from_regex(r, def.time.as_deref()).map_err(err)?),
+        (None, None, Some(j)) => Shape::Json(j.clone()),
+        (None, None, None) if def.name == "plain" => Shape::Plain,
+        _ => return Err(err("a format needs exactly one of layout, regex, json".into())),
+    };
+    let mut rules: Vec<(String, RuleDef)> = Vec::new();
+    for name in &def.rules {
+        let (o, rs) = rulesets
+            .get(name)
+            .ok_or_else(|| err(format!("unknown ruleset {name:?}")))?;
+        rules.extend(rs.rule.iter().map(|r| (format!("{o} [{}]", rs.name), r.clone())));
+    }
+    let classifier = Arc::new(Classifier::new(&rules).map_err(err)?);
+    Ok(Format {
+        def,
+        shape,
+        classifier,
+        origin: origin.to_string(),
+    })
+}
+
+impl Format {
+    /// True when `line` starts a new entry in this format.
+    pub fn head_matches(&self, line: &[u8]) -> bool {
+        match &self.shape {
+            Shape::Text(l) => l.parse(line).is_some(),
+            Shape::Json(j) => json_head(line, j),
+            Shape::Plain => true,
+        }
+    }
+}
+
+fn json_head(line: &[u8], j: &JsonDef) -> bool {
+    let t = line.trim_ascii();
+    if t.first() != Some(&b'{') {
+        return false;
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(t) {
+        Ok(m) => j.message.iter().any(|k| m.contains_key(k)) || j.ts.iter().any(|k| m.contains_key(k)),
+        Err(_) => false,
+    }
+}

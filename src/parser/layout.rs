@@ -1,0 +1,451 @@
+//! Line layouts: a log4j/logback `PatternLayout` (`%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n`)
+//! or a Python `logging` format (`%(asctime)s %(levelname)s %(name)s: %(message)s`) compiled into a
+//! sequence of literals and fields, matched with a small backtracking scanner (no regex on the hot
+//! path), or an explicit regex with named groups for anything else.
+
+use memchr::memmem;
+use regex::bytes::Regex;
+
+use super::timefmt::{Civil, TimeFormat};
+
+/// A field of a line layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The timestamp.
+    Time,
+    /// The level (may be padded with spaces).
+    Level,
+    /// The thread name (may contain anything, including `:` and `]`).
+    Thread,
+    /// Logger or class name (no white space).
+    Logger,
+    /// Source line number (digits or `?`).
+    LineNo,
+    /// The `myid` MDC value (a server id, or `host:port` in client logs, or empty).
+    Myid,
+    /// The rest of the line.
+    Message,
+    /// Anything else the layout prints (NDC, other MDC keys, relative time): matched, not kept.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+enum Token {
+    Lit(Vec<u8>),
+    Field(Field),
+}
+
+/// The parts of a line a layout found (byte ranges into the line).
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    /// Timestamp fields.
+    pub time: Option<Civil>,
+    /// Level text range.
+    pub level: Option<(usize, usize)>,
+    /// Thread range.
+    pub thread: Option<(usize, usize)>,
+    /// Logger range.
+    pub logger: Option<(usize, usize)>,
+    /// myid range.
+    pub myid: Option<(usize, usize)>,
+    /// Message range.
+    pub message: (usize, usize),
+}
+
+/// A compiled layout.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// Literal/field sequence from a pattern.
+    Pattern {
+        /// The tokens.
+        tokens: Vec<TokenSeq>,
+        /// Timestamp format.
+        time: TimeFormat,
+    },
+    /// A regex with named groups `ts`, `level`, `thread`, `logger`, `myid`, `msg`.
+    Regex {
+        /// The regex.
+        re: Regex,
+        /// How to read the `ts` group.
+        time: TimeFormat,
+    },
+}
+
+/// Opaque compiled token (public only so [`Layout`] can be matched on).
+#[derive(Debug, Clone)]
+pub struct TokenSeq(Token);
+
+impl Layout {
+    /// Compiles a log4j/logback or Python logging pattern. `time_override` replaces the date
+    /// pattern given inside `%d{...}` / implied by `%(asctime)s`.
+    pub fn from_pattern(pattern: &str, time_override: Option<&str>) -> Result<Layout, String> {
+        let b = pattern.as_bytes();
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut lit = Vec::new();
+        let mut time_spec: Option<String> = None;
+        let mut i = 0;
+        let push = |tokens: &mut Vec<Token>, lit: &mut Vec<u8>, f: Option<Field>| {
+            if !lit.is_empty() {
+                tokens.push(Token::Lit(std::mem::take(lit)));
+            }
+            if let Some(f) = f {
+                tokens.push(Token::Field(f));
+            }
+        };
+        while i < b.len() {
+            if b[i] != b'%' {
+                lit.push(b[i]);
+                i += 1;
+                continue;
+            }
+            i += 1;
+            if b.get(i) == Some(&b'%') {
+                lit.push(b'%');
+                i += 1;
+                continue;
+            }
+            // Python: %(name)s
+            if b.get(i) == Some(&b'(') {
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b')')
+                    .ok_or("unterminated %( in layout")?;
+                let name = &pattern[i + 1..i + end];
+                i += end + 1;
+                // width/flags then conversion letter
+                while i < b.len() && (b[i].is_ascii_digit() || b"-.#+ ".contains(&b[i])) {
+                    i += 1;
+                }
+                i += 1; // conversion char (s, d, f)
+                let f = match name {
+                    "asctime" => {
+                        time_spec.get_or_insert_with(|| "ISO8601".to_string());
+                        Field::Time
+                    }
+                    "levelname" => Field::Level,
+                    "name" => Field::Logger,
+                    "message" => Field::Message,
+                    "threadName" => Field::Thread,
+                    "lineno" => Field::LineNo,
+                    _ => Field::Skip,
+                };
+                push(&mut tokens, &mut lit, Some(f));
+                continue;
+            }
+            // log4j: %[-][width][.max]conv[{opt}]
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'-' || b[i] == b'.') {
+                i += 1;
+            }
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let conv = &pattern[start..i];
+            let mut opt = None;
+            if b.get(i) == Some(&b'{') {
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b'}')
+                    .ok_or("unterminated { in layout")?;
+                opt = Some(&pattern[i + 1..i + end]);
+                i += end + 1;
+            }
+            let f = match conv {
+                "d" | "date" => {
+                    let spec = match opt {
+                        None | Some("ISO8601") | Some("DEFAULT") => "ISO8601",
+                        Some(s) => s,
+                    };
+                    time_spec = Some(spec.to_string());
+                    Some(Field::Time)
+                }
+                "p" | "le" | "level" => Some(Field::Level),
+                "t" | "thread" => Some(Field::Thread),
+                "c" | "C" | "logger" | "class" | "lo" => Some(Field::Logger),
+                "L" | "line" => Some(Field::LineNo),
+                "X" | "mdc" if opt == Some("myid") => Some(Field::Myid),
+                "m" | "msg" | "message" => Some(Field::Message),
+                "n" => None,
+                "" => return Err(format!("bad conversion at byte {start} of layout")),
+                _ => Some(Field::Skip),
+            };
+            if f.is_none() && conv == "n" {
+                continue;
+            }
+            push(&mut tokens, &mut lit, f);
+        }
+        push(&mut tokens, &mut lit, None);
+        // Validate: two adjacent fields are ambiguous unless the first is the time.
+        for w in tokens.windows(2) {
+            if let (Token::Field(a), Token::Field(_)) = (&w[0], &w[1]) {
+                if *a != Field::Time {
+                    return Err("two fields with no literal between them".to_string());
+                }
+            }
+        }
+        if !tokens.iter().any(|t| matches!(t, Token::Field(Field::Message))) {
+            return Err("layout has no message field (%m / %(message)s)".to_string());
+        }
+        let spec = time_override
+            .map(str::to_string)
+            .or(time_spec)
+            .unwrap_or_else(|| "ISO8601".to_string());
+        Ok(Layout::Pattern {
+            tokens: tokens.into_iter().map(TokenSeq).collect(),
+            time: TimeFormat::compile(&spec)?,
+        })
+    }
+
+    /// Compiles a regex layout; it must have a `msg` group.
+    pub fn from_regex(re: &str, time: Option<&str>) -> Result<Layout, String> {
+        let re = Regex::new(re).map_err(|e| e.to_string())?;
+        if !re.capture_names().any(|n| n == Some("msg")) {
+            return Err("regex layout needs a (?P<msg>...) group".to_string());
+        }
+        Ok(Layout::Regex {
+            re,
+            time: TimeFormat::compile(time.unwrap_or("RFC3339"))?,
+        })
+    }
+
+    /// True when the layout begins with a timestamp (lines that do not are continuations).
+    pub fn starts_with_time(&self) -> bool {
+        match self {
+            Layout::Pattern { tokens, .. } => {
+                matches!(tokens.first(), Some(TokenSeq(Token::Field(Field::Time))))
+            }
+            Layout::Regex { .. } => false,
+        }
+    }
+
+    /// Matches a whole line (without its newline).
+    pub fn parse(&self, line: &[u8]) -> Option<Parts> {
+        match self {
+            Layout::Pattern { tokens, time } => {
+                // Fast reject: a layout that starts with a time needs a digit first.
+                if self.starts_with_time() && !line.first().is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+                let mut parts = Parts::default();
+                let mut budget = 64u32;
+                if match_from(tokens, 0, line, 0, time, &mut parts, &mut budget) {
+                    Some(parts)
+                } else {
+                    None
+                }
+            }
+            Layout::Regex { re, time } => {
+                let caps = re.captures(line)?;
+                let range = |n: &str| caps.name(n).map(|m| (m.start(), m.end()));
+                let time = match caps.name("ts") {
+                    Some(m) => {
+                        let (c, used) = time.parse_prefix(m.as_bytes())?;
+                        if used != m.len() {
+                            return None;
+                        }
+                        Some(c)
+                    }
+                    None => None,
+                };
+                Some(Parts {
+                    time,
+                    level: range("level"),
+                    thread: range("thread"),
+                    logger: range("logger"),
+                    myid: range("myid"),
+                    message: range("msg").unwrap_or((line.len(), line.len())),
+                })
+            }
+        }
+    }
+}
+
+fn field_ok(f: Field, v: &[u8]) -> bool {
+    match f {
+        Field::Level => {
+            let t = v.trim_ascii();
+            !t.is_empty() && t.len() <= 11 && t.iter().all(u8::is_ascii_alphabetic)
+        }
+        Field::Logger => {
+            !v.is_empty()
+                && v
+                    .iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'-' | b'/'))
+        }
+        Field::LineNo => !v.is_empty() && (v == b"?" || v.iter().all(u8::is_ascii_digit)),
+        Field::Thread => !v.is_empty(),
+        Field::Myid => !v.contains(&b']'),
+        Field::Time | Field::Message | Field::Skip => true,
+    }
+}
+
+fn set(parts: &mut Parts, f: Field, r: (usize, usize)) {
+    match f {
+        Field::Level => parts.level = Some(r),
+        Field::Thread => parts.thread = Some(r),
+        Field::Logger => parts.logger = Some(r),
+        Field::Myid => parts.myid = Some(r),
+        Field::Message => parts.message = r,
+        Field::LineNo | Field::Time | Field::Skip => {}
+    }
+}
+
+fn match_from(
+    tokens: &[TokenSeq],
+    ti: usize,
+    line: &[u8],
+    pos: usize,
+    time: &TimeFormat,
+    parts: &mut Parts,
+    budget: &mut u32,
+) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    let Some(TokenSeq(tok)) = tokens.get(ti) else {
+        return pos == line.len();
+    };
+    match tok {
+        Token::Lit(l) => {
+            line[pos..].starts_with(l)
+                && match_from(tokens, ti + 1, line, pos + l.len(), time, parts, budget)
+        }
+        Token::Field(Field::Time) => match time.parse_prefix(&line[pos..]) {
+            Some((c, used)) => {
+                parts.time = Some(c);
+                match_from(tokens, ti + 1, line, pos + used, time, parts, budget)
+            }
+            None => false,
+        },
+        Token::Field(f) => {
+            let next = tokens.get(ti + 1).map(|t| &t.0);
+            match next {
+                None => {
+                    // Last token: takes the rest of the line.
+                    if field_ok(*f, &line[pos..]) {
+                        set(parts, *f, (pos, line.len()));
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Some(Token::Lit(l)) => {
+                    let finder = memmem::find_iter(&line[pos..], l);
+                    for rel in finder {
+                        let end = pos + rel;
+                        let span = &line[pos..end];
+                        if !field_ok(*f, span) {
+                            // Logger, line and level fields are character classes: once a span
+                            // fails, every longer span fails too.
+                            let monotonic = match f {
+                                Field::Logger | Field::LineNo => !span.is_empty(),
+                                Field::Level => !span.trim_ascii().is_empty(),
+                                _ => false,
+                            };
+                            if monotonic {
+                                return false;
+                            }
+                            continue;
+                        }
+                        set(parts, *f, (pos, end));
+                        if match_from(tokens, ti + 1, line, end, time, parts, budget) {
+                            return true;
+                        }
+                        if *budget == 0 {
+                            return false;
+                        }
+                    }
+                    false
+                }
+                Some(Token::Field(_)) => false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZK: &str = "%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n";
+
+    fn s<'a>(line: &'a [u8], r: Option<(usize, usize)>) -> &'a str {
+        r.map(|(a, b)| std::str::from_utf8(&line[a..b]).unwrap_or("?"))
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn zookeeper_layout_with_colons_in_thread() {
+        let l = Layout::from_pattern(ZK, None).expect("compiles");
+        let line = b"2024-05-01 12:00:00,123 [myid:1] - INFO  [QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled):QuorumPeer@1525] - LOOKING";
+        let p = l.parse(line).expect("matches");
+        assert_eq!(s(line, p.level).trim(), "INFO");
+        assert_eq!(
+            s(line, p.thread),
+            "QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled)"
+        );
+        assert_eq!(s(line, p.logger), "QuorumPeer");
+        assert_eq!(s(line, p.myid), "1");
+        assert_eq!(s(line, Some(p.message)), "LOOKING");
+        assert_eq!(p.time.map(|t| t.second), Some(0));
+    }
+
+    #[test]
+    fn message_may_contain_separators() {
+        let l = Layout::from_pattern(ZK, None).expect("compiles");
+        let line = b"2024-05-01 12:00:00,123 [myid:] - WARN  [main:Foo@1] - a [b:c@2] - d";
+        let p = l.parse(line).expect("matches");
+        assert_eq!(s(line, Some(p.message)), "a [b:c@2] - d");
+        assert_eq!(s(line, p.myid), "");
+    }
+
+    #[test]
+    fn debian_layout_rejects_upstream_line() {
+        let deb = Layout::from_pattern("%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n", None)
+            .expect("compiles");
+        assert!(deb
+            .parse(b"2024-05-01 12:00:00,123 [myid:1] - INFO  [main:A@1] - x")
+            .is_none());
+        assert!(deb
+            .parse(b"2024-05-01 12:00:00,123 - INFO  [main:A@1] - x")
+            .is_some());
+    }
+
+    #[test]
+    fn python_logging_layout() {
+        let l = Layout::from_pattern("%(asctime)s %(levelname)s %(name)s: %(message)s", None)
+            .expect("compiles");
+        let line = b"2026-11-24 22:02:29,123 WARNING kazoo.client: Connection dropped: socket connection broken";
+        let p = l.parse(line).expect("matches");
+        assert_eq!(s(line, p.level), "WARNING");
+        assert_eq!(s(line, p.logger), "kazoo.client");
+        assert_eq!(
+            s(line, Some(p.message)),
+            "Connection dropped: socket connection broken"
+        );
+        assert!(l.parse(b"\tat java.lang.Thread.run(Thread.java:750)").is_none());
+    }
+
+    #[test]
+    fn regex_layout() {
+        let l = Layout::from_regex(
+            r"^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$",
+            Some("RFC3339"),
+        )
+        .expect("compiles");
+        let p = l
+            .parse(b"2026-11-24T22:02:29Z INFO hello")
+            .expect("matches");
+        assert_eq!(p.time.map(|t| t.hour), Some(22));
+        assert!(Layout::from_regex("(?P<x>.)", None).is_err());
+    }
+
+    #[test]
+    fn hostile_line_is_bounded() {
+        let l = Layout::from_pattern(ZK, None).expect("compiles");
+        let mut line = b"2024-05-01 12:00:00,123 [myid:1] - INFO  [".to_vec();
+        line.extend(std::iter::repeat_n(b':', 100_000));
+        assert!(l.parse(&line).is_none());
+    }
+}

@@ -1,0 +1,345 @@
+//! Parsers: turn the lines of one source into [`Event`]s.
+//!
+//! A [`Format`](format::Format) (from `parsers/*.toml`) says how a line is laid out and which
+//! rules classify its message. An [`EntryParser`] applies one format to one source's lines in
+//! order, folding continuation lines (stack traces) into the entry they belong to.
+
+pub mod format;
+pub mod layout;
+pub mod rules;
+pub mod timefmt;
+
+use std::sync::Arc;
+
+use memchr::memmem;
+
+use crate::event::{Attrs, Event, Level, KIND_LOG};
+use format::{Format, JsonDef, Shape};
+use timefmt::{Tz, ZoneConverter};
+
+pub use format::Registry;
+
+/// Where a source's events come from.
+#[derive(Debug, Clone)]
+pub struct SourceMeta {
+    /// Node name (`zk1`).
+    pub node: Arc<str>,
+    /// Source name (path or URL).
+    pub source: Arc<str>,
+    /// Zone of zone-less timestamps.
+    pub tz: Tz,
+}
+
+/// Something worth telling the user about a source, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Byte offset in the source.
+    pub offset: u64,
+    /// What happened.
+    pub message: String,
+}
+
+/// Parses one source's lines into events.
+#[derive(Debug)]
+pub struct EntryParser {
+    format: Arc<Format>,
+    meta: SourceMeta,
+    zone: ZoneConverter,
+    pending: Option<Event>,
+    pending_dropped: usize,
+    max_entry: usize,
+    myid: Option<u64>,
+    kind_log: Arc<str>,
+    notices: Vec<Notice>,
+}
+
+/// Largest message kept for one entry; the rest of a longer entry is dropped (and reported).
+pub const DEFAULT_MAX_ENTRY: usize = 1 << 20;
+
+impl EntryParser {
+    /// A parser for one source.
+    pub fn new(format: Arc<Format>, meta: SourceMeta) -> Self {
+        EntryParser {
+            zone: ZoneConverter::new(meta.tz),
+            format,
+            meta,
+            pending: None,
+            pending_dropped: 0,
+            max_entry: DEFAULT_MAX_ENTRY,
+            myid: None,
+            kind_log: Arc::from(KIND_LOG),
+            notices: Vec::new(),
+        }
+    }
+
+    /// The format in use.
+    pub fn format(&self) -> &Arc<Format> {
+        &self.format
+    }
+
+    /// Notices collected so far (drained).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Feeds one line (without its line terminator). Returns the previous entry when this line
+    /// starts a new one.
+    pub fn push(&mut self, line: &[u8], offset: u64, lineno: u64) -> Option<Event> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let format = self.format.clone();
+        let fresh = match &format.shape {
+            Shape::Text(layout) => layout.parse(line).map(|p| self.from_parts(line, &p, offset, lineno)),
+            Shape::Json(j) => self.from_json(line, j, offset, lineno),
+            Shape::Plain => None,
+        };
+        let multiline = self.format.def.multiline;
+        match fresh {
+            Some(ev) => self.pending.replace(ev).map(|e| self.seal(e)),
+            None if multiline && self.pending.is_some() => {
+                self.append(line, offset);
+                None
+            }
+            None if line.trim_ascii().is_empty() => None,
+            None => {
+                // A line no layout explains, with nothing to fold it into: an entry of its own.
+                let ev = self.bare(line, offset, lineno);
+                self.pending.replace(ev).map(|e| self.seal(e))
+            }
+        }
+    }
+
+    /// Ends the source: returns the last entry.
+    pub fn finish(&mut self) -> Option<Event> {
+        self.pending.take().map(|e| self.seal(e))
+    }
+
+    fn append(&mut self, line: &[u8], offset: u64) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        let room = self.max_entry.saturating_sub(p.message.len() + 1);
+        if room == 0 || self.pending_dropped > 0 {
+            if self.pending_dropped == 0 {
+                self.notices.push(Notice {
+                    offset,
+                    message: format!(
+                        "entry starting at byte offset {} is longer than {} bytes; the rest is not indexed",
+                        p.offset, self.max_entry
+                    ),
+                });
+            }
+            self.pending_dropped += line.len() + 1;
+            return;
+        }
+        p.message.push('\n');
+        let take = line.len().min(room);
+        p.message.push_str(&String::from_utf8_lossy(&line[..take]));
+        if take < line.len() {
+            self.pending_dropped += line.len() - take;
+            self.notices.push(Notice {
+                offset,
+                message: format!(
+                    "entry starting at byte offset {} is longer than {} bytes; the rest is not indexed",
+                    p.offset, self.max_entry
+                ),
+            });
+        }
+    }
+
+    /// Classifies a finished entry.
+    fn seal(&mut self, mut e: Event) -> Event {
+        self.pending_dropped = 0;
+        if e.myid.is_none() {
+            e.myid = self.myid;
+        }
+        let mut attrs = Attrs::default();
+        if let Some(c) = self
+            .format
+            .classifier
+            .classify(e.headline(), e.logger.as_deref(), &mut attrs)
+        {
+            e.kind = c.kind;
+        }
+        // A JSON source may already carry attributes: keep them unless a rule found better ones.
+        merge(&mut e.attrs, attrs);
+        if &*e.kind == "election.leading" && e.attrs.leader.is_none() {
+            e.attrs.leader = e.myid;
+        }
+        e.attrs.derive();
+        e
+    }
+
+    fn base(&self, offset: u64, lineno: u64) -> Event {
+        Event {
+            ts: None,
+            node: self.meta.node.clone(),
+            myid: None,
+            source: self.meta.source.clone(),
+            offset,
+            line: lineno,
+            level: None,
+            thread: None,
+            logger: None,
+            message: String::new(),
+            kind: self.kind_log.clone(),
+            attrs: Attrs::default(),
+        }
+    }
+
+    fn bare(&self, line: &[u8], offset: u64, lineno: u64) -> Event {
+        let mut e = self.base(offset, lineno);
+        let take = line.len().min(self.max_entry);
+        e.message = String::from_utf8_lossy(&line[..take]).into_owned();
+        e
+    }
+
+    fn from_parts(&mut self, line: &[u8], p: &layout::Parts, offset: u64, lineno: u64) -> Event {
+        let txt = |r: Option<(usize, usize)>| r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string());
+        let mut e = self.base(offset, lineno);
+        e.ts = p.time.as_ref().and_then(|c| self.zone.to_nanos(c));
+        e.level = p
+            .level
+            .and_then(|(a, b)| std::str::from_utf8(&line[a..b]).ok())
+            .and_then(Level::parse);
+        e.thread = txt(p.thread).filter(|s| !s.is_empty());
+        e.logger = txt(p.logger).filter(|s| !s.is_empty());
+        let (ma, mb) = p.message;
+        let mb = mb.min(ma + self.max_entry);
+        e.message = String::from_utf8_lossy(&line[ma..mb]).into_owned();
+        let myid = p
+            .myid
+            .and_then(|(a, b)| std::str::from_utf8(&line[a..b]).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .or_else(|| e.thread.as_deref().and_then(myid_in_thread));
+        if let Some(id) = myid {
+            self.myid = Some(id);
+        }
+        e.myid = myid;
+        e
+    }
+
+    fn from_json(&mut self, line: &[u8], j: &JsonDef, offset: u64, lineno: u64) -> Option<Event> {
+        use serde_json::Value;
+        let t = line.trim_ascii();
+        if t.first() != Some(&b'{') {
+            return None;
+        }
+        let m: serde_json::Map<String, Value> = serde_json::from_slice(t).ok()?;
+        let get = |keys: &[String]| keys.iter().find_map(|k| m.get(k));
+        let s = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let mut e = self.base(offset, lineno);
+        e.ts = get(&j.ts).and_then(|v| match v {
+            Value::String(s) => timefmt::TimeFormat::Iso8601
+                .parse_prefix(s.as_bytes())
+                .and_then(|(c, _)| self.zone.to_nanos(&c)),
+            Value::Number(n) => n.as_f64().map(|f| {
+                // seconds, milliseconds or nanoseconds since the epoch, by magnitude
+                if f > 1e17 {
+                    f as i64
+                } else if f > 1e11 {
+                    (f * 1e6) as i64
+                } else {
+                    (f * 1e9) as i64
+                }
+            }),
+            _ => None,
+        });
+        e.level = get(&j.level).and_then(|v| Level::parse(&s(v)));
+        e.logger = get(&j.logger).map(s);
+        e.thread = get(&j.thread).map(s);
+        e.message = get(&j.message).map(s).unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());
+        for (attr, keys) in &j.attrs {
+            if let Some(v) = get(keys) {
+                rules::apply(&mut e.attrs, attr, &s(v));
+            }
+        }
+        Some(e)
+    }
+}
+
+fn merge(into: &mut Attrs, found: Attrs) {
+    macro_rules! m {
+        ($($f:ident),*) => { $( if found.$f.is_some() { into.$f = found.$f; } )* };
+    }
+    m!(session, zxid, epoch, server, leader, peer, path, duration_ms, timeout_ms, state);
+}
+
+/// `QuorumPeer[myid=1](plain=...)` and `WorkerReceiver[myid=2]` carry the server id.
+fn myid_in_thread(t: &str) -> Option<u64> {
+    let i = memmem::find(t.as_bytes(), b"myid=")? + 5;
+    let d: String = t[i..].chars().take_while(char::is_ascii_digit).collect();
+    d.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(name: &str) -> EntryParser {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        let f = reg.get(name).expect("format exists");
+        EntryParser::new(
+            f,
+            SourceMeta {
+                node: Arc::from("zk1"),
+                source: Arc::from("t.log"),
+                tz: Tz::Utc,
+            },
+        )
+    }
+
+    fn run(p: &mut EntryParser, text: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut off = 0u64;
+        for (i, l) in text.split('\n').enumerate() {
+            if let Some(e) = p.push(l.as_bytes(), off, i as u64 + 1) {
+                out.push(e);
+            }
+            off += l.len() as u64 + 1;
+        }
+        out.extend(p.finish());
+        out
+    }
+
+    #[test]
+    fn stack_traces_fold_into_their_entry() {
+        let mut p = parser("zookeeper-log4j");
+        let text = "2026-11-24 22:02:29,123 [myid:2] - WARN  [QuorumPeer[myid=2](plain=[0:0:0:0:0:0:0:0]:2182)(secure=disabled):Follower@131] - Exception when following the leader\n\
+             java.io.EOFException\n\
+             \tat java.base/java.io.DataInputStream.readInt(DataInputStream.java:398)\n\
+             2026-11-24 22:02:29,200 [myid:2] - INFO  [QuorumPeer[myid=2](plain=[0:0:0:0:0:0:0:0]:2182)(secure=disabled):QuorumPeer@1525] - LOOKING";
+        let ev = run(&mut p, text);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].message.lines().count(), 3);
+        assert_eq!(ev[0].myid, Some(2));
+        let second = text.find("\n2026").map(|i| i as u64 + 1);
+        assert_eq!(Some(ev[1].offset), second);
+        assert_eq!(ev[1].line, 4);
+        assert_eq!(&*ev[1].kind, "election.looking");
+    }
+
+    #[test]
+    fn orphan_continuation_is_its_own_event() {
+        let mut p = parser("zookeeper-log4j");
+        let ev = run(&mut p, "\tat foo.Bar(Bar.java:1)\n2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - hello");
+        assert_eq!(ev.len(), 2);
+        assert_eq!(&*ev[0].kind, "log");
+        assert_eq!(ev[0].ts, None);
+        assert_eq!(ev[1].message, "hello");
+        assert_eq!(ev[1].offset, 24);
+    }
+
+    #[test]
+    fn oversized_entry_is_capped_and_reported() {
+        let mut p = parser("zookeeper-log4j");
+        p.max_entry = 100;
+        let long = "x".repeat(500);
+        let ev = run(&mut p, &format!("2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - {long}\n{long}"));
+        assert_eq!(ev.len(), 1);
+        assert!(ev[0].message.len() <= 100);
+        assert!(!p.take_notices().is_empty());
+    }
+}

@@ -1,0 +1,470 @@
+//! Classification rules: message templates such as
+//! `Expiring session 0x{session:hex}, timeout of {timeout_ms:int}ms exceeded` that give an entry
+//! its dotted kind and extract typed attributes.
+//!
+//! Each rule's literal text feeds one Aho-Corasick automaton, so a message is only tried against
+//! the few rules whose literals it contains (no per-rule regex scan of every line).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::event::Attrs;
+
+/// A rule as written in a `parsers/*.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    /// The kind given to matching entries (`session.expired`).
+    pub kind: String,
+    /// A template the whole message headline must match.
+    #[serde(rename = "match")]
+    pub matches: Option<String>,
+    /// A template that may match anywhere in the headline.
+    pub contains: Option<String>,
+    /// A raw regex (named groups = attributes) matched anywhere in the headline.
+    pub regex: Option<String>,
+    /// For `regex` rules: a literal every match contains (lets the rule be skipped cheaply).
+    pub literal: Option<String>,
+    /// Only entries whose logger ends with this name.
+    pub logger: Option<String>,
+    /// Constant attributes set on a match (`state = "looking"`).
+    #[serde(default)]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Example messages this rule must classify (checked by `zklens formats --check` and tests).
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// Free text for operators.
+    pub note: Option<String>,
+}
+
+/// A named group of rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesetDef {
+    /// Name referred to by formats.
+    pub name: String,
+    /// Rules, tried in order (first match wins).
+    #[serde(default)]
+    pub rule: Vec<RuleDef>,
+}
+
+/// Attribute names a rule may capture.
+const ATTRS: &[&str] = &[
+    "session",
+    "zxid",
+    "epoch",
+    "server",
+    "leader",
+    "peer",
+    "path",
+    "duration_ms",
+    "timeout_ms",
+    "state",
+];
+
+fn default_type(name: &str) -> &'static str {
+    match name {
+        "session" | "zxid" => "hex",
+        "epoch" | "server" | "leader" | "duration_ms" | "timeout_ms" => "int",
+        "path" => "path",
+        "peer" => "word",
+        _ => "any",
+    }
+}
+
+fn type_regex(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "hex" => "[0-9a-fA-F]+",
+        "int" => "-?[0-9]+",
+        "word" => r"\S+",
+        "path" => r"/\S*",
+        "any" => ".*?",
+        "rest" => ".*",
+        _ => return None,
+    })
+}
+
+/// Compiles a template into (regex source, literal pieces).
+fn compile_template(t: &str, anchored: bool) -> Result<(String, Vec<String>), String> {
+    let mut re = String::new();
+    if anchored {
+        re.push('^');
+    }
+    let mut lits = Vec::new();
+    let mut lit = String::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        lit.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("unterminated {{ in template {t:?}"))?
+            + open;
+        let inner = &rest[open + 1..close];
+        rest = &rest[close + 1..];
+        if inner.is_empty() {
+            return Err(format!("empty {{}} in template {t:?}"));
+        }
+        re.push_str(&regex::escape(&lit));
+        if !lit.trim().is_empty() {
+            lits.push(std::mem::take(&mut lit));
+        }
+        lit.clear();
+        let (name, ty) = match inner.split_once(':') {
+            Some((n, ty)) => (n.trim(), ty.trim()),
+            None => (inner.trim(), default_type(inner.trim())),
+        };
+        let tre = type_regex(ty).ok_or_else(|| {
+            format!("unknown placeholder type {ty:?} in {t:?} (hex, int, word, path, any, rest)")
+        })?;
+        if name == "*" || name == "_" {
+            re.push_str(&format!("(?:{tre})"));
+        } else if ATTRS.contains(&name) {
+            re.push_str(&format!("(?P<{name}>{tre})"));
+        } else {
+            return Err(format!(
+                "unknown attribute {name:?} in {t:?} (known: {}, or * to skip)",
+                ATTRS.join(", ")
+            ));
+        }
+    }
+    lit.push_str(rest);
+    re.push_str(&regex::escape(&lit));
+    if !lit.trim().is_empty() {
+        lits.push(lit);
+    }
+    if anchored {
+        re.push('$');
+    }
+    Ok((re, lits))
+}
+
+#[derive(Debug)]
+struct Compiled {
+    kind: Arc<str>,
+    re: Regex,
+    logger: Option<String>,
+    set: Vec<(String, String)>,
+    origin: String,
+}
+
+/// A compiled set of rules (one per format: the union of its rulesets, in order).
+#[derive(Debug)]
+pub struct Classifier {
+    rules: Vec<Compiled>,
+    ac: Option<AhoCorasick>,
+    /// literal pattern id -> rule index
+    lit_rule: Vec<usize>,
+    /// rules without a usable literal (tried on every line)
+    always: Vec<usize>,
+}
+
+/// The outcome of classifying one message.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// The kind.
+    pub kind: Arc<str>,
+    /// Index of the rule that matched (for diagnostics).
+    pub rule: usize,
+}
+
+impl Classifier {
+    /// Compiles rules; `origin` names the rule in errors.
+    pub fn new(rules: &[(String, RuleDef)]) -> Result<Classifier, String> {
+        let mut compiled = Vec::new();
+        let mut pats: Vec<String> = Vec::new();
+        let mut lit_rule = Vec::new();
+        let mut always = Vec::new();
+        for (i, (origin, r)) in rules.iter().enumerate() {
+            let (src, lits) = match (&r.matches, &r.contains, &r.regex) {
+                (Some(t), None, None) => compile_template(t, true),
+                (None, Some(t), None) => compile_template(t, false),
+                (None, None, Some(re)) => Ok((
+                    re.clone(),
+                    r.literal.clone().or_else(|| required_literal(re)).into_iter().collect(),
+                )),
+                _ => Err("a rule needs exactly one of match, contains, regex".to_string()),
+            }
+            .map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
+            let re = Regex::new(&src).map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
+            for name in re.capture_names().flatten() {
+                if !ATTRS.contains(&name) {
+                    return Err(format!(
+                        "{origin}: rule {}: unknown attribute group {name:?}",
+                        r.kind
+                    ));
+                }
+            }
+            for k in r.set.keys() {
+                if !ATTRS.contains(&k.as_str()) {
+                    return Err(format!(
+                        "{origin}: rule {}: unknown attribute {k:?} in set",
+                        r.kind
+                    ));
+                }
+            }
+            // The longest literal is the cheapest sufficient prefilter.
+            match lits.iter().max_by_key(|l| l.trim().len()) {
+                Some(l) if l.trim().len() >= 3 => {
+                    pats.push(l.clone());
+                    lit_rule.push(i);
+                }
+                _ => always.push(i),
+            }
+            compiled.push(Compiled {
+                kind: Arc::from(r.kind.as_str()),
+                re,
+                logger: r.logger.clone(),
+                set: r.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                origin: origin.clone(),
+            });
+        }
+        let ac = if pats.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(&pats)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(Classifier {
+            rules: compiled,
+            ac,
+            lit_rule,
+            always,
+        })
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Where rule `i` was defined.
+    pub fn origin(&self, i: usize) -> &str {
+        &self.rules[i].origin
+    }
+
+    /// Classifies a message headline; fills `attrs` from the matching rule's captures.
+    pub fn classify(&self, headline: &str, logger: Option<&str>, attrs: &mut Attrs) -> Option<Classified> {
+        let mut cands: BTreeSet<usize> = self.always.iter().copied().collect();
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(headline) {
+                cands.insert(self.lit_rule[m.pattern().as_usize()]);
+            }
+        }
+        for i in cands {
+            let r = &self.rules[i];
+            if let Some(want) = &r.logger {
+                match logger {
+                    Some(l) if l.ends_with(want.as_str()) => {}
+                    _ => continue,
+                }
+            }
+            let Some(caps) = r.re.captures(headline) else {
+                continue;
+            };
+            for name in r.re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    apply(attrs, name, m.as_str());
+                }
+            }
+            for (k, v) in &r.set {
+                apply(attrs, k, v);
+            }
+            attrs.derive();
+            return Some(Classified {
+                kind: r.kind.clone(),
+                rule: i,
+            });
+        }
+        None
+    }
+}
+
+/// The longest run of plain characters a regex requires at its top level (outside groups,
+/// classes and optional atoms), or `None` when it cannot tell (alternation, flags).
+pub fn required_literal(re: &str) -> Option<String> {
+    let cs: Vec<char> = re.chars().collect();
+    if re.starts_with("(?i") || re.contains("(?i") {
+        return None;
+    }
+    let mut best = String::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let flush = |cur: &mut String, best: &mut String| {
+        if cur.len() > best.len() {
+            *best = cur.clone();
+        }
+        cur.clear();
+    };
+    while i < cs.len() {
+        let c = cs[i];
+        // Is the atom at i followed by a quantifier that makes it optional or repeated?
+        let atom_end;
+        let mut lit: Option<char> = None;
+        match c {
+            '\\' => {
+                let n = *cs.get(i + 1)?;
+                atom_end = i + 2;
+                if depth == 0 && !n.is_ascii_alphanumeric() {
+                    lit = Some(n);
+                }
+            }
+            '(' => {
+                depth += 1;
+                flush(&mut cur, &mut best);
+                i += 1;
+                continue;
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                flush(&mut cur, &mut best);
+                i += 1;
+                continue;
+            }
+            '[' => {
+                // skip the class
+                let mut j = i + 1;
+                if cs.get(j) == Some(&']') {
+                    j += 1;
+                }
+                while j < cs.len() && cs[j] != ']' {
+                    if cs[j] == '\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                atom_end = j + 1;
+            }
+            '|' if depth == 0 => return None,
+            '^' | '$' | '.' | '|' => atom_end = i + 1,
+            _ => {
+                atom_end = i + 1;
+                if depth == 0 {
+                    lit = Some(c);
+                }
+            }
+        }
+        let q = cs.get(atom_end).copied();
+        let optional = matches!(q, Some('?' | '*' | '{'));
+        let repeated = matches!(q, Some('+'));
+        match lit {
+            Some(l) if !optional => {
+                cur.push(l);
+                if repeated {
+                    flush(&mut cur, &mut best);
+                }
+            }
+            _ => flush(&mut cur, &mut best),
+        }
+        i = atom_end;
+    }
+    flush(&mut cur, &mut best);
+    (best.trim().len() >= 3).then_some(best)
+}
+
+fn num(v: &str, hex: bool) -> Option<u64> {
+    let v = v.trim();
+    if hex {
+        let h = v.strip_prefix("0x").unwrap_or(v);
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+/// Sets one attribute from captured text (ignored when it does not parse).
+pub fn apply(a: &mut Attrs, name: &str, v: &str) {
+    match name {
+        "session" => a.session = num(v, true),
+        "zxid" => a.zxid = num(v, true),
+        "epoch" => a.epoch = num(v, !v.bytes().all(|b| b.is_ascii_digit())),
+        "server" => a.server = num(v, false),
+        "leader" => a.leader = num(v, false),
+        "duration_ms" => a.duration_ms = num(v, false),
+        "timeout_ms" => a.timeout_ms = num(v, false),
+        "peer" => a.peer = Some(v.trim_end_matches(['.', ',']).to_string()),
+        "path" => a.path = Some(v.to_string()),
+        "state" => a.state = Some(v.trim().to_string()),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(kind: &str, m: &str) -> (String, RuleDef) {
+        (
+            "test".into(),
+            RuleDef {
+                kind: kind.into(),
+                matches: Some(m.into()),
+                contains: None,
+                regex: None,
+                literal: None,
+                logger: None,
+                set: Default::default(),
+                examples: vec![],
+                note: None,
+            },
+        )
+    }
+
+    #[test]
+    fn template_extracts_typed_attrs() {
+        let c = Classifier::new(&[
+            rule("session.expired", "Expiring session 0x{session}, timeout of {timeout_ms}ms exceeded"),
+            rule("election.looking", "LOOKING"),
+        ])
+        .expect("compiles");
+        let mut a = Attrs::default();
+        let k = c
+            .classify("Expiring session 0x3000002f45e0000, timeout of 4000ms exceeded", None, &mut a)
+            .expect("classified");
+        assert_eq!(&*k.kind, "session.expired");
+        assert_eq!(a.session, Some(0x3000002f45e0000));
+        assert_eq!(a.timeout_ms, Some(4000));
+        let mut b = Attrs::default();
+        assert_eq!(
+            c.classify("LOOKING", None, &mut b).map(|k| k.kind.to_string()),
+            Some("election.looking".into())
+        );
+        assert!(c.classify("LOOKING around", None, &mut b).is_none());
+    }
+
+    #[test]
+    fn regex_literals_are_found() {
+        assert_eq!(
+            required_literal(r"^Sending DIFF zxid=0x(?P<zxid>[0-9a-fA-F]+) +for peer sid: (?P<server>\d+)")
+                .as_deref(),
+            Some("Sending DIFF zxid=0x")
+        );
+        assert_eq!(
+            required_literal(r"^(?:Tracking|Committing) global session 0x(?P<s>[0-9a-f]+)").as_deref(),
+            Some(" global session 0x")
+        );
+        assert_eq!(required_literal(r"^New election\. My id = +(?P<s>\d+)").as_deref(), Some("New election. My id = "));
+        assert_eq!(required_literal("a|bcdef"), None);
+        assert_eq!(required_literal("(?i)session"), None);
+    }
+
+    #[test]
+    fn bad_definitions_are_reported() {
+        assert!(Classifier::new(&[rule("x", "a {nosuch} b")]).is_err());
+        assert!(Classifier::new(&[rule("x", "a {session:blob} b")]).is_err());
+        assert!(Classifier::new(&[rule("x", "a {session b")]).is_err());
+    }
+}
