@@ -8,7 +8,9 @@
 
 pub mod error;
 pub mod event;
+pub mod index;
 pub mod parser;
+pub mod source;
 
 pub use error::{Error, Result};
 pub use event::Event;

@@ -1,0 +1,489 @@
+//! The index sink: tantivy for the fields people search on, the [`store`] for whole events, and
+//! the checkpoint of every source committed atomically with both (in tantivy's commit payload).
+//!
+//! A data directory holds `index/` (tantivy), `events.zst` (the store) and nothing else.
+
+pub mod store;
+
+use std::collections::BinaryHeap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::query::Query;
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
+};
+use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument};
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use store::{StoreReader, StoreWriter};
+
+/// Version of the on-disk layout; an index of another version is refused with a clear message.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// The schema's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    /// Timestamp, ns since the epoch (i64, indexed + fast).
+    pub ts: Field,
+    /// Node name.
+    pub node: Field,
+    /// Event kind.
+    pub kind: Field,
+    /// Level.
+    pub level: Field,
+    /// Source path.
+    pub source: Field,
+    /// Session id.
+    pub session: Field,
+    /// zxid.
+    pub zxid: Field,
+    /// Epoch.
+    pub epoch: Field,
+    /// Server id the line is about.
+    pub server: Field,
+    /// Leader id.
+    pub leader: Field,
+    /// Writer's myid.
+    pub myid: Field,
+    /// Peer address.
+    pub peer: Field,
+    /// znode path.
+    pub path: Field,
+    /// State word.
+    pub state: Field,
+    /// Thread.
+    pub thread: Field,
+    /// Logger.
+    pub logger: Field,
+    /// Message (full text).
+    pub message: Field,
+    /// Store address (fast only).
+    pub addr: Field,
+}
+
+/// Builds the schema.
+pub fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let num = || NumericOptions::default().set_indexed().set_fast();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let f = Fields {
+        ts: b.add_i64_field("ts", num()),
+        node: b.add_text_field("node", STRING | FAST),
+        kind: b.add_text_field("kind", STRING | FAST),
+        level: b.add_text_field("level", STRING | FAST),
+        source: b.add_text_field("source", STRING),
+        session: b.add_u64_field("session", num()),
+        zxid: b.add_u64_field("zxid", num()),
+        epoch: b.add_u64_field("epoch", num()),
+        server: b.add_u64_field("server", num()),
+        leader: b.add_u64_field("leader", num()),
+        myid: b.add_u64_field("myid", num()),
+        peer: b.add_text_field("peer", STRING),
+        path: b.add_text_field("path", STRING),
+        state: b.add_text_field("state", STRING),
+        thread: b.add_text_field("thread", STRING),
+        logger: b.add_text_field("logger", STRING),
+        message: b.add_text_field("message", text),
+        addr: b.add_u64_field("addr", NumericOptions::default().set_fast()),
+    };
+    (b.build(), f)
+}
+
+/// Where one source stands: what has been indexed of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Path (or URL) of the source when last read.
+    pub path: String,
+    /// Fingerprint of its first bytes.
+    pub fp: u64,
+    /// Bytes the fingerprint covers.
+    pub fp_len: u64,
+    /// Bytes indexed (offset of the next unread byte).
+    pub offset: u64,
+    /// Lines read.
+    pub line: u64,
+    /// Node it was attributed to.
+    pub node: String,
+    /// Format used.
+    pub format: String,
+    /// Events indexed from it.
+    pub events: u64,
+}
+
+/// Everything committed with the index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommitState {
+    /// Layout version.
+    pub version: u32,
+    /// Length of the event store that goes with this commit.
+    pub store_len: u64,
+    /// Every source's checkpoint.
+    pub sources: Vec<Checkpoint>,
+}
+
+/// The paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory at `root` (not created until written).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+    /// Root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    fn index(&self) -> PathBuf {
+        self.root.join("index")
+    }
+    fn store(&self) -> PathBuf {
+        self.root.join("events.zst")
+    }
+    /// True when an index exists here.
+    pub fn exists(&self) -> bool {
+        self.index().join("meta.json").exists()
+    }
+}
+
+fn ierr(dir: &DataDir, e: impl std::fmt::Display) -> Error {
+    Error::Index {
+        path: dir.root.clone(),
+        reason: e.to_string(),
+    }
+}
+
+fn read_state(dir: &DataDir, index: &Index) -> Result<CommitState> {
+    let metas = index.load_metas().map_err(|e| ierr(dir, e))?;
+    let Some(p) = metas.payload else {
+        return Ok(CommitState {
+            version: LAYOUT_VERSION,
+            ..CommitState::default()
+        });
+    };
+    let st: CommitState = serde_json::from_str(&p).map_err(|e| ierr(dir, format!("bad commit payload: {e}")))?;
+    if st.version != LAYOUT_VERSION {
+        return Err(ierr(
+            dir,
+            format!(
+                "index layout version {} is not {LAYOUT_VERSION}; re-ingest into a new --data-dir",
+                st.version
+            ),
+        ));
+    }
+    Ok(st)
+}
+
+/// Writes events into the index and store.
+pub struct IndexSink {
+    dir: DataDir,
+    fields: Fields,
+    writer: IndexWriter<TantivyDocument>,
+    store: Mutex<StoreWriter>,
+    state: CommitState,
+}
+
+impl std::fmt::Debug for IndexSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexSink").field("dir", &self.dir).finish()
+    }
+}
+
+impl IndexSink {
+    /// Opens or creates the index in `dir`, with `threads` indexing threads.
+    pub fn open(dir: &DataDir, threads: usize) -> Result<IndexSink> {
+        let ipath = dir.index();
+        std::fs::create_dir_all(&ipath).map_err(|e| Error::io(&ipath, e))?;
+        let (schema, fields) = schema();
+        let index = if dir.exists() {
+            Index::open_in_dir(&ipath).map_err(|e| ierr(dir, e))?
+        } else {
+            Index::create_in_dir(&ipath, schema).map_err(|e| ierr(dir, e))?
+        };
+        let state = read_state(dir, &index)?;
+        let threads = threads.clamp(1, 8);
+        let writer = index
+            .writer_with_num_threads(threads, threads * 64_000_000)
+            .map_err(|e| ierr(dir, e))?;
+        let store = StoreWriter::open(&dir.store(), state.store_len)?;
+        Ok(IndexSink {
+            dir: dir.clone(),
+            fields,
+            writer,
+            store: Mutex::new(store),
+            state,
+        })
+    }
+
+    /// The last committed state (checkpoints).
+    pub fn state(&self) -> &CommitState {
+        &self.state
+    }
+
+    /// Adds a batch of events (callable from several threads at once).
+    pub fn add(&self, events: &[Event]) -> Result<()> {
+        for chunk in events.chunks(store::MAX_FRAME_EVENTS) {
+            let frame = store::encode_frame(chunk)?;
+            let off = {
+                let mut s = self
+                    .store
+                    .lock()
+                    .map_err(|_| ierr(&self.dir, "store lock poisoned"))?;
+                s.write_frame(&frame)?
+            };
+            for (i, e) in chunk.iter().enumerate() {
+                let doc = self.document(e, store::address(off, i));
+                self.writer.add_document(doc).map_err(|e| ierr(&self.dir, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn document(&self, e: &Event, addr: u64) -> TantivyDocument {
+        let f = &self.fields;
+        let mut d = TantivyDocument::default();
+        if let Some(t) = e.ts {
+            d.add_i64(f.ts, t);
+        }
+        d.add_text(f.node, &e.node);
+        d.add_text(f.kind, &e.kind);
+        if let Some(l) = e.level {
+            d.add_text(f.level, l.as_str());
+        }
+        d.add_text(f.source, &e.source);
+        let a = &e.attrs;
+        for (field, v) in [
+            (f.session, a.session),
+            (f.zxid, a.zxid),
+            (f.epoch, a.epoch),
+            (f.server, a.server),
+            (f.leader, a.leader),
+            (f.myid, e.myid),
+        ] {
+            if let Some(v) = v {
+                d.add_u64(field, v);
+            }
+        }
+        for (field, v) in [
+            (f.peer, a.peer.as_deref()),
+            (f.path, a.path.as_deref()),
+            (f.state, a.state.as_deref()),
+            (f.thread, e.thread.as_deref()),
+            (f.logger, e.logger.as_deref()),
+        ] {
+            if let Some(v) = v {
+                d.add_text(field, v);
+            }
+        }
+        d.add_text(f.message, &e.message);
+        d.add_u64(f.addr, addr);
+        d
+    }
+
+    /// Makes everything added so far durable, together with `sources` (replacing the checkpoint
+    /// list). Either all of it is committed or none of it.
+    pub fn commit(&mut self, sources: Vec<Checkpoint>) -> Result<()> {
+        let store_len = {
+            let mut s = self
+                .store
+                .lock()
+                .map_err(|_| ierr(&self.dir, "store lock poisoned"))?;
+            s.sync()?;
+            s.len()
+        };
+        let state = CommitState {
+            version: LAYOUT_VERSION,
+            store_len,
+            sources,
+        };
+        let payload = serde_json::to_string(&state).map_err(|e| ierr(&self.dir, e))?;
+        let mut prepared = self.writer.prepare_commit().map_err(|e| ierr(&self.dir, e))?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(|e| ierr(&self.dir, e))?;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Waits for background merges to finish.
+    pub fn close(self) -> Result<()> {
+        let dir = self.dir.clone();
+        self.writer.wait_merging_threads().map_err(|e| ierr(&dir, e))
+    }
+}
+
+/// Search results: addresses in time order.
+#[derive(Debug, Clone, Default)]
+pub struct Hits {
+    /// Matching documents in all.
+    pub total: usize,
+    /// (timestamp or i64::MIN, store address), ascending, at most the limit.
+    pub hits: Vec<(i64, u64)>,
+}
+
+/// Read access to an index.
+pub struct IndexHandle {
+    dir: DataDir,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    state: CommitState,
+}
+
+impl std::fmt::Debug for IndexHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexHandle").field("dir", &self.dir).finish()
+    }
+}
+
+impl IndexHandle {
+    /// Opens an existing index.
+    pub fn open(dir: &DataDir) -> Result<IndexHandle> {
+        if !dir.exists() {
+            return Err(ierr(dir, "no index here (run `zklens ingest` first, or pass --data-dir)"));
+        }
+        let index = Index::open_in_dir(dir.index()).map_err(|e| ierr(dir, e))?;
+        let state = read_state(dir, &index)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| ierr(dir, e))?;
+        let (_, fields) = schema();
+        Ok(IndexHandle {
+            dir: dir.clone(),
+            index,
+            reader,
+            fields,
+            state,
+        })
+    }
+
+    /// The schema fields.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The tantivy index (for query parsing).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Committed state.
+    pub fn state(&self) -> &CommitState {
+        &self.state
+    }
+
+    /// Number of indexed events.
+    pub fn num_events(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Runs a query; returns matches in time order (the first `limit` when given).
+    pub fn search(&self, q: &dyn Query, limit: Option<usize>) -> Result<Hits> {
+        let searcher = self.reader.searcher();
+        searcher
+            .search(q, &TimeOrdered { limit })
+            .map_err(|e| ierr(&self.dir, e))
+    }
+
+    /// Loads events by address (in the given order).
+    pub fn fetch(&self, addrs: &[u64]) -> Result<Vec<Event>> {
+        let mut r = StoreReader::open(&self.dir.store())?;
+        // Read frame by frame, then restore the requested order.
+        let mut order: Vec<usize> = (0..addrs.len()).collect();
+        order.sort_by_key(|&i| addrs[i]);
+        let mut out: Vec<Option<Event>> = vec![None; addrs.len()];
+        for i in order {
+            out[i] = Some(r.get(addrs[i])?);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
+struct TimeOrdered {
+    limit: Option<usize>,
+}
+
+struct SegTimeOrdered {
+    ts: Column<i64>,
+    addr: Column<u64>,
+    limit: Option<usize>,
+    heap: BinaryHeap<(i64, u64)>,
+    all: Vec<(i64, u64)>,
+    total: usize,
+}
+
+impl Collector for TimeOrdered {
+    type Fruit = Hits;
+    type Child = SegTimeOrdered;
+
+    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<SegTimeOrdered> {
+        let ff = seg.fast_fields();
+        Ok(SegTimeOrdered {
+            ts: ff.i64("ts")?,
+            addr: ff.u64("addr")?,
+            limit: self.limit,
+            heap: BinaryHeap::new(),
+            all: Vec::new(),
+            total: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Hits>) -> tantivy::Result<Hits> {
+        let total = fruits.iter().map(|f| f.total).sum();
+        let mut hits: Vec<(i64, u64)> = fruits.into_iter().flat_map(|f| f.hits).collect();
+        hits.sort_unstable();
+        if let Some(l) = self.limit {
+            hits.truncate(l);
+        }
+        Ok(Hits { total, hits })
+    }
+}
+
+impl SegmentCollector for SegTimeOrdered {
+    type Fruit = Hits;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.total += 1;
+        let key = (self.ts.first(doc).unwrap_or(i64::MIN), self.addr.first(doc).unwrap_or(0));
+        match self.limit {
+            None => self.all.push(key),
+            Some(l) => {
+                if self.heap.len() < l {
+                    self.heap.push(key);
+                } else if self.heap.peek().is_some_and(|top| key < *top) {
+                    self.heap.pop();
+                    self.heap.push(key);
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> Hits {
+        let mut hits = if self.limit.is_some() {
+            self.heap.into_vec()
+        } else {
+            self.all
+        };
+        hits.sort_unstable();
+        Hits {
+            total: self.total,
+            hits,
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The event store: every event, whole, in zstd-compressed frames appended to one file.
+//!
+//! tantivy indexes the fields and keeps only an address per document (`frame offset << 20 |
+//! position in frame`); the event itself (message, stack trace, every attribute) lives here. This
+//! keeps the index small and fast to build, and makes every raw entry retrievable.
+//!
+//! File layout: `ZKLSTOR1` then frames `{u32 compressed_len, u32 crc32(compressed), u32 count,
+//! compressed}` (little-endian). The index's commit payload records the store length that goes
+//! with it; on open the store is cut back to that length, so an interrupted ingest leaves neither
+//! orphan events nor index entries pointing nowhere.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::{Attrs, Event, Level};
+
+const MAGIC: &[u8; 8] = b"ZKLSTOR1";
+const FRAME_HEAD: u64 = 12;
+/// Events per frame at most (the address keeps 20 bits for the position).
+pub const MAX_FRAME_EVENTS: usize = 1 << 20;
+
+/// Builds the store address of event `i` of the frame at `offset`.
+pub fn address(offset: u64, i: usize) -> u64 {
+    (offset << 20) | i as u64
+}
+
+fn split(addr: u64) -> (u64, usize) {
+    (addr >> 20, (addr & ((1 << 20) - 1)) as usize)
+}
+
+/// Appends frames. One writer per store.
+#[derive(Debug)]
+pub struct StoreWriter {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl StoreWriter {
+    /// Opens (creating if needed) the store and cuts it back to `committed_len` (0 = empty).
+    pub fn open(path: &Path, committed_len: u64) -> Result<StoreWriter> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let on_disk = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let len = if committed_len < MAGIC.len() as u64 {
+            file.set_len(0).map_err(|e| Error::io(path, e))?;
+            file.write_all(MAGIC).map_err(|e| Error::io(path, e))?;
+            MAGIC.len() as u64
+        } else {
+            if on_disk < committed_len {
+                return Err(Error::Store {
+                    path: path.to_path_buf(),
+                    offset: on_disk,
+                    reason: format!("store is shorter than its last commit ({committed_len} bytes)"),
+                });
+            }
+            if on_disk > committed_len {
+                file.set_len(committed_len).map_err(|e| Error::io(path, e))?;
+            }
+            committed_len
+        };
+        file.seek(SeekFrom::Start(len)).map_err(|e| Error::io(path, e))?;
+        Ok(StoreWriter {
+            path: path.to_path_buf(),
+            file,
+            len,
+        })
+    }
+
+    /// Current length (the value to record in a commit after [`sync`](Self::sync)).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when no frame has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len <= MAGIC.len() as u64
+    }
+
+    /// Writes one frame made by [`encode_frame`]; returns its offset.
+    pub fn write_frame(&mut self, frame: &Frame) -> Result<u64> {
+        let off = self.len;
+        let mut head = [0u8; FRAME_HEAD as usize];
+        head[0..4].copy_from_slice(&(frame.data.len() as u32).to_le_bytes());
+        head[4..8].copy_from_slice(&crc32fast::hash(&frame.data).to_le_bytes());
+        head[8..12].copy_from_slice(&frame.count.to_le_bytes());
+        self.file
+            .write_all(&head)
+            .and_then(|_| self.file.write_all(&frame.data))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.len += FRAME_HEAD + frame.data.len() as u64;
+        Ok(off)
+    }
+
+    /// Makes everything written durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// A compressed frame ready to be written.
+#[derive(Debug)]
+pub struct Frame {
+    data: Vec<u8>,
+    count: u32,
+}
+
+/// Encodes and compresses events into a frame (done by ingest workers, outside any lock).
+pub fn encode_frame(events: &[Event]) -> Result<Frame> {
+    let mut raw = Vec::with_capacity(events.len() * 160);
+    for e in events {
+        encode(e, &mut raw);
+    }
+    let data = zstd::bulk::compress(&raw, 3).map_err(|e| Error::Store {
+        path: PathBuf::from("(memory)"),
+        offset: 0,
+        reason: format!("compression failed: {e}"),
+    })?;
+    Ok(Frame {
+        data,
+        count: events.len() as u32,
+    })
+}
+
+/// Reads events back by address.
+#[derive(Debug)]
+pub struct StoreReader {
+    path: PathBuf,
+    file: File,
+    cache: Option<(u64, Vec<Event>)>,
+}
+
+impl StoreReader {
+    /// Opens a store for reading.
+    pub fn open(path: &Path) -> Result<StoreReader> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(StoreReader {
+            path: path.to_path_buf(),
+            file,
+            cache: None,
+        })
+    }
+
+    /// The event at `addr`.
+    pub fn get(&mut self, addr: u64) -> Result<Event> {
+        let (off, i) = split(addr);
+        if self.cache.as_ref().map(|c| c.0) != Some(off) {
+            let events = self.read_frame(off)?;
+            self.cache = Some((off, events));
+        }
+        let events = self.cache.as_ref().map(|c| &c.1);
+        events
+            .and_then(|v| v.get(i))
+            .cloned()
+            .ok_or_else(|| self.bad(off, format!("no event {i} in frame")))
+    }
+
+    fn bad(&self, offset: u64, reason: String) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            offset,
+            reason,
+        }
+    }
+
+    fn read_frame(&mut self, off: u64) -> Result<Vec<Event>> {
+        let mut head = [0u8; FRAME_HEAD as usize];
+        self.file
+            .seek(SeekFrom::Start(off))
+            .and_then(|_| self.file.read_exact(&mut head))
+            .map_err(|e| self.bad(off, format!("cannot read frame header: {e}")))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let count = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        if len > 256 << 20 || count > MAX_FRAME_EVENTS {
+            return Err(self.bad(off, format!("implausible frame (len {len}, count {count})")));
+        }
+        let mut data = vec![0u8; len];
+        self.file
+            .read_exact(&mut data)
+            .map_err(|e| self.bad(off, format!("cannot read frame: {e}")))?;
+        if crc32fast::hash(&data) != crc {
+            return Err(self.bad(off, "frame checksum mismatch".into()));
+        }
+        let raw = zstd::stream::decode_all(&data[..])
+            .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
+        let mut cur = Cursor { b: &raw, i: 0 };
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            out.push(
+                decode(&mut cur).ok_or_else(|| self.bad(off, "frame content is damaged".into()))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+// ---- compact binary encoding of one event ---------------------------------------------------
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            put_varint(out, s.len() as u64 + 1);
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => put_varint(out, 0),
+    }
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            put_varint(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+fn encode(e: &Event, out: &mut Vec<u8>) {
+    match e.ts {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    put_str(out, &e.node);
+    put_opt_u64(out, e.myid);
+    put_str(out, &e.source);
+    put_varint(out, e.offset);
+    put_varint(out, e.line);
+    out.push(match e.level {
+        None => 0,
+        Some(Level::Trace) => 1,
+        Some(Level::Debug) => 2,
+        Some(Level::Info) => 3,
+        Some(Level::Warn) => 4,
+        Some(Level::Error) => 5,
+        Some(Level::Fatal) => 6,
+    });
+    put_opt_str(out, e.thread.as_deref());
+    put_opt_str(out, e.logger.as_deref());
+    put_str(out, &e.message);
+    put_str(out, &e.kind);
+    let a = &e.attrs;
+    for v in [a.session, a.zxid, a.epoch, a.server, a.leader, a.duration_ms, a.timeout_ms] {
+        put_opt_u64(out, v);
+    }
+    put_opt_str(out, a.peer.as_deref());
+    put_opt_str(out, a.path.as_deref());
+    put_opt_str(out, a.state.as_deref());
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(v)
+    }
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.b.get(self.i..self.i.checked_add(n)?)?;
+        self.i += n;
+        Some(s)
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        String::from_utf8(self.bytes(n)?.to_vec()).ok()
+    }
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        if n == 0 {
+            return Some(None);
+        }
+        Some(Some(String::from_utf8(self.bytes(n - 1)?.to_vec()).ok()?))
+    }
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.varint()?)),
+            _ => None,
+        }
+    }
+}
+
+fn decode(c: &mut Cursor<'_>) -> Option<Event> {
+    let ts = match c.byte()? {
+        0 => None,
+        1 => Some(i64::from_le_bytes(c.bytes(8)?.try_into().ok()?)),
+        _ => return None,
+    };
+    let node: Arc<str> = Arc::from(c.string()?);
+    let myid = c.opt_u64()?;
+    let source: Arc<str> = Arc::from(c.string()?);
+    let offset = c.varint()?;
+    let line = c.varint()?;
+    let level = match c.byte()? {
+        0 => None,
+        1 => Some(Level::Trace),
+        2 => Some(Level::Debug),
+        3 => Some(Level::Info),
+        4 => Some(Level::Warn),
+        5 => Some(Level::Error),
+        6 => Some(Level::Fatal),
+        _ => return None,
+    };
+    let thread = c.opt_string()?;
+    let logger = c.opt_string()?;
+    let message = c.string()?;
+    let kind: Arc<str> = Arc::from(c.string()?);
+    let attrs = Attrs {
+        session: c.opt_u64()?,
+        zxid: c.opt_u64()?,
+        epoch: c.opt_u64()?,
+        server: c.opt_u64()?,
+        leader: c.opt_u64()?,
+        duration_ms: c.opt_u64()?,
+        timeout_ms: c.opt_u64()?,
+        peer: c.opt_string()?,
+        path: c.opt_string()?,
+        state: c.opt_string()?,
+    };
+    Some(Event {
+        ts,
+        node,
+        myid,
+        source,
+        offset,
+        line,
+        level,
+        thread,
+        logger,
+        message,
+        kind,
+        attrs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ev(msg: String, ts: Option<i64>, session: Option<u64>) -> Event {
+        Event {
+            ts,
+            node: Arc::from("zk1"),
+            myid: Some(1),
+            source: Arc::from("a/b.log"),
+            offset: 42,
+            line: 3,
+            level: Some(Level::Warn),
+            thread: Some("main".into()),
+            logger: None,
+            message: msg,
+            kind: Arc::from("session.expired"),
+            attrs: Attrs {
+                session,
+                path: Some("/x".into()),
+                ..Attrs::default()
+            },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(msg in ".*", ts in proptest::option::of(any::<i64>()), s in proptest::option::of(any::<u64>())) {
+            let e = ev(msg, ts, s);
+            let mut b = Vec::new();
+            encode(&e, &mut b);
+            let d = decode(&mut Cursor { b: &b, i: 0 });
+            prop_assert_eq!(d, Some(e));
+        }
+    }
+
+    #[test]
+    fn frames_survive_reopen_and_uncommitted_tail_is_cut() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("events");
+        let mut w = StoreWriter::open(&p, 0).expect("open");
+        let f1 = w
+            .write_frame(&encode_frame(&[ev("a".into(), Some(1), None), ev("b".into(), None, Some(7))]).expect("frame"))
+            .expect("write");
+        w.sync().expect("sync");
+        let committed = w.len();
+        w.write_frame(&encode_frame(&[ev("c".into(), None, None)]).expect("frame"))
+            .expect("write");
+        drop(w);
+        let w = StoreWriter::open(&p, committed).expect("reopen");
+        assert_eq!(w.len(), committed);
+        let mut r = StoreReader::open(&p).expect("reader");
+        assert_eq!(r.get(address(f1, 1)).expect("get").message, "b");
+        assert!(r.get(address(committed, 0)).is_err());
+    }
+
+    #[test]
+    fn damaged_frame_is_reported_with_offset() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("events");
+        let mut w = StoreWriter::open(&p, 0).expect("open");
+        let off = w
+            .write_frame(&encode_frame(&[ev("hello".into(), None, None)]).expect("frame"))
+            .expect("write");
+        drop(w);
+        let mut bytes = std::fs::read(&p).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&p, bytes).expect("write");
+        let err = StoreReader::open(&p).expect("open").get(address(off, 0)).expect_err("damaged");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+}

@@ -1,0 +1,289 @@
+//! Sources: where events come from. This module finds files under the paths a user gives,
+//! recognises what each one is by its content (text log, gzip-compressed text, ZooKeeper
+//! transaction log, snapshot, other binary), names the node each belongs to from the directory
+//! layout, fingerprints files so re-ingesting one does not duplicate it, and reads text sources
+//! line by line into the [`parser`](crate::parser).
+
+pub mod lines;
+pub mod text;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// What a file contains, judged from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Text (possibly gzip-compressed).
+    Text {
+        /// The file is gzip-compressed.
+        gzip: bool,
+    },
+    /// A ZooKeeper transaction log (`ZKLG` magic), possibly gzip-compressed.
+    TxnLog {
+        /// The file is gzip-compressed.
+        gzip: bool,
+    },
+    /// A ZooKeeper snapshot (`ZKSN` magic), possibly gzip-compressed.
+    Snapshot {
+        /// The file is gzip-compressed.
+        gzip: bool,
+    },
+    /// Some other binary data: the offset of the first NUL byte seen.
+    Binary {
+        /// Offset of the first NUL byte.
+        offset: u64,
+    },
+    /// An empty file.
+    Empty,
+}
+
+/// A file found under an ingest path.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// The node it belongs to.
+    pub node: String,
+    /// What it contains.
+    pub content: Content,
+    /// Size on disk.
+    pub size: u64,
+}
+
+const TXNLOG_MAGIC: &[u8; 4] = b"ZKLG";
+const SNAP_MAGIC: &[u8; 4] = b"ZKSN";
+const SNIFF: usize = 8192;
+
+/// Directory names that say what a directory holds rather than whose it is.
+const GENERIC_DIRS: &[&str] = &[
+    "logs",
+    "log",
+    "data",
+    "datalog",
+    "datalogdir",
+    "version-2",
+    "var",
+    "tmp",
+    "zookeeper",
+    "current",
+    "archive",
+    "rotated",
+];
+
+/// Names the node a file belongs to: the nearest directory above it (below `root` when the file
+/// was found by walking `root`) that is not a generic name like `logs` or `version-2`; else the
+/// file's name without extensions (`calc-a.log` → `calc-a`).
+pub fn node_from_path(path: &Path, root: Option<&Path>) -> String {
+    let rel = root
+        .and_then(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path);
+    let mut dirs: Vec<&str> = rel
+        .parent()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(s) => s.to_str(),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.reverse();
+    for d in dirs {
+        if !GENERIC_DIRS.contains(&d.to_ascii_lowercase().as_str()) && !d.starts_with('.') {
+            return d.to_string();
+        }
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("unknown");
+    name.split('.').next().filter(|s| !s.is_empty()).unwrap_or(name).to_string()
+}
+
+/// Opens a file for reading, transparently decompressing gzip.
+pub fn open(path: &Path, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, f))
+    })
+}
+
+/// Judges a file's content from its first bytes.
+pub fn sniff(path: &Path) -> Result<Content> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = Vec::with_capacity(SNIFF);
+    (&mut f)
+        .take(SNIFF as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, e))?;
+    if head.is_empty() {
+        return Ok(Content::Empty);
+    }
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        let mut inner = Vec::with_capacity(SNIFF);
+        let mut d = flate2::read::MultiGzDecoder::new(BufReader::new(
+            File::open(path).map_err(|e| Error::io(path, e))?,
+        ))
+        .take(SNIFF as u64);
+        if let Err(e) = d.read_to_end(&mut inner) {
+            if inner.is_empty() {
+                return Err(Error::BadInput {
+                    path: path.to_path_buf(),
+                    offset: 0,
+                    reason: format!("gzip data cannot be decompressed: {e}"),
+                });
+            }
+        }
+        head = inner;
+    }
+    Ok(if head.starts_with(TXNLOG_MAGIC) {
+        Content::TxnLog { gzip }
+    } else if head.starts_with(SNAP_MAGIC) {
+        Content::Snapshot { gzip }
+    } else if let Some(i) = memchr::memchr(0, &head) {
+        Content::Binary { offset: i as u64 }
+    } else if head.is_empty() {
+        Content::Empty
+    } else {
+        Content::Text { gzip }
+    })
+}
+
+/// Finds every file under `paths` (directories are walked recursively, in name order; hidden
+/// entries and symbolic links to directories are skipped). Problems are returned beside the
+/// files found, never instead of them.
+pub fn discover(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Error>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, p, &mut files, &mut errors),
+            Ok(m) => add(p, None, m.len(), &mut files, &mut errors),
+            Err(e) => errors.push(Error::io(p, e)),
+        }
+    }
+    (files, errors)
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            errors.push(Error::io(dir, e));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            walk(root, &path, files, errors);
+        } else if ft.is_file() {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            add(&path, Some(root), size, files, errors);
+        } else if ft.is_symlink() {
+            if let Ok(m) = std::fs::metadata(&path) {
+                if m.is_file() {
+                    add(&path, Some(root), m.len(), files, errors);
+                }
+            }
+        }
+    }
+}
+
+fn add(path: &Path, root: Option<&Path>, size: u64, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
+    match sniff(path) {
+        Ok(content) => files.push(SourceFile {
+            path: path.to_path_buf(),
+            node: node_from_path(path, root),
+            content,
+            size,
+        }),
+        Err(e) => errors.push(e),
+    }
+}
+
+/// A content fingerprint: FNV-1a 64 of the first bytes of a (decompressed) source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// The hash.
+    pub hash: u64,
+    /// How many bytes it covers (fewer than [`FINGERPRINT_LEN`] for a short file).
+    pub len: u64,
+}
+
+/// Bytes covered by a full fingerprint.
+pub const FINGERPRINT_LEN: u64 = 1024;
+
+/// Fingerprints the first `len` bytes (at most) of a source.
+pub fn fingerprint(path: &Path, gzip: bool, len: u64) -> Result<Fingerprint> {
+    let mut r = open(path, gzip)?;
+    let mut buf = Vec::with_capacity(len as usize);
+    (&mut r)
+        .take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Fingerprint {
+        hash: fnv1a(&buf),
+        len: buf.len() as u64,
+    })
+}
+
+/// FNV-1a, 64-bit: stable across builds and platforms (std's hasher is not).
+pub fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_from_layout() {
+        let n = |p: &str, r: Option<&str>| node_from_path(Path::new(p), r.map(Path::new));
+        assert_eq!(n("samples/incident-1/zk1/logs/zookeeper.log", Some("samples/incident-1")), "zk1");
+        assert_eq!(n("samples/incident-1/zk2/data/version-2/log.100000001", Some("samples")), "zk2");
+        assert_eq!(n("calc-a.log", None), "calc-a");
+        assert_eq!(n("/tmp/x/calc-a/logs/calc-a.log", None), "calc-a");
+        assert_eq!(n("in/zookeeper.log", Some("in")), "zookeeper");
+    }
+
+    #[test]
+    fn sniffing_recognises_content() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let w = |name: &str, b: &[u8]| {
+            let p = d.path().join(name);
+            std::fs::write(&p, b).expect("write");
+            p
+        };
+        assert_eq!(sniff(&w("a", b"hello\n")).ok(), Some(Content::Text { gzip: false }));
+        assert_eq!(sniff(&w("b", b"")).ok(), Some(Content::Empty));
+        assert_eq!(sniff(&w("c", b"ZKLG\0\0\0\x02")).ok(), Some(Content::TxnLog { gzip: false }));
+        assert_eq!(sniff(&w("d", b"ab\0cd")).ok(), Some(Content::Binary { offset: 2 }));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"ZKSN\0\0\0\x02").expect("gz");
+        let gz = gz.finish().expect("gz");
+        assert_eq!(sniff(&w("e.gz", &gz)).ok(), Some(Content::Snapshot { gzip: true }));
+        assert!(sniff(&w("f.gz", &[0x1f, 0x8b, 1, 2, 3])).is_err());
+    }
+}

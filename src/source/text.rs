@@ -1,0 +1,230 @@
+//! Reading a text log into events: format detection on the file's first lines, then every line
+//! through an [`EntryParser`], with notices (naming byte offsets) for invalid UTF-8, NUL bytes,
+//! over-long lines and a missing final newline.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::parser::format::Format;
+use crate::parser::timefmt::Tz;
+use crate::parser::{EntryParser, Notice, Registry, SourceMeta};
+
+use super::lines::LineReader;
+use super::SourceFile;
+
+/// Longest line kept whole (longer lines are cut here and reported).
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+/// Lines sampled to detect a format.
+pub const DETECT_LINES: usize = 64;
+/// Notices of one kind kept per file before they are summarised.
+const MAX_NOTICES: usize = 20;
+
+/// How to read text sources.
+#[derive(Debug, Clone)]
+pub struct TextOptions {
+    /// Force this format instead of detecting one.
+    pub format: Option<Arc<Format>>,
+    /// Zone of zone-less timestamps.
+    pub tz: Tz,
+    /// Longest line kept.
+    pub max_line: usize,
+    /// Node name override.
+    pub node: Option<String>,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions {
+            format: None,
+            tz: Tz::Utc,
+            max_line: DEFAULT_MAX_LINE,
+            node: None,
+        }
+    }
+}
+
+/// What reading one text source found.
+#[derive(Debug, Clone, Default)]
+pub struct TextReport {
+    /// Name of the format used.
+    pub format: String,
+    /// Lines read.
+    pub lines: u64,
+    /// Events produced (entries, after folding continuation lines).
+    pub events: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Offset after the last byte read.
+    pub end_offset: u64,
+    /// Number of the last line read.
+    pub end_line: u64,
+    /// Things worth telling the user, with offsets.
+    pub notices: Vec<Notice>,
+}
+
+/// Detects the format of a text source from its first lines.
+pub fn detect(file: &SourceFile, gzip: bool, registry: &Registry) -> Result<Arc<Format>> {
+    let r = super::open(&file.path, gzip)?;
+    let mut lr = LineReader::new(r, 0, 0, 16 * 1024);
+    let mut sample: Vec<Vec<u8>> = Vec::new();
+    while sample.len() < DETECT_LINES {
+        match lr.next_line() {
+            Ok(Some(l)) => {
+                if !l.bytes.trim_ascii().is_empty() {
+                    sample.push(l.bytes.strip_suffix(b"\r").unwrap_or(l.bytes).to_vec());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if sample.is_empty() {
+                    return Err(Error::io(&file.path, e));
+                }
+                break;
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = sample.iter().map(Vec::as_slice).collect();
+    Ok(registry.detect(&refs))
+}
+
+/// Reads a text source from byte `from` (line number `from_line`) to its end, calling `emit` for
+/// every event in order.
+pub fn read_text(
+    file: &SourceFile,
+    gzip: bool,
+    from: u64,
+    from_line: u64,
+    registry: &Registry,
+    opts: &TextOptions,
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<TextReport> {
+    let format = match &opts.format {
+        Some(f) => f.clone(),
+        None => detect(file, gzip, registry)?,
+    };
+    let meta = SourceMeta {
+        node: Arc::from(opts.node.as_deref().unwrap_or(&file.node)),
+        source: Arc::from(file.path.to_string_lossy().as_ref()),
+        tz: opts.tz,
+    };
+    let mut parser = EntryParser::new(format.clone(), meta);
+    let mut r = super::open(&file.path, gzip)?;
+    if from > 0 {
+        let skipped = io::copy(&mut (&mut r).take(from), &mut io::sink()).map_err(|e| Error::io(&file.path, e))?;
+        if skipped < from {
+            return Err(Error::BadInput {
+                path: file.path.clone(),
+                offset: skipped,
+                reason: format!("source is shorter than its checkpoint ({from} bytes)"),
+            });
+        }
+    }
+    let mut report = TextReport {
+        format: format.def.name.clone(),
+        ..TextReport::default()
+    };
+    let mut lr = LineReader::new(r, from, from_line, opts.max_line);
+    let mut long_lines = 0u64;
+    let mut bad_utf8: Option<u64> = None;
+    let mut nul: Option<u64> = None;
+    loop {
+        let line = match lr.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                // Keep what was read; report where reading stopped.
+                report.notices.push(Notice {
+                    offset: lr.offset(),
+                    message: format!("read error, stopped here: {e}"),
+                });
+                break;
+            }
+        };
+        report.lines += 1;
+        report.end_line = line.number;
+        if line.dropped > 0 {
+            long_lines += 1;
+            if long_lines <= MAX_NOTICES as u64 {
+                report.notices.push(Notice {
+                    offset: line.offset,
+                    message: format!(
+                        "line {} is {} bytes long; only the first {} are indexed",
+                        line.number,
+                        line.bytes.len() as u64 + line.dropped,
+                        line.bytes.len()
+                    ),
+                });
+            }
+        }
+        if bad_utf8.is_none() {
+            if let Err(e) = std::str::from_utf8(line.bytes) {
+                bad_utf8 = Some(line.offset + e.valid_up_to() as u64);
+            }
+        }
+        if nul.is_none() {
+            if let Some(i) = memchr::memchr(0, line.bytes) {
+                nul = Some(line.offset + i as u64);
+            }
+        }
+        if !line.complete {
+            report.notices.push(Notice {
+                offset: line.offset,
+                message: format!(
+                    "the file ends inside line {} (no final newline: truncated, or still being written); the partial line is indexed",
+                    line.number
+                ),
+            });
+        }
+        let (bytes, offset, number) = (line.bytes, line.offset, line.number);
+        if let Some(ev) = parser.push(bytes, offset, number) {
+            report.events += 1;
+            emit(ev)?;
+        }
+    }
+    if let Some(ev) = parser.finish() {
+        report.events += 1;
+        emit(ev)?;
+    }
+    report.end_offset = lr.offset();
+    report.bytes = report.end_offset - from;
+    if long_lines > MAX_NOTICES as u64 {
+        report.notices.push(Notice {
+            offset: report.end_offset,
+            message: format!("{long_lines} over-long lines in all were cut"),
+        });
+    }
+    if let Some(o) = bad_utf8 {
+        report.notices.push(Notice {
+            offset: o,
+            message: "invalid UTF-8 (first occurrence); such bytes are indexed as U+FFFD".into(),
+        });
+    }
+    if let Some(o) = nul {
+        report.notices.push(Notice {
+            offset: o,
+            message: "NUL byte in text (first occurrence): binary garbage inside the log".into(),
+        });
+    }
+    report.notices.extend(parser.take_notices());
+    report.notices.sort_by_key(|n| n.offset);
+    Ok(report)
+}
+
+/// Parses an in-memory text with a given format (for tests and tools).
+pub fn parse_bytes(
+    bytes: &[u8],
+    format: Arc<Format>,
+    meta: SourceMeta,
+) -> Vec<Event> {
+    let mut p = EntryParser::new(format, meta);
+    let mut out = Vec::new();
+    let mut lr = LineReader::new(io::BufReader::new(bytes), 0, 0, DEFAULT_MAX_LINE);
+    while let Ok(Some(l)) = lr.next_line() {
+        let (b, o, n) = (l.bytes, l.offset, l.number);
+        out.extend(p.push(b, o, n));
+    }
+    out.extend(p.finish());
+    out
+}
