@@ -9,7 +9,10 @@
 pub mod error;
 pub mod event;
 pub mod index;
+pub mod ingest;
+pub mod output;
 pub mod parser;
+pub mod query;
 pub mod source;
 
 pub use error::{Error, Result};

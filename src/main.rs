@@ -1,1 +1,420 @@
-fn main() {}
+//! The `zklens` command line. Exit codes follow ripgrep: 0 found, 1 nothing found, 2 error.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use zklens::event::{hex_id, parse_id, session_origin, Event};
+use zklens::index::{DataDir, IndexHandle};
+use zklens::ingest::{self, IngestOptions, Status};
+use zklens::output::{write_events, OutputFormat};
+use zklens::parser::timefmt::Tz;
+use zklens::parser::Registry;
+use zklens::query::{self, time, Compiler};
+use zklens::source::text::{TextOptions, DEFAULT_MAX_LINE};
+
+/// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
+#[derive(Debug, Parser)]
+#[command(name = "zklens", version, about, long_about = None)]
+struct Cli {
+    /// Data directory holding the index [default: $XDG_DATA_HOME/zklens or ~/.local/share/zklens]
+    #[arg(long, global = true, env = "ZKLENS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Extra directory of format definitions (*.toml), loaded after the embedded ones
+    #[arg(
+        long = "parsers",
+        global = true,
+        env = "ZKLENS_PARSERS",
+        value_name = "DIR"
+    )]
+    parsers: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Parse and index log files or directories (recursively)
+    Ingest(IngestArgs),
+    /// Search the index: field terms, free text, phrases, AND/OR/NOT, ranges
+    Query(QueryArgs),
+    /// Every event about one session, across all nodes, in time order
+    Session(IdArgs),
+    /// Every event about one zxid, across all nodes, in time order
+    Zxid(IdArgs),
+    /// List the log formats and classification rules (and check them with --check)
+    Formats(FormatsArgs),
+    /// List the sources in the index and how far each was read
+    Sources,
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Files or directories
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Use this format for every text file instead of detecting one (see `zklens formats`)
+    #[arg(long, value_name = "NAME")]
+    format: Option<String>,
+    /// Time zone of timestamps that carry none (UTC, +02:00, Europe/Berlin)
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    tz: String,
+    /// Attribute every file to this node instead of naming nodes from the directory layout
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Worker threads [default: one per core]
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Longest line kept; the rest of a longer line is dropped and reported
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
+    max_line: usize,
+    /// No progress bar and no summary
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct OutArgs {
+    /// Only events at or after this time (RFC 3339, "2026-11-24 22:02:29", or 15m / 2h / 3d ago)
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Only events before this time
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// At most this many events (the earliest); 0 = no limit
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    output: OutputFormat,
+    /// Time zone for zone-less --since/--until and query times
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    tz: String,
+    /// Print only the number of matching events
+    #[arg(short, long)]
+    count: bool,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The query, e.g. 'session:0x3000002f45e0000', 'kind:election.* node:zk2', '"Expiring session"'
+    query: String,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(Debug, Args)]
+struct IdArgs {
+    /// The id: 0x-prefixed hex, hex, or decimal
+    id: String,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(Debug, Args)]
+struct FormatsArgs {
+    /// Check every rule's examples classify as the rule says; exit 2 if any does not
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(0);
+            }
+            eprintln!("zklens: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn data_dir(cli: &Cli) -> DataDir {
+    if let Some(d) = &cli.data_dir {
+        return DataDir::new(d);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    DataDir::new(base.join("zklens"))
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let registry = Registry::load(&cli.parsers).context("loading format definitions")?;
+    let dir = data_dir(&cli);
+    match &cli.cmd {
+        Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry),
+        Cmd::Query(a) => {
+            let ast = query::parse(&a.query)?;
+            cmd_search(&dir, ast, &a.out, None)
+        }
+        Cmd::Session(a) => {
+            let id = parse_id(&a.id).with_context(|| format!("{:?} is not a session id", a.id))?;
+            let ast = query::Ast::Term {
+                field: Some("session".into()),
+                value: hex_id(id),
+                quoted: false,
+            };
+            let head = format!(
+                "session {} (created by server {} per the id's top byte)",
+                hex_id(id),
+                session_origin(id)
+            );
+            cmd_search(&dir, ast, &a.out, Some(head))
+        }
+        Cmd::Zxid(a) => {
+            let id = parse_id(&a.id).with_context(|| format!("{:?} is not a zxid", a.id))?;
+            let ast = query::Ast::Term {
+                field: Some("zxid".into()),
+                value: hex_id(id),
+                quoted: false,
+            };
+            let head = format!(
+                "zxid {} (epoch {}, counter {})",
+                hex_id(id),
+                id >> 32,
+                id & 0xffff_ffff
+            );
+            cmd_search(&dir, ast, &a.out, Some(head))
+        }
+        Cmd::Formats(a) => cmd_formats(&registry, a.check),
+        Cmd::Sources => cmd_sources(&dir),
+    }
+}
+
+fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
+    let tz: Tz = a.tz.parse()?;
+    let format = match &a.format {
+        Some(n) => Some(
+            registry
+                .get(n)
+                .with_context(|| format!("unknown format {n:?}; `zklens formats` lists them"))?,
+        ),
+        None => None,
+    };
+    let opts = IngestOptions {
+        text: TextOptions {
+            format,
+            tz,
+            max_line: a.max_line.max(1024),
+            node: a.node.clone(),
+        },
+        threads: a.threads,
+    };
+    let bar = if !a.quiet && io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let progress = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    };
+    let summary = ingest::ingest(&a.paths, dir, registry, &opts, &progress)
+        .with_context(|| format!("ingesting into {}", dir.root().display()))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let mut err = io::stderr().lock();
+    for f in &summary.files {
+        let p = f.path.display();
+        match &f.status {
+            Status::Failed(e) => writeln!(err, "zklens: {e}")?,
+            Status::Skipped(why) if !a.quiet => writeln!(err, "zklens: {p}: skipped: {why}")?,
+            _ => {}
+        }
+        for n in &f.notices {
+            writeln!(
+                err,
+                "zklens: {p}: at byte offset {}: {}",
+                n.offset, n.message
+            )?;
+        }
+    }
+    if !a.quiet {
+        let mut out = io::stdout().lock();
+        let secs = summary.elapsed.as_secs_f64().max(1e-6);
+        let indexed = summary
+            .files
+            .iter()
+            .filter(|f| matches!(f.status, Status::Indexed { .. }))
+            .count();
+        let unchanged = summary
+            .files
+            .iter()
+            .filter(|f| matches!(f.status, Status::Unchanged))
+            .count();
+        writeln!(
+            out,
+            "{} files indexed, {} unchanged, {} skipped, {} failed; {} lines, {} events, {:.1} MB in {:.2} s ({:.1} MB/s)",
+            indexed,
+            unchanged,
+            summary.files.len() - indexed - unchanged - summary.failures(),
+            summary.failures(),
+            summary.lines,
+            summary.events,
+            summary.bytes as f64 / 1e6,
+            secs,
+            summary.bytes as f64 / 1e6 / secs
+        )?;
+        for f in &summary.files {
+            if let Status::Indexed {
+                format,
+                from,
+                events,
+                ..
+            } = &f.status
+            {
+                let resumed = if *from > 0 {
+                    format!(" (from byte {from})")
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "  {:<10} {:<22} {:>8} events  {}{}",
+                    f.node,
+                    format,
+                    events,
+                    f.path.display(),
+                    resumed
+                )?;
+            }
+        }
+        if !summary.kinds.is_empty() {
+            writeln!(out, "events by kind:")?;
+            let mut kinds: Vec<_> = summary.kinds.iter().collect();
+            kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (k, n) in kinds {
+                writeln!(out, "  {n:>8}  {k}")?;
+            }
+        }
+    }
+    Ok(if summary.failures() > 0 { 2 } else { 0 })
+}
+
+fn cmd_search(dir: &DataDir, mut ast: query::Ast, o: &OutArgs, head: Option<String>) -> Result<u8> {
+    let tz: Tz = o.tz.parse()?;
+    let now = time::now_nanos();
+    let mut clauses = vec![ast];
+    for (t, lo) in [(&o.since, true), (&o.until, false)] {
+        if let Some(t) = t {
+            time::parse_time(t, tz, now)?;
+            let b = std::ops::Bound::Included(t.clone());
+            clauses.push(query::Ast::Range {
+                field: "ts".into(),
+                lo: if lo {
+                    b.clone()
+                } else {
+                    std::ops::Bound::Unbounded
+                },
+                hi: if lo {
+                    std::ops::Bound::Unbounded
+                } else {
+                    std::ops::Bound::Excluded(t.clone())
+                },
+            });
+        }
+    }
+    ast = if clauses.len() == 1 {
+        clauses.remove(0)
+    } else {
+        query::Ast::And(clauses)
+    };
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz,
+        now,
+    };
+    let q = compiler.compile(&ast)?;
+    let limit = (o.limit > 0).then_some(o.limit);
+    let hits = idx.search(q.as_ref(), if o.count { Some(0) } else { limit })?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if o.count {
+        writeln!(out, "{}", hits.total)?;
+        out.flush()?;
+        return Ok(if hits.total > 0 { 0 } else { 1 });
+    }
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events: Vec<Event> = idx.fetch(&addrs)?;
+    if o.output == OutputFormat::Table {
+        if let Some(h) = head {
+            let mut nodes: Vec<&str> = events.iter().map(|e| &*e.node).collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            writeln!(out, "{h}: {} events on {}", hits.total, nodes.join(", "))?;
+        }
+    }
+    write_events(&mut out, &events, o.output)?;
+    out.flush()?;
+    if hits.total > events.len() {
+        eprintln!(
+            "zklens: showing the first {} of {} matching events (--limit)",
+            events.len(),
+            hits.total
+        );
+    }
+    Ok(if hits.total > 0 { 0 } else { 1 })
+}
+
+fn cmd_formats(registry: &Registry, check: bool) -> Result<u8> {
+    let mut out = io::stdout().lock();
+    for f in registry.formats() {
+        writeln!(
+            out,
+            "{:<24} {}  [{}]",
+            f.def.name, f.def.description, f.origin
+        )?;
+    }
+    if !check {
+        return Ok(0);
+    }
+    let failures = zklens::parser::format::check_examples(registry);
+    let total: usize = registry.rules().map(|(_, r)| r.examples.len()).sum();
+    for fail in &failures {
+        writeln!(out, "FAIL {fail}")?;
+    }
+    writeln!(out, "{} examples checked, {} failed", total, failures.len())?;
+    Ok(if failures.is_empty() { 0 } else { 2 })
+}
+
+fn cmd_sources(dir: &DataDir) -> Result<u8> {
+    let idx = IndexHandle::open(dir)?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "{} events indexed", idx.num_events())?;
+    for s in &idx.state().sources {
+        writeln!(
+            out,
+            "  {:<10} {:<22} {:>8} events  {:>10} bytes  {}",
+            s.node, s.format, s.events, s.offset, s.path
+        )?;
+    }
+    Ok(if idx.state().sources.is_empty() { 1 } else { 0 })
+}

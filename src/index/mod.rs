@@ -16,7 +16,9 @@ use tantivy::query::Query;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
-use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
+};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -172,7 +174,8 @@ fn read_state(dir: &DataDir, index: &Index) -> Result<CommitState> {
             ..CommitState::default()
         });
     };
-    let st: CommitState = serde_json::from_str(&p).map_err(|e| ierr(dir, format!("bad commit payload: {e}")))?;
+    let st: CommitState =
+        serde_json::from_str(&p).map_err(|e| ierr(dir, format!("bad commit payload: {e}")))?;
     if st.version != LAYOUT_VERSION {
         return Err(ierr(
             dir,
@@ -244,7 +247,9 @@ impl IndexSink {
             };
             for (i, e) in chunk.iter().enumerate() {
                 let doc = self.document(e, store::address(off, i));
-                self.writer.add_document(doc).map_err(|e| ierr(&self.dir, e))?;
+                self.writer
+                    .add_document(doc)
+                    .map_err(|e| ierr(&self.dir, e))?;
             }
         }
         Ok(())
@@ -308,7 +313,10 @@ impl IndexSink {
             sources,
         };
         let payload = serde_json::to_string(&state).map_err(|e| ierr(&self.dir, e))?;
-        let mut prepared = self.writer.prepare_commit().map_err(|e| ierr(&self.dir, e))?;
+        let mut prepared = self
+            .writer
+            .prepare_commit()
+            .map_err(|e| ierr(&self.dir, e))?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(|e| ierr(&self.dir, e))?;
         self.state = state;
@@ -318,7 +326,9 @@ impl IndexSink {
     /// Waits for background merges to finish.
     pub fn close(self) -> Result<()> {
         let dir = self.dir.clone();
-        self.writer.wait_merging_threads().map_err(|e| ierr(&dir, e))
+        self.writer
+            .wait_merging_threads()
+            .map_err(|e| ierr(&dir, e))
     }
 }
 
@@ -342,7 +352,9 @@ pub struct IndexHandle {
 
 impl std::fmt::Debug for IndexHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexHandle").field("dir", &self.dir).finish()
+        f.debug_struct("IndexHandle")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -350,7 +362,10 @@ impl IndexHandle {
     /// Opens an existing index.
     pub fn open(dir: &DataDir) -> Result<IndexHandle> {
         if !dir.exists() {
-            return Err(ierr(dir, "no index here (run `zklens ingest` first, or pass --data-dir)"));
+            return Err(ierr(
+                dir,
+                "no index here (run `zklens ingest` first, or pass --data-dir)",
+            ));
         }
         let index = Index::open_in_dir(dir.index()).map_err(|e| ierr(dir, e))?;
         let state = read_state(dir, &index)?;
@@ -460,7 +475,10 @@ impl SegmentCollector for SegTimeOrdered {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.total += 1;
-        let key = (self.ts.first(doc).unwrap_or(i64::MIN), self.addr.first(doc).unwrap_or(0));
+        let key = (
+            self.ts.first(doc).unwrap_or(i64::MIN),
+            self.addr.first(doc).unwrap_or(0),
+        );
         match self.limit {
             None => self.all.push(key),
             Some(l) => {

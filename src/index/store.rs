@@ -59,15 +59,19 @@ impl StoreWriter {
                 return Err(Error::Store {
                     path: path.to_path_buf(),
                     offset: on_disk,
-                    reason: format!("store is shorter than its last commit ({committed_len} bytes)"),
+                    reason: format!(
+                        "store is shorter than its last commit ({committed_len} bytes)"
+                    ),
                 });
             }
             if on_disk > committed_len {
-                file.set_len(committed_len).map_err(|e| Error::io(path, e))?;
+                file.set_len(committed_len)
+                    .map_err(|e| Error::io(path, e))?;
             }
             committed_len
         };
-        file.seek(SeekFrom::Start(len)).map_err(|e| Error::io(path, e))?;
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| Error::io(path, e))?;
         Ok(StoreWriter {
             path: path.to_path_buf(),
             file,
@@ -265,7 +269,15 @@ fn encode(e: &Event, out: &mut Vec<u8>) {
     put_str(out, &e.message);
     put_str(out, &e.kind);
     let a = &e.attrs;
-    for v in [a.session, a.zxid, a.epoch, a.server, a.leader, a.duration_ms, a.timeout_ms] {
+    for v in [
+        a.session,
+        a.zxid,
+        a.epoch,
+        a.server,
+        a.leader,
+        a.duration_ms,
+        a.timeout_ms,
+    ] {
         put_opt_u64(out, v);
     }
     put_opt_str(out, a.peer.as_deref());
@@ -416,7 +428,10 @@ mod tests {
         let p = d.path().join("events");
         let mut w = StoreWriter::open(&p, 0).expect("open");
         let f1 = w
-            .write_frame(&encode_frame(&[ev("a".into(), Some(1), None), ev("b".into(), None, Some(7))]).expect("frame"))
+            .write_frame(
+                &encode_frame(&[ev("a".into(), Some(1), None), ev("b".into(), None, Some(7))])
+                    .expect("frame"),
+            )
             .expect("write");
         w.sync().expect("sync");
         let committed = w.len();
@@ -443,7 +458,10 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&p, bytes).expect("write");
-        let err = StoreReader::open(&p).expect("open").get(address(off, 0)).expect_err("damaged");
+        let err = StoreReader::open(&p)
+            .expect("open")
+            .get(address(off, 0))
+            .expect_err("damaged");
         assert!(err.to_string().contains("checksum"), "{err}");
     }
 }

@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 
 /// The definitions shipped in `parsers/`, embedded at build time.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("zookeeper.toml", include_str!("../../parsers/zookeeper.toml")),
+    (
+        "zookeeper.toml",
+        include_str!("../../parsers/zookeeper.toml"),
+    ),
     ("clients.toml", include_str!("../../parsers/clients.toml")),
     ("generic.toml", include_str!("../../parsers/generic.toml")),
 ];
@@ -228,7 +231,8 @@ impl Registry {
                 best = Some((hits, f.def.priority, f));
             }
         }
-        best.map(|(_, _, f)| f.clone()).unwrap_or_else(|| self.plain())
+        best.map(|(_, _, f)| f.clone())
+            .unwrap_or_else(|| self.plain())
     }
 }
 
@@ -242,18 +246,36 @@ fn compile(
         reason,
     };
     let shape = match (&def.layout, &def.regex, &def.json) {
-        (Some(l), None, None) => Shape::Text(Layout::from_pattern(l, def.time.as_deref()).map_err(err)?),
-        (None, Some(r), None) => Shape::Text(Layout::from_regex(r, def.time.as_deref()).map_err(err)?),
+        (Some(l), None, None) => {
+            Shape::Text(Layout::from_pattern(l, def.time.as_deref()).map_err(err)?)
+        }
+        (None, Some(r), None) => {
+            Shape::Text(Layout::from_regex(r, def.time.as_deref()).map_err(err)?)
+        }
         (None, None, Some(j)) => Shape::Json(j.clone()),
         (None, None, None) if def.name == "plain" => Shape::Plain,
-        _ => return Err(err("a format needs exactly one of layout, regex, json".into())),
+        _ => {
+            return Err(err(
+                "a format needs exactly one of layout, regex, json".into()
+            ))
+        }
     };
     let mut rules: Vec<(String, RuleDef)> = Vec::new();
+    let mut listed = Vec::new();
     for name in &def.rules {
-        let (o, rs) = rulesets
-            .get(name)
-            .ok_or_else(|| err(format!("unknown ruleset {name:?}")))?;
-        rules.extend(rs.rule.iter().map(|r| (format!("{o} [{}]", rs.name), r.clone())));
+        listed.push(
+            rulesets
+                .get(name)
+                .ok_or_else(|| err(format!("unknown ruleset {name:?}")))?,
+        );
+    }
+    listed.sort_by_key(|(_, rs)| rs.fallback);
+    for (o, rs) in listed {
+        rules.extend(
+            rs.rule
+                .iter()
+                .map(|r| (format!("{o} [{}]", rs.name), r.clone())),
+        );
     }
     let classifier = Arc::new(Classifier::new(&rules).map_err(err)?);
     Ok(Format {
@@ -281,7 +303,44 @@ fn json_head(line: &[u8], j: &JsonDef) -> bool {
         return false;
     }
     match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(t) {
-        Ok(m) => j.message.iter().any(|k| m.contains_key(k)) || j.ts.iter().any(|k| m.contains_key(k)),
+        Ok(m) => {
+            j.message.iter().any(|k| m.contains_key(k)) || j.ts.iter().any(|k| m.contains_key(k))
+        }
         Err(_) => false,
     }
+}
+
+/// Checks every rule's `examples`: in each format that uses the rule's ruleset, the example must
+/// classify with the rule's kind (an earlier rule taking it is a failure too). Returns the
+/// failures, one line each.
+pub fn check_examples(registry: &Registry) -> Vec<String> {
+    let mut fails = Vec::new();
+    for f in registry
+        .formats()
+        .iter()
+        .chain(std::iter::once(&registry.plain))
+    {
+        for rs in &f.def.rules {
+            let Some((_, def)) = registry.rulesets.get(rs) else {
+                continue;
+            };
+            for r in &def.rule {
+                for ex in &r.examples {
+                    let mut a = crate::event::Attrs::default();
+                    let got = f
+                        .classifier
+                        .classify(ex, None, &mut a)
+                        .map(|c| c.kind.to_string())
+                        .unwrap_or_else(|| crate::event::KIND_LOG.to_string());
+                    if got != r.kind {
+                        fails.push(format!(
+                            "format {} ruleset {rs}: {ex:?} is {got}, the rule says {}",
+                            f.def.name, r.kind
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    fails
 }

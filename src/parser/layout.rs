@@ -183,7 +183,10 @@ impl Layout {
                 }
             }
         }
-        if !tokens.iter().any(|t| matches!(t, Token::Field(Field::Message))) {
+        if !tokens
+            .iter()
+            .any(|t| matches!(t, Token::Field(Field::Message)))
+        {
             return Err("layout has no message field (%m / %(message)s)".to_string());
         }
         let spec = time_override
@@ -268,9 +271,9 @@ fn field_ok(f: Field, v: &[u8]) -> bool {
         }
         Field::Logger => {
             !v.is_empty()
-                && v
-                    .iter()
-                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'-' | b'/'))
+                && v.iter().all(|&c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'-' | b'/')
+                })
         }
         Field::LineNo => !v.is_empty() && (v == b"?" || v.iter().all(u8::is_ascii_digit)),
         Field::Thread => !v.is_empty(),
@@ -424,16 +427,15 @@ mod tests {
             s(line, Some(p.message)),
             "Connection dropped: socket connection broken"
         );
-        assert!(l.parse(b"\tat java.lang.Thread.run(Thread.java:750)").is_none());
+        assert!(l
+            .parse(b"\tat java.lang.Thread.run(Thread.java:750)")
+            .is_none());
     }
 
     #[test]
     fn regex_layout() {
-        let l = Layout::from_regex(
-            r"^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$",
-            Some("RFC3339"),
-        )
-        .expect("compiles");
+        let l = Layout::from_regex(r"^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$", Some("RFC3339"))
+            .expect("compiles");
         let p = l
             .parse(b"2026-11-24T22:02:29Z INFO hello")
             .expect("matches");

@@ -88,7 +88,9 @@ impl EntryParser {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let format = self.format.clone();
         let fresh = match &format.shape {
-            Shape::Text(layout) => layout.parse(line).map(|p| self.from_parts(line, &p, offset, lineno)),
+            Shape::Text(layout) => layout
+                .parse(line)
+                .map(|p| self.from_parts(line, &p, offset, lineno)),
             Shape::Json(j) => self.from_json(line, j, offset, lineno),
             Shape::Plain => None,
         };
@@ -153,10 +155,10 @@ impl EntryParser {
             e.myid = self.myid;
         }
         let mut attrs = Attrs::default();
-        if let Some(c) = self
-            .format
-            .classifier
-            .classify(e.headline(), e.logger.as_deref(), &mut attrs)
+        if let Some(c) =
+            self.format
+                .classifier
+                .classify(e.headline(), e.logger.as_deref(), &mut attrs)
         {
             e.kind = c.kind;
         }
@@ -194,7 +196,9 @@ impl EntryParser {
     }
 
     fn from_parts(&mut self, line: &[u8], p: &layout::Parts, offset: u64, lineno: u64) -> Event {
-        let txt = |r: Option<(usize, usize)>| r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string());
+        let txt = |r: Option<(usize, usize)>| {
+            r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string())
+        };
         let mut e = self.base(offset, lineno);
         e.ts = p.time.as_ref().and_then(|c| self.zone.to_nanos(c));
         e.level = p
@@ -250,7 +254,9 @@ impl EntryParser {
         e.level = get(&j.level).and_then(|v| Level::parse(&s(v)));
         e.logger = get(&j.logger).map(s);
         e.thread = get(&j.thread).map(s);
-        e.message = get(&j.message).map(s).unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());
+        e.message = get(&j.message)
+            .map(s)
+            .unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());
         for (attr, keys) in &j.attrs {
             if let Some(v) = get(keys) {
                 rules::apply(&mut e.attrs, attr, &s(v));
@@ -264,7 +270,18 @@ fn merge(into: &mut Attrs, found: Attrs) {
     macro_rules! m {
         ($($f:ident),*) => { $( if found.$f.is_some() { into.$f = found.$f; } )* };
     }
-    m!(session, zxid, epoch, server, leader, peer, path, duration_ms, timeout_ms, state);
+    m!(
+        session,
+        zxid,
+        epoch,
+        server,
+        leader,
+        peer,
+        path,
+        duration_ms,
+        timeout_ms,
+        state
+    );
 }
 
 /// `QuorumPeer[myid=1](plain=...)` and `WorkerReceiver[myid=2]` carry the server id.
@@ -324,7 +341,10 @@ mod tests {
     #[test]
     fn orphan_continuation_is_its_own_event() {
         let mut p = parser("zookeeper-log4j");
-        let ev = run(&mut p, "\tat foo.Bar(Bar.java:1)\n2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - hello");
+        let ev = run(
+            &mut p,
+            "\tat foo.Bar(Bar.java:1)\n2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - hello",
+        );
         assert_eq!(ev.len(), 2);
         assert_eq!(&*ev[0].kind, "log");
         assert_eq!(ev[0].ts, None);
@@ -337,7 +357,10 @@ mod tests {
         let mut p = parser("zookeeper-log4j");
         p.max_entry = 100;
         let long = "x".repeat(500);
-        let ev = run(&mut p, &format!("2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - {long}\n{long}"));
+        let ev = run(
+            &mut p,
+            &format!("2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - {long}\n{long}"),
+        );
         assert_eq!(ev.len(), 1);
         assert!(ev[0].message.len() <= 100);
         assert!(!p.take_notices().is_empty());

@@ -47,6 +47,10 @@ pub struct RuleDef {
 pub struct RulesetDef {
     /// Name referred to by formats.
     pub name: String,
+    /// Tried after every other ruleset of a format, whatever the order it is listed in
+    /// (for last-resort extraction rules).
+    #[serde(default)]
+    pub fallback: bool,
     /// Rules, tried in order (first match wins).
     #[serde(default)]
     pub rule: Vec<RuleDef>,
@@ -184,7 +188,11 @@ impl Classifier {
                 (None, Some(t), None) => compile_template(t, false),
                 (None, None, Some(re)) => Ok((
                     re.clone(),
-                    r.literal.clone().or_else(|| required_literal(re)).into_iter().collect(),
+                    r.literal
+                        .clone()
+                        .or_else(|| required_literal(re))
+                        .into_iter()
+                        .collect(),
                 )),
                 _ => Err("a rule needs exactly one of match, contains, regex".to_string()),
             }
@@ -256,7 +264,12 @@ impl Classifier {
     }
 
     /// Classifies a message headline; fills `attrs` from the matching rule's captures.
-    pub fn classify(&self, headline: &str, logger: Option<&str>, attrs: &mut Attrs) -> Option<Classified> {
+    pub fn classify(
+        &self,
+        headline: &str,
+        logger: Option<&str>,
+        attrs: &mut Attrs,
+    ) -> Option<Classified> {
         let mut cands: BTreeSet<usize> = self.always.iter().copied().collect();
         if let Some(ac) = &self.ac {
             for m in ac.find_overlapping_iter(headline) {
@@ -370,6 +383,20 @@ pub fn required_literal(re: &str) -> Option<String> {
             _ => flush(&mut cur, &mut best),
         }
         i = atom_end;
+        // Step over the quantifier (and a lazy/possessive marker after it).
+        match q {
+            Some('{') => {
+                while i < cs.len() && cs[i] != '}' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some('?' | '*' | '+') => i += 1,
+            _ => {}
+        }
+        if (optional || repeated) && matches!(cs.get(i), Some('?' | '+')) {
+            i += 1;
+        }
     }
     flush(&mut cur, &mut best);
     (best.trim().len() >= 3).then_some(best)
@@ -426,20 +453,28 @@ mod tests {
     #[test]
     fn template_extracts_typed_attrs() {
         let c = Classifier::new(&[
-            rule("session.expired", "Expiring session 0x{session}, timeout of {timeout_ms}ms exceeded"),
+            rule(
+                "session.expired",
+                "Expiring session 0x{session}, timeout of {timeout_ms}ms exceeded",
+            ),
             rule("election.looking", "LOOKING"),
         ])
         .expect("compiles");
         let mut a = Attrs::default();
         let k = c
-            .classify("Expiring session 0x3000002f45e0000, timeout of 4000ms exceeded", None, &mut a)
+            .classify(
+                "Expiring session 0x3000002f45e0000, timeout of 4000ms exceeded",
+                None,
+                &mut a,
+            )
             .expect("classified");
         assert_eq!(&*k.kind, "session.expired");
         assert_eq!(a.session, Some(0x3000002f45e0000));
         assert_eq!(a.timeout_ms, Some(4000));
         let mut b = Attrs::default();
         assert_eq!(
-            c.classify("LOOKING", None, &mut b).map(|k| k.kind.to_string()),
+            c.classify("LOOKING", None, &mut b)
+                .map(|k| k.kind.to_string()),
             Some("election.looking".into())
         );
         assert!(c.classify("LOOKING around", None, &mut b).is_none());
@@ -448,15 +483,29 @@ mod tests {
     #[test]
     fn regex_literals_are_found() {
         assert_eq!(
-            required_literal(r"^Sending DIFF zxid=0x(?P<zxid>[0-9a-fA-F]+) +for peer sid: (?P<server>\d+)")
-                .as_deref(),
+            required_literal(
+                r"^Sending DIFF zxid=0x(?P<zxid>[0-9a-fA-F]+) +for peer sid: (?P<server>\d+)"
+            )
+            .as_deref(),
             Some("Sending DIFF zxid=0x")
         );
         assert_eq!(
-            required_literal(r"^(?:Tracking|Committing) global session 0x(?P<s>[0-9a-f]+)").as_deref(),
+            required_literal(r"^(?:Tracking|Committing) global session 0x(?P<s>[0-9a-f]+)")
+                .as_deref(),
             Some(" global session 0x")
         );
-        assert_eq!(required_literal(r"^New election\. My id = +(?P<s>\d+)").as_deref(), Some("New election. My id = "));
+        assert_eq!(
+            required_literal(r"^New election\. My id = +(?P<s>\d+)").as_deref(),
+            Some("New election. My id = ")
+        );
+        assert_eq!(
+            required_literal(r"^\*+ GOODBYE (?:sid:)?(?P<p>\S+)").as_deref(),
+            Some(" GOODBYE ")
+        );
+        assert_eq!(
+            required_literal(r"^\w+ \(message format\)").as_deref(),
+            Some(" (message format)")
+        );
         assert_eq!(required_literal("a|bcdef"), None);
         assert_eq!(required_literal("(?i)session"), None);
     }

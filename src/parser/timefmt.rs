@@ -407,10 +407,7 @@ fn parse_iso(s: &[u8]) -> Option<(Civil, usize)> {
     c.second = digits(s, 17, 2)?;
     let mut i = 19;
     if matches!(s.get(i), Some(b'.' | b',')) {
-        let n = s[i + 1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let n = s[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
@@ -451,7 +448,10 @@ mod tests {
             berlin.to_nanos(&c),
             Some(nanos_of("2026-11-24T22:02:29.123+01:00"))
         );
-        let summer = f.parse_prefix(b"2026-07-01 12:00:00,000").expect("parses").0;
+        let summer = f
+            .parse_prefix(b"2026-07-01 12:00:00,000")
+            .expect("parses")
+            .0;
         assert_eq!(
             berlin.to_nanos(&summer),
             Some(nanos_of("2026-07-01T12:00:00+02:00"))
@@ -482,7 +482,12 @@ mod tests {
 
     #[test]
     fn civil_roundtrip() {
-        for n in [0i64, 1_764_021_749_123_000_000, -86_400_000_000_000, 951_782_400_000_000_000] {
+        for n in [
+            0i64,
+            1_764_021_749_123_000_000,
+            -86_400_000_000_000,
+            951_782_400_000_000_000,
+        ] {
             let c = civil_from_nanos(n);
             assert_eq!(ZoneConverter::new(Tz::Utc).to_nanos(&c), Some(n));
         }

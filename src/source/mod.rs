@@ -77,9 +77,7 @@ const GENERIC_DIRS: &[&str] = &[
 /// was found by walking `root`) that is not a generic name like `logs` or `version-2`; else the
 /// file's name without extensions (`calc-a.log` → `calc-a`).
 pub fn node_from_path(path: &Path, root: Option<&Path>) -> String {
-    let rel = root
-        .and_then(|r| path.strip_prefix(r).ok())
-        .unwrap_or(path);
+    let rel = root.and_then(|r| path.strip_prefix(r).ok()).unwrap_or(path);
     let mut dirs: Vec<&str> = rel
         .parent()
         .map(|p| {
@@ -101,7 +99,11 @@ pub fn node_from_path(path: &Path, root: Option<&Path>) -> String {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("unknown");
-    name.split('.').next().filter(|s| !s.is_empty()).unwrap_or(name).to_string()
+    name.split('.')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// Opens a file for reading, transparently decompressing gzip.
@@ -206,7 +208,13 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<E
     }
 }
 
-fn add(path: &Path, root: Option<&Path>, size: u64, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
+fn add(
+    path: &Path,
+    root: Option<&Path>,
+    size: u64,
+    files: &mut Vec<SourceFile>,
+    errors: &mut Vec<Error>,
+) {
     match sniff(path) {
         Ok(content) => files.push(SourceFile {
             path: path.to_path_buf(),
@@ -261,8 +269,20 @@ mod tests {
     #[test]
     fn node_names_from_layout() {
         let n = |p: &str, r: Option<&str>| node_from_path(Path::new(p), r.map(Path::new));
-        assert_eq!(n("samples/incident-1/zk1/logs/zookeeper.log", Some("samples/incident-1")), "zk1");
-        assert_eq!(n("samples/incident-1/zk2/data/version-2/log.100000001", Some("samples")), "zk2");
+        assert_eq!(
+            n(
+                "samples/incident-1/zk1/logs/zookeeper.log",
+                Some("samples/incident-1")
+            ),
+            "zk1"
+        );
+        assert_eq!(
+            n(
+                "samples/incident-1/zk2/data/version-2/log.100000001",
+                Some("samples")
+            ),
+            "zk2"
+        );
         assert_eq!(n("calc-a.log", None), "calc-a");
         assert_eq!(n("/tmp/x/calc-a/logs/calc-a.log", None), "calc-a");
         assert_eq!(n("in/zookeeper.log", Some("in")), "zookeeper");
@@ -276,14 +296,26 @@ mod tests {
             std::fs::write(&p, b).expect("write");
             p
         };
-        assert_eq!(sniff(&w("a", b"hello\n")).ok(), Some(Content::Text { gzip: false }));
+        assert_eq!(
+            sniff(&w("a", b"hello\n")).ok(),
+            Some(Content::Text { gzip: false })
+        );
         assert_eq!(sniff(&w("b", b"")).ok(), Some(Content::Empty));
-        assert_eq!(sniff(&w("c", b"ZKLG\0\0\0\x02")).ok(), Some(Content::TxnLog { gzip: false }));
-        assert_eq!(sniff(&w("d", b"ab\0cd")).ok(), Some(Content::Binary { offset: 2 }));
+        assert_eq!(
+            sniff(&w("c", b"ZKLG\0\0\0\x02")).ok(),
+            Some(Content::TxnLog { gzip: false })
+        );
+        assert_eq!(
+            sniff(&w("d", b"ab\0cd")).ok(),
+            Some(Content::Binary { offset: 2 })
+        );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, b"ZKSN\0\0\0\x02").expect("gz");
         let gz = gz.finish().expect("gz");
-        assert_eq!(sniff(&w("e.gz", &gz)).ok(), Some(Content::Snapshot { gzip: true }));
+        assert_eq!(
+            sniff(&w("e.gz", &gz)).ok(),
+            Some(Content::Snapshot { gzip: true })
+        );
         assert!(sniff(&w("f.gz", &[0x1f, 0x8b, 1, 2, 3])).is_err());
     }
 }

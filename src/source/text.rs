@@ -112,7 +112,8 @@ pub fn read_text(
     let mut parser = EntryParser::new(format.clone(), meta);
     let mut r = super::open(&file.path, gzip)?;
     if from > 0 {
-        let skipped = io::copy(&mut (&mut r).take(from), &mut io::sink()).map_err(|e| Error::io(&file.path, e))?;
+        let skipped = io::copy(&mut (&mut r).take(from), &mut io::sink())
+            .map_err(|e| Error::io(&file.path, e))?;
         if skipped < from {
             return Err(Error::BadInput {
                 path: file.path.clone(),
@@ -213,11 +214,7 @@ pub fn read_text(
 }
 
 /// Parses an in-memory text with a given format (for tests and tools).
-pub fn parse_bytes(
-    bytes: &[u8],
-    format: Arc<Format>,
-    meta: SourceMeta,
-) -> Vec<Event> {
+pub fn parse_bytes(bytes: &[u8], format: Arc<Format>, meta: SourceMeta) -> Vec<Event> {
     let mut p = EntryParser::new(format, meta);
     let mut out = Vec::new();
     let mut lr = LineReader::new(io::BufReader::new(bytes), 0, 0, DEFAULT_MAX_LINE);

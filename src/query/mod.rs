@@ -1,0 +1,603 @@
+//! The query language and query execution.
+//!
+//! ```text
+//! session:0x3000002f45e0000 kind:session.expired      both (implicit AND)
+//! node:zk2 AND (level:WARN OR level:ERROR)            boolean operators, parentheses
+//! kind:election.* -node:zk3 NOT level:DEBUG           wildcards on names, negation
+//! "Expiring session" timeout                           phrases and words in the message
+//! zxid:[0x100000000 TO 0x1ffffffff] epoch:>=2          ranges (inclusive [ ], exclusive { })
+//! ts:>2026-11-24T22:02:00Z                             time ranges
+//! ```
+//! Ids are hex with `0x`, hex when they contain a-f, else decimal.
+
+pub mod time;
+
+use std::ops::Bound;
+
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
+    TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TokenStream;
+use tantivy::{Index, Term};
+
+use crate::error::{Error, Result};
+use crate::event::parse_id;
+use crate::index::Fields;
+use crate::parser::timefmt::Tz;
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ast {
+    /// All of these.
+    And(Vec<Ast>),
+    /// Any of these.
+    Or(Vec<Ast>),
+    /// Not this.
+    Not(Box<Ast>),
+    /// `field:value` or a bare word / phrase (field `None` = message).
+    Term {
+        /// Field name.
+        field: Option<String>,
+        /// Value.
+        value: String,
+        /// Written in quotes.
+        quoted: bool,
+    },
+    /// `field:[a TO b]`, `field:>=a`, ...
+    Range {
+        /// Field name.
+        field: String,
+        /// Lower bound.
+        lo: Bound<String>,
+        /// Upper bound.
+        hi: Bound<String>,
+    },
+    /// Everything.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    And,
+    Or,
+    Not,
+    Word(String, bool),
+}
+
+fn lex(s: &str) -> Result<Vec<Tok>> {
+    let cs: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < cs.len() {
+        let c = cs[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        match c {
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1;
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1;
+            }
+            '-' if i + 1 < cs.len() && !cs[i + 1].is_whitespace() => {
+                out.push(Tok::Not);
+                i += 1;
+            }
+            '"' => {
+                let mut v = String::new();
+                i += 1;
+                while i < cs.len() && cs[i] != '"' {
+                    if cs[i] == '\\' && i + 1 < cs.len() {
+                        i += 1;
+                    }
+                    v.push(cs[i]);
+                    i += 1;
+                }
+                if i >= cs.len() {
+                    return Err(Error::Query("unterminated quote".into()));
+                }
+                i += 1;
+                out.push(Tok::Word(v, true));
+            }
+            _ => {
+                // A word; `field:"quoted value"` and `field:[a TO b]` stay one word.
+                let mut v = String::new();
+                let mut quoted = false;
+                while i < cs.len() && !cs[i].is_whitespace() && cs[i] != '(' && cs[i] != ')' {
+                    if cs[i] == ':' && matches!(cs.get(i + 1), Some('"')) {
+                        v.push(':');
+                        i += 2;
+                        while i < cs.len() && cs[i] != '"' {
+                            v.push(cs[i]);
+                            i += 1;
+                        }
+                        if i >= cs.len() {
+                            return Err(Error::Query("unterminated quote".into()));
+                        }
+                        i += 1;
+                        quoted = true;
+                        break;
+                    }
+                    if cs[i] == ':' && matches!(cs.get(i + 1), Some('[' | '{')) {
+                        let close = if cs[i + 1] == '[' {
+                            [']', '}']
+                        } else {
+                            ['}', ']']
+                        };
+                        while i < cs.len() && !close.contains(&cs[i]) {
+                            v.push(cs[i]);
+                            i += 1;
+                        }
+                        if i >= cs.len() {
+                            return Err(Error::Query(format!("unterminated range in {v:?}")));
+                        }
+                        v.push(cs[i]);
+                        i += 1;
+                        break;
+                    }
+                    v.push(cs[i]);
+                    i += 1;
+                }
+                out.push(match v.as_str() {
+                    "AND" | "&&" => Tok::And,
+                    "OR" | "||" => Tok::Or,
+                    "NOT" | "!" => Tok::Not,
+                    _ => Tok::Word(v, quoted),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct P {
+    toks: Vec<Tok>,
+    i: usize,
+}
+
+impl P {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.i)
+    }
+    fn or(&mut self) -> Result<Ast> {
+        let mut v = vec![self.and()?];
+        while self.peek() == Some(&Tok::Or) {
+            self.i += 1;
+            v.push(self.and()?);
+        }
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Ast::Or(v)
+        })
+    }
+    fn and(&mut self) -> Result<Ast> {
+        let mut v = vec![self.unary()?];
+        loop {
+            match self.peek() {
+                Some(Tok::And) => {
+                    self.i += 1;
+                    v.push(self.unary()?);
+                }
+                Some(Tok::Word(..) | Tok::Not | Tok::LParen) => v.push(self.unary()?),
+                _ => break,
+            }
+        }
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Ast::And(v)
+        })
+    }
+    fn unary(&mut self) -> Result<Ast> {
+        match self.toks.get(self.i).cloned() {
+            Some(Tok::Not) => {
+                self.i += 1;
+                Ok(Ast::Not(Box::new(self.unary()?)))
+            }
+            Some(Tok::LParen) => {
+                self.i += 1;
+                let a = self.or()?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return Err(Error::Query("missing )".into()));
+                }
+                self.i += 1;
+                Ok(a)
+            }
+            Some(Tok::Word(w, quoted)) => {
+                self.i += 1;
+                term(&w, quoted)
+            }
+            Some(t) => Err(Error::Query(format!("unexpected {t:?}"))),
+            None => Err(Error::Query("query ends too early".into())),
+        }
+    }
+}
+
+fn term(w: &str, quoted: bool) -> Result<Ast> {
+    if quoted && !w.contains(':') {
+        return Ok(Ast::Term {
+            field: None,
+            value: w.to_string(),
+            quoted: true,
+        });
+    }
+    let Some((f, v)) = w.split_once(':').filter(|(f, _)| is_field(f)) else {
+        return Ok(Ast::Term {
+            field: None,
+            value: w.to_string(),
+            quoted,
+        });
+    };
+    let field = f.to_ascii_lowercase();
+    if let Some(inner) = v.strip_prefix(['[', '{']) {
+        let lo_incl = v.starts_with('[');
+        let hi_incl = v.ends_with(']');
+        let inner = inner
+            .strip_suffix([']', '}'])
+            .ok_or_else(|| Error::Query(format!("bad range {v:?}")))?;
+        let (a, b) = inner
+            .split_once(" TO ")
+            .ok_or_else(|| Error::Query(format!("range {v:?} needs 'a TO b'")))?;
+        let bound = |s: &str, incl: bool| {
+            let s = s.trim();
+            if s == "*" {
+                Bound::Unbounded
+            } else if incl {
+                Bound::Included(s.to_string())
+            } else {
+                Bound::Excluded(s.to_string())
+            }
+        };
+        return Ok(Ast::Range {
+            field,
+            lo: bound(a, lo_incl),
+            hi: bound(b, hi_incl),
+        });
+    }
+    for (op, lo) in [(">=", true), ("<=", false), (">", true), ("<", false)] {
+        if let Some(x) = v.strip_prefix(op) {
+            let b = if op.len() == 2 {
+                Bound::Included(x.to_string())
+            } else {
+                Bound::Excluded(x.to_string())
+            };
+            return Ok(if lo {
+                Ast::Range {
+                    field,
+                    lo: b,
+                    hi: Bound::Unbounded,
+                }
+            } else {
+                Ast::Range {
+                    field,
+                    lo: Bound::Unbounded,
+                    hi: b,
+                }
+            });
+        }
+    }
+    Ok(Ast::Term {
+        field: Some(field),
+        value: v.to_string(),
+        quoted,
+    })
+}
+
+/// Field names a query may use.
+pub const FIELDS: &[&str] = &[
+    "ts", "time", "node", "kind", "level", "source", "file", "session", "zxid", "epoch", "server",
+    "leader", "myid", "peer", "path", "state", "thread", "logger", "message", "msg",
+];
+
+fn is_field(f: &str) -> bool {
+    FIELDS.contains(&f.to_ascii_lowercase().as_str())
+}
+
+/// Parses a query string.
+pub fn parse(q: &str) -> Result<Ast> {
+    let toks = lex(q)?;
+    if toks.is_empty() {
+        return Ok(Ast::All);
+    }
+    let mut p = P { toks, i: 0 };
+    let a = p.or()?;
+    if p.i != p.toks.len() {
+        return Err(Error::Query(format!("unexpected {:?}", p.toks[p.i])));
+    }
+    Ok(a)
+}
+
+/// Compiles queries against an index's schema.
+pub struct Compiler<'a> {
+    /// The index (for its tokenizer).
+    pub index: &'a Index,
+    /// Its fields.
+    pub fields: &'a Fields,
+    /// Zone for zone-less times.
+    pub tz: Tz,
+    /// Now, for relative times.
+    pub now: i64,
+}
+
+enum Kind {
+    U64(Field),
+    I64Time(Field),
+    Str(Field),
+    Text(Field),
+}
+
+impl Compiler<'_> {
+    fn field(&self, name: &str) -> Result<Kind> {
+        let f = self.fields;
+        Ok(match name {
+            "ts" | "time" => Kind::I64Time(f.ts),
+            "node" => Kind::Str(f.node),
+            "kind" => Kind::Str(f.kind),
+            "level" => Kind::Str(f.level),
+            "source" | "file" => Kind::Str(f.source),
+            "session" => Kind::U64(f.session),
+            "zxid" => Kind::U64(f.zxid),
+            "epoch" => Kind::U64(f.epoch),
+            "server" => Kind::U64(f.server),
+            "leader" => Kind::U64(f.leader),
+            "myid" => Kind::U64(f.myid),
+            "peer" => Kind::Str(f.peer),
+            "path" => Kind::Str(f.path),
+            "state" => Kind::Str(f.state),
+            "thread" => Kind::Str(f.thread),
+            "logger" => Kind::Str(f.logger),
+            "message" | "msg" => Kind::Text(f.message),
+            other => return Err(Error::Query(format!("unknown field {other:?}"))),
+        })
+    }
+
+    fn u64_of(&self, name: &str, v: &str) -> Result<u64> {
+        let v = v.trim();
+        let parsed = if name == "epoch" || name == "server" || name == "leader" || name == "myid" {
+            if let Some(h) = v.strip_prefix("0x") {
+                u64::from_str_radix(h, 16).ok()
+            } else {
+                v.parse().ok()
+            }
+        } else {
+            parse_id(v)
+        };
+        parsed
+            .ok_or_else(|| Error::Query(format!("{name}: {v:?} is not a number (use 0x for hex)")))
+    }
+
+    fn time_of(&self, v: &str) -> Result<i64> {
+        time::parse_time(v, self.tz, self.now)
+    }
+
+    /// Compiles an AST.
+    pub fn compile(&self, a: &Ast) -> Result<Box<dyn Query>> {
+        Ok(match a {
+            Ast::All => Box::new(AllQuery),
+            Ast::And(v) => {
+                let mut cl: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                let mut positive = false;
+                for x in v {
+                    match x {
+                        Ast::Not(inner) => cl.push((Occur::MustNot, self.compile(inner)?)),
+                        _ => {
+                            positive = true;
+                            cl.push((Occur::Must, self.compile(x)?));
+                        }
+                    }
+                }
+                if !positive {
+                    cl.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Box::new(BooleanQuery::new(cl))
+            }
+            Ast::Or(v) => Box::new(BooleanQuery::new(
+                v.iter()
+                    .map(|x| Ok((Occur::Should, self.compile(x)?)))
+                    .collect::<Result<Vec<_>>>()?,
+            )),
+            Ast::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+                (Occur::MustNot, self.compile(inner)?),
+            ])),
+            Ast::Term {
+                field,
+                value,
+                quoted,
+            } => {
+                let name = field.as_deref().unwrap_or("message");
+                match self.field(name)? {
+                    Kind::U64(f) => Box::new(TermQuery::new(
+                        Term::from_field_u64(f, self.u64_of(name, value)?),
+                        IndexRecordOption::Basic,
+                    )),
+                    Kind::I64Time(f) => {
+                        // A time alone means that second.
+                        let t = self.time_of(value)?;
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_i64(f, t)),
+                            Bound::Excluded(Term::from_field_i64(f, t + 1_000_000_000)),
+                        ))
+                    }
+                    Kind::Str(f) => {
+                        if !quoted && value.contains('*') {
+                            let re = value
+                                .split('*')
+                                .map(regex::escape)
+                                .collect::<Vec<_>>()
+                                .join(".*");
+                            Box::new(
+                                RegexQuery::from_pattern(&re, f)
+                                    .map_err(|e| Error::Query(e.to_string()))?,
+                            )
+                        } else {
+                            let v = if name == "level" {
+                                value.to_ascii_uppercase()
+                            } else {
+                                value.clone()
+                            };
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(f, &v),
+                                IndexRecordOption::Basic,
+                            ))
+                        }
+                    }
+                    Kind::Text(f) => self.text(f, value)?,
+                }
+            }
+            Ast::Range { field, lo, hi } => {
+                let conv = |b: &Bound<String>| -> Result<Bound<Term>> {
+                    let k = self.field(field)?;
+                    let one = |s: &String| -> Result<Term> {
+                        Ok(match &k {
+                            Kind::U64(f) => Term::from_field_u64(*f, self.u64_of(field, s)?),
+                            Kind::I64Time(f) => Term::from_field_i64(*f, self.time_of(s)?),
+                            Kind::Str(f) => Term::from_field_text(*f, s),
+                            Kind::Text(_) => {
+                                return Err(Error::Query(format!("no ranges on {field}")))
+                            }
+                        })
+                    };
+                    Ok(match b {
+                        Bound::Included(s) => Bound::Included(one(s)?),
+                        Bound::Excluded(s) => Bound::Excluded(one(s)?),
+                        Bound::Unbounded => Bound::Unbounded,
+                    })
+                };
+                let (l, h) = (conv(lo)?, conv(hi)?);
+                if matches!((&l, &h), (Bound::Unbounded, Bound::Unbounded)) {
+                    // `field:[* TO *]`: has the field at all
+                    let f = match self.field(field)? {
+                        Kind::U64(f) | Kind::I64Time(f) | Kind::Str(f) | Kind::Text(f) => f,
+                    };
+                    let name = self.index.schema().get_field_name(f).to_string();
+                    Box::new(tantivy::query::ExistsQuery::new(name, false))
+                } else {
+                    Box::new(RangeQuery::new(l, h))
+                }
+            }
+        })
+    }
+
+    fn text(&self, f: Field, value: &str) -> Result<Box<dyn Query>> {
+        let mut tok = self
+            .index
+            .tokenizer_for_field(f)
+            .map_err(|e| Error::Query(e.to_string()))?;
+        let mut stream = tok.token_stream(value);
+        let mut terms = Vec::new();
+        while stream.advance() {
+            terms.push((
+                stream.token().position,
+                Term::from_field_text(f, &stream.token().text),
+            ));
+        }
+        Ok(match terms.len() {
+            0 => Box::new(EmptyQuery),
+            1 => Box::new(TermQuery::new(
+                terms.remove(0).1,
+                IndexRecordOption::WithFreqs,
+            )),
+            _ => Box::new(PhraseQuery::new_with_offset(terms)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(f: &str, v: &str) -> Ast {
+        Ast::Term {
+            field: Some(f.into()),
+            value: v.into(),
+            quoted: false,
+        }
+    }
+
+    #[test]
+    fn parses_boolean_structure() {
+        assert_eq!(
+            parse("session:0x1 kind:session.expired").ok(),
+            Some(Ast::And(vec![
+                t("session", "0x1"),
+                t("kind", "session.expired")
+            ]))
+        );
+        assert_eq!(
+            parse("node:zk1 OR node:zk2 -level:DEBUG").ok(),
+            Some(Ast::Or(vec![
+                t("node", "zk1"),
+                Ast::And(vec![
+                    t("node", "zk2"),
+                    Ast::Not(Box::new(t("level", "DEBUG")))
+                ])
+            ]))
+        );
+        assert_eq!(
+            parse("(node:zk1 OR node:zk2) AND NOT kind:log").ok(),
+            Some(Ast::And(vec![
+                Ast::Or(vec![t("node", "zk1"), t("node", "zk2")]),
+                Ast::Not(Box::new(t("kind", "log")))
+            ]))
+        );
+    }
+
+    #[test]
+    fn parses_phrases_ranges_and_free_text() {
+        assert_eq!(
+            parse("\"Expiring session\"").ok(),
+            Some(Ast::Term {
+                field: None,
+                value: "Expiring session".into(),
+                quoted: true
+            })
+        );
+        assert_eq!(
+            parse("zxid:[0x100000000 TO 0x1ffffffff]").ok(),
+            Some(Ast::Range {
+                field: "zxid".into(),
+                lo: Bound::Included("0x100000000".into()),
+                hi: Bound::Included("0x1ffffffff".into())
+            })
+        );
+        assert_eq!(
+            parse("epoch:>=2").ok(),
+            Some(Ast::Range {
+                field: "epoch".into(),
+                lo: Bound::Included("2".into()),
+                hi: Bound::Unbounded
+            })
+        );
+        assert_eq!(
+            parse("message:\"connection lost\"").ok(),
+            Some(Ast::Term {
+                field: Some("message".into()),
+                value: "connection lost".into(),
+                quoted: true
+            })
+        );
+        // Not a field: the colon is part of a free-text word.
+        assert!(matches!(
+            parse("foo:bar").ok(),
+            Some(Ast::Term { field: None, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert!(parse("(node:zk1").is_err());
+        assert!(parse("\"open").is_err());
+        assert!(parse("zxid:[1 TO").is_err());
+        assert!(parse("AND").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Time expressions on the command line: RFC 3339 (`2026-11-24T22:02:29Z`), a date-time without
+//! zone read in the given zone (`2026-11-24 22:02:29`, `2026-11-24`), or a duration before now
+//! (`15m`, `2h`, `3d`, `90s`, `1w`).
+
+use crate::error::{Error, Result};
+use crate::parser::timefmt::{Civil, TimeFormat, Tz, ZoneConverter};
+
+/// Parses a time expression to UTC nanoseconds. `now` is the current time in ns.
+pub fn parse_time(s: &str, tz: Tz, now: i64) -> Result<i64> {
+    let t = s.trim();
+    if let Some(d) = parse_duration(t) {
+        return Ok(now - d);
+    }
+    let b = t.as_bytes();
+    let zone = ZoneConverter::new(tz);
+    if let Some((c, used)) = TimeFormat::Iso8601.parse_prefix(b) {
+        if used == b.len() {
+            return zone.to_nanos(&c).ok_or_else(|| bad(t));
+        }
+    }
+    // Date-time without seconds, or a date alone.
+    for (fmt, n) in [
+        ("yyyy-MM-dd HH:mm", 16),
+        ("yyyy-MM-dd'T'HH:mm", 16),
+        ("yyyy-MM-dd", 10),
+    ] {
+        if b.len() == n {
+            if let Some((c, _)) = TimeFormat::compile(fmt)
+                .ok()
+                .and_then(|f| f.parse_prefix(b))
+            {
+                return zone.to_nanos(&c).ok_or_else(|| bad(t));
+            }
+        }
+    }
+    Err(bad(t))
+}
+
+fn bad(t: &str) -> Error {
+    Error::Time(format!(
+        "cannot read {t:?} as a time: use RFC 3339 (2026-11-24T22:02:29Z), \"2026-11-24 22:02:29\", a date, or a duration ago (15m, 2h, 3d)"
+    ))
+}
+
+/// `90s`, `15m`, `2h`, `3d`, `1w`, `500ms` → nanoseconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    if split == 0 {
+        return None;
+    }
+    let n: i64 = s[..split].parse().ok()?;
+    let unit: i64 = match &s[split..] {
+        "ms" => 1_000_000,
+        "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "w" => 7 * 86_400_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// Formats UTC nanoseconds as RFC 3339 with milliseconds (`2026-11-24T22:02:29.123Z`).
+pub fn rfc3339(ns: i64) -> String {
+    let c = crate::parser::timefmt::civil_from_nanos(ns);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        c.nanos / 1_000_000
+    )
+}
+
+/// Formats UTC nanoseconds for a table (`2026-11-24 22:02:29.123`).
+pub fn short(ns: i64) -> String {
+    let c: Civil = crate::parser::timefmt::civil_from_nanos(ns);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        c.nanos / 1_000_000
+    )
+}
+
+/// The current time in ns since the epoch.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_and_relative() {
+        let now = 1_764_021_749_000_000_000;
+        let a = parse_time("2026-11-24T22:02:29Z", Tz::Utc, now).expect("rfc3339");
+        assert_eq!(
+            parse_time("2026-11-24 22:02:29", Tz::Utc, now).ok(),
+            Some(a)
+        );
+        assert_eq!(
+            parse_time("2026-11-24 23:02:29", Tz::Fixed(3600), now).ok(),
+            Some(a)
+        );
+        assert_eq!(rfc3339(a), "2026-11-24T22:02:29.000Z");
+        assert_eq!(
+            parse_time("15m", Tz::Utc, now).ok(),
+            Some(now - 900_000_000_000)
+        );
+        assert!(parse_time("2026-11-24", Tz::Utc, now).is_ok());
+        assert!(parse_time("yesterday-ish", Tz::Utc, now).is_err());
+        assert!(parse_time("15 parsecs", Tz::Utc, now).is_err());
+    }
+}
