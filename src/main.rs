@@ -372,7 +372,9 @@ fn cmd_search(dir: &DataDir, mut ast: query::Ast, o: &OutArgs, head: Option<Stri
             writeln!(out, "{h}: {} events on {}", hits.total, nodes.join(", "))?;
         }
     }
-    write_events(&mut out, &events, o.output)?;
+    if !(events.is_empty() && o.output == OutputFormat::Table) {
+        write_events(&mut out, &events, o.output)?;
+    }
     out.flush()?;
     if hits.total > events.len() {
         eprintln!(

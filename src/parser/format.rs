@@ -260,7 +260,7 @@ fn compile(
             ))
         }
     };
-    let mut rules: Vec<(String, RuleDef)> = Vec::new();
+    let mut rules: Vec<(String, RuleDef, bool)> = Vec::new();
     let mut listed = Vec::new();
     for name in &def.rules {
         listed.push(
@@ -274,7 +274,7 @@ fn compile(
         rules.extend(
             rs.rule
                 .iter()
-                .map(|r| (format!("{o} [{}]", rs.name), r.clone())),
+                .map(|r| (format!("{o} [{}]", rs.name), r.clone(), rs.fallback)),
         );
     }
     let classifier = Arc::new(Classifier::new(&rules).map_err(err)?);

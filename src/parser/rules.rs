@@ -148,6 +148,7 @@ fn compile_template(t: &str, anchored: bool) -> Result<(String, Vec<String>), St
 
 #[derive(Debug)]
 struct Compiled {
+    fallback: bool,
     kind: Arc<str>,
     re: Regex,
     logger: Option<String>,
@@ -176,13 +177,15 @@ pub struct Classified {
 }
 
 impl Classifier {
-    /// Compiles rules; `origin` names the rule in errors.
-    pub fn new(rules: &[(String, RuleDef)]) -> Result<Classifier, String> {
+    /// Compiles rules; `origin` names the rule in errors. Rules flagged `fallback` (from a
+    /// fallback ruleset) classify only what no other rule did, and fill attributes the winning
+    /// rule left empty.
+    pub fn new(rules: &[(String, RuleDef, bool)]) -> Result<Classifier, String> {
         let mut compiled = Vec::new();
         let mut pats: Vec<String> = Vec::new();
         let mut lit_rule = Vec::new();
         let mut always = Vec::new();
-        for (i, (origin, r)) in rules.iter().enumerate() {
+        for (i, (origin, r, fallback)) in rules.iter().enumerate() {
             let (src, lits) = match (&r.matches, &r.contains, &r.regex) {
                 (Some(t), None, None) => compile_template(t, true),
                 (None, Some(t), None) => compile_template(t, false),
@@ -223,6 +226,7 @@ impl Classifier {
                 _ => always.push(i),
             }
             compiled.push(Compiled {
+                fallback: *fallback,
                 kind: Arc::from(r.kind.as_str()),
                 re,
                 logger: r.logger.clone(),
@@ -276,8 +280,12 @@ impl Classifier {
                 cands.insert(self.lit_rule[m.pattern().as_usize()]);
             }
         }
+        let mut won: Option<Classified> = None;
         for i in cands {
             let r = &self.rules[i];
+            if won.is_some() && !r.fallback {
+                continue;
+            }
             if let Some(want) = &r.logger {
                 match logger {
                     Some(l) if l.ends_with(want.as_str()) => {}
@@ -287,21 +295,34 @@ impl Classifier {
             let Some(caps) = r.re.captures(headline) else {
                 continue;
             };
-            for name in r.re.capture_names().flatten() {
-                if let Some(m) = caps.name(name) {
-                    apply(attrs, name, m.as_str());
+            if r.fallback {
+                // Only fill what is still missing.
+                let mut extra = Attrs::default();
+                for name in r.re.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        apply(&mut extra, name, m.as_str());
+                    }
+                }
+                fill(attrs, extra);
+            } else {
+                for name in r.re.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        apply(attrs, name, m.as_str());
+                    }
+                }
+                for (k, v) in &r.set {
+                    apply(attrs, k, v);
                 }
             }
-            for (k, v) in &r.set {
-                apply(attrs, k, v);
+            if won.is_none() {
+                won = Some(Classified {
+                    kind: r.kind.clone(),
+                    rule: i,
+                });
             }
-            attrs.derive();
-            return Some(Classified {
-                kind: r.kind.clone(),
-                rule: i,
-            });
         }
-        None
+        attrs.derive();
+        won
     }
 }
 
@@ -402,6 +423,13 @@ pub fn required_literal(re: &str) -> Option<String> {
     (best.trim().len() >= 3).then_some(best)
 }
 
+fn fill(into: &mut Attrs, from: Attrs) {
+    macro_rules! f {
+        ($($x:ident),*) => { $( if into.$x.is_none() { into.$x = from.$x; } )* };
+    }
+    f!(session, zxid, epoch, server, leader, peer, path, duration_ms, timeout_ms, state);
+}
+
 fn num(v: &str, hex: bool) -> Option<u64> {
     let v = v.trim();
     if hex {
@@ -433,7 +461,7 @@ pub fn apply(a: &mut Attrs, name: &str, v: &str) {
 mod tests {
     use super::*;
 
-    fn rule(kind: &str, m: &str) -> (String, RuleDef) {
+    fn rule(kind: &str, m: &str) -> (String, RuleDef, bool) {
         (
             "test".into(),
             RuleDef {
@@ -447,6 +475,7 @@ mod tests {
                 examples: vec![],
                 note: None,
             },
+            false,
         )
     }
 
