@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::index::{Checkpoint, DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
-use crate::source::text::{read_text, TextOptions};
+use crate::source::text::{read_text, TextOptions, TextReport};
 use crate::source::{self, Content, SourceFile, FINGERPRINT_LEN};
 
 /// Events handed to the sink at once.
@@ -91,6 +91,9 @@ impl Summary {
     }
 }
 
+/// A worker's result for one plan: (plan index, report, events by kind).
+type WorkerResult = (usize, Result<TextReport>, BTreeMap<String, u64>);
+
 struct Plan {
     file: SourceFile,
     gzip: bool,
@@ -163,13 +166,7 @@ pub fn ingest(
         .sum();
     let done_bytes = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
-    let results: Mutex<
-        Vec<(
-            usize,
-            Result<crate::source::text::TextReport>,
-            BTreeMap<String, u64>,
-        )>,
-    > = Mutex::new(Vec::new());
+    let results: Mutex<Vec<WorkerResult>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<Error>> = Mutex::new(None);
     let workers = worker_count(opts.threads).min(plans.len().max(1));
     std::thread::scope(|s| {
@@ -341,9 +338,10 @@ fn plan(file: &SourceFile, gzip: bool, sources: &[Checkpoint]) -> Result<Option<
     };
     // Same path first, then the same content anywhere (a copy, or a renamed file).
     let by_path = sources.iter().position(|c| c.path == path);
+    // (whole-file fingerprints of short files count too, above a size where content is telling)
     let by_content = sources
         .iter()
-        .position(|c| c.fp_len == FINGERPRINT_LEN && fp.len == FINGERPRINT_LEN && c.fp == fp.hash);
+        .position(|c| c.fp_len == fp.len && fp.len >= 64 && c.fp == fp.hash);
     for j in by_path.into_iter().chain(by_content) {
         let c = &sources[j];
         let same = if c.fp_len == fp.len {

@@ -105,7 +105,8 @@ impl<'a> Row<'a> {
 }
 
 fn json_err(e: serde_json::Error) -> io::Error {
-    io::Error::other(e)
+    // Keeps the kind of an underlying I/O error (a closed pipe must stay a BrokenPipe).
+    io::Error::from(e)
 }
 
 /// Writes events in a format.

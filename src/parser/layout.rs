@@ -373,7 +373,7 @@ mod tests {
 
     const ZK: &str = "%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n";
 
-    fn s<'a>(line: &'a [u8], r: Option<(usize, usize)>) -> &'a str {
+    fn s(line: &[u8], r: Option<(usize, usize)>) -> &str {
         r.map(|(a, b)| std::str::from_utf8(&line[a..b]).unwrap_or("?"))
             .unwrap_or("")
     }

@@ -90,8 +90,8 @@ impl EntryParser {
         let fresh = match &format.shape {
             Shape::Text(layout) => layout
                 .parse(line)
-                .map(|p| self.from_parts(line, &p, offset, lineno)),
-            Shape::Json(j) => self.from_json(line, j, offset, lineno),
+                .map(|p| self.entry_from_parts(line, &p, offset, lineno)),
+            Shape::Json(j) => self.entry_from_json(line, j, offset, lineno),
             Shape::Plain => None,
         };
         let multiline = self.format.def.multiline;
@@ -195,7 +195,13 @@ impl EntryParser {
         e
     }
 
-    fn from_parts(&mut self, line: &[u8], p: &layout::Parts, offset: u64, lineno: u64) -> Event {
+    fn entry_from_parts(
+        &mut self,
+        line: &[u8],
+        p: &layout::Parts,
+        offset: u64,
+        lineno: u64,
+    ) -> Event {
         let txt = |r: Option<(usize, usize)>| {
             r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string())
         };
@@ -222,7 +228,13 @@ impl EntryParser {
         e
     }
 
-    fn from_json(&mut self, line: &[u8], j: &JsonDef, offset: u64, lineno: u64) -> Option<Event> {
+    fn entry_from_json(
+        &mut self,
+        line: &[u8],
+        j: &JsonDef,
+        offset: u64,
+        lineno: u64,
+    ) -> Option<Event> {
         use serde_json::Value;
         let t = line.trim_ascii();
         if t.first() != Some(&b'{') {

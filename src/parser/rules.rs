@@ -427,7 +427,18 @@ fn fill(into: &mut Attrs, from: Attrs) {
     macro_rules! f {
         ($($x:ident),*) => { $( if into.$x.is_none() { into.$x = from.$x; } )* };
     }
-    f!(session, zxid, epoch, server, leader, peer, path, duration_ms, timeout_ms, state);
+    f!(
+        session,
+        zxid,
+        epoch,
+        server,
+        leader,
+        peer,
+        path,
+        duration_ms,
+        timeout_ms,
+        state
+    );
 }
 
 fn num(v: &str, hex: bool) -> Option<u64> {

@@ -441,7 +441,9 @@ impl Compiler<'_> {
                             )
                         } else {
                             let v = if name == "level" {
-                                value.to_ascii_uppercase()
+                                crate::event::Level::parse(value)
+                                    .map(|l| l.as_str().to_string())
+                                    .unwrap_or_else(|| value.to_ascii_uppercase())
                             } else {
                                 value.clone()
                             };

@@ -1,0 +1,412 @@
+//! Command-line behaviour: exit codes, output formats, re-ingestion, bad input, user formats.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const SERVER: &str = "\
+2026-11-24 22:02:29,123 [myid:1] - INFO  [QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled):QuorumPeer@1525] - LOOKING
+2026-11-24 22:02:29,523 [myid:1] - INFO  [QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled):Leader@581] - LEADING - LEADER ELECTION TOOK - 400 MS
+2026-11-24 22:02:35,000 [myid:1] - INFO  [SessionTracker:ZooKeeperServer@632] - Expiring session 0x100000a1b2c0000, timeout of 4000ms exceeded
+2026-11-24 22:02:36,000 [myid:1] - WARN  [NIOWorkerThread-1:NIOServerCnxn@371] - Unexpected exception
+java.io.IOException: boom
+\tat a.b.C(C.java:1)
+2026-11-24 22:02:37,000 [myid:1] - INFO  [CommitProcessor:1:FinalRequestProcessor@1] - nothing special
+";
+
+const CLIENT: &str = "\
+2026-11-24 22:02:30,001 INFO kazoo.client: Zookeeper connection established, state: CONNECTED
+2026-11-24 22:02:30,002 INFO calc: registered ephemeral znode /services/calc/calc-a session 0x100000a1b2c0000
+2026-11-24 22:02:36,500 WARNING kazoo.protocol.connection: Session has expired
+";
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    logs: PathBuf,
+    data: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    let data = tmp.path().join("data");
+    write(&logs.join("zk1/logs/zookeeper.log"), SERVER.as_bytes());
+    write(&logs.join("calc-a/logs/calc-a.log"), CLIENT.as_bytes());
+    Env {
+        _tmp: tmp,
+        logs,
+        data,
+    }
+}
+
+fn write(p: &Path, b: &[u8]) {
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, b).expect("write");
+}
+
+fn zk(e: &Env) -> Command {
+    let mut c = Command::cargo_bin("zklens").expect("binary");
+    c.env_remove("ZKLENS_DATA_DIR")
+        .arg("--data-dir")
+        .arg(&e.data);
+    c
+}
+
+fn jsonl(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn count(e: &Env, q: &str) -> u64 {
+    let out = zk(e).args(["query", q, "-c"]).output().expect("run");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+#[test]
+fn ingest_then_query_across_nodes() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    let out = zk(&e)
+        .args(["query", "session:0x100000a1b2c0000", "-o", "jsonl"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows = jsonl(&out);
+    let nodes: Vec<&str> = rows.iter().filter_map(|r| r["node"].as_str()).collect();
+    assert_eq!(nodes, vec!["calc-a", "zk1"], "time order, both sides");
+    let expired = &rows[1];
+    assert_eq!(expired["kind"], "session.expired");
+    assert_eq!(expired["session"], "0x100000a1b2c0000");
+    assert_eq!(expired["ts"], "2026-11-24T22:02:35.000Z");
+    assert_eq!(expired["level"], "INFO");
+    assert!(expired["offset"].as_u64().is_some_and(|o| o > 0));
+    assert!(expired["source"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("zk1/logs/zookeeper.log")));
+    // The stack trace is folded into its entry: 5 entries in the server log, 3 in the client's.
+    assert_eq!(count(&e, "node:zk1"), 5);
+    assert_eq!(count(&e, "node:calc-a"), 3);
+    let trace = zk(&e)
+        .args(["query", "boom", "-o", "jsonl"])
+        .output()
+        .expect("run");
+    let rows = jsonl(&trace.stdout);
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("Unexpected exception\njava.io.IOException: boom\n")));
+}
+
+#[test]
+fn exit_codes_follow_ripgrep() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    zk(&e)
+        .args(["query", "kind:session.expired"])
+        .assert()
+        .code(0);
+    zk(&e).args(["query", "kind:no.such.kind"]).assert().code(1);
+    zk(&e).args(["query", "(unbalanced"]).assert().code(2);
+    zk(&e).args(["session", "not-an-id"]).assert().code(2);
+    let empty = tempfile::tempdir().expect("tempdir");
+    Command::cargo_bin("zklens")
+        .expect("binary")
+        .arg("--data-dir")
+        .arg(empty.path().join("none"))
+        .args(["query", "x"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn query_language_features() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    assert_eq!(count(&e, "kind:election.*"), 2);
+    assert_eq!(
+        count(&e, "node:zk1 AND (level:WARN OR kind:session.expired)"),
+        2
+    );
+    assert_eq!(count(&e, "node:zk1 -kind:log"), 3);
+    assert_eq!(count(&e, "\"Expiring session\""), 1);
+    assert_eq!(count(&e, "\"session Expiring\""), 0);
+    assert_eq!(count(&e, "session:100000a1b2c0000"), 2, "bare hex");
+    assert_eq!(count(&e, "session:72057637443469312"), 2, "decimal");
+    assert_eq!(
+        count(&e, "ts:[2026-11-24T22:02:30Z TO 2026-11-24T22:02:36Z]"),
+        4
+    );
+    assert_eq!(
+        count(&e, "ts:{2026-11-24T22:02:30Z TO 2026-11-24T22:02:36Z}"),
+        3
+    );
+    assert_eq!(count(&e, "level:warning"), 2, "case and WARNING normalised");
+    let out = zk(&e)
+        .args([
+            "query",
+            "node:zk1",
+            "--since",
+            "2026-11-24 22:02:35",
+            "--until",
+            "2026-11-24T22:02:37Z",
+            "-o",
+            "jsonl",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(jsonl(&out.stdout).len(), 2);
+    let out = zk(&e)
+        .args(["query", "node:zk1", "--limit", "2", "-o", "jsonl"])
+        .output()
+        .expect("run");
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["kind"], "election.looking", "earliest first");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("first 2 of 5"));
+}
+
+#[test]
+fn output_formats() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    let csv = zk(&e)
+        .args(["query", "kind:session.expired", "-o", "csv"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts,node,source,offset,kind,level,session,zxid,epoch,message")
+    );
+    assert!(lines
+        .next()
+        .is_some_and(|l| l.contains(",session.expired,INFO,0x100000a1b2c0000,")));
+    let json = zk(&e)
+        .args(["query", "kind:session.expired", "-o", "json"])
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    let table = zk(&e).args(["zxid", "0x1"]).output().expect("run");
+    assert_eq!(table.status.code(), Some(1));
+}
+
+#[test]
+fn reingest_does_not_duplicate_and_appends_are_picked_up() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    assert_eq!(count(&e, "*"), 0, "a bare * is a word, not everything");
+    let all = count(&e, "node:zk1 OR node:calc-a");
+    assert_eq!(all, 8);
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    assert_eq!(count(&e, "node:zk1 OR node:calc-a"), 8);
+    // A copy of the same file elsewhere is recognised by content.
+    let copy = e.logs.join("copy/calc-a/logs/calc-a.log");
+    write(&copy, CLIENT.as_bytes());
+    zk(&e).arg("ingest").arg(&copy).assert().success();
+    assert_eq!(count(&e, "node:zk1 OR node:calc-a"), 8);
+    // Appended lines are read from the checkpoint on.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(e.logs.join("zk1/logs/zookeeper.log"))
+        .expect("open");
+    f.write_all(b"2026-11-24 22:03:00,000 [myid:1] - INFO  [main:A@1] - appended line\n")
+        .expect("append");
+    drop(f);
+    let out = zk(&e).arg("ingest").arg(&e.logs).output().expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(from byte"));
+    assert_eq!(count(&e, "node:zk1"), 6);
+    assert_eq!(count(&e, "appended"), 1);
+}
+
+#[test]
+fn bad_input_is_reported_and_nothing_else_lost() {
+    let e = env();
+    let bad = e.logs.join("bad");
+    write(
+        &bad.join("binary.bin"),
+        b"\x7fELF\x02\x01\x01\x00\x00\x00garbage",
+    );
+    write(
+        &bad.join("latin1.log"),
+        b"2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - caf\xe9 au lait\n",
+    );
+    write(&bad.join("empty.log"), b"");
+    write(&bad.join("truncated.log"), b"2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - complete\n2026-11-24 22:02:30,000 [myid:2] - INFO  [main:A@1] - cut in the mid");
+    let mut huge = b"2026-11-24 22:02:29,123 [myid:2] - INFO  [main:A@1] - ".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 10 << 20));
+    huge.extend_from_slice(
+        b"\n2026-11-24 22:02:31,000 [myid:2] - INFO  [main:A@1] - after the huge line\n",
+    );
+    write(&bad.join("huge.log"), &huge);
+    let out = zk(&e).arg("ingest").arg(&e.logs).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a failed file makes the run exit 2: {err}"
+    );
+    assert!(
+        err.contains("binary.bin: at byte offset 7: binary data"),
+        "{err}"
+    );
+    assert!(
+        err.contains("latin1.log: at byte offset 57: invalid UTF-8"),
+        "{err}"
+    );
+    assert!(
+        err.contains("truncated.log: at byte offset 63: the file ends inside line 2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("huge.log: at byte offset 0: line 1 is 10485814 bytes long"),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("empty file") || err.contains("empty.log"),
+        "{stdout}{err}"
+    );
+    // Everything else is indexed.
+    assert_eq!(count(&e, "node:zk1 OR node:calc-a"), 8);
+    assert_eq!(count(&e, "caf"), 1);
+    assert_eq!(count(&e, "\"cut in the mid\""), 1);
+    assert_eq!(count(&e, "\"after the huge line\""), 1);
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    let e = env();
+    let many: String = (0..20_000)
+        .map(|i| format!("2026-11-24 22:02:29,123 [myid:1] - INFO  [main:A@1] - line {i}\n"))
+        .collect();
+    write(&e.logs.join("zk2/logs/zookeeper.log"), many.as_bytes());
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("zklens"))
+        .arg("--data-dir")
+        .arg(&e.data)
+        .args(["query", "node:zk2", "--limit", "0", "-o", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    if let Some(out) = child.stdout.take() {
+        BufReader::new(out).read_line(&mut first).expect("read");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(first.contains("line 0"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn formats_load_at_run_time_and_check() {
+    let e = env();
+    zk(&e).args(["formats", "--check"]).assert().success();
+    let dir = e.logs.parent().expect("parent").join("parsers");
+    write(
+        &dir.join("mine.toml"),
+        br#"
+[[format]]
+name = "pipes"
+description = "ts | level | message"
+layout = "%d{yyyy-MM-dd'T'HH:mm:ss.SSS} | %p | %m%n"
+rules = ["mine"]
+priority = 20
+
+[[ruleset]]
+name = "mine"
+[[ruleset.rule]]
+kind = "custom.thing"
+match = "widget {server} exploded"
+examples = ["widget 7 exploded"]
+"#,
+    );
+    write(
+        &e.logs.join("svc/logs/svc.log"),
+        b"2026-11-24T22:02:29.123 | ERROR | widget 7 exploded\n",
+    );
+    zk(&e)
+        .arg("--parsers")
+        .arg(&dir)
+        .args(["formats", "--check"])
+        .assert()
+        .success();
+    zk(&e)
+        .arg("--parsers")
+        .arg(&dir)
+        .arg("ingest")
+        .arg(&e.logs)
+        .assert()
+        .success();
+    let out = zk(&e)
+        .args(["query", "kind:custom.thing", "-o", "jsonl"])
+        .output()
+        .expect("run");
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["server"], 7);
+    assert_eq!(rows[0]["level"], "ERROR");
+    // A broken definition names its file.
+    write(
+        &dir.join("broken.toml"),
+        b"[[format]]\nname = \"x\"\nlayout = \"%d no message\"\n",
+    );
+    let out = zk(&e)
+        .arg("--parsers")
+        .arg(&dir)
+        .arg("formats")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.toml"));
+}
+
+#[test]
+fn forced_format_and_node_override() {
+    let e = env();
+    zk(&e)
+        .arg("ingest")
+        .arg(e.logs.join("calc-a/logs/calc-a.log"))
+        .args(["--format", "plain", "--node", "other"])
+        .assert()
+        .success();
+    let out = zk(&e)
+        .args(["query", "node:other", "-o", "jsonl"])
+        .output()
+        .expect("run");
+    let rows = jsonl(&out.stdout);
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r["ts"].is_null()),
+        "plain lines have no time"
+    );
+    zk(&e)
+        .arg("ingest")
+        .arg(&e.logs)
+        .args(["--format", "nope"])
+        .assert()
+        .code(2);
+}
