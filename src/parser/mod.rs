@@ -377,4 +377,109 @@ mod tests {
         assert!(ev[0].message.len() <= 100);
         assert!(!p.take_notices().is_empty());
     }
+
+    #[test]
+    fn every_embedded_rule_example_classifies_as_its_rule() {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        let fails = format::check_examples(&reg);
+        assert!(fails.is_empty(), "{}", fails.join("\n"));
+        assert!(reg.rules().count() > 80);
+    }
+
+    fn one(reg: &Registry, line: &str) -> (String, Event) {
+        let f = reg.detect(&[line.as_bytes()]);
+        let name = f.def.name.clone();
+        let mut p = EntryParser::new(
+            f,
+            SourceMeta {
+                node: Arc::from("n"),
+                source: Arc::from("s"),
+                tz: Tz::Utc,
+            },
+        );
+        let e = p.push(line.as_bytes(), 0, 1).or_else(|| p.finish());
+        (name, e.expect("an event"))
+    }
+
+    #[test]
+    fn each_format_is_detected_and_parsed() {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        let cases: &[(&str, &str, &str, Option<&str>, &str)] = &[
+            (
+                "2026-11-24 22:02:29,123 [myid:3] - INFO  [QuorumPeer[myid=3](plain=0.0.0.0:2183)(secure=disabled):QuorumPeer@1429] - FOLLOWING",
+                "zookeeper-log4j", "election.following", Some("INFO"), "FOLLOWING",
+            ),
+            (
+                "2026-11-24 22:02:29,123 - INFO  [QuorumPeer[myid=3](plain=0.0.0.0:2183)(secure=disabled):QuorumPeer@1429] - LEADING",
+                "zookeeper-debian", "election.leading", Some("INFO"), "LEADING",
+            ),
+            (
+                "2026-11-24 22:02:29,123 [myid:1] - DEBUG [main:Foo@12][ndc] - Closing session 0x100000a1b2c0000",
+                "zookeeper-trace", "session.closed", Some("DEBUG"), "Closing session 0x100000a1b2c0000",
+            ),
+            (
+                "2026-11-24 22:02:29,123 INFO audit.ZKAuditProvider: session=0x100000a1b2c0000\tuser=x\toperation=create",
+                "python-logging", "log", Some("INFO"), "session=0x100000a1b2c0000\tuser=x\toperation=create",
+            ),
+            (
+                "2026-11-24 22:02:29,123 WARNING kazoo.client: Connection dropped: socket connection broken",
+                "python-logging", "client.disconnected", Some("WARN"), "Connection dropped: socket connection broken",
+            ),
+            (
+                "2026-11-24 22:02:29,123 - kazoo.client - INFO - Zookeeper connection established, state: CONNECTED",
+                "python-logging-dash", "client.connected", Some("INFO"), "Zookeeper connection established, state: CONNECTED",
+            ),
+            (
+                "2026-11-24 22:02:29,123 [WARNING] kazoo.protocol.connection: Session has expired",
+                "python-logging-bracket", "client.session_expired", Some("WARN"), "Session has expired",
+            ),
+            (
+                "WARNING:kazoo.client:Connection dropped: socket connection broken",
+                "python-basic", "client.disconnected", Some("WARN"), "Connection dropped: socket connection broken",
+            ),
+            (
+                r#"{"ts":"2026-11-24T22:02:29.123Z","level":"INFO","logger":"store","msg":"role change: standby -> primary","session":"0x100000a1b2c0000"}"#,
+                "jsonl", "service.role", Some("INFO"), "role change: standby -> primary",
+            ),
+            ("just some words", "plain", "log", None, "just some words"),
+        ];
+        for (line, fmt, kind, level, msg) in cases {
+            let (name, e) = one(&reg, line);
+            assert_eq!(&name, fmt, "{line}");
+            assert_eq!(&*e.kind, *kind, "{line}");
+            assert_eq!(e.level.map(|l| l.as_str()), *level, "{line}");
+            assert_eq!(&e.message, msg, "{line}");
+            if *fmt != "plain" && *fmt != "python-basic" {
+                assert_eq!(e.ts, Some(1_795_557_749_123_000_000), "{line}");
+            }
+        }
+        let (_, audit) = one(&reg, cases[3].0);
+        assert_eq!(audit.attrs.session, Some(0x100000a1b2c0000));
+        let (_, e) = one(&reg, cases[8].0);
+        assert_eq!(e.attrs.session, Some(0x100000a1b2c0000));
+        assert_eq!(e.attrs.state.as_deref(), Some("standby -> primary"));
+    }
+
+    #[test]
+    fn zone_option_shifts_local_times() {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        let f = reg.get("zookeeper-log4j").expect("format");
+        let mut p = EntryParser::new(
+            f,
+            SourceMeta {
+                node: Arc::from("zk1"),
+                source: Arc::from("s"),
+                tz: "+02:00".parse().expect("tz"),
+            },
+        );
+        let e = p
+            .push(
+                b"2026-11-24 22:02:29,123 [myid:1] - INFO  [main:A@1] - x",
+                0,
+                1,
+            )
+            .or_else(|| p.finish())
+            .expect("event");
+        assert_eq!(e.ts, Some(1_795_557_749_123_000_000 - 7_200_000_000_000));
+    }
 }
