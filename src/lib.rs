@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod corpus;
 pub mod error;
 pub mod event;
 pub mod index;

@@ -51,6 +51,51 @@ enum Cmd {
     Formats(FormatsArgs),
     /// List the sources in the index and how far each was read
     Sources,
+    /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
+    Corpus(CorpusArgs),
+}
+
+#[derive(Debug, Args)]
+struct CorpusArgs {
+    /// Output directory
+    out: PathBuf,
+    /// Total size (e.g. 100MB, 1GB)
+    #[arg(long, default_value = "100MB")]
+    size: String,
+    /// ZooKeeper servers
+    #[arg(long, default_value_t = 5)]
+    servers: u32,
+    /// Client service instances
+    #[arg(long, default_value_t = 6)]
+    services: u32,
+    /// Random seed (same seed, same corpus)
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// A leader failover every this many seconds of log time
+    #[arg(long, default_value_t = 600)]
+    failover_every: u64,
+}
+
+/// Parses `100MB`, `1.5GB`, `512KiB`, `1000` (bytes).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..split]
+        .parse()
+        .with_context(|| format!("bad size {s:?}"))?;
+    let mult: f64 = match t[split..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" => 1e3,
+        "KIB" => 1024.0,
+        "M" | "MB" => 1e6,
+        "MIB" => 1048576.0,
+        "G" | "GB" => 1e9,
+        "GIB" => 1073741824.0,
+        other => anyhow::bail!("bad size unit {other:?} in {s:?}"),
+    };
+    Ok((n * mult) as u64)
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +240,28 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Formats(a) => cmd_formats(&registry, a.check),
         Cmd::Sources => cmd_sources(&dir),
+        Cmd::Corpus(a) => {
+            let spec = zklens::corpus::CorpusSpec {
+                out: a.out.clone(),
+                bytes: parse_size(&a.size)?,
+                servers: a.servers,
+                services: a.services,
+                seed: a.seed,
+                start: time::parse_time("2026-11-24T00:00:00Z", Tz::Utc, 0)?,
+                failover_every_s: a.failover_every.max(10),
+            };
+            let m = zklens::corpus::generate(&spec)?;
+            println!(
+                "{} files, {:.1} MB, {} lines ({} entries), {} failovers; manifest {}",
+                m.files.len(),
+                m.bytes as f64 / 1e6,
+                m.lines,
+                m.entries,
+                m.failovers.len(),
+                zklens::corpus::manifest_path(&a.out).display()
+            );
+            Ok(0)
+        }
     }
 }
 

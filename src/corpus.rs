@@ -1,0 +1,434 @@
+//! A deterministic generator of realistic ZooKeeper-ensemble log corpora for benchmarks: server
+//! logs in the 3.5 and 3.8+ layouts (upstream with `[myid:N]`, and Debian's without), Java-client,
+//! kazoo and JSON-lines service logs, stack traces, and leader failovers embedded at known times
+//! (listed in `.manifest.json`, which ingestion skips as a hidden file, so benchmarks can check what
+//! they find).
+//!
+//! The message texts are the exact formats of `../shared/reference/zookeeper-log-messages.md`.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::query::time::short;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct CorpusSpec {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Total size to reach, in bytes (approximately: generation stops once it is passed).
+    pub bytes: u64,
+    /// ZooKeeper servers.
+    pub servers: u32,
+    /// Client service instances.
+    pub services: u32,
+    /// Seed.
+    pub seed: u64,
+    /// Start time (ns since the epoch).
+    pub start: i64,
+    /// A leader failover every this many seconds of log time.
+    pub failover_every_s: u64,
+}
+
+/// One embedded failover, for checking what detection finds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    /// When the old leader was lost (RFC 3339).
+    pub at: String,
+    /// Old leader id.
+    pub old_leader: u32,
+    /// New leader id.
+    pub new_leader: u32,
+    /// The new epoch.
+    pub new_epoch: u64,
+    /// Sessions the new leader expired (0x hex).
+    pub sessions_expired: Vec<String>,
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Files written (relative paths) and their sizes.
+    pub files: Vec<(String, u64)>,
+    /// Lines written.
+    pub lines: u64,
+    /// Entries (lines minus stack-trace continuation lines).
+    pub entries: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Embedded failovers.
+    pub failovers: Vec<Failover>,
+    /// A session id that appears on servers and in a service log (for lookups).
+    pub probe_session: String,
+    /// A zxid that appears in logs (for lookups).
+    pub probe_zxid: String,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Out {
+    w: BufWriter<File>,
+    path: PathBuf,
+    bytes: u64,
+}
+
+impl Out {
+    fn create(p: PathBuf) -> Result<Out> {
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let f = File::create(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(Out {
+            w: BufWriter::with_capacity(1 << 20, f),
+            path: p,
+            bytes: 0,
+        })
+    }
+    fn line(&mut self, s: &str) -> Result<()> {
+        self.w
+            .write_all(s.as_bytes())
+            .and_then(|_| self.w.write_all(b"\n"))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.bytes += s.len() as u64 + 1;
+        Ok(())
+    }
+}
+
+fn ts(ns: i64) -> String {
+    // log4j ISO8601: 2026-11-24 22:02:29,123
+    short(ns).replacen('.', ",", 1)
+}
+
+/// Generates a corpus; returns its manifest (also written to [`manifest_path`]).
+pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
+    let mut rng = Rng(spec.seed | 1);
+    let n = spec.servers.max(3);
+    let mut servers: Vec<Out> = (1..=n)
+        .map(|i| Out::create(spec.out.join(format!("zk{i}/logs/zookeeper.log"))))
+        .collect::<Result<_>>()?;
+    let mut services: Vec<Out> = (1..=spec.services.max(1))
+        .map(|i| {
+            let name = format!("svc-{i}");
+            let ext = if i % 3 == 0 { "jsonl" } else { "log" };
+            Out::create(spec.out.join(format!("{name}/logs/{name}.{ext}")))
+        })
+        .collect::<Result<_>>()?;
+    // Layout per server: odd ids upstream 3.8 with [myid:N], even ids Debian's (no myid).
+    let head = |i: u32, t: i64, level: &str, thread: &str, class: &str, line: u32| -> String {
+        if i % 2 == 1 {
+            format!(
+                "{} [myid:{i}] - {level:<5} [{thread}:{class}@{line}] - ",
+                ts(t)
+            )
+        } else {
+            format!("{} - {level:<5} [{thread}:{class}@{line}] - ", ts(t))
+        }
+    };
+    let qp = |i: u32| {
+        format!(
+            "QuorumPeer[myid={i}](plain=[0:0:0:0:0:0:0:0]:{})(secure=disabled)",
+            2180 + i
+        )
+    };
+    let mut leader: u32 = n;
+    let mut epoch: u64 = 1;
+    let mut counter: u64 = 1;
+    let mut t = spec.start;
+    let mut next_failover = spec.start + spec.failover_every_s as i64 * 1_000_000_000;
+    let mut lines = 0u64;
+    let mut conts = 0u64;
+    let mut failovers = Vec::new();
+    let mut sessions: Vec<u64> = (0..64)
+        .map(|k| (u64::from(1 + (k % n as u64) as u32) << 56) | (0x0a1b_2c00_0000 + k * 0x1_0000))
+        .collect();
+    let probe_session = sessions[5];
+    let mut probe_zxid = None;
+    let total = |s: &[Out], v: &[Out]| s.iter().chain(v).map(|o| o.bytes).sum::<u64>();
+    while total(&servers, &services) < spec.bytes {
+        t += 200_000 + rng.below(1_800_000) as i64; // 0.2 - 2 ms between entries
+        if t >= next_failover {
+            // ---- a leader failover ------------------------------------------------------
+            let old = leader;
+            let new = if old == n { 1 } else { old + 1 };
+            let lost = t;
+            for i in 1..=n {
+                if i == old {
+                    continue;
+                }
+                let o = &mut servers[i as usize - 1];
+                o.line(&format!(
+                    "{}Exception when following the leader",
+                    head(i, t, "WARN", &qp(i), "Follower", 129)
+                ))?;
+                o.line("java.io.EOFException")?;
+                o.line("\tat java.base/java.io.DataInputStream.readInt(DataInputStream.java:397)")?;
+                o.line(
+                    "\tat org.apache.zookeeper.server.quorum.Learner.readPacket(Learner.java:227)",
+                )?;
+                conts += 3;
+                o.line(&format!("{}Disconnected from leader (with address: /127.0.0.1:{}). Was connected for {}ms. Sync state: true", head(i, t + 1_000_000, "INFO", &qp(i), "Follower", 286), 2880 + old, 1000 + rng.below(900_000)))?;
+                o.line(&format!(
+                    "{}Peer state changed: looking",
+                    head(i, t + 2_000_000, "INFO", &qp(i), "QuorumPeer", 898)
+                ))?;
+                o.line(&format!(
+                    "{}LOOKING",
+                    head(i, t + 2_000_000, "INFO", &qp(i), "QuorumPeer", 1429)
+                ))?;
+                o.line(&format!(
+                    "{}New election. My id = {i}, proposed zxid=0x{:x}",
+                    head(i, t + 3_000_000, "INFO", &qp(i), "FastLeaderElection", 946),
+                    (epoch << 32) | counter
+                ))?;
+                for j in 1..=n {
+                    if j != old {
+                        o.line(&format!("{}Notification: my state:LOOKING; n.sid:{j}, n.state:LOOKING, n.leader:{new}, n.round:0x{:x}, n.peerEpoch:0x{epoch:x}, n.zxid:0x{:x}, message format version:0x2, n.config version:0x0", head(i, t + 4_000_000, "INFO", &format!("WorkerReceiver[myid={i}]"), "FastLeaderElection$Messenger$WorkerReceiver", 389), epoch + 1, (epoch << 32) | counter))?;
+                    }
+                }
+                lines += 11 + u64::from(n) - 1;
+            }
+            t += 200_000_000 + rng.below(300_000_000) as i64;
+            epoch += 1;
+            counter = 0;
+            for i in 1..=n {
+                if i == old {
+                    continue;
+                }
+                let o = &mut servers[i as usize - 1];
+                let took = (t - lost) / 1_000_000;
+                if i == new {
+                    o.line(&format!(
+                        "{}LEADING",
+                        head(i, t, "INFO", &qp(i), "QuorumPeer", 1511)
+                    ))?;
+                    o.line(&format!(
+                        "{}LEADING - LEADER ELECTION TOOK - {took} MS",
+                        head(i, t, "INFO", &qp(i), "Leader", 585)
+                    ))?;
+                    o.line(&format!(
+                        "{}Peer state changed: leading - discovery",
+                        head(i, t, "INFO", &qp(i), "QuorumPeer", 898)
+                    ))?;
+                    for j in 1..=n {
+                        if j != old && j != new {
+                            o.line(&format!("{}Synchronizing with Learner sid: {j} maxCommittedLog=0x{:x} minCommittedLog=0x{:x} lastProcessedZxid=0x{:x} peerLastZxid=0x{:x}", head(i, t + 5_000_000, "INFO", &format!("LearnerHandler-/127.0.0.1:{}", 40000 + j), "LearnerHandler", 723), ((epoch - 1) << 32) | 9, ((epoch - 1) << 32) | 1, ((epoch - 1) << 32) | 9, ((epoch - 1) << 32) | 9))?;
+                            o.line(&format!(
+                                "{}Sending DIFF zxid=0x{:x}  for peer sid: {j}",
+                                head(
+                                    i,
+                                    t + 5_000_000,
+                                    "INFO",
+                                    &format!("LearnerHandler-/127.0.0.1:{}", 40000 + j),
+                                    "LearnerHandler",
+                                    794
+                                ),
+                                ((epoch - 1) << 32) | 9
+                            ))?;
+                            lines += 2;
+                        }
+                    }
+                    o.line(&format!("{}Have quorum of supporters, sids: [[{}],[{}]]; starting up and setting last processed zxid: 0x{:x}", head(i, t + 9_000_000, "INFO", &qp(i), "Leader", 1623), new, new, epoch << 32))?;
+                    o.line(&format!(
+                        "{}Peer state changed: leading - broadcast",
+                        head(i, t + 9_000_000, "INFO", &qp(i), "QuorumPeer", 898)
+                    ))?;
+                    lines += 5;
+                    leader = new;
+                } else {
+                    o.line(&format!(
+                        "{}FOLLOWING",
+                        head(i, t, "INFO", &qp(i), "QuorumPeer", 1429)
+                    ))?;
+                    o.line(&format!(
+                        "{}FOLLOWING - LEADER ELECTION TOOK - {took} MS",
+                        head(i, t, "INFO", &qp(i), "Follower", 75)
+                    ))?;
+                    o.line(&format!(
+                        "{}Getting a diff from the leader 0x{:x}",
+                        head(i, t + 6_000_000, "INFO", &qp(i), "Learner", 556),
+                        ((epoch - 1) << 32) | 9
+                    ))?;
+                    o.line(&format!(
+                        "{}Peer state changed: following - synchronization - diff",
+                        head(i, t + 6_000_000, "INFO", &qp(i), "QuorumPeer", 898)
+                    ))?;
+                    o.line(&format!(
+                        "{}Peer state changed: following - broadcast",
+                        head(i, t + 10_000_000, "INFO", &qp(i), "QuorumPeer", 898)
+                    ))?;
+                    lines += 5;
+                }
+            }
+            // The new leader expires a few sessions.
+            let mut expired = Vec::new();
+            for _ in 0..2 {
+                let k = rng.below(sessions.len() as u64) as usize;
+                let s = sessions[k];
+                t += 4_000_000_000;
+                let o = &mut servers[new as usize - 1];
+                o.line(&format!(
+                    "{}Expiring session 0x{s:x}, timeout of 4000ms exceeded",
+                    head(new, t, "INFO", "SessionTracker", "ZooKeeperServer", 632)
+                ))?;
+                o.line(&format!(
+                    "{}Submitting global closeSession request for session 0x{s:x}",
+                    head(
+                        new,
+                        t,
+                        "INFO",
+                        "SessionTracker",
+                        "QuorumZooKeeperServer",
+                        150
+                    )
+                ))?;
+                lines += 2;
+                expired.push(format!("0x{s:x}"));
+                sessions[k] =
+                    (u64::from(new) << 56) | (s & 0x00ff_ffff_ffff_ffff).wrapping_add(0x100_0000);
+            }
+            failovers.push(Failover {
+                at: crate::query::time::rfc3339(lost),
+                old_leader: old,
+                new_leader: new,
+                new_epoch: epoch,
+                sessions_expired: expired,
+            });
+            next_failover = t + spec.failover_every_s as i64 * 1_000_000_000;
+            continue;
+        }
+        // ---- steady state ------------------------------------------------------------------
+        let r = rng.below(100);
+        let s = sessions[rng.below(sessions.len() as u64) as usize];
+        counter += 1;
+        let zxid = (epoch << 32) | counter;
+        if probe_zxid.is_none() && counter == 77 {
+            probe_zxid = Some(zxid);
+        }
+        if r < 45 {
+            let i = 1 + rng.below(u64::from(n)) as u32;
+            let o = &mut servers[i as usize - 1];
+            let m = match rng.below(6) {
+                0 => format!("Processing srvr command from /127.0.0.1:{}", 30000 + rng.below(30000)),
+                1 => format!("Revalidating client: 0x{s:x}"),
+                2 => format!("Got user-level KeeperException when processing sessionid:0x{s:x} type:create cxid:0x{:x} zxid:0x{zxid:x} txntype:-1 reqpath:n/a Error Path:/services/svc Error:KeeperErrorCode = NodeExists for /services/svc", rng.below(4096)),
+                3 => format!("Committing global session 0x{s:x}"),
+                4 => format!("Closing session 0x{s:x}"),
+                _ => format!("fsync-ing the write ahead log in SyncThread:{i} took {}ms which will adversely effect operation latency.File size is {} bytes. See the ZooKeeper troubleshooting guide", 1000 + rng.below(3000), 67_108_880),
+            };
+            let level = if m.starts_with("fsync") {
+                "WARN"
+            } else {
+                "INFO"
+            };
+            o.line(&format!(
+                "{}{m}",
+                head(
+                    i,
+                    t,
+                    level,
+                    &format!("NIOWorkerThread-{}", 1 + rng.below(8)),
+                    "ZooKeeperServer",
+                    700
+                )
+            ))?;
+            lines += 1;
+        } else if r < 50 {
+            let i = 1 + rng.below(u64::from(n)) as u32;
+            let o = &mut servers[i as usize - 1];
+            o.line(&format!(
+                "{}Unexpected exception",
+                head(
+                    i,
+                    t,
+                    "WARN",
+                    &format!("NIOWorkerThread-{}", 1 + rng.below(8)),
+                    "NIOServerCnxn",
+                    371
+                )
+            ))?;
+            o.line(&format!("org.apache.zookeeper.server.ServerCnxn$EndOfStreamException: Unable to read additional data from client, it probably closed the socket: address = /127.0.0.1:{}, session = 0x{s:x}", 40000 + rng.below(20000)))?;
+            o.line("\tat org.apache.zookeeper.server.NIOServerCnxn.handleFailedRead(NIOServerCnxn.java:163)")?;
+            o.line("\tat org.apache.zookeeper.server.NIOServerCnxn.doIO(NIOServerCnxn.java:326)")?;
+            o.line("\tat java.base/java.lang.Thread.run(Thread.java:829)")?;
+            lines += 5;
+            conts += 4;
+        } else {
+            let k = rng.below(services.len() as u64) as usize;
+            let o = &mut services[k];
+            let name = format!("svc-{}", k + 1);
+            let stamp = ts(t);
+            let line = if (k + 1) % 3 == 0 {
+                format!(
+                    r#"{{"ts":"{}","level":"INFO","logger":"{name}","msg":"wrote /data/{name}/counter","session":"0x{s:x}","zxid":"0x{zxid:x}"}}"#,
+                    crate::query::time::rfc3339(t)
+                )
+            } else if (k + 1) % 3 == 1 {
+                match rng.below(4) {
+                    0 => format!("{stamp} [myid:127.0.0.1:{}] - INFO  [main-SendThread(127.0.0.1:{}):ClientCnxn@1444] - Session establishment complete on server localhost/127.0.0.1:{}, session id = 0x{s:x}, negotiated timeout = 4000", 2180 + leader, 2180 + leader, 2180 + leader),
+                    1 => format!("{stamp} [myid:127.0.0.1:{}] - WARN  [main-SendThread(127.0.0.1:{}):ClientCnxn@1285] - Client session timed out, have not heard from server in 2668ms for session id 0x{s:x}", 2180 + leader, 2180 + leader),
+                    _ => format!("{stamp} [myid:] - INFO  [main:Service@88] - wrote /data/{name}/counter mzxid=0x{zxid:x} session 0x{s:x}"),
+                }
+            } else {
+                match rng.below(4) {
+                    0 => format!("{stamp} INFO kazoo.client: Zookeeper connection established, state: CONNECTED"),
+                    1 => format!("{stamp} WARNING kazoo.client: Connection dropped: socket connection broken"),
+                    _ => format!("{stamp} INFO {name}: wrote /data/{name}/counter version={} mzxid=0x{zxid:x} session 0x{s:x}", rng.below(100000)),
+                }
+            };
+            o.line(&line)?;
+            lines += 1;
+        }
+    }
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    for o in servers.iter_mut().chain(services.iter_mut()) {
+        o.w.flush().map_err(|e| Error::io(&o.path, e))?;
+        let rel = o
+            .path
+            .strip_prefix(&spec.out)
+            .unwrap_or(&o.path)
+            .to_string_lossy()
+            .into_owned();
+        files.push((rel, o.bytes));
+        bytes += o.bytes;
+    }
+    let m = Manifest {
+        files,
+        lines,
+        entries: lines - conts,
+        bytes,
+        failovers,
+        probe_session: format!("0x{probe_session:x}"),
+        probe_zxid: format!("0x{:x}", probe_zxid.unwrap_or(1 << 32 | 1)),
+    };
+    let mp = manifest_path(&spec.out);
+    let text = serde_json::to_string_pretty(&m).map_err(|e| Error::BadInput {
+        path: mp.clone(),
+        offset: 0,
+        reason: e.to_string(),
+    })?;
+    fs::write(&mp, text).map_err(|e| Error::io(&mp, e))?;
+    Ok(m)
+}
+
+/// Where a corpus's manifest is.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join(".manifest.json")
+}
