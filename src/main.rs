@@ -51,8 +51,29 @@ enum Cmd {
     Formats(FormatsArgs),
     /// List the sources in the index and how far each was read
     Sources,
+    /// Parse files and print their events without indexing (format check, conversion, timing)
+    Parse(ParseArgs),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
+}
+
+#[derive(Debug, Args)]
+struct ParseArgs {
+    /// Files or directories
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Use this format instead of detecting one
+    #[arg(long, value_name = "NAME")]
+    format: Option<String>,
+    /// Time zone of timestamps that carry none
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    tz: String,
+    /// Output format for the events
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Jsonl)]
+    output: OutputFormat,
+    /// Print only counts by kind and the throughput
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +261,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Formats(a) => cmd_formats(&registry, a.check),
         Cmd::Sources => cmd_sources(&dir),
+        Cmd::Parse(a) => cmd_parse(a, &registry),
         Cmd::Corpus(a) => {
             let spec = zklens::corpus::CorpusSpec {
                 out: a.out.clone(),
@@ -486,4 +508,93 @@ fn cmd_sources(dir: &DataDir) -> Result<u8> {
         )?;
     }
     Ok(if idx.state().sources.is_empty() { 1 } else { 0 })
+}
+
+fn cmd_parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
+    let opts = TextOptions {
+        format: match &a.format {
+            Some(n) => Some(
+                registry
+                    .get(n)
+                    .with_context(|| format!("unknown format {n:?}"))?,
+            ),
+            None => None,
+        },
+        tz: a.tz.parse()?,
+        ..TextOptions::default()
+    };
+    let (files, errors) = zklens::source::discover(&a.paths);
+    let mut failed = errors.len();
+    for e in errors {
+        eprintln!("zklens: {e}");
+    }
+    let start = std::time::Instant::now();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut bytes, mut lines, mut events) = (0u64, 0u64, 0u64);
+    for f in &files {
+        let gzip = match f.content {
+            zklens::source::Content::Text { gzip } => gzip,
+            zklens::source::Content::Empty => continue,
+            other => {
+                eprintln!("zklens: {}: skipped: {other:?}", f.path.display());
+                continue;
+            }
+        };
+        let mut emit = |e: Event| -> zklens::Result<()> {
+            *kinds.entry(e.kind.to_string()).or_default() += 1;
+            if !a.stats {
+                write_events(&mut out, std::slice::from_ref(&e), a.output)
+                    .map_err(|err| zklens::Error::io("<stdout>", err))?;
+            }
+            Ok(())
+        };
+        match zklens::source::text::read_text(f, gzip, 0, 0, registry, &opts, &mut emit) {
+            Ok(rep) => {
+                bytes += rep.bytes;
+                lines += rep.lines;
+                events += rep.events;
+                for n in rep.notices {
+                    eprintln!(
+                        "zklens: {}: at byte offset {}: {}",
+                        f.path.display(),
+                        n.offset,
+                        n.message
+                    );
+                }
+            }
+            Err(e) => {
+                if let zklens::Error::Io { source, .. } = &e {
+                    if source.kind() == io::ErrorKind::BrokenPipe {
+                        return Ok(0);
+                    }
+                }
+                failed += 1;
+                eprintln!("zklens: {e}");
+            }
+        }
+    }
+    out.flush()?;
+    if a.stats {
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        writeln!(
+            out,
+            "{} files, {lines} lines, {events} events, {:.1} MB in {secs:.3} s: {:.1} MB/s, {:.0} lines/s",
+            files.len(),
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / secs,
+            lines as f64 / secs
+        )?;
+        for (k, n) in &kinds {
+            writeln!(out, "  {n:>9}  {k}")?;
+        }
+        out.flush()?;
+    }
+    Ok(if failed > 0 {
+        2
+    } else if events > 0 {
+        0
+    } else {
+        1
+    })
 }
