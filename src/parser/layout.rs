@@ -31,7 +31,7 @@ pub enum Field {
 
 #[derive(Debug, Clone)]
 enum Token {
-    Lit(Vec<u8>),
+    Lit(memmem::Finder<'static>),
     Field(Field),
 }
 
@@ -86,7 +86,9 @@ impl Layout {
         let mut i = 0;
         let push = |tokens: &mut Vec<Token>, lit: &mut Vec<u8>, f: Option<Field>| {
             if !lit.is_empty() {
-                tokens.push(Token::Lit(std::mem::take(lit)));
+                tokens.push(Token::Lit(
+                    memmem::Finder::new(&std::mem::take(lit)).into_owned(),
+                ));
             }
             if let Some(f) = f {
                 tokens.push(Token::Field(f));
@@ -311,6 +313,7 @@ fn match_from(
     };
     match tok {
         Token::Lit(l) => {
+            let l = l.needle();
             line[pos..].starts_with(l)
                 && match_from(tokens, ti + 1, line, pos + l.len(), time, parts, budget)
         }
@@ -334,8 +337,7 @@ fn match_from(
                     }
                 }
                 Some(Token::Lit(l)) => {
-                    let finder = memmem::find_iter(&line[pos..], l);
-                    for rel in finder {
+                    for rel in l.find_iter(&line[pos..]) {
                         let end = pos + rel;
                         let span = &line[pos..end];
                         if !field_ok(*f, span) {

@@ -240,6 +240,7 @@ impl Classifier {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&pats)
                     .map_err(|e| e.to_string())?,
             )
@@ -286,11 +287,18 @@ impl Classifier {
             if won.is_some() && !r.fallback {
                 continue;
             }
+            if r.fallback && r.re.capture_names().flatten().all(|n| has(attrs, n)) {
+                continue; // nothing left for it to fill
+            }
             if let Some(want) = &r.logger {
                 match logger {
                     Some(l) if l.ends_with(want.as_str()) => {}
                     _ => continue,
                 }
+            }
+            // The lazy DFA rejects most candidates faster than a capturing search.
+            if !r.re.is_match(headline) {
+                continue;
             }
             let Some(caps) = r.re.captures(headline) else {
                 continue;
@@ -421,6 +429,22 @@ pub fn required_literal(re: &str) -> Option<String> {
     }
     flush(&mut cur, &mut best);
     (best.trim().len() >= 3).then_some(best)
+}
+
+fn has(a: &Attrs, name: &str) -> bool {
+    match name {
+        "session" => a.session.is_some(),
+        "zxid" => a.zxid.is_some(),
+        "epoch" => a.epoch.is_some(),
+        "server" => a.server.is_some(),
+        "leader" => a.leader.is_some(),
+        "peer" => a.peer.is_some(),
+        "path" => a.path.is_some(),
+        "duration_ms" => a.duration_ms.is_some(),
+        "timeout_ms" => a.timeout_ms.is_some(),
+        "state" => a.state.is_some(),
+        _ => false,
+    }
 }
 
 fn fill(into: &mut Attrs, from: Attrs) {

@@ -1,0 +1,150 @@
+//! ZooKeeper's binary persistence files: transaction logs (`log.<zxid>`) and snapshots
+//! (`snapshot.<zxid>[.gz|.snappy]`), read as streams.
+//!
+//! * [`TxnLogReader`] yields [`TxnRecord`]s (header, decoded [`Op`] body for every opcode a log
+//!   can hold, digest, file offset, checksum verdict) one at a time, stops at the preallocated
+//!   zero area, and reports damage as [`Notice`]s naming the byte offset.
+//! * [`SnapshotReader`] reads the session table and ACL cache, yields [`SnapNode`]s without
+//!   keeping their data, and verifies the seal checksum(s) into a [`SnapshotTrailer`].
+//! * [`format`] renders records exactly as ZooKeeper's `TxnLogToolkit -d` prints them, as JSON
+//!   lines, and summarises snapshots in the spirit of `SnapshotFormatter`.
+//!
+//! The on-disk formats are described in `zookeeper-txnlog-format.md` (shared reference). Offsets
+//! are positions in the decompressed stream when the input is compressed.
+
+pub mod format;
+pub mod jute;
+pub mod log;
+pub mod op;
+pub mod snappy;
+pub mod snapshot;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub use format::{
+    jsonl, snapshot_summary, toolkit_dump, toolkit_eof_line, toolkit_header_line, toolkit_line,
+    toolkit_record_text,
+};
+pub use log::{LogEnd, TxnDigest, TxnLogHeader, TxnLogReader, TxnRecord};
+pub use op::{err_name, op_name, Acl, Op, SubOp};
+pub use snapshot::{
+    AclCacheEntry, NodeKind, SnapNode, SnapSession, SnapshotHeader, SnapshotReader,
+    SnapshotTrailer, StatPersisted, ZxidDigest,
+};
+
+/// What kind of problem a [`Notice`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoticeKind {
+    /// The last record is incomplete (crash while writing): reading stopped.
+    TornRecord,
+    /// A length field that cannot be right: reading stopped.
+    BadLength,
+    /// A stored checksum does not match the data (the record is still returned).
+    CrcMismatch,
+    /// A record body (or snapshot structure) that cannot be decoded.
+    BadBody,
+    /// Bytes left over after a complete body and digest.
+    TrailingBytes,
+    /// A header field with an unexpected value.
+    BadHeader,
+    /// The snapshot ends before its structure is complete: reading stopped.
+    Truncated,
+}
+
+/// A problem found in a file, with its position. Reported, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The file.
+    pub path: PathBuf,
+    /// Byte offset of the problem (in the decompressed stream).
+    pub offset: u64,
+    /// What kind of problem.
+    pub kind: NoticeKind,
+    /// Description.
+    pub message: String,
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: at byte offset {}: {}",
+            self.path.display(),
+            self.offset,
+            self.message
+        )
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the number of bytes read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Compression detected from a file's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// None.
+    Plain,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+    /// snappy-java stream (`82 SNAPPY 00`), as ZooKeeper writes `.snappy` snapshots.
+    Snappy,
+}
+
+/// A boxed reader over decompressed bytes.
+pub type DynRead = Box<dyn Read + Send>;
+
+/// Opens a file and wraps it in the decompressor its first bytes call for.
+pub fn open_decompressed(path: &Path) -> Result<(DynRead, Compression)> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut br = BufReader::with_capacity(1 << 16, f);
+    let head = br.fill_buf().map_err(|e| Error::io(path, e))?;
+    let kind = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if head.starts_with(&snappy::MAGIC) {
+        Compression::Snappy
+    } else {
+        Compression::Plain
+    };
+    let r: DynRead = match kind {
+        Compression::Plain => Box::new(br),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(br)),
+        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(br).map_err(|e| Error::io(path, e))?),
+        Compression::Snappy => Box::new(snappy::SnappyStreamReader::new(br)),
+    };
+    Ok((r, kind))
+}
+
+/// Opens a transaction log file (plain, gzip or zstd compressed) for streaming.
+pub fn open_txnlog(path: &Path) -> Result<TxnLogReader<DynRead>> {
+    let (r, _) = open_decompressed(path)?;
+    TxnLogReader::new(r, path)
+}
+
+/// Opens a snapshot file (plain, `.gz`, `.snappy`, or zstd) for streaming.
+pub fn open_snapshot(path: &Path) -> Result<SnapshotReader<DynRead>> {
+    let (r, _) = open_decompressed(path)?;
+    SnapshotReader::new(r, path)
+}
