@@ -51,10 +51,35 @@ enum Cmd {
     Formats(FormatsArgs),
     /// List the sources in the index and how far each was read
     Sources,
+    /// Measure speed and memory against baselines run on the same files (prints a table, writes JSON)
+    Bench(BenchArgs),
+    /// (internal) run a command and print its wall time and peak RSS as JSON
+    #[command(hide = true)]
+    Measure {
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Parse files and print their events without indexing (format check, conversion, timing)
     Parse(ParseArgs),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Corpus size (generated once, reused while it matches)
+    #[arg(long, default_value = "1GB")]
+    size: String,
+    /// Working directory for the corpus and indexes
+    #[arg(long, default_value = "target/bench")]
+    dir: PathBuf,
+    /// Where to write every figure as JSON [default: DIR/bench.json]
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Repetitions of each lookup (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
 }
 
 #[derive(Debug, Args)]
@@ -222,10 +247,19 @@ fn data_dir(cli: &Cli) -> DataDir {
 }
 
 fn run(cli: Cli) -> Result<u8> {
-    let registry = Registry::load(&cli.parsers).context("loading format definitions")?;
     let dir = data_dir(&cli);
+    if let Cmd::Measure { cmd } = &cli.cmd {
+        let mut c = std::process::Command::new(&cmd[0]);
+        c.args(&cmd[1..]);
+        let r = zklens::bench::measure(&mut c)?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(0);
+    }
+    // Only the commands that parse load (and validate) the format definitions.
+    let registry = || Registry::load(&cli.parsers).context("loading format definitions");
     match &cli.cmd {
-        Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry),
+        Cmd::Measure { .. } => Ok(0),
+        Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry()?),
         Cmd::Query(a) => {
             let ast = query::parse(&a.query)?;
             cmd_search(&dir, ast, &a.out, None)
@@ -259,9 +293,26 @@ fn run(cli: Cli) -> Result<u8> {
             );
             cmd_search(&dir, ast, &a.out, Some(head))
         }
-        Cmd::Formats(a) => cmd_formats(&registry, a.check),
+        Cmd::Formats(a) => cmd_formats(&registry()?, a.check),
         Cmd::Sources => cmd_sources(&dir),
-        Cmd::Parse(a) => cmd_parse(a, &registry),
+        Cmd::Parse(a) => cmd_parse(a, &registry()?),
+        Cmd::Bench(a) => {
+            let spec = zklens::bench::BenchSpec {
+                dir: a.dir.clone(),
+                bytes: parse_size(&a.size)?,
+                exe: std::env::current_exe().context("locating the zklens binary")?,
+                reps: a.reps,
+            };
+            std::fs::create_dir_all(&a.dir)
+                .with_context(|| format!("creating {}", a.dir.display()))?;
+            let report = zklens::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
+            print!("{}", zklens::bench::table(&report));
+            let json = a.json.clone().unwrap_or_else(|| a.dir.join("bench.json"));
+            std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", json.display()))?;
+            println!("figures written to {}", json.display());
+            Ok(0)
+        }
         Cmd::Corpus(a) => {
             let spec = zklens::corpus::CorpusSpec {
                 out: a.out.clone(),

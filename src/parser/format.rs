@@ -164,8 +164,9 @@ impl Registry {
         }
         let all_rules: Vec<String> = rulesets.keys().cloned().collect();
         let mut formats = Vec::new();
+        let mut cache = ClassifierCache::new();
         for (origin, def) in defs {
-            formats.push(Arc::new(compile(&origin, def, &rulesets)?));
+            formats.push(Arc::new(compile(&origin, def, &rulesets, &mut cache)?));
         }
         let plain = Arc::new(compile(
             "builtin",
@@ -181,6 +182,7 @@ impl Registry {
                 priority: i32::MIN,
             },
             &rulesets,
+            &mut cache,
         )?);
         Ok(Registry {
             formats,
@@ -236,10 +238,14 @@ impl Registry {
     }
 }
 
+/// Formats that list the same rulesets share one compiled classifier.
+type ClassifierCache = std::collections::HashMap<Vec<String>, Arc<Classifier>>;
+
 fn compile(
     origin: &str,
     def: FormatDef,
     rulesets: &BTreeMap<String, (String, RulesetDef)>,
+    cache: &mut ClassifierCache,
 ) -> Result<Format> {
     let err = |reason: String| Error::Format {
         origin: format!("{origin} [{}]", def.name),
@@ -260,6 +266,14 @@ fn compile(
             ))
         }
     };
+    if let Some(c) = cache.get(&def.rules) {
+        return Ok(Format {
+            classifier: c.clone(),
+            def,
+            shape,
+            origin: origin.to_string(),
+        });
+    }
     let mut rules: Vec<(String, RuleDef, bool)> = Vec::new();
     let mut listed = Vec::new();
     for name in &def.rules {
@@ -278,6 +292,7 @@ fn compile(
         );
     }
     let classifier = Arc::new(Classifier::new(&rules).map_err(err)?);
+    cache.insert(def.rules.clone(), classifier.clone());
     Ok(Format {
         def,
         shape,

@@ -31,7 +31,7 @@ pub enum Field {
 
 #[derive(Debug, Clone)]
 enum Token {
-    Lit(memmem::Finder<'static>),
+    Lit(Box<memmem::Finder<'static>>),
     Field(Field),
 }
 
@@ -86,9 +86,9 @@ impl Layout {
         let mut i = 0;
         let push = |tokens: &mut Vec<Token>, lit: &mut Vec<u8>, f: Option<Field>| {
             if !lit.is_empty() {
-                tokens.push(Token::Lit(
+                tokens.push(Token::Lit(Box::new(
                     memmem::Finder::new(&std::mem::take(lit)).into_owned(),
-                ));
+                )));
             }
             if let Some(f) = f {
                 tokens.push(Token::Field(f));

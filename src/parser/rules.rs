@@ -240,7 +240,6 @@ impl Classifier {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&pats)
                     .map_err(|e| e.to_string())?,
             )

@@ -1,0 +1,513 @@
+//! `zklens bench`: speed and memory figures, each beside a baseline measured in the same run on
+//! the same files (ripgrep for scanning and lookups). Every step runs as a child process so its
+//! wall time and peak RSS (from `wait4`) are its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::corpus::{self, CorpusSpec, Manifest};
+use crate::error::{Error, Result};
+
+/// One measured command.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Run {
+    /// Wall time, seconds.
+    pub secs: f64,
+    /// Peak resident set size, bytes.
+    pub max_rss: u64,
+    /// Exit code.
+    pub code: i32,
+    /// Standard output (trimmed to 4 KiB).
+    #[serde(default)]
+    pub stdout: String,
+}
+
+/// Runs `program args` through `exe measure --` so that the measured process is forked from a
+/// small process: Linux's `ru_maxrss` of a child includes the resident size of the process it was
+/// forked from, which would charge every step with the benchmark driver's own memory.
+pub fn measure_isolated(exe: &Path, program: &Path, args: &[String]) -> Result<Run> {
+    let out = Command::new(exe)
+        .arg("measure")
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(exe, e))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| Error::BadInput {
+        path: program.to_path_buf(),
+        offset: 0,
+        reason: format!("measure helper said something unreadable: {e}"),
+    })
+}
+
+/// Runs a command to completion, measuring wall time and peak RSS.
+pub fn measure(cmd: &mut Command) -> Result<Run> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io(format!("{cmd:?}"), e))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout;
+    // Drain stdout on a thread so the child never blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(o) = stdout.as_mut() {
+            let mut buf = [0u8; 65536];
+            loop {
+                match std::io::Read::read(o, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if s.len() < 4096 {
+                            s.extend_from_slice(&buf[..n.min(4096 - s.len())]);
+                        }
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain FFI call with valid pointers to locals; `pid` is our own child, which std's
+    // `Child` is not going to wait for (we dropped its handles above).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let secs = start.elapsed().as_secs_f64();
+    if r < 0 {
+        return Err(Error::io(
+            format!("{cmd:?}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let stdout = reader.join().unwrap_or_default();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok(Run {
+        secs,
+        max_rss: ru.ru_maxrss.max(0) as u64 * 1024,
+        code,
+        stdout,
+    })
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// zklens's figure.
+    pub value: f64,
+    /// Its unit.
+    pub unit: String,
+    /// The baseline's figure in the same unit, if any.
+    pub baseline: Option<f64>,
+    /// What the baseline is.
+    pub baseline_name: Option<String>,
+    /// zklens / baseline for rates, baseline / zklens for times (higher is better), if any.
+    pub ratio: Option<f64>,
+    /// The target from the issue, if any, in the same sense as `ratio` or `value`.
+    pub target: Option<String>,
+    /// Peak RSS of the zklens process, bytes.
+    pub max_rss: u64,
+    /// Peak RSS of the baseline process, bytes.
+    pub baseline_max_rss: Option<u64>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Machine description.
+    pub machine: String,
+    /// Corpus size in bytes.
+    pub corpus_bytes: u64,
+    /// Corpus files.
+    pub corpus_files: usize,
+    /// Every figure.
+    pub figures: Vec<Figure>,
+}
+
+/// Options.
+#[derive(Debug, Clone)]
+pub struct BenchSpec {
+    /// Working directory (corpus and indexes).
+    pub dir: PathBuf,
+    /// Corpus size.
+    pub bytes: u64,
+    /// The zklens binary to measure.
+    pub exe: PathBuf,
+    /// Repetitions of each query (the median is reported).
+    pub reps: usize,
+}
+
+fn median(mut v: Vec<Run>) -> Run {
+    v.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    v.swap_remove(v.len() / 2)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Describes the machine (cores, model name).
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{} cores, {model}", cores())
+}
+
+fn corpus_ready(dir: &Path, bytes: u64) -> Option<Manifest> {
+    let text = std::fs::read_to_string(corpus::manifest_path(dir)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let have = v["bytes"].as_u64()?;
+    if have < bytes || have > bytes + bytes / 10 + (1 << 20) {
+        return None;
+    }
+    serde_json::from_value::<ManifestIn>(v)
+        .ok()
+        .map(|m| Manifest {
+            files: m.files,
+            lines: m.lines,
+            entries: m.entries,
+            bytes: m.bytes,
+            failovers: Vec::new(),
+            probe_session: m.probe_session,
+            probe_zxid: m.probe_zxid,
+        })
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestIn {
+    files: Vec<(String, u64)>,
+    lines: u64,
+    entries: u64,
+    bytes: u64,
+    probe_session: String,
+    probe_zxid: String,
+}
+
+/// Runs every benchmark; `log` receives progress lines.
+pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let corpus_dir = spec.dir.join("corpus");
+    let m = match corpus_ready(&corpus_dir, spec.bytes) {
+        Some(m) => {
+            log(&format!("reusing corpus in {}", corpus_dir.display()));
+            m
+        }
+        None => {
+            log(&format!(
+                "generating a {} MB corpus",
+                spec.bytes / 1_000_000
+            ));
+            let _ = std::fs::remove_dir_all(&corpus_dir);
+            corpus::generate(&CorpusSpec {
+                out: corpus_dir.clone(),
+                bytes: spec.bytes,
+                servers: 5,
+                services: 6,
+                seed: 1,
+                start: 1_795_478_400_000_000_000,
+                failover_every_s: 600,
+            })?
+        }
+    };
+    let mb = m.bytes as f64 / 1e6;
+    let zk = |args: &[&str]| -> Result<Run> {
+        let a: Vec<String> = args.iter().map(|x| x.to_string()).collect();
+        measure_isolated(&spec.exe, &spec.exe, &a)
+    };
+    let rg =
+        |args: Vec<String>| -> Result<Run> { measure_isolated(&spec.exe, Path::new("rg"), &args) };
+    let rg_ok = Command::new("rg")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut figures = Vec::new();
+    let cdir = corpus_dir.to_string_lossy().into_owned();
+
+    // ---- parse + classify, one core -----------------------------------------------------
+    log("parse + classify (1 core)");
+    let parse = zk(&["parse", "--stats", &cdir])?;
+    let keywords = [
+        "LOOKING",
+        "LEADING",
+        "FOLLOWING",
+        "LEADER ELECTION TOOK",
+        "Peer state changed",
+        "Expiring session",
+        "Notification:",
+        "Session establishment complete",
+        "Client session timed out",
+        "Closing session",
+        "Sending DIFF",
+        "Getting a diff",
+        "Exception when following",
+    ];
+    let rg_scan = if rg_ok {
+        let mut a: Vec<String> = ["-j1", "-c", "--no-ignore", "--hidden", "-F"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        for k in keywords {
+            a.push("-e".into());
+            a.push(k.into());
+        }
+        a.push(cdir.clone());
+        Some(rg(a)?)
+    } else {
+        None
+    };
+    figures.push(Figure {
+        name: "parse + classify, 1 core".into(),
+        value: mb / parse.secs,
+        unit: "MB/s".into(),
+        baseline: rg_scan.as_ref().map(|r| mb / r.secs),
+        baseline_name: rg_scan
+            .as_ref()
+            .map(|_| format!("rg -j1 -F, {} keywords", keywords.len())),
+        ratio: rg_scan.as_ref().map(|r| r.secs / parse.secs),
+        target: Some(">= 250 MB/s".into()),
+        max_rss: parse.max_rss,
+        baseline_max_rss: rg_scan.as_ref().map(|r| r.max_rss),
+    });
+    figures.push(Figure {
+        name: "parse + classify, 1 core".into(),
+        value: m.lines as f64 / parse.secs,
+        unit: "lines/s".into(),
+        baseline: None,
+        baseline_name: None,
+        ratio: None,
+        target: None,
+        max_rss: parse.max_rss,
+        baseline_max_rss: None,
+    });
+
+    // ---- ingest -----------------------------------------------------------------------------
+    let d1 = spec.dir.join("index-1");
+    let dn = spec.dir.join("index-n");
+    for (d, threads, label) in [(&d1, "1", "1 thread"), (&dn, "0", "all cores")] {
+        let _ = std::fs::remove_dir_all(d);
+        log(&format!("ingest ({label})"));
+        let r = zk(&[
+            "--data-dir",
+            &d.to_string_lossy(),
+            "ingest",
+            "-q",
+            "--threads",
+            threads,
+            &cdir,
+        ])?;
+        if r.code != 0 {
+            return Err(Error::BadInput {
+                path: d.clone(),
+                offset: 0,
+                reason: format!("ingest exited {}", r.code),
+            });
+        }
+        let n = if threads == "1" { 1.0 } else { cores() as f64 };
+        figures.push(Figure {
+            name: format!("ingest (parse + index + commit), {label}"),
+            value: mb / r.secs,
+            unit: "MB/s".into(),
+            baseline: None,
+            baseline_name: None,
+            ratio: None,
+            target: Some(format!(
+                ">= {:.0} MB/s ({} x 25 MB/s per core)",
+                25.0 * n,
+                n
+            )),
+            max_rss: r.max_rss,
+            baseline_max_rss: None,
+        });
+    }
+    let idx_bytes = dir_size(&dn);
+    figures.push(Figure {
+        name: "index + event store size".into(),
+        value: idx_bytes as f64 / 1e6,
+        unit: "MB".into(),
+        baseline: Some(mb),
+        baseline_name: Some("raw corpus".into()),
+        ratio: None,
+        target: None,
+        max_rss: 0,
+        baseline_max_rss: None,
+    });
+
+    // ---- lookups ------------------------------------------------------------------------
+    let dns = dn.to_string_lossy().into_owned();
+    let lookups: Vec<(String, Vec<String>, Option<Vec<String>>)> = vec![
+        (
+            format!("session lookup {}", m.probe_session),
+            vec![
+                "--data-dir".into(),
+                dns.clone(),
+                "session".into(),
+                m.probe_session.clone(),
+                "--limit".into(),
+                "0".into(),
+                "-o".into(),
+                "jsonl".into(),
+            ],
+            Some(vec!["-F".into(), m.probe_session.clone()]),
+        ),
+        (
+            format!("zxid lookup {}", m.probe_zxid),
+            vec![
+                "--data-dir".into(),
+                dns.clone(),
+                "zxid".into(),
+                m.probe_zxid.clone(),
+                "--limit".into(),
+                "0".into(),
+                "-o".into(),
+                "jsonl".into(),
+            ],
+            Some(vec!["-F".into(), m.probe_zxid.clone()]),
+        ),
+        (
+            "kind + time range (session.expired in 2 h)".into(),
+            vec![
+                "--data-dir".into(),
+                dns.clone(),
+                "query".into(),
+                "kind:session.expired".into(),
+                "--since".into(),
+                "2026-11-24T00:00:00Z".into(),
+                "--until".into(),
+                "2026-11-24T02:00:00Z".into(),
+                "--limit".into(),
+                "0".into(),
+                "-o".into(),
+                "jsonl".into(),
+            ],
+            Some(vec!["-F".into(), "Expiring session".into()]),
+        ),
+    ];
+    for (name, args, rg_args) in lookups {
+        log(&name);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ours = median(
+            (0..spec.reps.max(1))
+                .map(|_| zk(&a))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        let base = match (&rg_args, rg_ok) {
+            (Some(r), true) => {
+                let mut runs = Vec::new();
+                for _ in 0..spec.reps.max(1) {
+                    let mut a: Vec<String> = vec!["--no-ignore".into(), "--hidden".into()];
+                    a.extend(r.iter().cloned());
+                    a.push(cdir.clone());
+                    runs.push(rg(a)?);
+                }
+                Some(median(runs))
+            }
+            _ => None,
+        };
+        figures.push(Figure {
+            name,
+            value: ours.secs * 1000.0,
+            unit: "ms".into(),
+            baseline: base.as_ref().map(|b| b.secs * 1000.0),
+            baseline_name: base
+                .as_ref()
+                .map(|_| "rg over the raw files (all cores)".into()),
+            ratio: base.as_ref().map(|b| b.secs / ours.secs),
+            target: Some(">= 100x faster than rg".into()),
+            max_rss: ours.max_rss,
+            baseline_max_rss: base.as_ref().map(|b| b.max_rss),
+        });
+    }
+    Ok(Report {
+        machine: machine(),
+        corpus_bytes: m.bytes,
+        corpus_files: m.files.len(),
+        figures,
+    })
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => n += dir_size(&e.path()),
+                Ok(_) => n += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// Renders the report as a table.
+pub fn table(r: &Report) -> String {
+    let mut s = format!(
+        "zklens bench: {:.0} MB corpus, {} files, on {}\n",
+        r.corpus_bytes as f64 / 1e6,
+        r.corpus_files,
+        r.machine
+    );
+    s.push_str(&format!(
+        "{:<46} {:>12} {:>16} {:>9} {:>10} {:>10}  {}\n",
+        "benchmark", "zklens", "baseline", "ratio", "RSS", "base RSS", "target"
+    ));
+    for f in &r.figures {
+        let v = format!("{:.1} {}", f.value, f.unit);
+        let b = f
+            .baseline
+            .map(|b| format!("{b:.1} {}", f.unit))
+            .unwrap_or_else(|| "-".into());
+        let ratio = f
+            .ratio
+            .map(|x| format!("{x:.1}x"))
+            .unwrap_or_else(|| "-".into());
+        let rss = if f.max_rss > 0 {
+            format!("{:.0} MB", f.max_rss as f64 / 1e6)
+        } else {
+            "-".into()
+        };
+        let brss = f
+            .baseline_max_rss
+            .map(|x| format!("{:.0} MB", x as f64 / 1e6))
+            .unwrap_or_else(|| "-".into());
+        s.push_str(&format!(
+            "{:<46} {:>12} {:>16} {:>9} {:>10} {:>10}  {}\n",
+            f.name,
+            v,
+            b,
+            ratio,
+            rss,
+            brss,
+            f.target.clone().unwrap_or_default()
+        ));
+    }
+    s.push_str("baselines: ");
+    let mut names: Vec<String> = r
+        .figures
+        .iter()
+        .filter_map(|f| f.baseline_name.clone())
+        .collect();
+    names.dedup();
+    s.push_str(&names.join("; "));
+    s.push('\n');
+    s
+}
