@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod corpus;
 pub mod error;
 pub mod event;
