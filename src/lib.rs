@@ -16,6 +16,7 @@ pub mod output;
 pub mod parser;
 pub mod query;
 pub mod source;
+pub mod txnlog;
 
 pub use error::{Error, Result};
 pub use event::Event;

@@ -155,7 +155,8 @@ impl<'a> Cursor<'a> {
             return Err(JuteError::BadLength { at, len });
         }
         let n = usize::try_from(len).map_err(|_| JuteError::BadLength { at, len })?;
-        self.take(n).map(Some)
+        // An overrun is reported at the length prefix.
+        self.take(n).map(Some).map_err(|_| JuteError::Eof { at })
     }
 
     /// A `ustring`, decoded as Java does; null (length -1) reads as `None`.
@@ -190,7 +191,9 @@ fn malformed3_2(b1: u8, b2: u8) -> bool {
 }
 
 fn malformed4_2(b1: u8, b2: u8) -> bool {
-    (b1 == 0xf0 && !(0x90..=0xbf).contains(&b2)) || (b1 == 0xf4 && (b2 & 0xf0) != 0x80) || not_cont(b2)
+    (b1 == 0xf0 && !(0x90..=0xbf).contains(&b2))
+        || (b1 == 0xf4 && (b2 & 0xf0) != 0x80)
+        || not_cont(b2)
 }
 
 /// Decodes bytes exactly as Java's `new String(bytes, StandardCharsets.UTF_8)` (JDK 9-21): each

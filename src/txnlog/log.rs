@@ -218,7 +218,17 @@ impl<R: Read> TxnLogReader<R> {
         None
     }
 
-    fn io_error(&mut self, e: std::io::Error) -> Option<Result<TxnRecord>> {
+    /// An I/O error while reading the record at `off`. A decompressor's "unexpected end of
+    /// file" (a cut `.gz` copy) is a torn record, not an error.
+    fn read_error(&mut self, off: u64, e: std::io::Error) -> Option<Result<TxnRecord>> {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            self.notice(
+                off,
+                NoticeKind::TornRecord,
+                format!("compressed stream ends inside the record: {e}"),
+            );
+            return self.stop(LogEnd::Torn);
+        }
         self.end = Some(LogEnd::IoError);
         Some(Err(Error::io(&self.path, e)))
     }
@@ -232,15 +242,12 @@ impl<R: Read> TxnLogReader<R> {
             let mut fr = [0u8; 12];
             let n = match read_full(&mut self.inner, &mut fr) {
                 Ok(n) => n,
-                Err(e) => return self.io_error(e),
+                Err(e) => return self.read_error(off, e),
             };
             if n == 0 {
                 return self.stop(LogEnd::Eof);
             }
             if n < 12 {
-                if fr[..n].iter().all(|&b| b == 0) {
-                    return self.stop(LogEnd::Preallocated);
-                }
                 self.notice(
                     off,
                     NoticeKind::TornRecord,
@@ -257,7 +264,9 @@ impl<R: Read> TxnLogReader<R> {
                     self.notice(
                         off,
                         NoticeKind::BadLength,
-                        format!("record of length 0 with checksum {crc_stored:#x}: reading stops here"),
+                        format!(
+                            "record of length 0 with checksum {crc_stored:#x}: reading stops here"
+                        ),
                     );
                 }
                 return self.stop(LogEnd::Preallocated);
@@ -277,9 +286,12 @@ impl<R: Read> TxnLogReader<R> {
                 }
             };
             let mut payload = Vec::with_capacity(ulen.min(1 << 20));
-            match (&mut self.inner).take(ulen as u64 + 1).read_to_end(&mut payload) {
+            match (&mut self.inner)
+                .take(ulen as u64 + 1)
+                .read_to_end(&mut payload)
+            {
                 Ok(_) => {}
-                Err(e) => return self.io_error(e),
+                Err(e) => return self.read_error(off, e),
             }
             if payload.len() < ulen {
                 self.notice(

@@ -131,7 +131,9 @@ pub fn open_decompressed(path: &Path) -> Result<(DynRead, Compression)> {
     let r: DynRead = match kind {
         Compression::Plain => Box::new(br),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(br)),
-        Compression::Zstd => Box::new(zstd::Decoder::with_buffer(br).map_err(|e| Error::io(path, e))?),
+        Compression::Zstd => {
+            Box::new(zstd::Decoder::with_buffer(br).map_err(|e| Error::io(path, e))?)
+        }
         Compression::Snappy => Box::new(snappy::SnappyStreamReader::new(br)),
     };
     Ok((r, kind))

@@ -120,7 +120,9 @@ pub fn decompress_block(src: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     let mut ulen: u64 = 0;
     let mut shift = 0u32;
     loop {
-        let b = *src.get(p).ok_or_else(|| bad("block cut inside its length".into()))?;
+        let b = *src
+            .get(p)
+            .ok_or_else(|| bad("block cut inside its length".into()))?;
         p += 1;
         ulen |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
@@ -187,7 +189,9 @@ pub fn decompress_block(src: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         };
         let have = out.len() - start;
         if offset == 0 || offset > have {
-            return Err(bad(format!("copy offset {offset} outside the {have} bytes so far")));
+            return Err(bad(format!(
+                "copy offset {offset} outside the {have} bytes so far"
+            )));
         }
         if have + len > ulen {
             return Err(bad("block longer than its stated length".into()));

@@ -313,7 +313,11 @@ impl<R: Read> SnapshotReader<R> {
             nodes: 0,
         };
         if version != 2 {
-            r.notice(4, NoticeKind::BadHeader, format!("snapshot version {version} (expected 2)"));
+            r.notice(
+                4,
+                NoticeKind::BadHeader,
+                format!("snapshot version {version} (expected 2)"),
+            );
         }
         match r.read_tables() {
             Ok(()) => {}
@@ -353,7 +357,11 @@ impl<R: Read> SnapshotReader<R> {
         let at = self.src.offset;
         match e {
             ReadErr::Eof => {
-                self.notice(at, NoticeKind::Truncated, format!("snapshot truncated {context}"));
+                self.notice(
+                    at,
+                    NoticeKind::Truncated,
+                    format!("snapshot truncated {context}"),
+                );
                 Ok(())
             }
             ReadErr::BadLength(l) => {
@@ -520,7 +528,11 @@ impl<R: Read> SnapshotReader<R> {
             sections += 1;
         }
         if pos < tail.len() {
-            let more = if tail.len() > MAX_TAIL { "more than " } else { "" };
+            let more = if tail.len() > MAX_TAIL {
+                "more than "
+            } else {
+                ""
+            };
             self.notice(
                 tail_start + pos as u64,
                 NoticeKind::TrailingBytes,
@@ -548,7 +560,11 @@ fn parse_seal(tail: &[u8], c: &mut Cursor<'_>, base: Adler32) -> Option<bool> {
     Some(stored == u64::from(a.value()))
 }
 
-fn parse_digest_section(tail: &[u8], pos: usize, base: Adler32) -> Option<(ZxidDigest, usize, bool)> {
+fn parse_digest_section(
+    tail: &[u8],
+    pos: usize,
+    base: Adler32,
+) -> Option<(ZxidDigest, usize, bool)> {
     let mut c = Cursor::new(tail);
     c.set_pos(pos);
     let zxid = c.i64().ok()? as u64;
@@ -595,7 +611,10 @@ impl<R: Read> Iterator for SnapshotReader<R> {
                 self.state = State::Done;
                 match self.finish() {
                     Ok(()) => None,
-                    Err(e) => self.fail(e, "in its seal (after the \"/\" terminator)").err().map(Err),
+                    Err(e) => self
+                        .fail(e, "in its seal (after the \"/\" terminator)")
+                        .err()
+                        .map(Err),
                 }
             }
             Err(e) => {

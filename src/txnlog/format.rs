@@ -1,0 +1,482 @@
+//! Renderings of transaction records and snapshots.
+//!
+//! * `toolkit_*`: exactly what ZooKeeper 3.8's `TxnLogToolkit -d` prints (Debian's
+//!   `zookeeper` 3.8.0 is the reference), including its quirks: `DateFormat` SHORT date + LONG
+//!   time in the JVM's zone (en_US patterns), `List.toString()` of ACLs with jute's trailing
+//!   newline inside, jute `toString()` (CSV-ish, newline-terminated) for delete/setACL/session/
+//!   error bodies, and multi sub-op bodies printed as their raw bytes decoded as UTF-8.
+//! * [`jsonl`]: one JSON object per record.
+//! * [`snapshot_summary`]: sessions, ephemerals by session, seal and digest of a snapshot.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use chrono::{SecondsFormat, TimeZone};
+use serde_json::{json, Map, Value};
+
+use super::jute::java_utf8;
+use super::log::{TxnLogHeader, TxnLogReader, TxnRecord};
+use super::op::{err_name, op_name, Acl, Op};
+use super::snapshot::{NodeKind, SnapshotReader};
+use crate::error::{Error, Result};
+use crate::event::hex_id;
+
+/// The first line of `TxnLogToolkit -d`.
+pub fn toolkit_header_line(h: &TxnLogHeader) -> String {
+    format!(
+        "ZooKeeper Transactional Log File with dbid {} txnlog format version {}",
+        h.dbid, h.version
+    )
+}
+
+/// The last line of `TxnLogToolkit -d` after `count` records.
+pub fn toolkit_eof_line(count: u64) -> String {
+    format!("EOF reached after {count} txns.")
+}
+
+/// `DateFormat.getDateTimeInstance(SHORT, LONG)` for the en_US locale (`M/d/yy, h:mm:ss a z`)
+/// in zone `tz` (the zone name is the tz database abbreviation, which is what Java prints for
+/// UTC and for zones with alphabetic abbreviations).
+pub fn java_date(time_ms: i64, tz: &chrono_tz::Tz) -> String {
+    match tz.timestamp_millis_opt(time_ms).single() {
+        Some(t) => t.format("%-m/%-d/%y, %-I:%M:%S %p %Z").to_string(),
+        None => format!("{time_ms}ms"),
+    }
+}
+
+/// What a JVM whose default charset is US-ASCII (`LC_ALL=C`) prints for `s`: every non-ASCII
+/// character (a surrogate pair counts as one) becomes `?`. Apply to [`toolkit_line`] to match
+/// `TxnLogToolkit` run without a UTF-8 locale.
+pub fn java_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii() { c } else { '?' })
+        .collect()
+}
+
+/// jute's `ToStringOutputArchive` string escaping (`'` prefix, `%`-escapes for NUL, LF, CR, `,`,
+/// `}` and `%`).
+fn csv_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 1);
+    o.push('\'');
+    for c in s.chars() {
+        match c {
+            '\0' => o.push_str("%00"),
+            '\n' => o.push_str("%0A"),
+            '\r' => o.push_str("%0D"),
+            ',' => o.push_str("%2C"),
+            '}' => o.push_str("%7D"),
+            '%' => o.push_str("%25"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// An `ACL` record as nested in jute output: `perms,s{'scheme,'id}`.
+fn acl_fields(a: &Acl) -> String {
+    format!(
+        "{},s{{{},{}}}",
+        a.perms,
+        csv_string(&a.scheme),
+        csv_string(&a.id)
+    )
+}
+
+/// `List<ACL>.toString()`: `[31,s{'world,'anyone}\n, ...]`; `null` for a null vector.
+fn acl_list(acl: &Option<Vec<Acl>>) -> String {
+    match acl {
+        None => "null".into(),
+        Some(v) => {
+            let items: Vec<String> = v.iter().map(|a| format!("{}\n", acl_fields(a))).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+/// `TxnLogToolkit.checkNullToEmpty`: bytes as a Java UTF-8 string, `""` for null/empty.
+fn data_str(d: &Option<Vec<u8>>) -> String {
+    match d {
+        Some(b) if !b.is_empty() => java_utf8(b),
+        _ => String::new(),
+    }
+}
+
+/// `TxnLogToolkit.getFormattedTxnStr` for a body.
+fn toolkit_body(op: &Op) -> String {
+    match op {
+        Op::Create {
+            path,
+            data,
+            acl,
+            ephemeral,
+            parent_cversion,
+            ..
+        } => format!(
+            "{path},{},{},{ephemeral},{parent_cversion}",
+            data_str(data),
+            acl_list(acl)
+        ),
+        Op::SetData {
+            path,
+            data,
+            version,
+        }
+        | Op::Reconfig {
+            path,
+            data,
+            version,
+        } => format!("{path},{},{version}", data_str(data)),
+        Op::CreateContainer {
+            path,
+            data,
+            acl,
+            parent_cversion,
+        } => format!(
+            "{path},{},{},{parent_cversion}",
+            data_str(data),
+            acl_list(acl)
+        ),
+        Op::CreateTtl {
+            path,
+            data,
+            acl,
+            parent_cversion,
+            ttl,
+        } => format!(
+            "{path},{},{},{parent_cversion},{ttl}",
+            data_str(data),
+            acl_list(acl)
+        ),
+        Op::Multi { ops } => ops
+            .iter()
+            .flatten()
+            .map(|s| format!("{}:{}", op_name(s.type_code), data_str(&s.raw)))
+            .collect::<Vec<_>>()
+            .join(";"),
+        // The rest print the jute record's toString(): fields joined by ',', a trailing newline.
+        Op::Delete { path } | Op::DeleteContainer { path } => format!("{}\n", csv_string(path)),
+        Op::SetAcl { path, acl, version } => {
+            let items: Vec<String> = acl
+                .iter()
+                .flatten()
+                .map(|a| format!("s{{{}}}", acl_fields(a)))
+                .collect();
+            format!("{},v{{{}}},{version}\n", csv_string(path), items.join(","))
+        }
+        Op::Check { path, version } => format!("{},{version}\n", csv_string(path)),
+        Op::CreateSession { timeout_ms } => format!("{timeout_ms}\n"),
+        Op::CloseSession {
+            paths_to_delete: Some(p),
+        } => {
+            let items: Vec<String> = p.iter().map(|s| csv_string(s)).collect();
+            format!("v{{{}}}\n", items.join(","))
+        }
+        Op::CloseSession {
+            paths_to_delete: None,
+        } => String::new(),
+        Op::Error { code } => format!("{code}\n"),
+        // TxnLogToolkit fails on these ("Unsupported Txn with type=", EOFException).
+        Op::Unknown { .. } | Op::Malformed { .. } => String::new(),
+    }
+}
+
+/// The text `TxnLogToolkit -d` prints for a record, without the line terminator (it may contain
+/// newlines: ACL lists and node data are printed raw). `tz` is the JVM's default zone.
+pub fn toolkit_line(rec: &TxnRecord, tz: &chrono_tz::Tz) -> String {
+    let mut s = format!(
+        "{} session 0x{:x} cxid 0x{:x} zxid 0x{:x} {} {}",
+        java_date(rec.time_ms, tz),
+        rec.session,
+        i64::from(rec.cxid),
+        rec.zxid,
+        op_name(rec.type_code),
+        toolkit_body(&rec.op)
+    );
+    if s.ends_with('\n') {
+        s.pop();
+    }
+    s
+}
+
+/// Everything `TxnLogToolkit -d` prints for a record, newline-terminated: a record whose
+/// checksum does not match is printed twice, first with a `CRC ERROR - ` prefix.
+pub fn toolkit_record_text(rec: &TxnRecord, tz: &chrono_tz::Tz) -> String {
+    let line = toolkit_line(rec, tz);
+    if rec.crc_ok {
+        format!("{line}\n")
+    } else {
+        format!("CRC ERROR - {line}\n{line}\n")
+    }
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::io(PathBuf::from("<output>"), e)
+}
+
+/// Writes what `TxnLogToolkit -d` prints for a whole log: header line, records, EOF line.
+/// Returns the number of records.
+pub fn toolkit_dump<R: Read, W: Write>(
+    reader: &mut TxnLogReader<R>,
+    tz: &chrono_tz::Tz,
+    out: &mut W,
+) -> Result<u64> {
+    writeln!(out, "{}", toolkit_header_line(reader.header())).map_err(out_err)?;
+    let mut n = 0u64;
+    for rec in reader.by_ref() {
+        let rec = rec?;
+        out.write_all(toolkit_record_text(&rec, tz).as_bytes())
+            .map_err(out_err)?;
+        n += 1;
+    }
+    writeln!(out, "{}", toolkit_eof_line(n)).map_err(out_err)?;
+    Ok(n)
+}
+
+fn rfc3339(ms: i64) -> Value {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
+        .unwrap_or(Value::Null)
+}
+
+fn acl_json(acl: &Option<Vec<Acl>>) -> Value {
+    match acl {
+        None => Value::Null,
+        Some(v) => v
+            .iter()
+            .map(|a| json!({"perms": a.perms, "scheme": a.scheme, "id": a.id}))
+            .collect(),
+    }
+}
+
+fn data_len(d: &Option<Vec<u8>>) -> Value {
+    d.as_ref().map_or(Value::Null, |b| json!(b.len()))
+}
+
+fn op_fields(op: &Op, m: &mut Map<String, Value>) {
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    if let Some(p) = op.path() {
+        put("path", json!(p));
+    }
+    match op {
+        Op::Create {
+            data,
+            acl,
+            ephemeral,
+            parent_cversion,
+            v0,
+            ..
+        } => {
+            put("ephemeral", json!(ephemeral));
+            put("data_len", data_len(data));
+            put("acl", acl_json(acl));
+            put("parent_cversion", json!(parent_cversion));
+            if *v0 {
+                put("v0", json!(true));
+            }
+        }
+        Op::CreateContainer {
+            data,
+            acl,
+            parent_cversion,
+            ..
+        } => {
+            put("data_len", data_len(data));
+            put("acl", acl_json(acl));
+            put("parent_cversion", json!(parent_cversion));
+        }
+        Op::CreateTtl {
+            data,
+            acl,
+            parent_cversion,
+            ttl,
+            ..
+        } => {
+            put("data_len", data_len(data));
+            put("acl", acl_json(acl));
+            put("parent_cversion", json!(parent_cversion));
+            put("ttl", json!(ttl));
+        }
+        Op::SetData { data, version, .. } => {
+            put("data_len", data_len(data));
+            put("version", json!(version));
+        }
+        Op::Reconfig { data, version, .. } => {
+            put("data", json!(data.as_ref().map(|d| java_utf8(d))));
+            put("version", json!(version));
+        }
+        Op::SetAcl { acl, version, .. } => {
+            put("acl", acl_json(acl));
+            put("version", json!(version));
+        }
+        Op::Check { version, .. } => put("version", json!(version)),
+        Op::CreateSession { timeout_ms } => put("timeout", json!(timeout_ms)),
+        Op::CloseSession { paths_to_delete } => put("paths2Delete", json!(paths_to_delete)),
+        Op::Error { code } => {
+            put("err", json!(code));
+            put("err_name", json!(err_name(*code)));
+        }
+        Op::Multi { ops } => {
+            let subs: Vec<Value> = ops
+                .iter()
+                .flatten()
+                .map(|s| {
+                    let mut sm = Map::new();
+                    sm.insert("op".into(), json!(op_name(s.type_code)));
+                    op_fields(&s.op, &mut sm);
+                    Value::Object(sm)
+                })
+                .collect();
+            put("ops", Value::Array(subs));
+        }
+        Op::Malformed { reason, .. } => put("malformed", json!(reason)),
+        Op::Delete { .. } | Op::DeleteContainer { .. } | Op::Unknown { .. } => {}
+    }
+}
+
+/// A record as a JSON object: offset, session/cxid/zxid (`0x` hex), epoch, time (RFC 3339 UTC),
+/// op, the body's fields (path, ephemeral, timeout, err, paths2Delete, ops for multi, ...),
+/// crc_ok and digest.
+pub fn record_json(rec: &TxnRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("offset".into(), json!(rec.offset));
+    m.insert("session".into(), json!(hex_id(rec.session)));
+    m.insert("cxid".into(), json!(hex_id(i64::from(rec.cxid) as u64)));
+    m.insert("zxid".into(), json!(hex_id(rec.zxid)));
+    m.insert("epoch".into(), json!(rec.epoch()));
+    m.insert("time".into(), rfc3339(rec.time_ms));
+    m.insert("op".into(), json!(op_name(rec.type_code)));
+    op_fields(&rec.op, &mut m);
+    m.insert("crc_ok".into(), json!(rec.crc_ok));
+    if let Some(d) = rec.digest {
+        m.insert(
+            "digest".into(),
+            json!({"version": d.version, "tree_digest": d.tree_digest}),
+        );
+    }
+    Value::Object(m)
+}
+
+/// A record as one line of JSON (no trailing newline).
+pub fn jsonl(rec: &TxnRecord) -> String {
+    record_json(rec).to_string()
+}
+
+/// Counts gathered by [`snapshot_summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Nodes read (the root included).
+    pub nodes: u64,
+    /// Ephemeral nodes.
+    pub ephemerals: u64,
+    /// Container nodes.
+    pub containers: u64,
+    /// TTL nodes.
+    pub ttl_nodes: u64,
+    /// Sum of data lengths.
+    pub data_bytes: u64,
+    /// The node list ended with the `/` terminator and the seal was read.
+    pub complete: bool,
+}
+
+/// Writes a text summary of a snapshot in the spirit of `SnapshotFormatter`: node counts, the
+/// session table with ephemeral counts (`%#016x, timeout, count`), the ephemerals of every
+/// session, the seal/digest/lastProcessedZxid, and the notices. Streams the nodes (only
+/// ephemeral paths are kept).
+pub fn snapshot_summary<R: Read, W: Write>(
+    reader: &mut SnapshotReader<R>,
+    out: &mut W,
+) -> Result<SnapshotStats> {
+    let mut st = SnapshotStats::default();
+    let mut eph: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for node in reader.by_ref() {
+        let node = node?;
+        st.nodes += 1;
+        st.data_bytes += u64::try_from(node.data_len).unwrap_or(0);
+        match node.stat.kind() {
+            NodeKind::Persistent => {}
+            NodeKind::Container => st.containers += 1,
+            NodeKind::Ttl(_) => st.ttl_nodes += 1,
+            NodeKind::Ephemeral(owner) => {
+                st.ephemerals += 1;
+                eph.entry(owner).or_default().push(node.path);
+            }
+        }
+    }
+    st.complete = reader.trailer().is_some();
+    let h = *reader.header();
+    let w = &mut *out;
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        text,
+        "ZooKeeper Snapshot File {} dbid {} format version {}",
+        reader.path().display(),
+        h.dbid,
+        h.version
+    );
+    let _ = writeln!(
+        text,
+        "Nodes: {} (ephemeral {}, container {}, ttl {}), data {} bytes",
+        st.nodes, st.ephemerals, st.containers, st.ttl_nodes, st.data_bytes
+    );
+    let _ = writeln!(text, "Session Details (sid, timeout, ephemeralCount):");
+    for s in reader.sessions() {
+        let n = eph.get(&s.id).map_or(0, Vec::len);
+        let _ = writeln!(text, "{:#016x}, {}, {}", s.id, s.timeout_ms, n);
+    }
+    let _ = writeln!(text, "Ephemerals by session:");
+    for s in reader.sessions() {
+        if let Some(paths) = eph.get(&s.id) {
+            let _ = writeln!(text, "{:#016x} (timeout {} ms):", s.id, s.timeout_ms);
+            for p in paths {
+                let _ = writeln!(text, "  {p}");
+            }
+        }
+    }
+    let orphans: Vec<_> = eph
+        .iter()
+        .filter(|(id, _)| !reader.sessions().iter().any(|s| s.id == **id))
+        .collect();
+    if !orphans.is_empty() {
+        let _ = writeln!(text, "Ephemerals of sessions not in the session table:");
+        for (id, paths) in orphans {
+            let _ = writeln!(text, "{id:#016x}:");
+            for p in paths {
+                let _ = writeln!(text, "  {p}");
+            }
+        }
+    }
+    match reader.trailer() {
+        Some(t) => {
+            let _ = writeln!(
+                text,
+                "Seal: checksum {:#x} {}",
+                t.checksum_stored,
+                if t.seals_ok { "ok" } else { "MISMATCH" }
+            );
+            if let Some(d) = t.digest {
+                let _ = writeln!(
+                    text,
+                    "Digest: zxid {} version {} digest {}",
+                    hex_id(d.zxid),
+                    d.version,
+                    d.digest
+                );
+            }
+            if let Some(z) = t.last_processed_zxid {
+                let _ = writeln!(text, "Last processed zxid: {}", hex_id(z));
+            }
+        }
+        None => {
+            let _ = writeln!(text, "Seal: not reached (snapshot incomplete)");
+        }
+    }
+    for n in reader.notices() {
+        let _ = writeln!(text, "NOTICE {n}");
+    }
+    w.write_all(text.as_bytes()).map_err(out_err)?;
+    Ok(st)
+}
