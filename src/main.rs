@@ -51,6 +51,12 @@ enum Cmd {
     Formats(FormatsArgs),
     /// List the sources in the index and how far each was read
     Sources,
+    /// ZooKeeper transaction logs (log.<zxid>, plain or compressed)
+    #[command(subcommand)]
+    Txnlog(TxnlogCmd),
+    /// ZooKeeper snapshots (snapshot.<zxid>, plain, .gz or .snappy)
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
     /// Measure speed and memory against baselines run on the same files (prints a table, writes JSON)
     Bench(BenchArgs),
     /// (internal) run a command and print its wall time and peak RSS as JSON
@@ -64,6 +70,41 @@ enum Cmd {
     Parse(ParseArgs),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TxnlogCmd {
+    /// Print every record, in TxnLogToolkit's line format (diffable with
+    /// `zkTxnLogToolkit.sh -d`) or as JSON lines
+    Dump {
+        /// Transaction log files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output: the toolkit's text, or one JSON object per record
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = TxnOut::Toolkit)]
+        output: TxnOut,
+        /// Zone for the toolkit's dates (Java's default zone)
+        #[arg(long, default_value = "UTC", value_name = "TZ")]
+        tz: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCmd {
+    /// Summarise a snapshot: sessions with timeouts, ephemerals by session, seal checks
+    Dump {
+        /// Snapshot files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TxnOut {
+    /// TxnLogToolkit's format
+    Toolkit,
+    /// One JSON object per record
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +337,8 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Formats(a) => cmd_formats(&registry()?, a.check),
         Cmd::Sources => cmd_sources(&dir),
         Cmd::Parse(a) => cmd_parse(a, &registry()?),
+        Cmd::Txnlog(TxnlogCmd::Dump { files, output, tz }) => cmd_txnlog_dump(files, *output, tz),
+        Cmd::Snapshot(SnapshotCmd::Dump { files }) => cmd_snapshot_dump(files),
         Cmd::Bench(a) => {
             let spec = zklens::bench::BenchSpec {
                 dir: a.dir.clone(),
@@ -648,4 +691,93 @@ fn cmd_parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     } else {
         1
     })
+}
+
+fn cmd_txnlog_dump(files: &[PathBuf], output: TxnOut, tz: &str) -> Result<u8> {
+    let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
+        anyhow::anyhow!("unknown time zone {tz:?} (an IANA name such as UTC or Europe/Berlin)")
+    })?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut failed = false;
+    let mut records = 0u64;
+    for f in files {
+        let mut r = match zklens::txnlog::open_txnlog(f) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("zklens: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let res = match output {
+            TxnOut::Toolkit => zklens::txnlog::toolkit_dump(&mut r, &tz, &mut out),
+            TxnOut::Jsonl => {
+                let mut n = 0u64;
+                let mut res = Ok(0);
+                for rec in r.by_ref() {
+                    match rec {
+                        Ok(rec) => {
+                            if let Err(e) = writeln!(out, "{}", zklens::txnlog::jsonl(&rec)) {
+                                res = Err(zklens::Error::io("<stdout>", e));
+                                break;
+                            }
+                            n += 1;
+                        }
+                        Err(e) => {
+                            res = Err(e);
+                            break;
+                        }
+                    }
+                }
+                res.map(|_| n)
+            }
+        };
+        match res {
+            Ok(n) => records += n,
+            Err(zklens::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(0)
+            }
+            Err(e) => {
+                eprintln!("zklens: {e}");
+                failed = true;
+            }
+        }
+        for n in r.take_notices() {
+            eprintln!("zklens: {n}");
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        2
+    } else if records > 0 {
+        0
+    } else {
+        1
+    })
+}
+
+fn cmd_snapshot_dump(files: &[PathBuf]) -> Result<u8> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut failed = false;
+    for f in files {
+        writeln!(out, "== {}", f.display())?;
+        match zklens::txnlog::open_snapshot(f) {
+            Ok(mut r) => {
+                if let Err(e) = zklens::txnlog::snapshot_summary(&mut r, &mut out) {
+                    eprintln!("zklens: {e}");
+                    failed = true;
+                }
+                for n in r.take_notices() {
+                    eprintln!("zklens: {n}");
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                eprintln!("zklens: {e}");
+                failed = true;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed { 2 } else { 0 })
 }

@@ -344,7 +344,7 @@ pub fn check_examples(registry: &Registry) -> Vec<String> {
                     let mut a = crate::event::Attrs::default();
                     let got = f
                         .classifier
-                        .classify(ex, None, &mut a)
+                        .classify(ex, r.logger.as_deref(), &mut a)
                         .map(|c| c.kind.to_string())
                         .unwrap_or_else(|| crate::event::KIND_LOG.to_string());
                     if got != r.kind {

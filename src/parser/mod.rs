@@ -155,11 +155,23 @@ impl EntryParser {
             e.myid = self.myid;
         }
         let mut attrs = Attrs::default();
-        if let Some(c) =
-            self.format
-                .classifier
-                .classify(e.headline(), e.logger.as_deref(), &mut attrs)
-        {
+        let classifier = &self.format.classifier;
+        let logger = e.logger.as_deref();
+        let mut found = classifier.classify(e.headline(), logger, &mut attrs);
+        if found.as_ref().is_none_or(|c| &*c.kind == KIND_LOG) {
+            // "Unexpected exception" + the exception's own message on the next line: the
+            // second line says what happened.
+            if let Some(second) = e.message.split('\n').nth(1) {
+                let mut a2 = Attrs::default();
+                if let Some(c) = classifier.classify(second, logger, &mut a2) {
+                    if &*c.kind != KIND_LOG {
+                        found = Some(c);
+                        attrs = a2;
+                    }
+                }
+            }
+        }
+        if let Some(c) = found {
             e.kind = c.kind;
         }
         // A JSON source may already carry attributes: keep them unless a rule found better ones.

@@ -40,6 +40,16 @@ pub enum Content {
     Empty,
 }
 
+/// Small files of a ZooKeeper data directory that are not logs (`myid`, `currentEpoch`,
+/// `acceptedEpoch`, `*.tmp` epoch files).
+pub fn is_zookeeper_metadata(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    matches!(
+        name,
+        "myid" | "currentEpoch" | "acceptedEpoch" | "currentEpoch.tmp" | "acceptedEpoch.tmp"
+    )
+}
+
 /// A file found under an ingest path.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -189,7 +199,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<E
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        if e.file_name().to_string_lossy().starts_with('.') {
+        if e.file_name().to_string_lossy().starts_with('.') || is_zookeeper_metadata(&path) {
             continue;
         }
         let Ok(ft) = e.file_type() else { continue };

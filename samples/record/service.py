@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""A simulated service instance using ZooKeeper through kazoo (Debian's python3-kazoo):
+
+- registers an EPHEMERAL znode /services/<name>/<instance> whose data names its log
+  (`{"service", "instance", "host", "logs": [{"url", "format"}]}`),
+- takes part in an election under /election/<name> (kazoo's Election recipe) and logs every role
+  change ("role change: standby -> primary"),
+- writes /data/<name>/counter about twice a second and logs each write with the session id and the
+  resulting mzxid,
+- logs kazoo's connection states; on session expiry (LOST) it re-registers and re-enters the
+  election with its new session.
+
+Text logs use `%(asctime)s %(levelname)s %(name)s: %(message)s`; `--log-format json` writes one
+JSON object per line. kazoo's own loggers (kazoo.client, kazoo.protocol.connection) go to the same
+file.
+"""
+import argparse
+import datetime
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NodeExistsError, ZookeeperError
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        d = {
+            "ts": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k in ("session", "zxid", "path"):
+            v = getattr(record, k, None)
+            if v is not None:
+                d[k] = v
+        return json.dumps(d)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--instance", required=True)
+    ap.add_argument("--zk", required=True)
+    ap.add_argument("--log-file", required=True)
+    ap.add_argument("--log-format", choices=["text", "json"], default="text")
+    ap.add_argument("--timeout", type=float, default=4.0)
+    a = ap.parse_args()
+
+    os.makedirs(os.path.dirname(a.log_file), exist_ok=True)
+    h = logging.FileHandler(a.log_file)
+    if a.log_format == "json":
+        h.setFormatter(JsonFormatter())
+    else:
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(h)
+    root.setLevel(logging.INFO)
+    log = logging.getLogger(a.name)
+
+    zk = KazooClient(hosts=a.zk, timeout=a.timeout)
+    stop = threading.Event()
+    role = {"now": "standby"}
+    lost = threading.Event()
+
+    last_sid = {"v": None}
+
+    def sid():
+        # kazoo forgets the session id while disconnected: keep the last one known.
+        s = zk.client_id
+        if s:
+            last_sid["v"] = s[0]
+        return "0x%x" % last_sid["v"] if last_sid["v"] is not None else "none"
+
+    def on_state(state):
+        # Called on kazoo's thread: only log and flag, never block.
+        if state == KazooState.LOST:
+            if stop.is_set():
+                log.info("connection state LOST: session closed by us", extra={"session": sid()})
+                return
+            log.warning("connection state LOST: session 0x%x expired" % (last_sid["v"] or 0), extra={"session": sid()})
+            lost.set()
+        elif state == KazooState.SUSPENDED:
+            log.warning("connection state SUSPENDED: disconnected from the ensemble, session %s" % sid())
+        else:
+            log.info("connection state CONNECTED session 0x%x" % zk.client_id[0], extra={"session": sid()})
+
+    zk.add_listener(on_state)
+    zk.start(timeout=30)
+    base = "/services/%s" % a.name
+    me = "%s/%s" % (base, a.instance)
+    counter = "/data/%s/counter" % a.name
+
+    def register():
+        zk.ensure_path(base)
+        zk.ensure_path(counter)
+        data = json.dumps({
+            "service": a.name, "instance": a.instance, "host": "127.0.0.1",
+            "logs": [{"url": "file://" + os.path.abspath(a.log_file),
+                      "format": "jsonl" if a.log_format == "json" else "python-logging"}],
+        }).encode()
+        try:
+            zk.create(me, data, ephemeral=True)
+        except NodeExistsError:
+            zk.delete(me)
+            zk.create(me, data, ephemeral=True)
+        log.info("registered ephemeral znode %s session %s" % (me, sid()), extra={"session": sid(), "path": me})
+
+    election = {"obj": None}
+
+    def lead():
+        log.info("role change: %s -> primary (session %s)" % (role["now"], sid()), extra={"session": sid()})
+        role["now"] = "primary"
+        while not stop.is_set() and not lost.is_set() and zk.state == KazooState.CONNECTED:
+            time.sleep(0.2)
+        if role["now"] == "primary":
+            log.info("role change: primary -> standby (session %s)" % sid(), extra={"session": sid()})
+            role["now"] = "standby"
+
+    def run_election():
+        while not stop.is_set():
+            e = zk.Election("/election/%s" % a.name, a.instance)
+            election["obj"] = e
+            try:
+                e.run(lead)
+            except (KazooException, ZookeeperError) as ex:
+                log.warning("election interrupted: %s" % type(ex).__name__)
+            if role["now"] == "primary":
+                log.info("role change: primary -> standby (session %s)" % sid(), extra={"session": sid()})
+                role["now"] = "standby"
+            time.sleep(0.5)
+
+    register()
+    threading.Thread(target=run_election, daemon=True).start()
+
+    def on_term(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    n = 0
+    while not stop.is_set():
+        if lost.is_set():
+            lost.clear()
+            # kazoo reconnects with a new session by itself; wait for it, then re-register.
+            for _ in range(200):
+                if zk.state == KazooState.CONNECTED or stop.is_set():
+                    break
+                time.sleep(0.1)
+            try:
+                register()
+                log.info("re-registered after session expiry, new session %s" % sid(), extra={"session": sid()})
+                if election["obj"] is not None:
+                    election["obj"].cancel()
+            except (KazooException, ZookeeperError) as ex:
+                log.warning("re-registration failed: %s" % type(ex).__name__)
+                lost.set()
+        try:
+            n += 1
+            st = zk.set(counter, str(n).encode())
+            log.info("wrote %s version=%d mzxid=0x%x session %s" % (counter, st.version, st.mzxid, sid()),
+                     extra={"session": sid(), "zxid": "0x%x" % st.mzxid, "path": counter})
+        except (KazooException, ZookeeperError) as ex:
+            log.warning("write to %s failed: %s" % (counter, type(ex).__name__))
+        stop.wait(0.5)
+    log.info("shutting down, closing session %s" % sid())
+    try:
+        zk.stop()
+        zk.close()
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
