@@ -193,9 +193,10 @@ struct IngestArgs {
     /// Use this format for every text file instead of detecting one (see `zklens formats`)
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
-    /// Time zone of timestamps that carry none (UTC, +02:00, Europe/Berlin)
-    #[arg(long, default_value = "UTC", value_name = "TZ")]
-    tz: String,
+    /// Time zone of timestamps that carry none (UTC, +02:00, Europe/Berlin); NODE=TZ sets one
+    /// node's zone (repeatable: --tz UTC --tz zk3=Europe/Berlin)
+    #[arg(long, default_value = "UTC", value_name = "[NODE=]TZ")]
+    tz: Vec<String>,
     /// Attribute every file to this node instead of naming nodes from the directory layout
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
@@ -382,7 +383,14 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
-    let tz: Tz = a.tz.parse()?;
+    let mut tz = Tz::Utc;
+    let mut node_tz = Vec::new();
+    for t in &a.tz {
+        match t.split_once('=') {
+            Some((node, z)) => node_tz.push((node.to_string(), z.parse::<Tz>()?)),
+            None => tz = t.parse()?,
+        }
+    }
     let format = match &a.format {
         Some(n) => Some(
             registry
@@ -395,6 +403,7 @@ fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
         text: TextOptions {
             format,
             tz,
+            node_tz,
             max_line: a.max_line.max(1024),
             node: a.node.clone(),
         },

@@ -410,3 +410,46 @@ fn forced_format_and_node_override() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn per_node_time_zones() {
+    let e = env();
+    zk(&e)
+        .arg("ingest")
+        .arg(&e.logs)
+        .args(["--tz", "zk1=+02:00"])
+        .assert()
+        .success();
+    let out = zk(&e)
+        .args([
+            "query",
+            "kind:session.expired OR kind:client.connected",
+            "-o",
+            "jsonl",
+        ])
+        .output()
+        .expect("run");
+    let rows = jsonl(&out.stdout);
+    let ts = |node: &str| {
+        rows.iter()
+            .find(|r| r["node"] == node)
+            .and_then(|r| r["ts"].as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        ts("zk1").as_deref(),
+        Some("2026-11-24T20:02:35.000Z"),
+        "zk1 read as +02:00"
+    );
+    assert_eq!(
+        ts("calc-a").as_deref(),
+        Some("2026-11-24T22:02:30.001Z"),
+        "others stay UTC"
+    );
+    zk(&e)
+        .arg("ingest")
+        .arg(&e.logs)
+        .args(["--tz", "zk1=Mars/Olympus"])
+        .assert()
+        .code(2);
+}

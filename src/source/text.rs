@@ -28,6 +28,8 @@ pub struct TextOptions {
     pub format: Option<Arc<Format>>,
     /// Zone of zone-less timestamps.
     pub tz: Tz,
+    /// Zones of particular nodes (their logs were written on machines in other zones).
+    pub node_tz: Vec<(String, Tz)>,
     /// Longest line kept.
     pub max_line: usize,
     /// Node name override.
@@ -39,6 +41,7 @@ impl Default for TextOptions {
         TextOptions {
             format: None,
             tz: Tz::Utc,
+            node_tz: Vec::new(),
             max_line: DEFAULT_MAX_LINE,
             node: None,
         }
@@ -104,10 +107,17 @@ pub fn read_text(
         Some(f) => f.clone(),
         None => detect(file, gzip, registry)?,
     };
+    let node = opts.node.as_deref().unwrap_or(&file.node);
+    let tz = opts
+        .node_tz
+        .iter()
+        .find(|(n, _)| n == node)
+        .map(|(_, z)| *z)
+        .unwrap_or(opts.tz);
     let meta = SourceMeta {
-        node: Arc::from(opts.node.as_deref().unwrap_or(&file.node)),
+        node: Arc::from(node),
         source: Arc::from(file.path.to_string_lossy().as_ref()),
-        tz: opts.tz,
+        tz,
     };
     let mut parser = EntryParser::new(format.clone(), meta);
     let mut r = super::open(&file.path, gzip)?;
