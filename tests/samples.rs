@@ -231,15 +231,14 @@ fn expired_sessions() -> Vec<(String, String)> {
 }
 
 fn owner_of(session: &str) -> Option<&'static str> {
-    // the service whose own log registered with that session
+    // the service whose own log registered an ephemeral znode with that session
     TEXT_LOGS
         .iter()
         .filter(|(n, _)| !n.starts_with("zk"))
         .find(|(_, rel)| {
-            read(rel).contains(&format!("registered ephemeral znode /services/"))
-                && read(rel)
-                    .lines()
-                    .any(|l| l.contains("registered ephemeral znode") && l.contains(session))
+            read(rel)
+                .lines()
+                .any(|l| l.contains("registered ephemeral znode") && l.contains(session))
         })
         .map(|(n, _)| *n)
 }
