@@ -139,6 +139,12 @@ pub struct Event {
     pub kind: Arc<str>,
     /// Extracted identifiers.
     pub attrs: Attrs,
+    /// Further znode paths the event concerns (the ephemerals a `closeSession` deleted, the
+    /// paths of a `multi`'s sub-operations).
+    pub paths: Vec<String>,
+    /// For a transaction record: every server whose log holds it (the event is indexed once per
+    /// ensemble; `node` is the first of these).
+    pub replicas: Vec<Arc<str>>,
 }
 
 impl Event {

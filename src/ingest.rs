@@ -130,6 +130,8 @@ pub fn ingest(
         });
     }
     let mut plans = Vec::new();
+    let mut txn_files: Vec<SourceFile> = Vec::new();
+    let mut snap_files: Vec<SourceFile> = Vec::new();
     for file in found {
         match file.content {
             Content::Text { gzip } => match plan(&file, gzip, sink.state().sources.as_slice()) {
@@ -137,16 +139,16 @@ pub fn ingest(
                 Ok(None) => summary.files.push(outcome(&file, Status::Unchanged)),
                 Err(e) => summary.files.push(outcome(&file, Status::Failed(e))),
             },
-            Content::TxnLog { .. } => summary.files.push(outcome(
-                &file,
-                Status::Skipped(
-                    "ZooKeeper transaction log (binary): not indexed by this version".into(),
-                ),
-            )),
-            Content::Snapshot { .. } => summary.files.push(outcome(
-                &file,
-                Status::Skipped("ZooKeeper snapshot (binary): not indexed by this version".into()),
-            )),
+            Content::TxnLog { .. } | Content::Snapshot { .. } => {
+                match binary_unchanged(&file, sink.state().sources.as_slice()) {
+                    Ok(true) => summary.files.push(outcome(&file, Status::Unchanged)),
+                    Ok(false) if matches!(file.content, Content::TxnLog { .. }) => {
+                        txn_files.push(file)
+                    }
+                    Ok(false) => snap_files.push(file),
+                    Err(e) => summary.files.push(outcome(&file, Status::Failed(e))),
+                }
+            }
             Content::Empty => summary
                 .files
                 .push(outcome(&file, Status::Skipped("empty file".into()))),
@@ -233,9 +235,49 @@ pub fn ingest(
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }
+    let mut sources = sink.state().sources.clone();
+    let mut txn_ranges = sink.state().txn_ranges.clone();
+    let bin = read_binary(
+        &txn_files,
+        &snap_files,
+        &sink,
+        &mut txn_ranges,
+        &mut summary,
+    )?;
+    for (file, status, notices) in bin {
+        if matches!(status, Status::Indexed { .. }) {
+            if let Ok(fp) = source::fingerprint(&file.path, false, FINGERPRINT_LEN) {
+                let path = file.path.to_string_lossy().into_owned();
+                let cp = Checkpoint {
+                    path: path.clone(),
+                    fp: fp.hash,
+                    fp_len: fp.len,
+                    offset: file.size,
+                    line: 0,
+                    node: file.node.clone(),
+                    format: if matches!(file.content, Content::TxnLog { .. }) {
+                        "txnlog"
+                    } else {
+                        "snapshot"
+                    }
+                    .into(),
+                    events: 0,
+                };
+                match sources.iter().position(|c| c.path == path) {
+                    Some(j) => sources[j] = cp,
+                    None => sources.push(cp),
+                }
+            }
+        }
+        summary.files.push(FileOutcome {
+            path: file.path.clone(),
+            node: file.node.clone(),
+            status,
+            notices,
+        });
+    }
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|r| r.0);
-    let mut sources = sink.state().sources.clone();
     let mut outcomes: Vec<FileOutcome> = Vec::new();
     for (i, res, kinds) in results {
         let p = &plans[i];
@@ -295,7 +337,7 @@ pub fn ingest(
             }),
         }
     }
-    sink.commit(sources)?;
+    sink.commit(sources, txn_ranges)?;
     sink.close()?;
     summary.files.extend(outcomes);
     summary.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -376,4 +418,110 @@ fn plan(file: &SourceFile, gzip: bool, sources: &[Checkpoint]) -> Result<Option<
         }));
     }
     Ok(Some(fresh))
+}
+
+/// A binary file (txn log, snapshot) whose checkpoint says it was fully read as it is now.
+fn binary_unchanged(file: &SourceFile, sources: &[Checkpoint]) -> Result<bool> {
+    let path = file.path.to_string_lossy();
+    let Some(c) = sources.iter().find(|c| c.path == path) else {
+        return Ok(false);
+    };
+    let fp = source::fingerprint(&file.path, false, FINGERPRINT_LEN)?;
+    Ok(c.fp == fp.hash && c.fp_len == fp.len && c.offset == file.size)
+}
+
+type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
+
+/// Indexes the txn logs of all servers together (one event per transaction, with the servers
+/// holding it) and every snapshot's sessions.
+fn read_binary(
+    txn_files: &[SourceFile],
+    snap_files: &[SourceFile],
+    sink: &IndexSink,
+    txn_ranges: &mut Vec<(u64, u64)>,
+    summary: &mut Summary,
+) -> Result<Vec<BinaryOutcome>> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let flush = |batch: &mut Vec<Event>| -> Result<()> {
+        if !batch.is_empty() {
+            sink.add(batch)?;
+            batch.clear();
+        }
+        Ok(())
+    };
+    if !txn_files.is_empty() {
+        let known = txn_ranges.clone();
+        let mut emit = |e: Event| -> Result<()> {
+            *kinds.entry(e.kind.to_string()).or_default() += 1;
+            batch.push(e);
+            if batch.len() >= BATCH {
+                flush(&mut batch)?;
+            }
+            Ok(())
+        };
+        let rep = crate::source::txn::read_txnlogs(txn_files, &known, &mut emit)?;
+        flush(&mut batch)?;
+        crate::source::txn::merge_ranges(txn_ranges, &rep.ranges);
+        summary.events += rep.events;
+        let mut failed: BTreeMap<usize, Error> = rep.failed.into_iter().collect();
+        let mut notices = rep.notices;
+        for (i, f) in txn_files.iter().enumerate() {
+            let status = match failed.remove(&i) {
+                Some(e) => Status::Failed(e),
+                None => Status::Indexed {
+                    format: "txnlog".into(),
+                    from: 0,
+                    lines: 0,
+                    events: 0,
+                    bytes: f.size,
+                },
+            };
+            out.push((f.clone(), status, notices.remove(&i).unwrap_or_default()));
+        }
+        if rep.known > 0 {
+            if let Some(first) = out.first_mut() {
+                first.2.push(Notice {
+                    offset: 0,
+                    message: format!(
+                        "{} transactions were already indexed by an earlier ingest (this server's copies are not added to them)",
+                        rep.known
+                    ),
+                });
+            }
+        }
+    }
+    for f in snap_files {
+        let mut n = 0u64;
+        let mut emit = |e: Event| -> Result<()> {
+            *kinds.entry(e.kind.to_string()).or_default() += 1;
+            batch.push(e);
+            n += 1;
+            Ok(())
+        };
+        let res = crate::source::txn::read_snapshot(f, &mut emit);
+        flush(&mut batch)?;
+        match res {
+            Ok((_, notices)) => {
+                summary.events += n;
+                out.push((
+                    f.clone(),
+                    Status::Indexed {
+                        format: "snapshot".into(),
+                        from: 0,
+                        lines: 0,
+                        events: n,
+                        bytes: f.size,
+                    },
+                    notices,
+                ));
+            }
+            Err(e) => out.push((f.clone(), Status::Failed(e), Vec::new())),
+        }
+    }
+    for (k, n) in kinds {
+        *summary.kinds.entry(k).or_default() += n;
+    }
+    Ok(out)
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use zklens::event::{hex_id, parse_id, session_origin, Event};
+use zklens::event::{hex_id, parse_id, Event};
 use zklens::index::{DataDir, IndexHandle};
 use zklens::ingest::{self, IngestOptions, Status};
 use zklens::output::{write_events, OutputFormat};
@@ -313,11 +313,11 @@ fn run(cli: Cli) -> Result<u8> {
                 value: hex_id(id),
                 quoted: false,
             };
-            let head = format!(
-                "session {} (created by server {} per the id's top byte)",
-                hex_id(id),
-                session_origin(id)
-            );
+            let head = if a.out.output == OutputFormat::Table && !a.out.count {
+                session_head(&dir, id)?
+            } else {
+                String::new()
+            };
             cmd_search(&dir, ast, &a.out, Some(head))
         }
         Cmd::Zxid(a) => {
@@ -328,7 +328,7 @@ fn run(cli: Cli) -> Result<u8> {
                 quoted: false,
             };
             let head = format!(
-                "zxid {} (epoch {}, counter {})",
+                "zxid {} (epoch {}, counter {}): ",
                 hex_id(id),
                 id >> 32,
                 id & 0xffff_ffff
@@ -487,12 +487,17 @@ fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
                 } else {
                     String::new()
                 };
+                let n = if format == "txnlog" {
+                    "merged".to_string()
+                } else {
+                    format!("{events} events")
+                };
                 writeln!(
                     out,
-                    "  {:<10} {:<22} {:>8} events  {}{}",
+                    "  {:<10} {:<22} {:>15}  {}{}",
                     f.node,
                     format,
-                    events,
+                    n,
                     f.path.display(),
                     resumed
                 )?;
@@ -561,7 +566,8 @@ fn cmd_search(dir: &DataDir, mut ast: query::Ast, o: &OutArgs, head: Option<Stri
             let mut nodes: Vec<&str> = events.iter().map(|e| &*e.node).collect();
             nodes.sort_unstable();
             nodes.dedup();
-            writeln!(out, "{h}: {} events on {}", hits.total, nodes.join(", "))?;
+            write!(out, "{h}")?;
+            writeln!(out, "{} events on {}", hits.total, nodes.join(", "))?;
         }
     }
     if !(events.is_empty() && o.output == OutputFormat::Table) {
@@ -789,4 +795,24 @@ fn cmd_snapshot_dump(files: &[PathBuf]) -> Result<u8> {
     }
     out.flush()?;
     Ok(if failed { 2 } else { 0 })
+}
+
+/// The lifecycle summary printed above `zklens session`'s events.
+fn session_head(dir: &DataDir, id: u64) -> Result<String> {
+    let idx = IndexHandle::open(dir)?;
+    let q = format!(
+        "session:{} AND (kind:txn.* OR kind:session.expired OR kind:client.*)",
+        hex_id(id)
+    );
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz: Tz::Utc,
+        now: time::now_nanos(),
+    };
+    let q = compiler.compile(&query::parse(&q)?)?;
+    let hits = idx.search(q.as_ref(), None)?;
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events = idx.fetch(&addrs)?;
+    Ok(zklens::query::session::lifecycle(id, &events).to_string())
 }

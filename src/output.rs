@@ -70,6 +70,12 @@ pub struct Row<'a> {
     /// Logger.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logger: Option<&'a str>,
+    /// Further paths (lost ephemerals, multi sub-op paths).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub paths: &'a [String],
+    /// Servers whose txn log holds this record.
+    #[serde(skip_serializing_if = "<[std::sync::Arc<str>]>::is_empty")]
+    pub replicas: &'a [std::sync::Arc<str>],
     /// The whole message (continuation lines included).
     pub message: &'a str,
 }
@@ -99,6 +105,8 @@ impl<'a> Row<'a> {
             timeout_ms: a.timeout_ms,
             thread: e.thread.as_deref(),
             logger: e.logger.as_deref(),
+            paths: &e.paths,
+            replicas: &e.replicas,
             message: &e.message,
         }
     }
@@ -217,6 +225,8 @@ mod tests {
                 session: Some(0x3000002f45e0000),
                 ..Attrs::default()
             },
+            paths: vec![],
+            replicas: vec![],
         }
     }
 

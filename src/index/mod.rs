@@ -130,6 +130,10 @@ pub struct CommitState {
     pub store_len: u64,
     /// Every source's checkpoint.
     pub sources: Vec<Checkpoint>,
+    /// zxids of the transactions indexed from txn logs (sorted inclusive ranges), so copies of
+    /// a transaction on other servers, read later, are not indexed again.
+    #[serde(default)]
+    pub txn_ranges: Vec<(u64, u64)>,
 }
 
 /// The paths inside a data directory.
@@ -262,6 +266,12 @@ impl IndexSink {
             d.add_i64(f.ts, t);
         }
         d.add_text(f.node, &e.node);
+        for r in e.replicas.iter().filter(|r| **r != e.node) {
+            d.add_text(f.node, r);
+        }
+        for p in &e.paths {
+            d.add_text(f.path, p);
+        }
         d.add_text(f.kind, &e.kind);
         if let Some(l) = e.level {
             d.add_text(f.level, l.as_str());
@@ -298,7 +308,7 @@ impl IndexSink {
 
     /// Makes everything added so far durable, together with `sources` (replacing the checkpoint
     /// list). Either all of it is committed or none of it.
-    pub fn commit(&mut self, sources: Vec<Checkpoint>) -> Result<()> {
+    pub fn commit(&mut self, sources: Vec<Checkpoint>, txn_ranges: Vec<(u64, u64)>) -> Result<()> {
         let store_len = {
             let mut s = self
                 .store
@@ -311,6 +321,7 @@ impl IndexSink {
             version: LAYOUT_VERSION,
             store_len,
             sources,
+            txn_ranges,
         };
         let payload = serde_json::to_string(&state).map_err(|e| ierr(&self.dir, e))?;
         let mut prepared = self

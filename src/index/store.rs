@@ -283,6 +283,14 @@ fn encode(e: &Event, out: &mut Vec<u8>) {
     put_opt_str(out, a.peer.as_deref());
     put_opt_str(out, a.path.as_deref());
     put_opt_str(out, a.state.as_deref());
+    put_varint(out, e.paths.len() as u64);
+    for p in &e.paths {
+        put_str(out, p);
+    }
+    put_varint(out, e.replicas.len() as u64);
+    for r in &e.replicas {
+        put_str(out, r);
+    }
 }
 
 struct Cursor<'a> {
@@ -369,6 +377,16 @@ fn decode(c: &mut Cursor<'_>) -> Option<Event> {
         path: c.opt_string()?,
         state: c.opt_string()?,
     };
+    let n = usize::try_from(c.varint()?).ok()?;
+    let mut paths = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        paths.push(c.string()?);
+    }
+    let n = usize::try_from(c.varint()?).ok()?;
+    let mut replicas = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        replicas.push(Arc::from(c.string()?));
+    }
     Some(Event {
         ts,
         node,
@@ -382,6 +400,8 @@ fn decode(c: &mut Cursor<'_>) -> Option<Event> {
         message,
         kind,
         attrs,
+        paths,
+        replicas,
     })
 }
 
@@ -408,6 +428,8 @@ mod tests {
                 path: Some("/x".into()),
                 ..Attrs::default()
             },
+            paths: vec!["/a".into(), "/b".into()],
+            replicas: vec![Arc::from("zk1"), Arc::from("zk2")],
         }
     }
 

@@ -197,6 +197,8 @@ impl EntryParser {
             message: String::new(),
             kind: self.kind_log.clone(),
             attrs: Attrs::default(),
+            paths: Vec::new(),
+            replicas: Vec::new(),
         }
     }
 

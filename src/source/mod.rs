@@ -6,6 +6,7 @@
 
 pub mod lines;
 pub mod text;
+pub mod txn;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

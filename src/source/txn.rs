@@ -1,0 +1,353 @@
+//! ZooKeeper transaction logs and snapshots as event sources.
+//!
+//! Every server of an ensemble holds a copy of the same committed transactions. The logs of all
+//! servers are read together in zxid order (a k-way merge over streaming readers), so each
+//! transaction becomes one event that lists the servers holding it ([`Event::replicas`]).
+//! Snapshots give one event per session they record (with the ephemerals it owned then).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::event::{Attrs, Event, Level};
+use crate::parser::Notice;
+use crate::txnlog::{self, DynRead, NodeKind, Op, TxnLogReader, TxnRecord};
+
+use super::SourceFile;
+
+/// What reading a set of txn logs found.
+#[derive(Debug, Default)]
+pub struct TxnReport {
+    /// Records read from all files (copies counted).
+    pub records: u64,
+    /// Distinct transactions emitted.
+    pub events: u64,
+    /// Transactions skipped because an earlier ingest indexed them.
+    pub known: u64,
+    /// Notices per file index.
+    pub notices: BTreeMap<usize, Vec<Notice>>,
+    /// Files that could not be opened, with the error.
+    pub failed: Vec<(usize, crate::error::Error)>,
+    /// Zxids emitted, as inclusive ranges.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// True when `z` lies in one of the sorted, disjoint inclusive `ranges`.
+pub fn in_ranges(ranges: &[(u64, u64)], z: u64) -> bool {
+    let i = ranges.partition_point(|r| r.1 < z);
+    ranges.get(i).is_some_and(|r| r.0 <= z)
+}
+
+/// Merges `add` into sorted disjoint inclusive ranges (adjacent ranges join).
+pub fn merge_ranges(ranges: &mut Vec<(u64, u64)>, add: &[(u64, u64)]) {
+    ranges.extend_from_slice(add);
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for &(lo, hi) in ranges.iter() {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    *ranges = out;
+}
+
+struct Head {
+    rec: TxnRecord,
+}
+
+/// Reads the txn logs `files` together, in zxid order, calling `emit` once per distinct
+/// transaction (skipping zxids in `known`).
+pub fn read_txnlogs(
+    files: &[SourceFile],
+    known: &[(u64, u64)],
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<TxnReport> {
+    let mut rep = TxnReport::default();
+    let mut readers: Vec<Option<TxnLogReader<DynRead>>> = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        match txnlog::open_txnlog(&f.path) {
+            Ok(r) => readers.push(Some(r)),
+            Err(e) => {
+                rep.failed.push((i, e));
+                readers.push(None);
+            }
+        }
+    }
+    let mut heads: Vec<Option<Head>> = (0..files.len()).map(|_| None).collect();
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let advance = |i: usize,
+                   readers: &mut Vec<Option<TxnLogReader<DynRead>>>,
+                   rep: &mut TxnReport|
+     -> Result<Option<Head>> {
+        let Some(r) = readers[i].as_mut() else {
+            return Ok(None);
+        };
+        match r.next() {
+            Some(Ok(rec)) => {
+                rep.records += 1;
+                Ok(Some(Head { rec }))
+            }
+            Some(Err(e)) => Err(e),
+            None => {
+                let notes: Vec<Notice> = r
+                    .take_notices()
+                    .into_iter()
+                    .map(|n| Notice {
+                        offset: n.offset,
+                        message: n.message,
+                    })
+                    .collect();
+                if !notes.is_empty() {
+                    rep.notices.entry(i).or_default().extend(notes);
+                }
+                readers[i] = None;
+                Ok(None)
+            }
+        }
+    };
+    for (i, head) in heads.iter_mut().enumerate() {
+        if let Some(h) = advance(i, &mut readers, &mut rep)? {
+            heap.push(Reverse((h.rec.zxid, i)));
+            *head = Some(h);
+        }
+    }
+    let mut kinds: HashMap<String, Arc<str>> = HashMap::new();
+    let mut run: Option<(u64, u64)> = None;
+    while let Some(Reverse((zxid, first))) = heap.pop() {
+        let mut holders = vec![first];
+        while let Some(Reverse((z, j))) = heap.peek().copied() {
+            if z != zxid {
+                break;
+            }
+            heap.pop();
+            holders.push(j);
+        }
+        let recs: Vec<Head> = holders.iter().filter_map(|&j| heads[j].take()).collect();
+        if let Some(h) = recs.first() {
+            if !in_ranges(known, zxid) {
+                let mut replicas: Vec<Arc<str>> = holders
+                    .iter()
+                    .map(|&j| Arc::from(files[j].node.as_str()))
+                    .collect();
+                replicas.sort();
+                replicas.dedup();
+                // Different bodies for one zxid: a txn some server later truncated away.
+                let name = h.rec.op.name();
+                for (k, other) in recs.iter().enumerate().skip(1) {
+                    if other.rec.op.name() != name {
+                        rep.notices.entry(holders[k]).or_default().push(Notice {
+                            offset: other.rec.offset,
+                            message: format!(
+                                "zxid 0x{zxid:x} is {} here but {} in {} (a transaction not committed by the ensemble)",
+                                other.rec.op.name(),
+                                name,
+                                files[holders[0]].path.display()
+                            ),
+                        });
+                    }
+                }
+                let file = &files[holders[0]];
+                emit(txn_event(&h.rec, file, replicas, &mut kinds))?;
+                rep.events += 1;
+                run = match run {
+                    Some((lo, hi)) if zxid == hi + 1 => Some((lo, zxid)),
+                    Some(r) => {
+                        rep.ranges.push(r);
+                        Some((zxid, zxid))
+                    }
+                    None => Some((zxid, zxid)),
+                };
+            } else {
+                rep.known += 1;
+            }
+        }
+        for j in holders {
+            if let Some(h) = advance(j, &mut readers, &mut rep)? {
+                heap.push(Reverse((h.rec.zxid, j)));
+                heads[j] = Some(h);
+            }
+        }
+    }
+    if let Some(r) = run {
+        rep.ranges.push(r);
+    }
+    Ok(rep)
+}
+
+fn txn_event(
+    rec: &TxnRecord,
+    file: &SourceFile,
+    replicas: Vec<Arc<str>>,
+    kinds: &mut HashMap<String, Arc<str>>,
+) -> Event {
+    let name = rec.op.name();
+    let kind = kinds
+        .entry(name.clone())
+        .or_insert_with(|| Arc::from(format!("txn.{name}").as_str()))
+        .clone();
+    let mut attrs = Attrs {
+        session: (rec.session != 0).then_some(rec.session),
+        zxid: Some(rec.zxid),
+        path: rec.op.path().map(str::to_string),
+        ..Attrs::default()
+    };
+    let mut paths = Vec::new();
+    match &rec.op {
+        Op::CreateSession { timeout_ms } => attrs.timeout_ms = u64::try_from(*timeout_ms).ok(),
+        Op::CloseSession { paths_to_delete } => {
+            paths = paths_to_delete.clone().unwrap_or_default();
+            attrs.state = Some(if rec.cxid == 0 { "expired" } else { "closed" }.into());
+        }
+        Op::Create { ephemeral, .. } => {
+            attrs.state = Some(
+                if *ephemeral {
+                    "ephemeral"
+                } else {
+                    "persistent"
+                }
+                .into(),
+            )
+        }
+        Op::CreateTtl { .. } => attrs.state = Some("ttl".into()),
+        Op::CreateContainer { .. } => attrs.state = Some("container".into()),
+        Op::Error { code } => {
+            attrs.state = Some(
+                txnlog::err_name(*code)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| code.to_string()),
+            )
+        }
+        Op::Multi { ops } => {
+            let ops = ops.as_deref().unwrap_or_default();
+            paths = ops
+                .iter()
+                .filter_map(|s| s.op.path().map(str::to_string))
+                .collect();
+            let failed = ops.iter().any(|s| matches!(s.op, Op::Error { .. }));
+            attrs.state = Some(if failed { "failed" } else { "ok" }.into());
+        }
+        _ => {}
+    }
+    attrs.derive();
+    // The toolkit's line without its (locale-dependent) date.
+    let line = txnlog::toolkit_line(rec, &chrono_tz::UTC);
+    let message = match line.find(" session 0x") {
+        Some(i) => line[i + 1..].trim_end().to_string(),
+        None => line.trim_end().to_string(),
+    };
+    let bad = !rec.crc_ok || matches!(rec.op, Op::Malformed { .. });
+    Event {
+        ts: Some(rec.time_ms.saturating_mul(1_000_000)),
+        node: replicas
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Arc::from(file.node.as_str())),
+        myid: None,
+        source: Arc::from(file.path.to_string_lossy().as_ref()),
+        offset: rec.offset,
+        line: 0,
+        level: Some(if bad { Level::Warn } else { Level::Info }),
+        thread: None,
+        logger: Some("txnlog".into()),
+        message,
+        kind,
+        attrs,
+        paths,
+        replicas,
+    }
+}
+
+/// Reads one snapshot: one `snapshot.session` event per session it records (with the ephemerals
+/// the session owned then). Timestamps are the newest node change in the snapshot (a snapshot
+/// records no time of its own).
+pub fn read_snapshot(
+    file: &SourceFile,
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<(u64, Vec<Notice>)> {
+    let mut r = txnlog::open_snapshot(&file.path)?;
+    let sessions: Vec<(u64, i32)> = r.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
+    let mut eph: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut newest: i64 = 0;
+    let mut nodes = 0u64;
+    for n in r.by_ref() {
+        let n = n?;
+        nodes += 1;
+        newest = newest.max(n.stat.mtime).max(n.stat.ctime);
+        if let NodeKind::Ephemeral(owner) = n.stat.kind() {
+            eph.entry(owner).or_default().push(n.path);
+        }
+    }
+    let notices: Vec<Notice> = r
+        .take_notices()
+        .into_iter()
+        .map(|n| Notice {
+            offset: n.offset,
+            message: n.message,
+        })
+        .collect();
+    let name = file
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let snap_zxid = name
+        .strip_prefix("snapshot.")
+        .map(|s| s.split('.').next().unwrap_or(s))
+        .and_then(|h| u64::from_str_radix(h, 16).ok());
+    let kind: Arc<str> = Arc::from("snapshot.session");
+    let mut count = 0;
+    for (sid, timeout) in sessions {
+        let owned = eph.remove(&sid).unwrap_or_default();
+        let message = format!(
+            "{name}: session 0x{sid:x} timeout {timeout} ms, {} ephemeral(s){}{}",
+            owned.len(),
+            if owned.is_empty() { "" } else { ": " },
+            owned.join(", ")
+        );
+        let mut attrs = Attrs {
+            session: Some(sid),
+            zxid: snap_zxid,
+            timeout_ms: u64::try_from(timeout).ok(),
+            ..Attrs::default()
+        };
+        attrs.derive();
+        emit(Event {
+            ts: (newest > 0).then(|| newest.saturating_mul(1_000_000)),
+            node: Arc::from(file.node.as_str()),
+            myid: None,
+            source: Arc::from(file.path.to_string_lossy().as_ref()),
+            offset: 0,
+            line: 0,
+            level: Some(Level::Info),
+            thread: None,
+            logger: Some("snapshot".into()),
+            message,
+            kind: kind.clone(),
+            attrs,
+            paths: owned,
+            replicas: Vec::new(),
+        })?;
+        count += 1;
+    }
+    let _ = nodes;
+    Ok((count, notices))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_and_lookup() {
+        let mut r = vec![(1, 5), (10, 12)];
+        merge_ranges(&mut r, &[(6, 8), (20, 20), (11, 15)]);
+        assert_eq!(r, vec![(1, 8), (10, 15), (20, 20)]);
+        assert!(in_ranges(&r, 7));
+        assert!(!in_ranges(&r, 9));
+        assert!(in_ranges(&r, 20));
+        assert!(!in_ranges(&r, 21));
+        assert!(!in_ranges(&[], 1));
+    }
+}
