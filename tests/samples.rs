@@ -371,3 +371,115 @@ fn zxid_of_a_client_write_is_found() {
     let epoch = u64::from_str_radix(z.trim_start_matches("0x"), 16).expect("hex") >> 32;
     assert!(rows.iter().all(|r| r["epoch"] == epoch));
 }
+
+/// zxid → servers whose txn logs hold it, from `zklens txnlog dump` (which the oracle test holds
+/// to Debian's TxnLogToolkit, record by record).
+fn txn_zxids() -> BTreeMap<String, Vec<String>> {
+    let re = Regex::new(r" zxid (0x[0-9a-f]+) ").expect("regex");
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in ["zk1", "zk2", "zk3"] {
+        let dir = samples().join(n).join("data/version-2");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("data dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with("log."))
+            })
+            .collect();
+        files.sort();
+        let out = Command::cargo_bin("zklens")
+            .expect("binary")
+            .args(["txnlog", "dump"])
+            .args(&files)
+            .output()
+            .expect("dump");
+        assert!(out.status.success());
+        for c in re.captures_iter(&String::from_utf8_lossy(&out.stdout)) {
+            let v = m.entry(c[1].to_string()).or_default();
+            if !v.contains(&n.to_string()) {
+                v.push(n.to_string());
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn each_transaction_is_indexed_once_with_the_servers_holding_it() {
+    let want = txn_zxids();
+    assert!(
+        want.len() > 300,
+        "the sample's txn logs hold {} txns",
+        want.len()
+    );
+    let got = query("logger:txnlog");
+    assert_eq!(got.len(), want.len(), "one event per distinct zxid");
+    for r in &got {
+        let z = r["zxid"].as_str().expect("zxid");
+        let mut replicas: Vec<String> = r["replicas"]
+            .as_array()
+            .expect("replicas")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        replicas.sort();
+        assert_eq!(Some(&replicas), want.get(z), "{z}");
+        assert!(r["kind"].as_str().is_some_and(|k| k.starts_with("txn.")));
+    }
+    // A txn from epoch 1 was on all three servers.
+    assert!(want.values().any(|v| v.len() == 3));
+}
+
+#[test]
+fn expired_session_life_comes_from_the_txn_logs() {
+    for (sid, server) in expired_sessions() {
+        let Some(owner) = owner_of(&sid) else {
+            continue;
+        };
+        // The ephemerals the owner registered with that session, from its own log.
+        let registered: Vec<String> = TEXT_LOGS
+            .iter()
+            .filter(|(n, _)| *n == owner)
+            .flat_map(|(_, rel)| read(rel).lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| l.contains("registered ephemeral znode") && l.contains(&sid))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("/services/"))
+                    .map(str::to_string)
+            })
+            .collect();
+        assert!(!registered.is_empty(), "{sid}");
+        let out = zk(data_dir())
+            .args(["session", &sid])
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let origin = u64::from_str_radix(sid.trim_start_matches("0x"), 16).expect("hex") >> 56;
+        assert!(
+            text.contains(&format!("created by server {origin}")),
+            "{text}"
+        );
+        assert!(text.contains("createSession zxid 0x"), "{text}");
+        assert!(
+            text.contains(&format!("by {server} (Expiring session)")),
+            "{text}"
+        );
+        let ended = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("ended"))
+            .expect("ended line");
+        assert!(ended.contains("expired by the leader"), "{ended}");
+        for p in &registered {
+            assert!(
+                ended.contains(p.as_str()),
+                "{sid}: lost ephemeral {p} in {ended}"
+            );
+        }
+        let closes: Vec<Value> = query(&format!("session:{sid} kind:txn.closeSession"));
+        assert_eq!(closes.len(), 1, "{sid}");
+        assert!(closes[0]["paths"]
+            .as_array()
+            .is_some_and(|a| registered.iter().all(|p| a.iter().any(|x| x == p.as_str()))));
+    }
+}
