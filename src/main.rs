@@ -121,6 +121,10 @@ struct BenchArgs {
     /// Repetitions of each lookup (the median is reported)
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// A large transaction log to decode against TxnLogToolkit [default: DIR/txnlog/log.*,
+    /// generated on a real server by benches/gen-txnlog.py]
+    #[arg(long)]
+    txnlog: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +350,7 @@ fn run(cli: Cli) -> Result<u8> {
                 bytes: parse_size(&a.size)?,
                 exe: std::env::current_exe().context("locating the zklens binary")?,
                 reps: a.reps,
+                txnlog: a.txnlog.clone(),
             };
             std::fs::create_dir_all(&a.dir)
                 .with_context(|| format!("creating {}", a.dir.display()))?;

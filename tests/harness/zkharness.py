@@ -169,8 +169,8 @@ def leader(d, timeout=60.0, exclude=()):
     deadline = time.time() + timeout
     while time.time() < deadline:
         modes = {n: mode(meta, n) for n in range(1, meta["servers"] + 1) if n not in exclude}
-        leaders = [n for n, m in modes.items() if m == "leader"]
-        serving = [n for n, m in modes.items() if m in ("leader", "follower")]
+        leaders = [n for n, m in modes.items() if m in ("leader", "standalone")]
+        serving = [n for n, m in modes.items() if m in ("leader", "follower", "standalone")]
         if leaders and len(serving) > meta["servers"] // 2:
             return leaders[0]
         time.sleep(0.2)
