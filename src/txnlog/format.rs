@@ -39,10 +39,26 @@ pub fn toolkit_eof_line(count: u64) -> String {
 /// in zone `tz` (the zone name is the tz database abbreviation, which is what Java prints for
 /// UTC and for zones with alphabetic abbreviations).
 pub fn java_date(time_ms: i64, tz: &chrono_tz::Tz) -> String {
-    match tz.timestamp_millis_opt(time_ms).single() {
-        Some(t) => t.format("%-m/%-d/%y, %-I:%M:%S %p %Z").to_string(),
-        None => format!("{time_ms}ms"),
+    // The text has second resolution and consecutive records share their second: formatting
+    // once per second (per thread) takes the date off the profile of a large dump.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, chrono_tz::Tz, String)>> =
+            const { std::cell::RefCell::new(None) };
     }
+    let sec = time_ms.div_euclid(1000);
+    LAST.with(|cell| {
+        if let Some((s, z, text)) = cell.borrow().as_ref() {
+            if *s == sec && z == tz {
+                return text.clone();
+            }
+        }
+        let text = match tz.timestamp_millis_opt(time_ms).single() {
+            Some(t) => t.format("%-m/%-d/%y, %-I:%M:%S %p %Z").to_string(),
+            None => format!("{time_ms}ms"),
+        };
+        *cell.borrow_mut() = Some((sec, *tz, text.clone()));
+        text
+    })
 }
 
 /// What a JVM whose default charset is US-ASCII (`LC_ALL=C`) prints for `s`: every non-ASCII
