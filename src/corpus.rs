@@ -155,10 +155,17 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
     let mut lines = 0u64;
     let mut conts = 0u64;
     let mut failovers = Vec::new();
-    let mut sessions: Vec<u64> = (0..64)
-        .map(|k| (u64::from(1 + (k % n as u64) as u32) << 56) | (0x0a1b_2c00_0000 + k * 0x1_0000))
-        .collect();
+    // A pool of live sessions; one is replaced by a new one every 200 entries, so a session
+    // lives for a while and is named by tens to hundreds of lines, as in a real ensemble.
+    let mut next_session: u64 = 0;
+    let mut new_session = |rng: &mut Rng| {
+        next_session += 1;
+        let origin = 1 + rng.below(u64::from(n));
+        (origin << 56) | (0x0a1b_2c00_0000 + next_session * 0x1_0000)
+    };
+    let mut sessions: Vec<u64> = (0..1024).map(|_| new_session(&mut rng)).collect();
     let probe_session = sessions[5];
+    let mut entries_since_rotation = 0u32;
     let mut probe_zxid = None;
     let total = |s: &[Out], v: &[Out]| s.iter().chain(v).map(|o| o.bytes).sum::<u64>();
     while total(&servers, &services) < spec.bytes {
@@ -314,6 +321,15 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
             continue;
         }
         // ---- steady state ------------------------------------------------------------------
+        entries_since_rotation += 1;
+        if entries_since_rotation >= 200 {
+            entries_since_rotation = 0;
+            let k = rng.below(sessions.len() as u64) as usize;
+            // the probe session stays for the whole corpus
+            if sessions[k] != probe_session {
+                sessions[k] = new_session(&mut rng);
+            }
+        }
         let r = rng.below(100);
         let s = sessions[rng.below(sessions.len() as u64) as usize];
         counter += 1;

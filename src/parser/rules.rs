@@ -148,6 +148,8 @@ fn compile_template(t: &str, anchored: bool) -> Result<(String, Vec<String>), St
 
 #[derive(Debug)]
 struct Compiled {
+    /// For `match` templates: the literal text the message must start with.
+    prefix: Option<String>,
     fallback: bool,
     kind: Arc<str>,
     re: Regex,
@@ -165,6 +167,8 @@ pub struct Classifier {
     lit_rule: Vec<usize>,
     /// rules without a usable literal (tried on every line)
     always: Vec<usize>,
+    /// anchored rules by the first two bytes of the text they start with
+    by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>>,
 }
 
 /// The outcome of classifying one message.
@@ -185,6 +189,7 @@ impl Classifier {
         let mut pats: Vec<String> = Vec::new();
         let mut lit_rule = Vec::new();
         let mut always = Vec::new();
+        let mut by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>> = Default::default();
         for (i, (origin, r, fallback)) in rules.iter().enumerate() {
             let (src, lits) = match (&r.matches, &r.contains, &r.regex) {
                 (Some(t), None, None) => compile_template(t, true),
@@ -217,15 +222,29 @@ impl Classifier {
                     ));
                 }
             }
-            // The longest literal is the cheapest sufficient prefilter.
-            match lits.iter().max_by_key(|l| l.trim().len()) {
-                Some(l) if l.trim().len() >= 3 => {
+            let prefix = match (&r.matches, &r.regex) {
+                (Some(t), _) => {
+                    let lit = &t[..t.find('{').unwrap_or(t.len())];
+                    (!lit.is_empty()).then(|| lit.to_string())
+                }
+                (None, Some(re)) => anchored_prefix(re),
+                _ => None,
+            };
+            // Anchored rules are found by the message's first bytes; the others by their
+            // longest literal (the cheapest sufficient prefilter).
+            match (&prefix, lits.iter().max_by_key(|l| l.trim().len())) {
+                (Some(p), _) if p.len() >= 2 => {
+                    let k = [p.as_bytes()[0], p.as_bytes()[1]];
+                    by_prefix.entry(k).or_default().push(i);
+                }
+                (_, Some(l)) if l.trim().len() >= 3 => {
                     pats.push(l.clone());
                     lit_rule.push(i);
                 }
                 _ => always.push(i),
             }
             compiled.push(Compiled {
+                prefix,
                 fallback: *fallback,
                 kind: Arc::from(r.kind.as_str()),
                 re,
@@ -249,6 +268,7 @@ impl Classifier {
             ac,
             lit_rule,
             always,
+            by_prefix,
         })
     }
 
@@ -275,6 +295,11 @@ impl Classifier {
         attrs: &mut Attrs,
     ) -> Option<Classified> {
         let mut cands: BTreeSet<usize> = self.always.iter().copied().collect();
+        if let [a, b, ..] = headline.as_bytes() {
+            if let Some(v) = self.by_prefix.get(&[*a, *b]) {
+                cands.extend(v.iter().copied());
+            }
+        }
         if let Some(ac) = &self.ac {
             for m in ac.find_overlapping_iter(headline) {
                 cands.insert(self.lit_rule[m.pattern().as_usize()]);
@@ -295,7 +320,14 @@ impl Classifier {
                     _ => continue,
                 }
             }
-            // The lazy DFA rejects most candidates faster than a capturing search.
+            // An anchored template's opening text, then the lazy DFA, reject most candidates
+            // faster than a capturing search.
+            if r.prefix
+                .as_deref()
+                .is_some_and(|p| !headline.starts_with(p))
+            {
+                continue;
+            }
             if !r.re.is_match(headline) {
                 continue;
             }
@@ -331,6 +363,34 @@ impl Classifier {
         attrs.derive();
         won
     }
+}
+
+/// The literal text a regex anchored with `^` requires at the start (`^Sending DIFF zxid=0x(...)`
+/// → `Sending DIFF zxid=0x`), if any.
+pub fn anchored_prefix(re: &str) -> Option<String> {
+    let rest = re.strip_prefix('^')?;
+    let cs: Vec<char> = rest.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < cs.len() {
+        let (c, next) = match cs[i] {
+            '\\' => match cs.get(i + 1) {
+                Some(n) if !n.is_ascii_alphanumeric() => (*n, i + 2),
+                _ => break,
+            },
+            '.' | '[' | '(' | ')' | '*' | '+' | '?' | '{' | '|' | '$' | '^' => break,
+            c => (c, i + 1),
+        };
+        if matches!(cs.get(next), Some('?' | '*' | '{')) {
+            break; // optional: not required
+        }
+        out.push(c);
+        if cs.get(next) == Some(&'+') {
+            break;
+        }
+        i = next;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The longest run of plain characters a regex requires at its top level (outside groups,
@@ -570,6 +630,17 @@ mod tests {
             Some(" (message format)")
         );
         assert_eq!(required_literal("a|bcdef"), None);
+        assert_eq!(
+            anchored_prefix(r"^Sending DIFF zxid=0x(?P<z>[0-9a-f]+)").as_deref(),
+            Some("Sending DIFF zxid=0x")
+        );
+        assert_eq!(
+            anchored_prefix(r"^New election\. My id = +(?P<s>\d+)").as_deref(),
+            Some("New election. My id = ")
+        );
+        assert_eq!(anchored_prefix(r"^(?:Tracking|Committing) global"), None);
+        assert_eq!(anchored_prefix(r"^ab?c"), Some("a".into()));
+        assert_eq!(anchored_prefix("no anchor"), None);
         assert_eq!(required_literal("(?i)session"), None);
     }
 
