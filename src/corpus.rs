@@ -325,10 +325,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         if entries_since_rotation >= 200 {
             entries_since_rotation = 0;
             let k = rng.below(sessions.len() as u64) as usize;
-            // the probe session stays for the whole corpus
-            if sessions[k] != probe_session {
-                sessions[k] = new_session(&mut rng);
-            }
+            sessions[k] = new_session(&mut rng);
         }
         let r = rng.below(100);
         let s = sessions[rng.below(sessions.len() as u64) as usize];

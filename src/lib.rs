@@ -10,6 +10,7 @@ pub mod bench;
 pub mod corpus;
 pub mod error;
 pub mod event;
+pub mod incident;
 pub mod index;
 pub mod ingest;
 pub mod output;

@@ -47,6 +47,10 @@ enum Cmd {
     Session(IdArgs),
     /// Every event about one zxid, across all nodes, in time order
     Zxid(IdArgs),
+    /// Incidents detected in the index (leader failovers, session expiries)
+    Incidents(IncidentsArgs),
+    /// One incident's timeline: a post-mortem, one line per step, with its evidence
+    Incident(IncidentArgs),
     /// List the log formats and classification rules (and check them with --check)
     Formats(FormatsArgs),
     /// List the sources in the index and how far each was read
@@ -254,6 +258,44 @@ struct IdArgs {
 }
 
 #[derive(Debug, Args)]
+struct IncidentsArgs {
+    /// Only incidents starting at or after this time
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Only incidents starting before this time
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Output: a table, or JSON
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = IncOut::Table)]
+    output: IncOut,
+    /// Directory of incident definitions overriding queries/*.toml
+    #[arg(long, value_name = "DIR")]
+    queries: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct IncidentArgs {
+    /// The incident id (from `zklens incidents`)
+    id: String,
+    /// Output: a readable post-mortem, or JSON
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = IncOut::Text)]
+    output: IncOut,
+    /// Directory of incident definitions overriding queries/*.toml
+    #[arg(long, value_name = "DIR")]
+    queries: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IncOut {
+    /// A table (list) or text (one incident)
+    Table,
+    /// Text
+    Text,
+    /// JSON
+    Json,
+}
+
+#[derive(Debug, Args)]
 struct FormatsArgs {
     /// Check every rule's examples classify as the rule says; exit 2 if any does not
     #[arg(long)]
@@ -340,6 +382,8 @@ fn run(cli: Cli) -> Result<u8> {
             cmd_search(&dir, ast, &a.out, Some(head))
         }
         Cmd::Formats(a) => cmd_formats(&registry()?, a.check),
+        Cmd::Incidents(a) => cmd_incidents(&dir, a),
+        Cmd::Incident(a) => cmd_incident(&dir, a),
         Cmd::Sources => cmd_sources(&dir),
         Cmd::Parse(a) => cmd_parse(a, &registry()?),
         Cmd::Txnlog(TxnlogCmd::Dump { files, output, tz }) => cmd_txnlog_dump(files, *output, tz),
@@ -820,4 +864,107 @@ fn session_head(dir: &DataDir, id: u64) -> Result<String> {
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
     let events = idx.fetch(&addrs)?;
     Ok(zklens::query::session::lifecycle(id, &events).to_string())
+}
+
+fn detect_incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<zklens::incident::Incident>> {
+    let defs =
+        zklens::incident::Definitions::load(queries).context("loading incident definitions")?;
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz: Tz::Utc,
+        now: time::now_nanos(),
+    };
+    let q = compiler.compile(&query::parse(zklens::incident::SKELETON_QUERY)?)?;
+    let hits = idx.search(q.as_ref(), None)?;
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events = idx.fetch(&addrs)?;
+    Ok(zklens::incident::detect(&events, &defs))
+}
+
+fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
+    let now = time::now_nanos();
+    let since = a
+        .since
+        .as_deref()
+        .map(|t| time::parse_time(t, Tz::Utc, now))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|t| time::parse_time(t, Tz::Utc, now))
+        .transpose()?;
+    let all = detect_incidents(dir, &a.queries)?;
+    let list: Vec<_> = all
+        .into_iter()
+        .filter(|i| {
+            let t = time::parse_time(&i.started_at, Tz::Utc, now).unwrap_or(0);
+            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+        })
+        .collect();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if a.output == IncOut::Json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+    } else if !list.is_empty() {
+        writeln!(
+            out,
+            "{:<36} {:<16} {:<25} SUMMARY",
+            "ID", "KIND", "STARTED (UTC)"
+        )?;
+        for i in &list {
+            let summary = if i.kind == "leader-failover" {
+                format!(
+                    "zk{} -> zk{}, epoch {} -> {}, {} sessions expired, {} service failovers",
+                    i.old_leader
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    i.new_leader
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    i.old_epoch
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    i.new_epoch
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    i.sessions_expired.len(),
+                    i.service_failovers.len()
+                )
+            } else {
+                format!(
+                    "{} expired, {} ephemerals lost, {} service failovers",
+                    i.sessions_expired.join(", "),
+                    i.ephemerals_lost.len(),
+                    i.service_failovers.len()
+                )
+            };
+            writeln!(
+                out,
+                "{:<36} {:<16} {:<25} {}",
+                i.id, i.kind, i.started_at, summary
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(if list.is_empty() { 1 } else { 0 })
+}
+
+fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
+    let all = detect_incidents(dir, &a.queries)?;
+    let Some(inc) = all.iter().find(|i| i.id == a.id) else {
+        let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+        anyhow::bail!("no incident {:?}; known: {}", a.id, ids.join(", "));
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output {
+        IncOut::Json => {
+            serde_json::to_writer_pretty(&mut out, inc)?;
+            writeln!(out)?;
+        }
+        IncOut::Text | IncOut::Table => write!(out, "{}", zklens::incident::text(inc))?,
+    }
+    out.flush()?;
+    Ok(0)
 }

@@ -240,7 +240,7 @@ impl IndexSink {
 
     /// Adds a batch of events (callable from several threads at once).
     pub fn add(&self, events: &[Event]) -> Result<()> {
-        for chunk in events.chunks(store::MAX_FRAME_EVENTS) {
+        for chunk in events.chunks(store::FRAME_EVENTS) {
             let frame = store::encode_frame(chunk)?;
             let off = {
                 let mut s = self

@@ -21,6 +21,9 @@ const MAGIC: &[u8; 8] = b"ZKLSTOR1";
 const FRAME_HEAD: u64 = 12;
 /// Events per frame at most (the address keeps 20 bits for the position).
 pub const MAX_FRAME_EVENTS: usize = 1 << 20;
+/// Events per frame written: small enough that fetching one event decompresses little (a
+/// lookup touches one frame per hit), large enough for zstd to find the repetition.
+pub const FRAME_EVENTS: usize = 256;
 
 /// Builds the store address of event `i` of the frame at `offset`.
 pub fn address(offset: u64, i: usize) -> u64 {

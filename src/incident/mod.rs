@@ -1,0 +1,567 @@
+//! Incidents reconstructed from indexed events: leader failovers and session expiries, with a
+//! step-by-step timeline where every step cites its evidence (`file:offset`).
+//!
+//! Definitions (windows, which kinds count as evidence) live in `queries/*.toml`, embedded and
+//! overridable at run time; the reconstruction logic for each kind is here.
+//!
+//! Evidence has weight: a committed transaction (`closeSession` in a txn log) is the arbiter of
+//! what the ensemble did; log lines say what their writer believed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::event::{hex_id, Event};
+use crate::query::time::{rfc3339, short};
+
+/// The embedded incident definitions (`queries/`).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "leader-failover.toml",
+        include_str!("../../queries/leader-failover.toml"),
+    ),
+    (
+        "session-expiry.toml",
+        include_str!("../../queries/session-expiry.toml"),
+    ),
+];
+
+/// Event kinds incident detection reads (everything else is left in the index).
+pub const SKELETON_QUERY: &str = "kind:election.* OR kind:quorum.* OR kind:follower.* OR kind:observer.* OR kind:leader.* OR kind:learner.lost OR kind:sync.diff OR kind:sync.snap OR kind:sync.trunc OR kind:session.expired OR kind:txn.closeSession OR kind:txn.createSession OR kind:service.role OR kind:client.session_expired";
+
+/// Tunable parameters of the leader-failover definition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FailoverDef {
+    /// Kinds that show the old leader was lost.
+    pub loss_kinds: Vec<String>,
+    /// An expiry counts when within timeout × this factor after formation...
+    pub expiry_factor: f64,
+    /// ... plus this slack.
+    pub expiry_slack_ms: i64,
+    /// Role changes this long after formation count.
+    pub service_window_ms: i64,
+}
+
+/// Tunable parameters of the session-expiry definition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExpiryDef {
+    /// Role changes this long after the expiry count.
+    pub service_window_ms: i64,
+    /// How long after the expiry the client's notice is looked for.
+    pub notice_window_ms: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct DefFile {
+    incident: toml::Table,
+}
+
+/// All definitions.
+#[derive(Debug, Clone)]
+pub struct Definitions {
+    /// leader-failover.
+    pub failover: FailoverDef,
+    /// session-expiry.
+    pub expiry: ExpiryDef,
+}
+
+impl Definitions {
+    /// The embedded definitions, overridden by same-named files in `dirs`.
+    pub fn load(dirs: &[impl AsRef<std::path::Path>]) -> Result<Definitions> {
+        let mut texts: BTreeMap<String, (String, String)> = EMBEDDED
+            .iter()
+            .map(|(n, t)| (n.to_string(), (format!("embedded:{n}"), t.to_string())))
+            .collect();
+        for d in dirs {
+            for name in EMBEDDED.iter().map(|(n, _)| *n) {
+                let p = d.as_ref().join(name);
+                if p.exists() {
+                    let t = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+                    texts.insert(name.to_string(), (p.display().to_string(), t));
+                }
+            }
+        }
+        let get = |name: &str| -> Result<(String, toml::Table)> {
+            let (origin, text) = texts.get(name).cloned().unwrap_or_default();
+            let f: DefFile = toml::from_str(&text).map_err(|e| Error::Format {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok((origin, f.incident))
+        };
+        let (o1, t1) = get("leader-failover.toml")?;
+        let (o2, t2) = get("session-expiry.toml")?;
+        let bad = |origin: String| {
+            move |e: toml::de::Error| Error::Format {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            }
+        };
+        Ok(Definitions {
+            failover: t1.try_into().map_err(bad(o1))?,
+            expiry: t2.try_into().map_err(bad(o2))?,
+        })
+    }
+}
+
+/// One step of a timeline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Step {
+    /// When (RFC 3339 UTC).
+    pub ts: String,
+    /// Where.
+    pub node: String,
+    /// The event kind.
+    pub kind: String,
+    /// What happened, in words.
+    pub summary: String,
+    /// `file:offset` of the evidence.
+    pub evidence: String,
+    #[serde(skip)]
+    at: i64,
+}
+
+/// A service whose primary changed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceFailover {
+    /// Service name (the logger of its role-change line).
+    pub service: String,
+    /// Previous primary (node), if known.
+    pub from: Option<String>,
+    /// New primary (node).
+    pub to: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
+/// A reconstructed incident.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Incident {
+    /// Stable id: `leader-failover-epoch-N` or `session-expiry-0x<session>`.
+    pub id: String,
+    /// `leader-failover` or `session-expiry`.
+    pub kind: String,
+    /// First evidence (RFC 3339 UTC).
+    pub started_at: String,
+    /// Last evidence (RFC 3339 UTC).
+    pub ended_at: String,
+    /// Leader before (server id).
+    pub old_leader: Option<u64>,
+    /// Leader after (server id).
+    pub new_leader: Option<u64>,
+    /// Epoch before.
+    pub old_epoch: Option<u64>,
+    /// Epoch after.
+    pub new_epoch: Option<u64>,
+    /// Election time reported by each server (node → ms).
+    pub election_ms: BTreeMap<String, u64>,
+    /// How each follower synchronised (node → diff/snap/trunc).
+    pub sync: BTreeMap<String, String>,
+    /// Sessions expired (`0x` hex).
+    pub sessions_expired: Vec<String>,
+    /// Ephemeral znodes deleted with them (from the committed closeSession txns).
+    pub ephemerals_lost: Vec<String>,
+    /// Services whose primary changed.
+    pub service_failovers: Vec<ServiceFailover>,
+    /// The timeline.
+    pub steps: Vec<Step>,
+    /// Claims no commit confirms, and why.
+    pub unconfirmed: Vec<String>,
+    #[serde(skip)]
+    start_ns: i64,
+}
+
+fn step(e: &Event, summary: String) -> Step {
+    Step {
+        ts: e.ts.map(rfc3339).unwrap_or_default(),
+        node: e.node.to_string(),
+        kind: e.kind.to_string(),
+        summary,
+        evidence: format!("{}:{}", e.source, e.offset),
+        at: e.ts.unwrap_or(0),
+    }
+}
+
+fn leader_of(e: &Event) -> Option<u64> {
+    e.myid.or(e.attrs.leader).or_else(|| {
+        e.node
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()
+    })
+}
+
+fn is_primary(e: &Event) -> bool {
+    e.attrs
+        .state
+        .as_deref()
+        .is_some_and(|s| s.ends_with("primary") || s.ends_with("leader") || s.ends_with("master"))
+}
+
+/// Detects incidents in events (any order; only the skeleton kinds matter).
+pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
+    let mut ev: Vec<&Event> = events.iter().filter(|e| e.ts.is_some()).collect();
+    ev.sort_by_key(|e| (e.ts, e.offset));
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    let formed: Vec<&Event> = ev
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "quorum.formed")
+        .collect();
+    let closes: BTreeMap<u64, &Event> = ev
+        .iter()
+        .filter(|e| &*e.kind == "txn.closeSession")
+        .filter_map(|e| e.attrs.session.map(|s| (s, *e)))
+        .collect();
+    let timeouts: BTreeMap<u64, u64> = ev
+        .iter()
+        .filter(|e| &*e.kind == "txn.createSession")
+        .filter_map(|e| Some((e.attrs.session?, e.attrs.timeout_ms?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut explained: Vec<u64> = Vec::new();
+    let d = &defs.failover;
+    for w in formed.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        let (Some(z0), Some(z1)) = (prev.attrs.zxid, cur.attrs.zxid) else {
+            continue;
+        };
+        let (e0, e1) = (z0 >> 32, z1 >> 32);
+        if e1 <= e0 {
+            continue;
+        }
+        let between: Vec<&Event> = ev
+            .iter()
+            .copied()
+            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur))
+            .collect();
+        let loss = between
+            .iter()
+            .find(|e| d.loss_kinds.iter().any(|k| k == &*e.kind))
+            .or_else(|| between.iter().find(|e| &*e.kind == "election.looking"))
+            .copied();
+        let Some(loss) = loss else { continue };
+        let start = ts(loss);
+        let formed_at = ts(cur);
+        let mut inc = Incident {
+            id: format!("leader-failover-epoch-{e1}"),
+            kind: "leader-failover".into(),
+            started_at: rfc3339(start),
+            ended_at: String::new(),
+            old_leader: leader_of(prev),
+            new_leader: leader_of(cur),
+            old_epoch: Some(e0),
+            new_epoch: Some(e1),
+            election_ms: BTreeMap::new(),
+            sync: BTreeMap::new(),
+            sessions_expired: Vec::new(),
+            ephemerals_lost: Vec::new(),
+            service_failovers: Vec::new(),
+            steps: Vec::new(),
+            unconfirmed: Vec::new(),
+            start_ns: start,
+        };
+        inc.steps.push(step(
+            loss,
+            format!(
+                "leader zk{} lost: {}",
+                inc.old_leader
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                loss.headline()
+            ),
+        ));
+        let mut end = formed_at;
+        let after_window = formed_at + 10_000_000_000;
+        let mut looking: Vec<&str> = Vec::new();
+        for e in ev
+            .iter()
+            .copied()
+            .filter(|e| ts(e) >= start && ts(e) <= after_window)
+        {
+            match &*e.kind {
+                "election.looking" if ts(e) <= formed_at && !looking.contains(&&*e.node) => {
+                    looking.push(&e.node);
+                    inc.steps.push(step(e, format!("{} LOOKING", e.node)));
+                }
+                "election.took" if ts(e) <= formed_at + 2_000_000_000 => {
+                    if let Some(ms) = e.attrs.duration_ms {
+                        inc.election_ms.insert(e.node.to_string(), ms);
+                    }
+                    inc.steps.push(step(
+                        e,
+                        format!(
+                            "{} {} after a {} ms election",
+                            e.node,
+                            e.attrs.state.as_deref().unwrap_or("decided").to_uppercase(),
+                            e.attrs.duration_ms.unwrap_or(0)
+                        ),
+                    ));
+                    end = end.max(ts(e));
+                }
+                "sync.diff" | "sync.snap" | "sync.trunc"
+                    if ts(e) <= formed_at + 5_000_000_000 && e.myid != inc.new_leader =>
+                {
+                    let mode = e.kind.trim_start_matches("sync.").to_string();
+                    inc.sync.insert(e.node.to_string(), mode.clone());
+                    inc.steps.push(step(
+                        e,
+                        format!(
+                            "{} syncs with the new leader by {}",
+                            e.node,
+                            mode.to_uppercase()
+                        ),
+                    ));
+                    end = end.max(ts(e));
+                }
+                _ => {}
+            }
+        }
+        inc.steps.push(step(
+            cur,
+            format!(
+                "zk{} leads epoch {} with a quorum",
+                inc.new_leader
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                e1
+            ),
+        ));
+        // Sessions the new leader expired because they could not come back in time.
+        for e in ev
+            .iter()
+            .copied()
+            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start)
+        {
+            let Some(s) = e.attrs.session else { continue };
+            let timeout = e
+                .attrs
+                .timeout_ms
+                .or_else(|| timeouts.get(&s).copied())
+                .unwrap_or(0);
+            let limit = formed_at
+                + ((timeout as f64 * d.expiry_factor) as i64 + d.expiry_slack_ms) * 1_000_000;
+            if ts(e) > limit {
+                break;
+            }
+            explained.push(s);
+            inc.sessions_expired.push(hex_id(s));
+            inc.steps.push(step(
+                e,
+                format!(
+                    "{} expires session {} (timeout {} ms)",
+                    e.node,
+                    hex_id(s),
+                    timeout
+                ),
+            ));
+            end = end.max(ts(e));
+            match closes.get(&s) {
+                Some(c) => {
+                    inc.ephemerals_lost.extend(c.paths.iter().cloned());
+                    inc.steps.push(step(
+                        c,
+                        format!(
+                            "closeSession {} committed (zxid {}){}",
+                            hex_id(s),
+                            c.attrs.zxid.map(hex_id).unwrap_or_default(),
+                            if c.paths.is_empty() { String::new() } else { format!(": ephemerals deleted {}", c.paths.join(", ")) }
+                        ),
+                    ));
+                }
+                None => inc.unconfirmed.push(format!(
+                    "expiry of {} is logged by {} but no closeSession txn for it is indexed (ingest the txn logs to confirm)",
+                    hex_id(s),
+                    e.node
+                )),
+            }
+        }
+        service_failovers(
+            &ev,
+            start,
+            formed_at + d.service_window_ms * 1_000_000,
+            &mut inc,
+            &mut end,
+        );
+        inc.steps.sort_by_key(|s| s.at);
+        inc.ended_at = rfc3339(end);
+        out.push(inc);
+    }
+    // Expiries no failover explains.
+    let x = &defs.expiry;
+    for e in ev.iter().copied().filter(|e| &*e.kind == "session.expired") {
+        let Some(s) = e.attrs.session else { continue };
+        if explained.contains(&s) {
+            continue;
+        }
+        let at = ts(e);
+        let mut inc = Incident {
+            id: format!("session-expiry-{}", hex_id(s)),
+            kind: "session-expiry".into(),
+            started_at: rfc3339(at),
+            ended_at: String::new(),
+            old_leader: leader_of(e),
+            new_leader: None,
+            old_epoch: None,
+            new_epoch: None,
+            election_ms: BTreeMap::new(),
+            sync: BTreeMap::new(),
+            sessions_expired: vec![hex_id(s)],
+            ephemerals_lost: Vec::new(),
+            service_failovers: Vec::new(),
+            steps: vec![step(e, format!("{} expires session {}", e.node, hex_id(s)))],
+            unconfirmed: Vec::new(),
+            start_ns: at,
+        };
+        let mut end = at;
+        match closes.get(&s) {
+            Some(c) => {
+                inc.ephemerals_lost.extend(c.paths.iter().cloned());
+                inc.steps.push(step(
+                    c,
+                    format!(
+                        "closeSession {} committed (zxid {}){}",
+                        hex_id(s),
+                        c.attrs.zxid.map(hex_id).unwrap_or_default(),
+                        if c.paths.is_empty() { String::new() } else { format!(": ephemerals deleted {}", c.paths.join(", ")) }
+                    ),
+                ));
+                end = end.max(ts(c));
+            }
+            None => inc.unconfirmed.push(format!(
+                "no closeSession txn for {} is indexed: the expiry is what {} logged, not a confirmed commit",
+                hex_id(s),
+                e.node
+            )),
+        }
+        if let Some(n) = ev.iter().copied().find(|n| {
+            &*n.kind == "client.session_expired"
+                && n.attrs.session == Some(s)
+                && ts(n) >= at
+                && ts(n) <= at + x.notice_window_ms * 1_000_000
+        }) {
+            inc.steps.push(step(
+                n,
+                format!("{} learns its session {} expired", n.node, hex_id(s)),
+            ));
+            end = end.max(ts(n));
+        }
+        service_failovers(
+            &ev,
+            at,
+            at + x.service_window_ms * 1_000_000,
+            &mut inc,
+            &mut end,
+        );
+        inc.steps.sort_by_key(|s| s.at);
+        inc.ended_at = rfc3339(end);
+        out.push(inc);
+    }
+    out.sort_by_key(|i| i.start_ns);
+    out
+}
+
+fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end: &mut i64) {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    for e in ev
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "service.role" && is_primary(e) && ts(e) >= from && ts(e) <= to)
+    {
+        let service = e.logger.clone().unwrap_or_else(|| "service".into());
+        // The previous primary of the same service: the last node before this that became it.
+        let prev = ev
+            .iter()
+            .copied()
+            .filter(|p| &*p.kind == "service.role" && is_primary(p) && ts(p) < ts(e))
+            .rfind(|p| p.logger.as_deref() == Some(service.as_str()))
+            .map(|p| p.node.to_string());
+        if prev.as_deref() == Some(&*e.node) {
+            continue; // the same instance regained the role: no failover
+        }
+        inc.service_failovers.push(ServiceFailover {
+            service: service.clone(),
+            from: prev.clone(),
+            to: e.node.to_string(),
+            at: e.ts.map(rfc3339).unwrap_or_default(),
+        });
+        inc.steps.push(step(
+            e,
+            format!(
+                "service {service}: primary moves {} -> {}",
+                prev.unwrap_or_else(|| "?".into()),
+                e.node
+            ),
+        ));
+        *end = (*end).max(ts(e));
+    }
+}
+
+/// The post-mortem as text: one line per step.
+pub fn text(inc: &Incident) -> String {
+    let mut s = format!(
+        "{} ({}) {} .. {}\n",
+        inc.id, inc.kind, inc.started_at, inc.ended_at
+    );
+    if inc.kind == "leader-failover" {
+        s.push_str(&format!(
+            "  leader zk{} (epoch {}) -> zk{} (epoch {})\n",
+            inc.old_leader
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+            inc.old_epoch
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+            inc.new_leader
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+            inc.new_epoch
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+        ));
+        if !inc.election_ms.is_empty() {
+            let v: Vec<String> = inc
+                .election_ms
+                .iter()
+                .map(|(n, ms)| format!("{n} {ms} ms"))
+                .collect();
+            s.push_str(&format!("  election: {}\n", v.join(", ")));
+        }
+    }
+    if !inc.sessions_expired.is_empty() {
+        s.push_str(&format!(
+            "  sessions expired: {}\n",
+            inc.sessions_expired.join(", ")
+        ));
+    }
+    if !inc.ephemerals_lost.is_empty() {
+        s.push_str(&format!(
+            "  ephemerals lost: {}\n",
+            inc.ephemerals_lost.join(", ")
+        ));
+    }
+    for f in &inc.service_failovers {
+        s.push_str(&format!(
+            "  service {}: {} -> {} at {}\n",
+            f.service,
+            f.from.as_deref().unwrap_or("?"),
+            f.to,
+            f.at
+        ));
+    }
+    for u in &inc.unconfirmed {
+        s.push_str(&format!("  unconfirmed: {u}\n"));
+    }
+    s.push_str("  timeline (UTC, as each node logged it):\n");
+    for st in &inc.steps {
+        s.push_str(&format!(
+            "    {}  {:<8} {}   [{}]\n",
+            short(st.at),
+            st.node,
+            st.summary,
+            st.evidence
+        ));
+    }
+    s
+}

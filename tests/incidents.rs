@@ -1,0 +1,254 @@
+//! Incident reconstruction on the recorded sample, asserted against what the recording did
+//! (`samples/incident-1.timeline.txt`, written by record.sh as it acted) and what the services
+//! logged about themselves, not against zklens's own earlier output.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use regex::Regex;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().expect("tempdir");
+        zk(d.path())
+            .arg("ingest")
+            .arg(root().join("incident-1"))
+            .assert()
+            .success();
+        d
+    })
+    .path()
+}
+
+fn zk(data: &Path) -> Command {
+    let mut c = Command::cargo_bin("zklens").expect("binary");
+    c.env_remove("ZKLENS_DATA_DIR").arg("--data-dir").arg(data);
+    c
+}
+
+fn incidents() -> Vec<Value> {
+    let out = zk(data_dir())
+        .args(["incidents", "-o", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .expect("array")
+}
+
+fn timeline() -> String {
+    std::fs::read_to_string(root().join("incident-1.timeline.txt")).expect("timeline")
+}
+
+fn first(re: &str, text: &str) -> String {
+    Regex::new(re)
+        .expect("regex")
+        .captures(text)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("{re} not in {text}"))
+}
+
+/// The session a service registered with, and the paths it created under it, from its own log.
+fn registration(node: &str, before: &str) -> (String, Vec<String>) {
+    let log = std::fs::read_to_string(root().join(format!("incident-1/{node}/logs/{node}.log")))
+        .expect("log");
+    let re = Regex::new(r"^(\S+ \S+) .*registered ephemeral znode (\S+) session (0x[0-9a-f]+)")
+        .expect("regex");
+    let mut last = None;
+    for l in log.lines() {
+        if let Some(c) = re.captures(l) {
+            // log time "2026-11-25 02:48:30,299" vs timeline "2026-11-25T02:48:49.367Z"
+            let t = c[1].replace(' ', "T").replace(',', ".");
+            if t.as_str() < before {
+                last = Some((c[3].to_string(), vec![c[2].to_string()]));
+            }
+        }
+    }
+    last.expect("a registration")
+}
+
+#[test]
+fn leader_kill_is_a_failover_from_the_killed_leader_to_the_elected_one() {
+    let tl = timeline();
+    let killed: u64 = first(r"kill -9 zk(\d) \(the leader\)", &tl)
+        .parse()
+        .expect("id");
+    let elected: u64 = first(r"zk(\d) leads after the election", &tl)
+        .parse()
+        .expect("id");
+    let kill_time = first(r"(\S+)  kill -9 zk\d \(the leader\)", &tl);
+    let all = incidents();
+    let f: Vec<&Value> = all
+        .iter()
+        .filter(|i| i["kind"] == "leader-failover" && i["old_leader"] == killed)
+        .collect();
+    assert!(!f.is_empty(), "{all:?}");
+    let inc = f[0];
+    assert_eq!(inc["new_leader"], elected);
+    assert_eq!(
+        inc["new_epoch"].as_u64(),
+        inc["old_epoch"].as_u64().map(|e| e + 1)
+    );
+    // It started after the kill, within the time the survivors need to notice.
+    let started = inc["started_at"].as_str().expect("started");
+    assert!(
+        started >= kill_time.as_str(),
+        "{started} vs kill at {kill_time}"
+    );
+    assert!(started < "9999", "rfc3339");
+    // Every surviving server reported its election time; the killed one did not.
+    let em = inc["election_ms"].as_object().expect("election_ms");
+    assert_eq!(em.len(), 2, "{em:?}");
+    assert!(!em.contains_key(&format!("zk{killed}")));
+    // The calc primary before the kill was calc-a (started first); it stepped down and calc-b
+    // took over.
+    let sf = inc["service_failovers"]
+        .as_array()
+        .expect("service_failovers");
+    assert!(
+        sf.iter()
+            .any(|s| s["service"] == "calc" && s["to"] == "calc-b" && s["from"] == "calc-a"),
+        "{sf:?}"
+    );
+    // Every step cites evidence as file:offset.
+    for s in inc["steps"].as_array().expect("steps") {
+        assert!(
+            Regex::new(r":\d+$")
+                .expect("re")
+                .is_match(s["evidence"].as_str().unwrap_or("")),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn stalled_primary_expiry_loses_its_ephemerals_and_its_role() {
+    let tl = timeline();
+    let stalled = first(r"SIGSTOP (calc-[ab]) \(the calc primary", &tl);
+    let stop_time = first(r"(\S+)  SIGSTOP calc-", &tl);
+    let other = if stalled == "calc-a" {
+        "calc-b"
+    } else {
+        "calc-a"
+    };
+    let (session, paths) = registration(&stalled, &stop_time);
+    let all = incidents();
+    let inc = all
+        .iter()
+        .find(|i| i["kind"] == "session-expiry" && i["sessions_expired"][0] == session.as_str())
+        .unwrap_or_else(|| panic!("no expiry incident for {session}: {all:?}"));
+    let lost: Vec<&str> = inc["ephemerals_lost"]
+        .as_array()
+        .expect("ephemerals")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for p in &paths {
+        assert!(lost.contains(&p.as_str()), "{p} not in {lost:?}");
+    }
+    assert!(
+        lost.iter().any(|p| p.starts_with("/election/calc/")),
+        "its election node went too: {lost:?}"
+    );
+    let sf = inc["service_failovers"]
+        .as_array()
+        .expect("service_failovers");
+    assert!(
+        sf.iter()
+            .any(|s| s["service"] == "calc" && s["from"] == stalled.as_str() && s["to"] == other),
+        "{sf:?}"
+    );
+    // Not counted as part of the leader failover before it.
+    for f in all.iter().filter(|i| i["kind"] == "leader-failover") {
+        assert!(!f["sessions_expired"]
+            .as_array()
+            .expect("a")
+            .iter()
+            .any(|s| s == session.as_str()));
+    }
+    // The text post-mortem names the session and the evidence.
+    let id = inc["id"].as_str().expect("id");
+    let out = zk(data_dir()).args(["incident", id]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&session) && text.contains("closeSession"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_java_client_expiry_is_its_own_incident() {
+    let tl = timeline();
+    let stop_time = first(r"(\S+)  SIGSTOP calc-", &tl);
+    let (session, paths) = registration("ledger-1", &stop_time);
+    let all = incidents();
+    let inc = all
+        .iter()
+        .find(|i| i["sessions_expired"][0] == session.as_str())
+        .unwrap_or_else(|| panic!("{session}: {all:?}"));
+    assert_eq!(inc["kind"], "session-expiry");
+    assert_eq!(inc["ephemerals_lost"], serde_json::json!(paths));
+}
+
+#[test]
+fn unknown_incident_is_an_error_and_no_index_is_an_error() {
+    zk(data_dir()).args(["incident", "nope"]).assert().code(2);
+    let empty = tempfile::tempdir().expect("tempdir");
+    zk(&empty.path().join("x"))
+        .arg("incidents")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn definitions_are_tuned_without_recompiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/leader-failover.toml"),
+    )
+    .expect("definition");
+    let tuned = text.replace("service_window_ms = 10000", "service_window_ms = 0");
+    assert_ne!(text, tuned);
+    std::fs::write(dir.path().join("leader-failover.toml"), tuned).expect("write");
+    let out = zk(data_dir())
+        .args(["incidents", "-o", "json", "--queries"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["kind"] == "leader-failover")
+        .cloned()
+        .expect("a failover");
+    // calc-b took the role after the new quorum formed: outside a zero window.
+    assert_eq!(f["service_failovers"], serde_json::json!([]));
+    std::fs::write(
+        dir.path().join("leader-failover.toml"),
+        "[incident]\nkind = 3\n",
+    )
+    .expect("write");
+    let out = zk(data_dir())
+        .args(["incidents", "--queries"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leader-failover.toml"));
+}
