@@ -914,32 +914,7 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
             "ID", "KIND", "STARTED (UTC)"
         )?;
         for i in &list {
-            let summary = if i.kind == "leader-failover" {
-                format!(
-                    "zk{} -> zk{}, epoch {} -> {}, {} sessions expired, {} service failovers",
-                    i.old_leader
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    i.new_leader
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    i.old_epoch
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    i.new_epoch
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    i.sessions_expired.len(),
-                    i.service_failovers.len()
-                )
-            } else {
-                format!(
-                    "{} expired, {} ephemerals lost, {} service failovers",
-                    i.sessions_expired.join(", "),
-                    i.ephemerals_lost.len(),
-                    i.service_failovers.len()
-                )
-            };
+            let summary = zklens::incident::summary(i);
             writeln!(
                 out,
                 "{:<36} {:<16} {:<25} {}",

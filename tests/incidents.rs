@@ -251,3 +251,69 @@ fn definitions_are_tuned_without_recompiling() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("leader-failover.toml"));
 }
+
+fn millis(rfc: &str) -> i64 {
+    // "2026-11-25T02:49:17.513Z" -> ms of the day (the sample lies within one day)
+    let t = &rfc[11..23];
+    let h: i64 = t[0..2].parse().expect("h");
+    let m: i64 = t[3..5].parse().expect("m");
+    let s: i64 = t[6..8].parse().expect("s");
+    let ms: i64 = t[9..12].parse().expect("ms");
+    ((h * 60 + m) * 60 + s) * 1000 + ms
+}
+
+#[test]
+fn quorum_loss_spans_the_outage_the_recording_caused() {
+    let tl = timeline();
+    let killed_leader: u64 = first(r"quorum loss: kill -9 zk(\d) \(the leader\)", &tl)
+        .parse()
+        .expect("id");
+    let kill_at = first(r"(\S+)  quorum loss: kill -9", &tl);
+    let back_at = first(r"(\S+)  ensemble serving again", &tl);
+    let new_leader: u64 = first(r"ensemble serving again, leader zk(\d)", &tl)
+        .parse()
+        .expect("id");
+    let all = incidents();
+    let q = all
+        .iter()
+        .find(|i| i["kind"] == "quorum-loss")
+        .unwrap_or_else(|| panic!("no quorum-loss: {all:?}"));
+    assert_eq!(q["old_leader"], killed_leader);
+    assert_eq!(q["new_leader"], new_leader);
+    let outage = millis(&back_at) - millis(&kill_at);
+    let measured = q["unavailable_ms"].as_i64().expect("unavailable_ms");
+    // The recording polls for the new leader every 200 ms; the servers log within a second.
+    assert!(
+        (measured - outage).abs() < 2000,
+        "measured {measured} ms vs {outage} ms"
+    );
+    // A single leader kill with two survivors is not a quorum loss.
+    let first_failover = all
+        .iter()
+        .find(|i| i["kind"] == "leader-failover")
+        .expect("failover");
+    assert!(!all
+        .iter()
+        .any(|i| i["kind"] == "quorum-loss" && i["new_epoch"] == first_failover["new_epoch"]));
+}
+
+#[test]
+fn restarted_server_rejoins_with_a_sync() {
+    let tl = timeline();
+    let node = first(r"restart (zk\d)\n", &tl);
+    let at = first(r"(\S+)  restart zk\d\n", &tl);
+    let all = incidents();
+    let r = all
+        .iter()
+        .find(|i| i["kind"] == "server-rejoin" && i["server"] == node.as_str())
+        .unwrap_or_else(|| panic!("no rejoin of {node}: {all:?}"));
+    assert!(r["started_at"].as_str().expect("started") >= at.as_str());
+    let mode = r["sync"][&node].as_str().expect("sync mode");
+    assert!(["diff", "snap", "trunc"].contains(&mode), "{mode}");
+    // Only that restart is a rejoin: the ensemble's first start and the elections are not.
+    assert_eq!(
+        all.iter().filter(|i| i["kind"] == "server-rejoin").count(),
+        1,
+        "{all:?}"
+    );
+}

@@ -25,10 +25,18 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "session-expiry.toml",
         include_str!("../../queries/session-expiry.toml"),
     ),
+    (
+        "quorum-loss.toml",
+        include_str!("../../queries/quorum-loss.toml"),
+    ),
+    (
+        "server-rejoin.toml",
+        include_str!("../../queries/server-rejoin.toml"),
+    ),
 ];
 
 /// Event kinds incident detection reads (everything else is left in the index).
-pub const SKELETON_QUERY: &str = "kind:election.* OR kind:quorum.* OR kind:follower.* OR kind:observer.* OR kind:leader.* OR kind:learner.lost OR kind:sync.diff OR kind:sync.snap OR kind:sync.trunc OR kind:session.expired OR kind:txn.closeSession OR kind:txn.createSession OR kind:service.role OR kind:client.session_expired";
+pub const SKELETON_QUERY: &str = "kind:server.starting OR kind:sync.uptodate OR kind:election.* OR kind:quorum.* OR kind:follower.* OR kind:observer.* OR kind:leader.* OR kind:learner.lost OR kind:sync.diff OR kind:sync.snap OR kind:sync.trunc OR kind:session.expired OR kind:txn.closeSession OR kind:txn.createSession OR kind:service.role OR kind:client.session_expired";
 
 /// Tunable parameters of the leader-failover definition.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +49,22 @@ pub struct FailoverDef {
     pub expiry_slack_ms: i64,
     /// Role changes this long after formation count.
     pub service_window_ms: i64,
+}
+
+/// Tunable parameters of the quorum-loss definition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuorumLossDef {
+    /// Kinds that show the ensemble could not form a quorum.
+    pub evidence_kinds: Vec<String>,
+}
+
+/// Tunable parameters of the server-rejoin definition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RejoinDef {
+    /// A FOLLOWING this close to a new epoch's formation is part of that election, not a rejoin.
+    pub formation_margin_ms: i64,
+    /// How far back the server's start is looked for.
+    pub max_start_ms: i64,
 }
 
 /// Tunable parameters of the session-expiry definition.
@@ -64,6 +88,10 @@ pub struct Definitions {
     pub failover: FailoverDef,
     /// session-expiry.
     pub expiry: ExpiryDef,
+    /// quorum-loss.
+    pub quorum: QuorumLossDef,
+    /// server-rejoin.
+    pub rejoin: RejoinDef,
 }
 
 impl Definitions {
@@ -92,6 +120,8 @@ impl Definitions {
         };
         let (o1, t1) = get("leader-failover.toml")?;
         let (o2, t2) = get("session-expiry.toml")?;
+        let (o3, t3) = get("quorum-loss.toml")?;
+        let (o4, t4) = get("server-rejoin.toml")?;
         let bad = |origin: String| {
             move |e: toml::de::Error| Error::Format {
                 origin: origin.clone(),
@@ -101,6 +131,8 @@ impl Definitions {
         Ok(Definitions {
             failover: t1.try_into().map_err(bad(o1))?,
             expiry: t2.try_into().map_err(bad(o2))?,
+            quorum: t3.try_into().map_err(bad(o3))?,
+            rejoin: t4.try_into().map_err(bad(o4))?,
         })
     }
 }
@@ -168,6 +200,12 @@ pub struct Incident {
     pub steps: Vec<Step>,
     /// Claims no commit confirms, and why.
     pub unconfirmed: Vec<String>,
+    /// quorum-loss: how long the ensemble could not serve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_ms: Option<u64>,
+    /// server-rejoin: the server that rejoined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     #[serde(skip)]
     start_ns: i64,
 }
@@ -260,6 +298,8 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             service_failovers: Vec::new(),
             steps: Vec::new(),
             unconfirmed: Vec::new(),
+            unavailable_ms: None,
+            server: None,
             start_ns: start,
         };
         inc.steps.push(step(
@@ -386,8 +426,12 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         );
         inc.steps.sort_by_key(|s| s.at);
         inc.ended_at = rfc3339(end);
+        if let Some(q) = quorum_loss(&between, loss, cur, &inc, &defs.quorum) {
+            out.push(q);
+        }
         out.push(inc);
     }
+    out.extend(rejoins(&ev, &formed, &defs.rejoin));
     // Expiries no failover explains.
     let x = &defs.expiry;
     for e in ev.iter().copied().filter(|e| &*e.kind == "session.expired") {
@@ -412,6 +456,8 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             service_failovers: Vec::new(),
             steps: vec![step(e, format!("{} expires session {}", e.node, hex_id(s)))],
             unconfirmed: Vec::new(),
+            unavailable_ms: None,
+            server: None,
             start_ns: at,
         };
         let mut end = at;
@@ -462,6 +508,173 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
     out
 }
 
+/// The ensemble could not serve between a leader's loss and the next quorum, and the interval
+/// shows why (a leader without a quorum, elections timing out).
+fn quorum_loss(
+    between: &[&Event],
+    loss: &Event,
+    formed: &Event,
+    failover: &Incident,
+    def: &QuorumLossDef,
+) -> Option<Incident> {
+    let evidence: Vec<&Event> = between
+        .iter()
+        .copied()
+        .filter(|e| def.evidence_kinds.iter().any(|k| k == &*e.kind))
+        .collect();
+    if evidence.is_empty() {
+        return None;
+    }
+    let (start, end) = (loss.ts.unwrap_or(0), formed.ts.unwrap_or(0));
+    let mut steps = vec![step(loss, format!("leader lost: {}", loss.headline()))];
+    // A server that declared itself leader without the quorum to back it (it shut down again).
+    let gave_up = |l: &Event| {
+        between.iter().any(|s| {
+            s.node == l.node
+                && s.ts > l.ts
+                && matches!(
+                    &*s.kind,
+                    "leader.shutdown" | "quorum.wait_failed" | "quorum.lost"
+                )
+        })
+    };
+    for e in between
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "election.leading" && gave_up(e))
+    {
+        steps.push(step(
+            e,
+            format!("{} tries to lead without a quorum", e.node),
+        ));
+    }
+    let mut timeouts = 0;
+    for e in &evidence {
+        if &*e.kind == "election.notification_timeout" {
+            timeouts += 1;
+            if timeouts > 1 {
+                continue;
+            }
+        }
+        steps.push(step(e, format!("{}: {}", e.node, e.headline())));
+    }
+    steps.push(step(
+        formed,
+        format!(
+            "{} forms a quorum again (epoch {})",
+            formed.node,
+            failover.new_epoch.unwrap_or(0)
+        ),
+    ));
+    steps.sort_by_key(|s| s.at);
+    Some(Incident {
+        id: format!("quorum-loss-epoch-{}", failover.new_epoch.unwrap_or(0)),
+        kind: "quorum-loss".into(),
+        started_at: rfc3339(start),
+        ended_at: rfc3339(end),
+        old_leader: failover.old_leader,
+        new_leader: failover.new_leader,
+        old_epoch: failover.old_epoch,
+        new_epoch: failover.new_epoch,
+        election_ms: failover.election_ms.clone(),
+        sync: BTreeMap::new(),
+        sessions_expired: Vec::new(),
+        ephemerals_lost: Vec::new(),
+        service_failovers: Vec::new(),
+        steps,
+        unconfirmed: Vec::new(),
+        unavailable_ms: u64::try_from((end - start) / 1_000_000).ok(),
+        server: None,
+        start_ns: start,
+    })
+}
+
+/// Servers that started and joined an ensemble that already had a leader.
+fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    let margin = def.formation_margin_ms * 1_000_000;
+    let mut out = Vec::new();
+    for f in ev
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "election.took" && e.attrs.state.as_deref() == Some("following"))
+    {
+        let t = ts(f);
+        if formed.iter().any(|q| (ts(q) - t).abs() <= margin) {
+            continue; // part of an election that formed a new epoch
+        }
+        let mine: Vec<&Event> = ev.iter().copied().filter(|e| e.node == f.node).collect();
+        let started = mine.iter().copied().rfind(|e| {
+            &*e.kind == "server.starting" && ts(e) <= t && t - ts(e) <= def.max_start_ms * 1_000_000
+        });
+        let sync = mine.iter().copied().find(|e| {
+            matches!(&*e.kind, "sync.diff" | "sync.snap" | "sync.trunc")
+                && ts(e) >= t
+                && ts(e) - t <= margin
+        });
+        let uptodate = mine
+            .iter()
+            .copied()
+            .find(|e| &*e.kind == "sync.uptodate" && ts(e) >= t && ts(e) - t <= margin);
+        let start = started.map(ts).unwrap_or(t);
+        let end = uptodate.or(sync).map(ts).unwrap_or(t);
+        let mut steps = Vec::new();
+        if let Some(s) = started {
+            steps.push(step(s, format!("{} starts", s.node)));
+        }
+        steps.push(step(
+            f,
+            format!(
+                "{} finds the leader and follows ({} ms)",
+                f.node,
+                f.attrs.duration_ms.unwrap_or(0)
+            ),
+        ));
+        let mut sync_map = BTreeMap::new();
+        if let Some(s) = sync {
+            let mode = s.kind.trim_start_matches("sync.").to_string();
+            steps.push(step(
+                s,
+                format!("{} syncs by {}", s.node, mode.to_uppercase()),
+            ));
+            sync_map.insert(s.node.to_string(), mode);
+        }
+        if let Some(u) = uptodate {
+            steps.push(step(u, format!("{} is up to date", u.node)));
+        }
+        out.push(Incident {
+            id: format!(
+                "server-rejoin-{}-{}",
+                f.node,
+                &rfc3339(t)[11..19].replace(':', "")
+            ),
+            kind: "server-rejoin".into(),
+            started_at: rfc3339(start),
+            ended_at: rfc3339(end),
+            old_leader: None,
+            new_leader: None,
+            old_epoch: None,
+            new_epoch: None,
+            election_ms: f
+                .attrs
+                .duration_ms
+                .map(|ms| (f.node.to_string(), ms))
+                .into_iter()
+                .collect(),
+            sync: sync_map,
+            sessions_expired: Vec::new(),
+            ephemerals_lost: Vec::new(),
+            service_failovers: Vec::new(),
+            steps,
+            unconfirmed: Vec::new(),
+            unavailable_ms: None,
+            server: Some(f.node.to_string()),
+            start_ns: start,
+        });
+    }
+    out
+}
+
 fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end: &mut i64) {
     let ts = |e: &Event| e.ts.unwrap_or(0);
     for e in ev
@@ -498,6 +711,43 @@ fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end:
     }
 }
 
+/// One line saying what the incident amounts to.
+pub fn summary(i: &Incident) -> String {
+    let id = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    match i.kind.as_str() {
+        "leader-failover" => format!(
+            "zk{} -> zk{}, epoch {} -> {}, {} sessions expired, {} service failovers",
+            id(i.old_leader),
+            id(i.new_leader),
+            id(i.old_epoch),
+            id(i.new_epoch),
+            i.sessions_expired.len(),
+            i.service_failovers.len()
+        ),
+        "quorum-loss" => format!(
+            "ensemble unavailable for {} ms (epoch {} -> {})",
+            id(i.unavailable_ms),
+            id(i.old_epoch),
+            id(i.new_epoch)
+        ),
+        "server-rejoin" => format!(
+            "{} rejoined by {}",
+            i.server.as_deref().unwrap_or("?"),
+            i.sync
+                .values()
+                .next()
+                .map(|m| m.to_uppercase())
+                .unwrap_or_else(|| "?".into())
+        ),
+        _ => format!(
+            "{} expired, {} ephemerals lost, {} service failovers",
+            i.sessions_expired.join(", "),
+            i.ephemerals_lost.len(),
+            i.service_failovers.len()
+        ),
+    }
+}
+
 /// The post-mortem as text: one line per step.
 pub fn text(inc: &Incident) -> String {
     let mut s = format!(
@@ -529,6 +779,7 @@ pub fn text(inc: &Incident) -> String {
             s.push_str(&format!("  election: {}\n", v.join(", ")));
         }
     }
+    s.push_str(&format!("  {}\n", summary(inc)));
     if !inc.sessions_expired.is_empty() {
         s.push_str(&format!(
             "  sessions expired: {}\n",
