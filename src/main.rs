@@ -47,6 +47,8 @@ enum Cmd {
     Session(IdArgs),
     /// Every event about one zxid, across all nodes, in time order
     Zxid(IdArgs),
+    /// Run a saved query by name (queries/saved.toml): `zklens run session id=0x...`
+    Run(RunArgs),
     /// Incidents detected in the index (leader failovers, session expiries)
     Incidents(IncidentsArgs),
     /// One incident's timeline: a post-mortem, one line per step, with its evidence
@@ -258,6 +260,19 @@ struct IdArgs {
 }
 
 #[derive(Debug, Args)]
+struct RunArgs {
+    /// The saved query's name (without one: list them)
+    name: Option<String>,
+    /// Parameters as NAME=VALUE
+    params: Vec<String>,
+    /// Directory holding a saved.toml (and incident definitions) overriding queries/
+    #[arg(long, value_name = "DIR")]
+    queries: Vec<PathBuf>,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+#[derive(Debug, Args)]
 struct IncidentsArgs {
     /// Only incidents starting at or after this time
     #[arg(long, value_name = "T")]
@@ -349,7 +364,24 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Measure { .. } => Ok(0),
         Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry()?),
         Cmd::Query(a) => {
-            let ast = query::parse(&a.query)?;
+            let ast = with_incidents(&dir, query::parse(&a.query)?, &[])?;
+            cmd_search(&dir, ast, &a.out, None)
+        }
+        Cmd::Run(a) => {
+            let saved = query::saved_queries(&a.queries)?;
+            let Some(name) = &a.name else {
+                for q in &saved {
+                    let p: Vec<String> = q.params.iter().map(|p| format!("{p}=...")).collect();
+                    println!("{:<14} {:<16} {}", q.name, p.join(" "), q.description);
+                }
+                return Ok(0);
+            };
+            let q = saved
+                .iter()
+                .find(|q| &q.name == name)
+                .with_context(|| format!("no saved query {name:?}; `zklens run` lists them"))?;
+            let text = query::fill(q, &a.params)?;
+            let ast = with_incidents(&dir, query::parse(&text)?, &a.queries)?;
             cmd_search(&dir, ast, &a.out, None)
         }
         Cmd::Session(a) => {
@@ -942,4 +974,22 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Resolves `incident:ID` terms to the incident's time range.
+fn with_incidents(dir: &DataDir, ast: query::Ast, queries: &[PathBuf]) -> Result<query::Ast> {
+    if !query::mentions_incident(&ast) {
+        return Ok(ast);
+    }
+    let all = detect_incidents(dir, queries)?;
+    Ok(query::resolve_incidents(ast, &mut |id| {
+        let inc = all.iter().find(|i| i.id == id).ok_or_else(|| {
+            zklens::Error::Query(format!("no incident {id:?} (zklens incidents lists them)"))
+        })?;
+        Ok(query::Ast::Range {
+            field: "ts".into(),
+            lo: std::ops::Bound::Included(inc.started_at.clone()),
+            hi: std::ops::Bound::Included(inc.ended_at.clone()),
+        })
+    })?)
 }

@@ -317,3 +317,63 @@ fn restarted_server_rejoins_with_a_sync() {
         "{all:?}"
     );
 }
+
+#[test]
+fn queries_filter_by_incident_and_saved_queries_run_by_name() {
+    let out = zk(data_dir())
+        .args([
+            "query",
+            "incident:leader-failover-epoch-2 kind:election.took",
+            "-o",
+            "jsonl",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    // The two survivors' election lines of that failover, and nothing from other elections.
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let inc = incidents()
+        .into_iter()
+        .find(|i| i["id"] == "leader-failover-epoch-2")
+        .expect("incident");
+    for r in &rows {
+        let ts = r["ts"].as_str().expect("ts");
+        assert!(
+            ts >= inc["started_at"].as_str().expect("s")
+                && ts <= inc["ended_at"].as_str().expect("e")
+        );
+    }
+    zk(data_dir())
+        .args(["query", "incident:nope"])
+        .assert()
+        .code(2);
+    // Saved queries.
+    let list = zk(data_dir()).arg("run").output().expect("run");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("expiries"));
+    let out = zk(data_dir())
+        .args(["run", "expiries", "-o", "jsonl", "--limit", "0"])
+        .output()
+        .expect("run");
+    let kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["kind"].as_str().map(str::to_string))
+        .collect();
+    assert!(kinds.iter().any(|k| k == "session.expired"));
+    assert!(kinds.iter().any(|k| k == "txn.closeSession"));
+    assert!(kinds.iter().all(|k| [
+        "session.expired",
+        "txn.closeSession",
+        "client.session_expired"
+    ]
+    .contains(&k.as_str())));
+    zk(data_dir()).args(["run", "session"]).assert().code(2);
+    zk(data_dir())
+        .args(["run", "session", "id=0x1 OR x"])
+        .assert()
+        .code(2);
+}

@@ -296,11 +296,103 @@ fn term(w: &str, quoted: bool) -> Result<Ast> {
 /// Field names a query may use.
 pub const FIELDS: &[&str] = &[
     "ts", "time", "node", "kind", "level", "source", "file", "session", "zxid", "epoch", "server",
-    "leader", "myid", "peer", "path", "state", "thread", "logger", "message", "msg",
+    "leader", "myid", "peer", "path", "state", "thread", "logger", "message", "msg", "incident",
 ];
 
 fn is_field(f: &str) -> bool {
     FIELDS.contains(&f.to_ascii_lowercase().as_str())
+}
+
+/// Replaces every `incident:ID` term by `resolve(ID)` (the incident's time range).
+pub fn resolve_incidents(a: Ast, resolve: &mut dyn FnMut(&str) -> Result<Ast>) -> Result<Ast> {
+    Ok(match a {
+        Ast::And(v) => Ast::And(
+            v.into_iter()
+                .map(|x| resolve_incidents(x, resolve))
+                .collect::<Result<_>>()?,
+        ),
+        Ast::Or(v) => Ast::Or(
+            v.into_iter()
+                .map(|x| resolve_incidents(x, resolve))
+                .collect::<Result<_>>()?,
+        ),
+        Ast::Not(x) => Ast::Not(Box::new(resolve_incidents(*x, resolve)?)),
+        Ast::Term {
+            field: Some(f),
+            value,
+            ..
+        } if f == "incident" => resolve(&value)?,
+        other => other,
+    })
+}
+
+/// True when the query names an incident.
+pub fn mentions_incident(a: &Ast) -> bool {
+    match a {
+        Ast::And(v) | Ast::Or(v) => v.iter().any(mentions_incident),
+        Ast::Not(x) => mentions_incident(x),
+        Ast::Term { field: Some(f), .. } => f == "incident",
+        _ => false,
+    }
+}
+
+/// A saved query (`queries/saved.toml`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Saved {
+    /// Name for `zklens run`.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Parameters it takes (`{param}` in the query).
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// The query text.
+    pub query: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedFile {
+    #[serde(default)]
+    query: Vec<Saved>,
+}
+
+/// The embedded saved queries.
+pub const SAVED: &str = include_str!("../../queries/saved.toml");
+
+/// Saved queries: the embedded file, or `saved.toml` from the last of `dirs` that has one.
+pub fn saved_queries(dirs: &[impl AsRef<std::path::Path>]) -> Result<Vec<Saved>> {
+    let mut text = (String::from("embedded:saved.toml"), SAVED.to_string());
+    for d in dirs {
+        let p = d.as_ref().join("saved.toml");
+        if p.exists() {
+            text = (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
+            );
+        }
+    }
+    let f: SavedFile = toml::from_str(&text.1).map_err(|e| Error::Format {
+        origin: text.0.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(f.query)
+}
+
+/// Fills a saved query's parameters from `NAME=VALUE` arguments.
+pub fn fill(q: &Saved, args: &[String]) -> Result<String> {
+    let mut text = q.query.clone();
+    for p in &q.params {
+        let v = args
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("{p}=")))
+            .ok_or_else(|| Error::Query(format!("saved query {} needs {p}=VALUE", q.name)))?;
+        if v.contains(|c: char| c.is_whitespace() || "()\"".contains(c)) {
+            return Err(Error::Query(format!("{p}: {v:?} must be a single word")));
+        }
+        text = text.replace(&format!("{{{p}}}"), v);
+    }
+    Ok(text)
 }
 
 /// Parses a query string.
@@ -357,6 +449,11 @@ impl Compiler<'_> {
             "thread" => Kind::Str(f.thread),
             "logger" => Kind::Str(f.logger),
             "message" | "msg" => Kind::Text(f.message),
+            "incident" => {
+                return Err(Error::Query(
+                    "incident: is resolved against detected incidents before the search (zklens query does this)".into(),
+                ))
+            }
             other => return Err(Error::Query(format!("unknown field {other:?}"))),
         })
     }
