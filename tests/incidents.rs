@@ -377,3 +377,58 @@ fn queries_filter_by_incident_and_saved_queries_run_by_name() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn sessions_that_moved_servers_and_storms() {
+    // The Java client logs the server of every session establishment: a session that reconnected
+    // elsewhere during the first failover is listed with both addresses, as its log says.
+    let log =
+        std::fs::read_to_string(root().join("incident-1/ledger-1/logs/ledger-1.log")).expect("log");
+    let re =
+        Regex::new(r"Session establishment complete on server (\S+), session id = (0x[0-9a-f]+)")
+            .expect("re");
+    let est: Vec<(String, String)> = re
+        .captures_iter(&log)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect();
+    let moved_in_log: Vec<&(String, String)> = est
+        .windows(2)
+        .filter(|w| w[0].1 == w[1].1 && w[0].0 != w[1].0)
+        .map(|w| &w[1])
+        .collect();
+    let all = incidents();
+    let moved: Vec<Value> = all
+        .iter()
+        .filter(|i| i["kind"] == "leader-failover")
+        .flat_map(|i| i["sessions_moved"].as_array().cloned().unwrap_or_default())
+        .collect();
+    for (server, session) in &moved_in_log {
+        assert!(
+            moved
+                .iter()
+                .any(|m| m["session"] == session.as_str() && m["to"] == server.as_str()),
+            "{session} -> {server} not in {moved:?}"
+        );
+    }
+    // Two failovers in a minute are not a storm by default; a tuned definition makes them one.
+    assert!(!all.iter().any(|i| i["kind"] == "election-storm"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("election-storm.toml"),
+        "[incident]\nkind = \"election-storm\"\nwindow_ms = 600000\nmin_failovers = 2\n",
+    )
+    .expect("write");
+    let out = zk(data_dir())
+        .args(["incidents", "-o", "json", "--queries"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let storms: Vec<&Value> = v
+        .as_array()
+        .expect("a")
+        .iter()
+        .filter(|i| i["kind"] == "election-storm")
+        .collect();
+    assert_eq!(storms.len(), 1, "{v}");
+}

@@ -33,10 +33,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "server-rejoin.toml",
         include_str!("../../queries/server-rejoin.toml"),
     ),
+    (
+        "election-storm.toml",
+        include_str!("../../queries/election-storm.toml"),
+    ),
 ];
 
 /// Event kinds incident detection reads (everything else is left in the index).
-pub const SKELETON_QUERY: &str = "kind:server.starting OR kind:sync.uptodate OR kind:election.* OR kind:quorum.* OR kind:follower.* OR kind:observer.* OR kind:leader.* OR kind:learner.lost OR kind:sync.diff OR kind:sync.snap OR kind:sync.trunc OR kind:session.expired OR kind:txn.closeSession OR kind:txn.createSession OR kind:service.role OR kind:client.session_expired";
+pub const SKELETON_QUERY: &str = "kind:server.starting OR kind:sync.uptodate OR kind:election.* OR kind:quorum.* OR kind:follower.* OR kind:observer.* OR kind:leader.* OR kind:learner.lost OR kind:sync.diff OR kind:sync.snap OR kind:sync.trunc OR kind:session.expired OR kind:txn.closeSession OR kind:txn.createSession OR kind:service.role OR kind:client.session_expired OR kind:client.connected";
 
 /// Tunable parameters of the leader-failover definition.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +60,15 @@ pub struct FailoverDef {
 pub struct QuorumLossDef {
     /// Kinds that show the ensemble could not form a quorum.
     pub evidence_kinds: Vec<String>,
+}
+
+/// Tunable parameters of the election-storm definition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StormDef {
+    /// The window.
+    pub window_ms: i64,
+    /// Failovers within it that make a storm.
+    pub min_failovers: usize,
 }
 
 /// Tunable parameters of the server-rejoin definition.
@@ -92,6 +105,8 @@ pub struct Definitions {
     pub quorum: QuorumLossDef,
     /// server-rejoin.
     pub rejoin: RejoinDef,
+    /// election-storm.
+    pub storm: StormDef,
 }
 
 impl Definitions {
@@ -122,6 +137,7 @@ impl Definitions {
         let (o2, t2) = get("session-expiry.toml")?;
         let (o3, t3) = get("quorum-loss.toml")?;
         let (o4, t4) = get("server-rejoin.toml")?;
+        let (o5, t5) = get("election-storm.toml")?;
         let bad = |origin: String| {
             move |e: toml::de::Error| Error::Format {
                 origin: origin.clone(),
@@ -133,6 +149,7 @@ impl Definitions {
             expiry: t2.try_into().map_err(bad(o2))?,
             quorum: t3.try_into().map_err(bad(o3))?,
             rejoin: t4.try_into().map_err(bad(o4))?,
+            storm: t5.try_into().map_err(bad(o5))?,
         })
     }
 }
@@ -167,6 +184,21 @@ pub struct ServiceFailover {
     pub at: String,
 }
 
+/// A client session that reconnected to another server.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionMove {
+    /// Session id (`0x` hex).
+    pub session: String,
+    /// The client node.
+    pub client: String,
+    /// Server address before.
+    pub from: String,
+    /// Server address after.
+    pub to: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
 /// A reconstructed incident.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Incident {
@@ -196,6 +228,8 @@ pub struct Incident {
     pub ephemerals_lost: Vec<String>,
     /// Services whose primary changed.
     pub service_failovers: Vec<ServiceFailover>,
+    /// Client sessions that reconnected to another server.
+    pub sessions_moved: Vec<SessionMove>,
     /// The timeline.
     pub steps: Vec<Step>,
     /// Claims no commit confirms, and why.
@@ -296,6 +330,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             sessions_expired: Vec::new(),
             ephemerals_lost: Vec::new(),
             service_failovers: Vec::new(),
+            sessions_moved: Vec::new(),
             steps: Vec::new(),
             unconfirmed: Vec::new(),
             unavailable_ms: None,
@@ -424,7 +459,14 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             &mut inc,
             &mut end,
         );
+        sessions_moved(
+            &ev,
+            start,
+            formed_at + d.service_window_ms * 1_000_000,
+            &mut inc,
+        );
         inc.steps.sort_by_key(|s| s.at);
+        end = end.max(inc.steps.last().map(|s| s.at).unwrap_or(end));
         inc.ended_at = rfc3339(end);
         if let Some(q) = quorum_loss(&between, loss, cur, &inc, &defs.quorum) {
             out.push(q);
@@ -432,6 +474,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         out.push(inc);
     }
     out.extend(rejoins(&ev, &formed, &defs.rejoin));
+    out.extend(storms(&out, &defs.storm));
     // Expiries no failover explains.
     let x = &defs.expiry;
     for e in ev.iter().copied().filter(|e| &*e.kind == "session.expired") {
@@ -454,6 +497,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             sessions_expired: vec![hex_id(s)],
             ephemerals_lost: Vec::new(),
             service_failovers: Vec::new(),
+            sessions_moved: Vec::new(),
             steps: vec![step(e, format!("{} expires session {}", e.node, hex_id(s)))],
             unconfirmed: Vec::new(),
             unavailable_ms: None,
@@ -581,12 +625,120 @@ fn quorum_loss(
         sessions_expired: Vec::new(),
         ephemerals_lost: Vec::new(),
         service_failovers: Vec::new(),
+        sessions_moved: Vec::new(),
         steps,
         unconfirmed: Vec::new(),
         unavailable_ms: u64::try_from((end - start) / 1_000_000).ok(),
         server: None,
         start_ns: start,
     })
+}
+
+/// Client sessions whose connection moved to another server during the failover.
+fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    let mut seen: Vec<u64> = Vec::new();
+    for e in ev.iter().copied().filter(|e| {
+        &*e.kind == "client.connected" && ts(e) >= from && ts(e) <= to && e.attrs.session.is_some()
+    }) {
+        let (Some(s), Some(peer)) = (e.attrs.session, e.attrs.peer.as_deref()) else {
+            continue;
+        };
+        if seen.contains(&s) {
+            continue;
+        }
+        let before = ev.iter().copied().rfind(|p| {
+            &*p.kind == "client.connected"
+                && p.attrs.session == Some(s)
+                && p.attrs.peer.is_some()
+                && ts(p) < from
+        });
+        if let Some(prev) = before.and_then(|b| b.attrs.peer.as_deref()) {
+            if prev != peer {
+                seen.push(s);
+                inc.sessions_moved.push(SessionMove {
+                    session: hex_id(s),
+                    client: e.node.to_string(),
+                    from: prev.to_string(),
+                    to: peer.to_string(),
+                    at: e.ts.map(rfc3339).unwrap_or_default(),
+                });
+                inc.steps.push(step(
+                    e,
+                    format!(
+                        "{} session {} moves {} -> {}",
+                        e.node,
+                        hex_id(s),
+                        prev,
+                        peer
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Many failovers in a short window.
+fn storms(found: &[Incident], def: &StormDef) -> Vec<Incident> {
+    let fo: Vec<&Incident> = found
+        .iter()
+        .filter(|i| i.kind == "leader-failover")
+        .collect();
+    let w = def.window_ms * 1_000_000;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < fo.len() {
+        let mut j = i;
+        while j + 1 < fo.len() && fo[j + 1].start_ns - fo[i].start_ns <= w {
+            j += 1;
+        }
+        let n = j - i + 1;
+        if n >= def.min_failovers.max(2) {
+            let group = &fo[i..=j];
+            let steps = group
+                .iter()
+                .filter_map(|f| f.steps.first().cloned())
+                .collect();
+            out.push(Incident {
+                id: format!(
+                    "election-storm-epoch-{}-{}",
+                    group[0].new_epoch.unwrap_or(0),
+                    group[n - 1].new_epoch.unwrap_or(0)
+                ),
+                kind: "election-storm".into(),
+                started_at: group[0].started_at.clone(),
+                ended_at: group[n - 1].ended_at.clone(),
+                old_leader: group[0].old_leader,
+                new_leader: group[n - 1].new_leader,
+                old_epoch: group[0].old_epoch,
+                new_epoch: group[n - 1].new_epoch,
+                election_ms: BTreeMap::new(),
+                sync: BTreeMap::new(),
+                sessions_expired: group
+                    .iter()
+                    .flat_map(|f| f.sessions_expired.clone())
+                    .collect(),
+                ephemerals_lost: group
+                    .iter()
+                    .flat_map(|f| f.ephemerals_lost.clone())
+                    .collect(),
+                service_failovers: group
+                    .iter()
+                    .flat_map(|f| f.service_failovers.clone())
+                    .collect(),
+                sessions_moved: Vec::new(),
+                steps,
+                unconfirmed: Vec::new(),
+                unavailable_ms: None,
+                server: None,
+                start_ns: group[0].start_ns,
+            });
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Servers that started and joined an ensemble that already had a leader.
@@ -665,6 +817,7 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
             sessions_expired: Vec::new(),
             ephemerals_lost: Vec::new(),
             service_failovers: Vec::new(),
+            sessions_moved: Vec::new(),
             steps,
             unconfirmed: Vec::new(),
             unavailable_ms: None,
@@ -730,6 +883,13 @@ pub fn summary(i: &Incident) -> String {
             id(i.old_epoch),
             id(i.new_epoch)
         ),
+        "election-storm" => format!(
+            "elections from epoch {} to {}, leaders zk{} ... zk{}",
+            id(i.old_epoch),
+            id(i.new_epoch),
+            id(i.old_leader),
+            id(i.new_leader)
+        ),
         "server-rejoin" => format!(
             "{} rejoined by {}",
             i.server.as_deref().unwrap_or("?"),
@@ -790,6 +950,12 @@ pub fn text(inc: &Incident) -> String {
         s.push_str(&format!(
             "  ephemerals lost: {}\n",
             inc.ephemerals_lost.join(", ")
+        ));
+    }
+    for m in &inc.sessions_moved {
+        s.push_str(&format!(
+            "  session {} ({}) moved {} -> {} at {}\n",
+            m.session, m.client, m.from, m.to, m.at
         ));
     }
     for f in &inc.service_failovers {
