@@ -49,6 +49,12 @@ enum Cmd {
     Zxid(IdArgs),
     /// Run a saved query by name (queries/saved.toml): `zklens run session id=0x...`
     Run(RunArgs),
+    /// Each node's clock offset from the ensemble's transaction clock, with bounds, from causality
+    Skew {
+        /// Output: a table, or JSON
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = IncOut::Table)]
+        output: IncOut,
+    },
     /// Incidents detected in the index (leader failovers, session expiries)
     Incidents(IncidentsArgs),
     /// One incident's timeline: a post-mortem, one line per step, with its evidence
@@ -415,6 +421,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Formats(a) => cmd_formats(&registry()?, a.check),
         Cmd::Incidents(a) => cmd_incidents(&dir, a),
+        Cmd::Skew { output } => cmd_skew(&dir, *output),
         Cmd::Incident(a) => cmd_incident(&dir, a),
         Cmd::Sources => cmd_sources(&dir),
         Cmd::Parse(a) => cmd_parse(a, &registry()?),
@@ -992,4 +999,43 @@ fn with_incidents(dir: &DataDir, ast: query::Ast, queries: &[PathBuf]) -> Result
             hi: std::ops::Bound::Included(inc.ended_at.clone()),
         })
     })?)
+}
+
+fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz: Tz::Utc,
+        now: time::now_nanos(),
+    };
+    // Lines naming both a session and a zxid, and the txn records.
+    let q = compiler.compile(&query::parse(
+        "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])",
+    )?)?;
+    let hits = idx.search(q.as_ref(), None)?;
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events = idx.fetch(&addrs)?;
+    let skews = zklens::incident::skew::estimate(&events);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if output == IncOut::Json {
+        serde_json::to_writer_pretty(&mut out, &skews)?;
+        writeln!(out)?;
+    } else if !skews.is_empty() {
+        writeln!(
+            out,
+            "{:<12} {:>12} {:>12} {:>12} {:>7}",
+            "NODE", "OFFSET ms", "LOW ms", "HIGH ms", "PAIRS"
+        )?;
+        for s in &skews {
+            writeln!(
+                out,
+                "{:<12} {:>12.1} {:>12.1} {:>12.1} {:>7}",
+                s.node, s.estimate_ms, s.lo_ms, s.hi_ms, s.pairs
+            )?;
+        }
+        writeln!(out, "(offset = the node's clock minus the leader's txn clock; the truth lies between LOW and HIGH)")?;
+    }
+    out.flush()?;
+    Ok(if skews.is_empty() { 1 } else { 0 })
 }

@@ -432,3 +432,87 @@ fn sessions_that_moved_servers_and_storms() {
         .collect();
     assert_eq!(storms.len(), 1, "{v}");
 }
+
+/// Copies the sample with one node's clock moved by `shift_ms` (every timestamp of its log).
+fn shifted_copy(node: &str, shift_ms: i64) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = root().join("incident-1");
+    copy_dir(&src, tmp.path());
+    let p = tmp.path().join(format!("{node}/logs/{node}.log"));
+    let text = std::fs::read_to_string(&p).expect("log");
+    let re = Regex::new(r"(?m)^(\d{4}-\d\d-\d\d) (\d\d):(\d\d):(\d\d),(\d{3})").expect("re");
+    let out = re.replace_all(&text, |c: &regex::Captures<'_>| {
+        let ms = ((c[2].parse::<i64>().unwrap_or(0) * 60 + c[3].parse::<i64>().unwrap_or(0)) * 60
+            + c[4].parse::<i64>().unwrap_or(0))
+            * 1000
+            + c[5].parse::<i64>().unwrap_or(0)
+            + shift_ms;
+        format!(
+            "{} {:02}:{:02}:{:02},{:03}",
+            &c[1],
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    });
+    std::fs::write(&p, out.as_bytes()).expect("write");
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn clock_skew_is_recovered_within_its_bounds() {
+    let copy = shifted_copy("calc-a", 3000);
+    let data = tempfile::tempdir().expect("tempdir");
+    zk(data.path())
+        .arg("ingest")
+        .arg(copy.path())
+        .assert()
+        .success();
+    let out = zk(data.path())
+        .args(["skew", "-o", "json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let get = |n: &str| {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .find(|s| s["node"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no estimate for {n}: {v}"))
+    };
+    let a = get("calc-a");
+    let (lo, hi) = (
+        a["lo_ms"].as_f64().expect("lo"),
+        a["hi_ms"].as_f64().expect("hi"),
+    );
+    assert!(
+        lo <= 3000.0 && 3000.0 <= hi,
+        "calc-a moved +3 s: [{lo}, {hi}]"
+    );
+    assert!(hi - lo < 1000.0, "bounds are informative: [{lo}, {hi}]");
+    // The untouched nodes are where they were: their intervals contain 0.
+    for n in ["calc-b", "store-1", "ledger-1"] {
+        let s = get(n);
+        let (lo, hi) = (
+            s["lo_ms"].as_f64().expect("lo"),
+            s["hi_ms"].as_f64().expect("hi"),
+        );
+        assert!(lo <= 0.0 && 0.0 <= hi + 5.0, "{n}: [{lo}, {hi}]");
+    }
+}

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod skew;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
