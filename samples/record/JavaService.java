@@ -2,11 +2,14 @@
 // genuine ClientCnxn lines: session establishment, timeouts, reconnects, expiry.
 // It registers an ephemeral /services/<name>/<instance>, writes /data/<name>/counter twice a
 // second logging the session id and mzxid, and on expiry opens a new session and re-registers.
+// On SIGTERM it closes its session (a clean closeSession, its ephemeral goes at once); when its
+// parent (the recording script) dies, it exits too.
 //
 // Compiled and run by record.sh:
-//   javac -cp /usr/share/java/zookeeper.jar -d OUT JavaService.java
-//   java -cp OUT:CONF:zookeeper.jar:zookeeper-jute.jar:slf4j-api.jar:slf4j-log4j12.jar:log4j-1.2.jar:netty... \
+//   javac -implicit:none -cp /usr/share/java/zookeeper.jar -d OUT JavaService.java
+//   java -Dservice.log=LOG -cp OUT:CONF:zookeeper.jar:slf4j-log4j12.jar:log4j-1.2.jar \
 //        JavaService <connect> <name> <instance> <timeoutMs>
+// (CONF holds its log4j.properties; zookeeper.jar's manifest brings slf4j-api, jute, netty.)
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -26,6 +29,7 @@ public class JavaService implements Watcher {
     private final int timeout;
     private volatile ZooKeeper zk;
     private volatile boolean expired;
+    private volatile boolean stopping;
     private volatile CountDownLatch connected = new CountDownLatch(1);
 
     JavaService(String connect, String name, String instance, int timeout) {
@@ -90,9 +94,39 @@ public class JavaService implements Watcher {
     }
 
     void run() throws Exception {
+        final Thread main = Thread.currentThread();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopping = true;
+            main.interrupt();
+            try {
+                main.join(3000);
+                ZooKeeper z = zk;
+                if (z != null) {
+                    LOG.info("shutting down, closing session 0x{}", Long.toHexString(z.getSessionId()));
+                    z.close(2000);
+                }
+            } catch (InterruptedException ignored) {
+                // exiting anyway
+            }
+        }, "shutdown"));
+        // When the recording script dies, so does this service (no stray JVMs).
+        final ProcessHandle parent = ProcessHandle.current().parent().orElse(null);
+        Thread watch = new Thread(() -> {
+            while (parent != null && parent.isAlive()) {
+                try {
+                    Thread.sleep(1000);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+            LOG.warn("parent process gone, stopping");
+            System.exit(0);
+        }, "parent-watch");
+        watch.setDaemon(true);
+        watch.start();
         open();
         long n = 0;
-        while (true) {
+        while (!stopping) {
             if (expired) {
                 LOG.warn("session expired, opening a new session");
                 try {
@@ -108,10 +142,13 @@ public class JavaService implements Watcher {
                 Stat st = zk.setData("/data/" + name + "/counter", Long.toString(n).getBytes(StandardCharsets.UTF_8), -1);
                 LOG.info("wrote /data/{}/counter version={} mzxid=0x{} session 0x{}", name, st.getVersion(),
                     Long.toHexString(st.getMzxid()), Long.toHexString(zk.getSessionId()));
+                Thread.sleep(500);
             } catch (KeeperException e) {
                 LOG.warn("write failed: {}", e.code());
+                Thread.sleep(500);
+            } catch (InterruptedException e) {
+                break;
             }
-            Thread.sleep(500);
         }
     }
 

@@ -5,6 +5,9 @@
   (`{"service", "instance", "host", "logs": [{"url", "format"}]}`),
 - takes part in an election under /election/<name> (kazoo's Election recipe) and logs every role
   change ("role change: standby -> primary"),
+- with --burst N, also writes N items /data/<name>/items/<k> per tick (asynchronously, one
+  summary line per tick): load, so that a server down for half a minute falls more than
+  ZooKeeper's 500-proposal commit log behind and has to be re-synced with a snapshot,
 - writes /data/<name>/counter about twice a second and logs each write with the session id and the
   resulting mzxid,
 - logs kazoo's connection states; on session expiry (LOST) it re-registers and re-enters the
@@ -51,7 +54,8 @@ def main():
     ap.add_argument("--zk", required=True)
     ap.add_argument("--log-file", required=True)
     ap.add_argument("--log-format", choices=["text", "json"], default="text")
-    ap.add_argument("--timeout", type=float, default=4.0)
+    ap.add_argument("--timeout", type=float, default=4.0, help="session timeout, seconds")
+    ap.add_argument("--burst", type=int, default=0, help="extra item writes per tick")
     a = ap.parse_args()
 
     os.makedirs(os.path.dirname(a.log_file), exist_ok=True)
@@ -67,6 +71,7 @@ def main():
 
     zk = KazooClient(hosts=a.zk, timeout=a.timeout)
     stop = threading.Event()
+    closing = threading.Event()  # set right before we close the session ourselves
     role = {"now": "standby"}
     lost = threading.Event()
 
@@ -82,7 +87,7 @@ def main():
     def on_state(state):
         # Called on kazoo's thread: only log and flag, never block.
         if state == KazooState.LOST:
-            if stop.is_set():
+            if closing.is_set():
                 log.info("connection state LOST: session closed by us", extra={"session": sid()})
                 return
             log.warning("connection state LOST: session 0x%x expired" % (last_sid["v"] or 0), extra={"session": sid()})
@@ -101,6 +106,8 @@ def main():
     def register():
         zk.ensure_path(base)
         zk.ensure_path(counter)
+        for k in range(a.burst):
+            zk.ensure_path("/data/%s/items/%d" % (a.name, k))
         data = json.dumps({
             "service": a.name, "instance": a.instance, "host": "127.0.0.1",
             "logs": [{"url": "file://" + os.path.abspath(a.log_file),
@@ -115,14 +122,25 @@ def main():
 
     election = {"obj": None}
 
+    role_lock = threading.Lock()
+
+    def step_down():
+        with role_lock:
+            if role["now"] == "primary":
+                held = role.get("session") or sid()
+                log.info("role change: primary -> standby (session %s)" % held, extra={"session": held})
+                role["now"] = "standby"
+
     def lead():
-        log.info("role change: %s -> primary (session %s)" % (role["now"], sid()), extra={"session": sid()})
+        held = sid()  # the session holding the role (the id changes if it expires)
+        role["session"] = held
+        log.info("role change: %s -> primary (session %s)" % (role["now"], held), extra={"session": held})
         role["now"] = "primary"
+        # Conservative: give the role up as soon as the connection is not CONNECTED (SUSPENDED
+        # included), as Curator's recipes recommend.
         while not stop.is_set() and not lost.is_set() and zk.state == KazooState.CONNECTED:
             time.sleep(0.2)
-        if role["now"] == "primary":
-            log.info("role change: primary -> standby (session %s)" % sid(), extra={"session": sid()})
-            role["now"] = "standby"
+        step_down()
 
     def run_election():
         while not stop.is_set():
@@ -132,9 +150,7 @@ def main():
                 e.run(lead)
             except (KazooException, ZookeeperError) as ex:
                 log.warning("election interrupted: %s" % type(ex).__name__)
-            if role["now"] == "primary":
-                log.info("role change: primary -> standby (session %s)" % sid(), extra={"session": sid()})
-                role["now"] = "standby"
+            step_down()
             time.sleep(0.5)
 
     register()
@@ -145,8 +161,12 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    parent = os.getppid()  # the recording script: when it dies, so do we (no strays)
     n = 0
     while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("parent process %d gone, stopping" % parent)
+            break
         if lost.is_set():
             lost.clear()
             # kazoo reconnects with a new session by itself; wait for it, then re-register.
@@ -169,8 +189,18 @@ def main():
                      extra={"session": sid(), "zxid": "0x%x" % st.mzxid, "path": counter})
         except (KazooException, ZookeeperError) as ex:
             log.warning("write to %s failed: %s" % (counter, type(ex).__name__))
+        if a.burst and zk.state == KazooState.CONNECTED:
+            try:
+                rs = [zk.set_async("/data/%s/items/%d" % (a.name, k), str(n).encode()) for k in range(a.burst)]
+                last = max(r.get(timeout=5).mzxid for r in rs)
+                log.info("wrote %d items under /data/%s/items last mzxid=0x%x session %s"
+                         % (a.burst, a.name, last, sid()), extra={"session": sid(), "zxid": "0x%x" % last})
+            except Exception as ex:  # noqa: BLE001 - any failure of the batch is just logged
+                log.warning("item writes failed: %s" % type(ex).__name__)
         stop.wait(0.5)
-    log.info("shutting down, closing session %s" % sid())
+    log.info("shutting down, closing session %s" % sid(), extra={"session": sid()})
+    step_down()
+    closing.set()
     try:
         zk.stop()
         zk.close()
