@@ -977,7 +977,10 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
             serde_json::to_writer_pretty(&mut out, inc)?;
             writeln!(out)?;
         }
-        IncOut::Text | IncOut::Table => write!(out, "{}", zklens::incident::text(inc))?,
+        IncOut::Text | IncOut::Table => {
+            let skews = node_skews(dir)?;
+            write!(out, "{}", zklens::incident::text_with_skew(inc, &skews))?
+        }
     }
     out.flush()?;
     Ok(0)
@@ -1002,21 +1005,7 @@ fn with_incidents(dir: &DataDir, ast: query::Ast, queries: &[PathBuf]) -> Result
 }
 
 fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
-    let idx = IndexHandle::open(dir)?;
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz: Tz::Utc,
-        now: time::now_nanos(),
-    };
-    // Lines naming both a session and a zxid, and the txn records.
-    let q = compiler.compile(&query::parse(
-        "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])",
-    )?)?;
-    let hits = idx.search(q.as_ref(), None)?;
-    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
-    let events = idx.fetch(&addrs)?;
-    let skews = zklens::incident::skew::estimate(&events);
+    let skews = node_skews(dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     if output == IncOut::Json {
         serde_json::to_writer_pretty(&mut out, &skews)?;
@@ -1038,4 +1027,23 @@ fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
     }
     out.flush()?;
     Ok(if skews.is_empty() { 1 } else { 0 })
+}
+
+/// Clock-skew estimates from the index.
+fn node_skews(dir: &DataDir) -> Result<Vec<zklens::incident::skew::Skew>> {
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz: Tz::Utc,
+        now: time::now_nanos(),
+    };
+    // Lines naming both a session and a zxid, and the txn records.
+    let q = compiler.compile(&query::parse(
+        "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])",
+    )?)?;
+    let hits = idx.search(q.as_ref(), None)?;
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events = idx.fetch(&addrs)?;
+    Ok(zklens::incident::skew::estimate(&events))
 }

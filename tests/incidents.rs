@@ -506,6 +506,39 @@ fn clock_skew_is_recovered_within_its_bounds() {
         "calc-a moved +3 s: [{lo}, {hi}]"
     );
     assert!(hi - lo < 1000.0, "bounds are informative: [{lo}, {hi}]");
+    // Timelines state the correction, keep the local time, and stay in (corrected) order.
+    let list = zk(data.path())
+        .args(["incidents", "-o", "json"])
+        .output()
+        .expect("run");
+    let incs: Value = serde_json::from_slice(&list.stdout).expect("json");
+    let with_calc_a = incs
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| {
+            i["steps"]
+                .as_array()
+                .is_some_and(|st| st.iter().any(|x| x["node"] == "calc-a"))
+        })
+        .expect("an incident with a calc-a step");
+    let out = zk(data.path())
+        .args(["incident", with_calc_a["id"].as_str().expect("id")])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("clock: calc-a is "), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("    20")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("calc-a") && l.contains("(local ")),
+        "{text}"
+    );
+    let times: Vec<&str> = lines.iter().map(|l| &l[4..27]).collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    assert_eq!(times, sorted, "{text}");
     // The untouched nodes are where they were: their intervals contain 0.
     for n in ["calc-b", "store-1", "ledger-1"] {
         let s = get(n);

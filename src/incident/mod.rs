@@ -912,6 +912,22 @@ pub fn summary(i: &Incident) -> String {
 
 /// The post-mortem as text: one line per step.
 pub fn text(inc: &Incident) -> String {
+    text_with_skew(inc, &[])
+}
+
+/// The correction applied to a node's times: only for a clock proven off (its bounds exclude
+/// zero), by the midpoint of the bounds.
+pub fn correction_ms(skews: &[skew::Skew], node: &str) -> Option<f64> {
+    skews
+        .iter()
+        .find(|s| s.node == node && (s.lo_ms > 0.0 || s.hi_ms < 0.0))
+        .map(|s| s.estimate_ms)
+}
+
+/// The post-mortem as text, with corrected times for nodes whose clocks are proven off: each
+/// correction is stated, local times are kept beside corrected ones, and steps are ordered by
+/// corrected time.
+pub fn text_with_skew(inc: &Incident, skews: &[skew::Skew]) -> String {
     let mut s = format!(
         "{} ({}) {} .. {}\n",
         inc.id, inc.kind, inc.started_at, inc.ended_at
@@ -972,13 +988,47 @@ pub fn text(inc: &Incident) -> String {
     for u in &inc.unconfirmed {
         s.push_str(&format!("  unconfirmed: {u}\n"));
     }
-    s.push_str("  timeline (UTC, as each node logged it):\n");
-    for st in &inc.steps {
+    let corrected = |st: &Step| {
+        st.at
+            - correction_ms(skews, &st.node)
+                .map(|c| (c * 1e6) as i64)
+                .unwrap_or(0)
+    };
+    let mut nodes: Vec<&str> = inc.steps.iter().map(|st| st.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut any = false;
+    for n in nodes {
+        if let Some(sk) = skews.iter().find(|k| k.node == n) {
+            if let Some(c) = correction_ms(skews, n) {
+                any = true;
+                s.push_str(&format!(
+                    "  clock: {n} is {:.0} to {:.0} ms off the leader's txn clock; its times are corrected by {:.0} ms\n",
+                    sk.lo_ms, sk.hi_ms, c
+                ));
+            }
+        }
+    }
+    let mut steps: Vec<&Step> = inc.steps.iter().collect();
+    steps.sort_by_key(|st| corrected(st));
+    if any {
+        s.push_str("  timeline (UTC, corrected; local time in brackets where it differs):\n");
+    } else {
+        s.push_str("  timeline (UTC, as each node logged it):\n");
+    }
+    for st in steps {
+        let c = corrected(st);
+        let local = if c != st.at {
+            format!(" (local {})", short(st.at))
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
-            "    {}  {:<8} {}   [{}]\n",
-            short(st.at),
+            "    {}  {:<8} {}{}   [{}]\n",
+            short(c),
             st.node,
             st.summary,
+            local,
             st.evidence
         ));
     }
