@@ -101,7 +101,47 @@ pub struct Attrs {
     pub state: Option<String>,
 }
 
+/// Applies `$op` to every optional attribute field of two `Attrs`.
+macro_rules! each_attr {
+    ($into:ident, $from:ident, $op:ident) => {
+        $op!(
+            $into,
+            $from,
+            session,
+            zxid,
+            epoch,
+            server,
+            leader,
+            peer,
+            path,
+            duration_ms,
+            timeout_ms,
+            state
+        )
+    };
+}
+
+macro_rules! overlay_fields {
+    ($into:ident, $from:ident, $($f:ident),*) => { $( if $from.$f.is_some() { $into.$f = $from.$f; } )* };
+}
+
+macro_rules! fill_fields {
+    ($into:ident, $from:ident, $($f:ident),*) => { $( if $into.$f.is_none() { $into.$f = $from.$f; } )* };
+}
+
 impl Attrs {
+    /// Takes every attribute `other` has (it wins over what is here).
+    pub fn overlay(&mut self, other: Attrs) {
+        let into = self;
+        each_attr!(into, other, overlay_fields);
+    }
+
+    /// Takes the attributes of `other` that are still missing here.
+    pub fn fill_missing(&mut self, other: Attrs) {
+        let into = self;
+        each_attr!(into, other, fill_fields);
+    }
+
     /// Fills derived attributes (epoch from zxid) without overriding explicit ones.
     pub fn derive(&mut self) {
         if self.epoch.is_none() {

@@ -257,6 +257,23 @@ fn step(e: &Event, summary: String) -> Step {
     }
 }
 
+/// The step for a committed closeSession txn (the arbiter of an expiry).
+fn close_step(c: &Event, s: u64) -> Step {
+    let deleted = if c.paths.is_empty() {
+        String::new()
+    } else {
+        format!(": ephemerals deleted {}", c.paths.join(", "))
+    };
+    step(
+        c,
+        format!(
+            "closeSession {} committed (zxid {}){deleted}",
+            hex_id(s),
+            c.attrs.zxid.map(hex_id).unwrap_or_default()
+        ),
+    )
+}
+
 fn leader_of(e: &Event) -> Option<u64> {
     e.myid.or(e.attrs.leader).or_else(|| {
         e.node
@@ -437,15 +454,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             match closes.get(&s) {
                 Some(c) => {
                     inc.ephemerals_lost.extend(c.paths.iter().cloned());
-                    inc.steps.push(step(
-                        c,
-                        format!(
-                            "closeSession {} committed (zxid {}){}",
-                            hex_id(s),
-                            c.attrs.zxid.map(hex_id).unwrap_or_default(),
-                            if c.paths.is_empty() { String::new() } else { format!(": ephemerals deleted {}", c.paths.join(", ")) }
-                        ),
-                    ));
+                    inc.steps.push(close_step(c, s));
                 }
                 None => inc.unconfirmed.push(format!(
                     "expiry of {} is logged by {} but no closeSession txn for it is indexed (ingest the txn logs to confirm)",
@@ -510,15 +519,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         match closes.get(&s) {
             Some(c) => {
                 inc.ephemerals_lost.extend(c.paths.iter().cloned());
-                inc.steps.push(step(
-                    c,
-                    format!(
-                        "closeSession {} committed (zxid {}){}",
-                        hex_id(s),
-                        c.attrs.zxid.map(hex_id).unwrap_or_default(),
-                        if c.paths.is_empty() { String::new() } else { format!(": ephemerals deleted {}", c.paths.join(", ")) }
-                    ),
-                ));
+                inc.steps.push(close_step(c, s));
                 end = end.max(ts(c));
             }
             None => inc.unconfirmed.push(format!(

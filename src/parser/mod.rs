@@ -175,7 +175,7 @@ impl EntryParser {
             e.kind = c.kind;
         }
         // A JSON source may already carry attributes: keep them unless a rule found better ones.
-        merge(&mut e.attrs, attrs);
+        e.attrs.overlay(attrs);
         if &*e.kind == "election.leading" && e.attrs.leader.is_none() {
             e.attrs.leader = e.myid;
         }
@@ -290,24 +290,6 @@ impl EntryParser {
         }
         Some(e)
     }
-}
-
-fn merge(into: &mut Attrs, found: Attrs) {
-    macro_rules! m {
-        ($($f:ident),*) => { $( if found.$f.is_some() { into.$f = found.$f; } )* };
-    }
-    m!(
-        session,
-        zxid,
-        epoch,
-        server,
-        leader,
-        peer,
-        path,
-        duration_ms,
-        timeout_ms,
-        state
-    );
 }
 
 /// `QuorumPeer[myid=1](plain=...)` and `WorkerReceiver[myid=2]` carry the server id.

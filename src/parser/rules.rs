@@ -342,7 +342,7 @@ impl Classifier {
                         apply(&mut extra, name, m.as_str());
                     }
                 }
-                fill(attrs, extra);
+                attrs.fill_missing(extra);
             } else {
                 for name in r.re.capture_names().flatten() {
                     if let Some(m) = caps.name(name) {
@@ -504,24 +504,6 @@ fn has(a: &Attrs, name: &str) -> bool {
         "state" => a.state.is_some(),
         _ => false,
     }
-}
-
-fn fill(into: &mut Attrs, from: Attrs) {
-    macro_rules! f {
-        ($($x:ident),*) => { $( if into.$x.is_none() { into.$x = from.$x; } )* };
-    }
-    f!(
-        session,
-        zxid,
-        epoch,
-        server,
-        leader,
-        peer,
-        path,
-        duration_ms,
-        timeout_ms,
-        state
-    );
 }
 
 fn num(v: &str, hex: bool) -> Option<u64> {
