@@ -7,6 +7,7 @@
 pub mod format;
 pub mod layout;
 pub mod rules;
+pub mod template;
 pub mod timefmt;
 
 use std::sync::Arc;

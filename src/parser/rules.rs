@@ -9,10 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use memchr::memmem;
 use regex::Regex;
 use serde::Deserialize;
 
 use crate::event::Attrs;
+
+use super::template::{Outcome, Template};
 
 /// A rule as written in a `parsers/*.toml` file.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,105 +73,51 @@ const ATTRS: &[&str] = &[
     "state",
 ];
 
-fn default_type(name: &str) -> &'static str {
-    match name {
-        "session" | "zxid" => "hex",
-        "epoch" | "server" | "leader" | "duration_ms" | "timeout_ms" => "int",
-        "path" => "path",
-        "peer" => "word",
-        _ => "any",
-    }
-}
-
-fn type_regex(t: &str) -> Option<&'static str> {
-    Some(match t {
-        "hex" => "[0-9a-fA-F]+",
-        "int" => "-?[0-9]+",
-        "word" => r"\S+",
-        "path" => r"/\S*",
-        "any" => ".*?",
-        "rest" => ".*",
-        _ => return None,
-    })
-}
-
-/// Compiles a template into (regex source, literal pieces).
-fn compile_template(t: &str, anchored: bool) -> Result<(String, Vec<String>), String> {
-    let mut re = String::new();
-    if anchored {
-        re.push('^');
-    }
-    let mut lits = Vec::new();
-    let mut lit = String::new();
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        lit.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| format!("unterminated {{ in template {t:?}"))?
-            + open;
-        let inner = &rest[open + 1..close];
-        rest = &rest[close + 1..];
-        if inner.is_empty() {
-            return Err(format!("empty {{}} in template {t:?}"));
-        }
-        re.push_str(&regex::escape(&lit));
-        if !lit.trim().is_empty() {
-            lits.push(std::mem::take(&mut lit));
-        }
-        lit.clear();
-        let (name, ty) = match inner.split_once(':') {
-            Some((n, ty)) => (n.trim(), ty.trim()),
-            None => (inner.trim(), default_type(inner.trim())),
-        };
-        let tre = type_regex(ty).ok_or_else(|| {
-            format!("unknown placeholder type {ty:?} in {t:?} (hex, int, word, path, any, rest)")
-        })?;
-        if name == "*" || name == "_" {
-            re.push_str(&format!("(?:{tre})"));
-        } else if ATTRS.contains(&name) {
-            re.push_str(&format!("(?P<{name}>{tre})"));
-        } else {
-            return Err(format!(
-                "unknown attribute {name:?} in {t:?} (known: {}, or * to skip)",
-                ATTRS.join(", ")
-            ));
-        }
-    }
-    lit.push_str(rest);
-    re.push_str(&regex::escape(&lit));
-    if !lit.trim().is_empty() {
-        lits.push(lit);
-    }
-    if anchored {
-        re.push('$');
-    }
-    Ok((re, lits))
+/// Compiles a template into (template, regex source, literal pieces).
+fn compile_template(t: &str, anchored: bool) -> Result<(Template, String, Vec<String>), String> {
+    let tpl = Template::parse(t, anchored, ATTRS)?;
+    let re = tpl.regex();
+    let lits = tpl.literals();
+    Ok((tpl, re, lits))
 }
 
 #[derive(Debug)]
 struct Compiled {
-    /// For `match` templates: the literal text the message must start with.
+    /// For `match` templates and anchored regexes: the literal text the message must start with.
     prefix: Option<String>,
-    fallback: bool,
     kind: Arc<str>,
     re: Regex,
+    /// The template, when the native matcher can decide it (else the regex does).
+    tpl: Option<Template>,
+    /// A literal every match contains (fallback rules check it before anything else).
+    literal: Option<memmem::Finder<'static>>,
     logger: Option<String>,
     set: Vec<(String, String)>,
     origin: String,
 }
 
 /// A compiled set of rules (one per format: the union of its rulesets, in order).
+///
+/// The first matching rule (in order) wins; rules from fallback rulesets then fill attributes
+/// the winner left empty. Candidates come from two prefilters: anchored rules by the message's
+/// first two bytes, the others by their longest literal through one Aho-Corasick automaton,
+/// which is only run when a literal rule could still come before the anchored winner.
 #[derive(Debug)]
 pub struct Classifier {
     rules: Vec<Compiled>,
     ac: Option<AhoCorasick>,
-    /// literal pattern id -> rule index
+    /// literal pattern id -> rule index (rules that are not fallbacks)
     lit_rule: Vec<usize>,
-    /// rules without a usable literal (tried on every line)
+    /// literal pattern id -> the other literals that are prefixes of it
+    lit_prefixes: Vec<Vec<usize>>,
+    /// the smallest index in `lit_rule`
+    first_lit: usize,
+    /// rules without a usable prefilter (tried on every line), not fallbacks
     always: Vec<usize>,
-    /// anchored rules by the first two bytes of the text they start with
+    /// anchored rules by the first two bytes of the text they start with, not fallbacks
     by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>>,
+    /// fallback rules, in order
+    fallbacks: Vec<usize>,
 }
 
 /// The outcome of classifying one message.
@@ -180,6 +129,68 @@ pub struct Classified {
     pub rule: usize,
 }
 
+/// A set of rule indices, on the stack for up to 512 rules.
+struct RuleSet {
+    small: [u64; 8],
+    big: Vec<u64>,
+}
+
+impl RuleSet {
+    fn new(n: usize) -> RuleSet {
+        RuleSet {
+            small: [0; 8],
+            big: if n > 512 {
+                vec![0; n.div_ceil(64)]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+    fn words(&mut self) -> &mut [u64] {
+        if self.big.is_empty() {
+            &mut self.small
+        } else {
+            &mut self.big
+        }
+    }
+    fn insert(&mut self, i: usize) {
+        self.words()[i / 64] |= 1 << (i % 64);
+    }
+    /// The smallest member, removed.
+    fn pop_first(&mut self) -> Option<usize> {
+        for (w, word) in self.words().iter_mut().enumerate() {
+            if *word != 0 {
+                let b = word.trailing_zeros() as usize;
+                *word &= *word - 1;
+                return Some(w * 64 + b);
+            }
+        }
+        None
+    }
+}
+
+/// Captures of one match (at least as many as there are attributes).
+const SLOTS: usize = 12;
+
+/// The captures of one rule match: (attribute name, byte span), on the stack.
+#[derive(Default, Clone, Copy)]
+struct Caps<'a> {
+    spans: [(&'a str, (usize, usize)); SLOTS],
+    n: usize,
+}
+
+impl<'a> Caps<'a> {
+    fn push(&mut self, name: &'a str, span: (usize, usize)) {
+        if self.n < SLOTS {
+            self.spans[self.n] = (name, span);
+            self.n += 1;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (&'a str, (usize, usize))> + '_ {
+        self.spans[..self.n].iter().copied()
+    }
+}
+
 impl Classifier {
     /// Compiles rules; `origin` names the rule in errors. Rules flagged `fallback` (from a
     /// fallback ruleset) classify only what no other rule did, and fill attributes the winning
@@ -189,12 +200,16 @@ impl Classifier {
         let mut pats: Vec<String> = Vec::new();
         let mut lit_rule = Vec::new();
         let mut always = Vec::new();
+        let mut fallbacks = Vec::new();
         let mut by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>> = Default::default();
         for (i, (origin, r, fallback)) in rules.iter().enumerate() {
-            let (src, lits) = match (&r.matches, &r.contains, &r.regex) {
-                (Some(t), None, None) => compile_template(t, true),
-                (None, Some(t), None) => compile_template(t, false),
+            let (tpl, src, lits) = match (&r.matches, &r.contains, &r.regex) {
+                (Some(t), None, None) => compile_template(t, true).map(|(t, r, l)| (Some(t), r, l)),
+                (None, Some(t), None) => {
+                    compile_template(t, false).map(|(t, r, l)| (Some(t), r, l))
+                }
                 (None, None, Some(re)) => Ok((
+                    None,
                     re.clone(),
                     r.literal
                         .clone()
@@ -222,32 +237,42 @@ impl Classifier {
                     ));
                 }
             }
-            let prefix = match (&r.matches, &r.regex) {
-                (Some(t), _) => {
-                    let lit = &t[..t.find('{').unwrap_or(t.len())];
-                    (!lit.is_empty()).then(|| lit.to_string())
-                }
+            let prefix = match (&tpl, &r.regex) {
+                (Some(t), _) => t.prefix().filter(|p| !p.is_empty()).map(str::to_string),
                 (None, Some(re)) => anchored_prefix(re),
                 _ => None,
             };
-            // Anchored rules are found by the message's first bytes; the others by their
-            // longest literal (the cheapest sufficient prefilter).
-            match (&prefix, lits.iter().max_by_key(|l| l.trim().len())) {
-                (Some(p), _) if p.len() >= 2 => {
-                    let k = [p.as_bytes()[0], p.as_bytes()[1]];
-                    by_prefix.entry(k).or_default().push(i);
+            // A template whose names repeat cannot be told apart by slot: the regex decides.
+            let tpl = tpl.filter(|t| {
+                let mut seen = BTreeSet::new();
+                t.native() && t.names().len() <= SLOTS && t.names().iter().all(|n| seen.insert(n))
+            });
+            let longest = lits.iter().max_by_key(|l| l.trim().len()).cloned();
+            if *fallback {
+                fallbacks.push(i);
+            } else {
+                // Anchored rules are found by the message's first bytes; the others by their
+                // longest literal (the cheapest sufficient prefilter).
+                match (&prefix, &longest) {
+                    (Some(p), _) if p.len() >= 2 => {
+                        let k = [p.as_bytes()[0], p.as_bytes()[1]];
+                        by_prefix.entry(k).or_default().push(i);
+                    }
+                    (_, Some(l)) if l.trim().len() >= 3 => {
+                        pats.push(l.clone());
+                        lit_rule.push(i);
+                    }
+                    _ => always.push(i),
                 }
-                (_, Some(l)) if l.trim().len() >= 3 => {
-                    pats.push(l.clone());
-                    lit_rule.push(i);
-                }
-                _ => always.push(i),
             }
             compiled.push(Compiled {
                 prefix,
-                fallback: *fallback,
                 kind: Arc::from(r.kind.as_str()),
                 re,
+                tpl,
+                literal: longest
+                    .filter(|l| !l.is_empty())
+                    .map(|l| memmem::Finder::new(l.as_bytes()).into_owned()),
                 logger: r.logger.clone(),
                 set: r.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 origin: origin.clone(),
@@ -258,7 +283,7 @@ impl Classifier {
         } else {
             Some(
                 AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostLongest)
                     .build(&pats)
                     .map_err(|e| e.to_string())?,
             )
@@ -266,9 +291,20 @@ impl Classifier {
         Ok(Classifier {
             rules: compiled,
             ac,
+            lit_prefixes: pats
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    (0..pats.len())
+                        .filter(|&q| q != i && p.starts_with(pats[q].as_str()))
+                        .collect()
+                })
+                .collect(),
+            first_lit: lit_rule.iter().copied().min().unwrap_or(usize::MAX),
             lit_rule,
             always,
             by_prefix,
+            fallbacks,
         })
     }
 
@@ -287,6 +323,58 @@ impl Classifier {
         &self.rules[i].origin
     }
 
+    /// Whether rule `r` applies to this logger and could match (cheap checks only).
+    fn admits(r: &Compiled, headline: &str, logger: Option<&str>) -> bool {
+        if let Some(want) = &r.logger {
+            match logger {
+                Some(l) if l.ends_with(want.as_str()) => {}
+                _ => return false,
+            }
+        }
+        r.prefix.as_deref().is_none_or(|p| headline.starts_with(p))
+    }
+
+    /// Matches rule `i` against `headline` and keeps its captures in `caps` (one pass: the
+    /// native matcher, or the regex when the rule has no native template or it gave up).
+    fn capture<'a>(
+        &'a self,
+        i: usize,
+        headline: &str,
+        logger: Option<&str>,
+        caps: &mut Caps<'a>,
+    ) -> bool {
+        let r = &self.rules[i];
+        caps.n = 0;
+        if !Self::admits(r, headline, logger) {
+            return false;
+        }
+        if let Some(t) = &r.tpl {
+            let mut spans = [None; SLOTS];
+            match t.matches(headline, &mut spans) {
+                Outcome::Match => {
+                    for (name, span) in t.names().iter().zip(spans) {
+                        if let Some(sp) = span {
+                            caps.push(name, sp);
+                        }
+                    }
+                    return true;
+                }
+                Outcome::NoMatch => return false,
+                Outcome::GaveUp => {}
+            }
+        }
+        let mut locs = r.re.capture_locations();
+        if r.re.captures_read(&mut locs, headline).is_none() {
+            return false;
+        }
+        for (g, name) in r.re.capture_names().enumerate() {
+            if let (Some(name), Some(sp)) = (name, locs.get(g)) {
+                caps.push(name, sp);
+            }
+        }
+        true
+    }
+
     /// Classifies a message headline; fills `attrs` from the matching rule's captures.
     pub fn classify(
         &self,
@@ -294,65 +382,103 @@ impl Classifier {
         logger: Option<&str>,
         attrs: &mut Attrs,
     ) -> Option<Classified> {
-        let mut cands: BTreeSet<usize> = self.always.iter().copied().collect();
-        if let [a, b, ..] = headline.as_bytes() {
-            if let Some(v) = self.by_prefix.get(&[*a, *b]) {
-                cands.extend(v.iter().copied());
+        // 1. The first anchored (or unfiltered) rule that matches, in rule order.
+        let anchored: &[usize] = match headline.as_bytes() {
+            [a, b, ..] => self.by_prefix.get(&[*a, *b]).map_or(&[], Vec::as_slice),
+            _ => &[],
+        };
+        let (mut x, mut y) = (0, 0);
+        let mut winner = None;
+        let mut caps = Caps::default();
+        loop {
+            let i = match (anchored.get(x), self.always.get(y)) {
+                (Some(&a), Some(&b)) if a < b => {
+                    x += 1;
+                    a
+                }
+                (_, Some(&b)) => {
+                    y += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    x += 1;
+                    a
+                }
+                (None, None) => break,
+            };
+            if self.capture(i, headline, logger, &mut caps) {
+                winner = Some(i);
+                break;
             }
         }
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(headline) {
-                cands.insert(self.lit_rule[m.pattern().as_usize()]);
-            }
-        }
-        let mut won: Option<Classified> = None;
-        for i in cands {
-            let r = &self.rules[i];
-            if won.is_some() && !r.fallback {
-                continue;
-            }
-            if r.fallback && r.re.capture_names().flatten().all(|n| has(attrs, n)) {
-                continue; // nothing left for it to fill
-            }
-            if let Some(want) = &r.logger {
-                match logger {
-                    Some(l) if l.ends_with(want.as_str()) => {}
-                    _ => continue,
+        // 2. A literal rule before it takes precedence; the automaton only runs when one could.
+        let limit = winner.unwrap_or(usize::MAX);
+        if self.first_lit < limit {
+            if let Some(ac) = &self.ac {
+                let mut cands = RuleSet::new(self.rules.len());
+                // Every (literal, start) pair: leftmost-longest from each start + 1 (a SIMD scan
+                // where nothing matches), plus the literals that are prefixes of each one found.
+                let mut at = 0;
+                while let Some(m) = ac.find(aho_corasick::Input::new(headline).range(at..)) {
+                    let p = m.pattern().as_usize();
+                    for &q in std::iter::once(&p).chain(&self.lit_prefixes[p]) {
+                        let r = self.lit_rule[q];
+                        if r < limit {
+                            cands.insert(r);
+                        }
+                    }
+                    at = m.start() + 1;
+                    if at >= headline.len() {
+                        break;
+                    }
+                }
+                let mut other = Caps::default();
+                while let Some(i) = cands.pop_first() {
+                    if self.capture(i, headline, logger, &mut other) {
+                        winner = Some(i);
+                        caps = other;
+                        break;
+                    }
                 }
             }
-            // An anchored template's opening text, then the lazy DFA, reject most candidates
-            // faster than a capturing search.
-            if r.prefix
-                .as_deref()
-                .is_some_and(|p| !headline.starts_with(p))
+        }
+        let mut won = winner.map(|i| {
+            let r = &self.rules[i];
+            for (n, (a, b)) in caps.iter() {
+                apply(attrs, n, &headline[a..b]);
+            }
+            for (k, v) in &r.set {
+                apply(attrs, k, v);
+            }
+            Classified {
+                kind: r.kind.clone(),
+                rule: i,
+            }
+        });
+        // 3. Fallback rules fill what is still missing; they classify only what nothing did.
+        for &i in &self.fallbacks {
+            let r = &self.rules[i];
+            let filled = match &r.tpl {
+                Some(t) => t.names().iter().all(|n| has(attrs, n)),
+                None => r.re.capture_names().flatten().all(|n| has(attrs, n)),
+            };
+            if filled {
+                continue; // nothing left for it to fill
+            }
+            if r.literal
+                .as_ref()
+                .is_some_and(|f| f.find(headline.as_bytes()).is_none())
             {
                 continue;
             }
-            if !r.re.is_match(headline) {
+            if !self.capture(i, headline, logger, &mut caps) {
                 continue;
             }
-            let Some(caps) = r.re.captures(headline) else {
-                continue;
-            };
-            if r.fallback {
-                // Only fill what is still missing.
-                let mut extra = Attrs::default();
-                for name in r.re.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
-                        apply(&mut extra, name, m.as_str());
-                    }
-                }
-                attrs.fill_missing(extra);
-            } else {
-                for name in r.re.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
-                        apply(attrs, name, m.as_str());
-                    }
-                }
-                for (k, v) in &r.set {
-                    apply(attrs, k, v);
-                }
+            let mut extra = Attrs::default();
+            for (n, (a, b)) in caps.iter() {
+                apply(&mut extra, n, &headline[a..b]);
             }
+            attrs.fill_missing(extra);
             if won.is_none() {
                 won = Some(Classified {
                     kind: r.kind.clone(),
