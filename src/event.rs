@@ -170,9 +170,9 @@ pub struct Event {
     /// Severity.
     pub level: Option<Level>,
     /// Thread name.
-    pub thread: Option<String>,
+    pub thread: Option<Arc<str>>,
     /// Logger / component (simple class name for log4j layouts).
-    pub logger: Option<String>,
+    pub logger: Option<Arc<str>>,
     /// The message; continuation lines (stack traces) are appended after `\n`.
     pub message: String,
     /// Stable dotted kind (`session.expired`), or [`KIND_LOG`].

@@ -838,7 +838,7 @@ fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end:
         .copied()
         .filter(|e| &*e.kind == "service.role" && is_primary(e) && ts(e) >= from && ts(e) <= to)
     {
-        let service = e.logger.clone().unwrap_or_else(|| "service".into());
+        let service = e.logger.as_deref().unwrap_or("service").to_string();
         // The previous primary of the same service: the last node before this that became it.
         let prev = ev
             .iter()

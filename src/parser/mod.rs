@@ -10,6 +10,7 @@ pub mod rules;
 pub mod template;
 pub mod timefmt;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use memchr::memmem;
@@ -52,6 +53,53 @@ pub struct EntryParser {
     myid: Option<u64>,
     kind_log: Arc<str>,
     notices: Vec<Notice>,
+    /// Thread and logger names seen (a few hundred distinct ones per file, shared by events).
+    names: Interner,
+}
+
+/// Shares repeated strings (thread and logger names) between events: one allocation per
+/// distinct name instead of one per event. Bounded: it starts over past [`Interner::MAX`] names.
+#[derive(Debug, Default)]
+struct Interner {
+    set: std::collections::HashSet<Arc<str>, std::hash::BuildHasherDefault<Fnv>>,
+}
+
+impl Interner {
+    const MAX: usize = 4096;
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.set.insert(a.clone());
+        a
+    }
+}
+
+/// FNV-1a: a fast hash for short keys (the names here are not attacker-chosen in bulk, and the
+/// table is bounded).
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 /// Largest message kept for one entry; the rest of a longer entry is dropped (and reported).
@@ -70,6 +118,7 @@ impl EntryParser {
             myid: None,
             kind_log: Arc::from(KIND_LOG),
             notices: Vec::new(),
+            names: Interner::default(),
         }
     }
 
@@ -86,12 +135,25 @@ impl EntryParser {
     /// Feeds one line (without its line terminator). Returns the previous entry when this line
     /// starts a new one.
     pub fn push(&mut self, line: &[u8], offset: u64, lineno: u64) -> Option<Event> {
+        self.push_checked(line, std::str::from_utf8(line).ok(), offset, lineno)
+    }
+
+    /// [`push`](Self::push) for a caller that has already validated the line's UTF-8: `text` is
+    /// the line as `str` when it is valid, `None` when it is not.
+    pub fn push_checked(
+        &mut self,
+        line: &[u8],
+        text: Option<&str>,
+        offset: u64,
+        lineno: u64,
+    ) -> Option<Event> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = text.map(|t| t.strip_suffix('\r').unwrap_or(t));
         let format = self.format.clone();
         let fresh = match &format.shape {
             Shape::Text(layout) => layout
                 .parse(line)
-                .map(|p| self.entry_from_parts(line, &p, offset, lineno)),
+                .map(|p| self.entry_from_parts(line, text, &p, offset, lineno)),
             Shape::Json(j) => self.entry_from_json(line, j, offset, lineno),
             Shape::Plain => None,
         };
@@ -213,24 +275,35 @@ impl EntryParser {
     fn entry_from_parts(
         &mut self,
         line: &[u8],
+        text: Option<&str>,
         p: &layout::Parts,
         offset: u64,
         lineno: u64,
     ) -> Event {
-        let txt = |r: Option<(usize, usize)>| {
-            r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string())
+        // A field's text: a slice of the validated line, or a lossy copy of invalid bytes.
+        let slice = |(a, b): (usize, usize)| match text.and_then(|t| t.get(a..b)) {
+            Some(s) => Cow::Borrowed(s),
+            None => String::from_utf8_lossy(&line[a..b]),
         };
+        let names = &mut self.names;
+        let mut txt = |r: Option<(usize, usize)>| {
+            let s = slice(r?);
+            let t = s.trim();
+            (!t.is_empty()).then(|| names.intern(t))
+        };
+        let thread = txt(p.thread);
+        let logger = txt(p.logger);
         let mut e = self.base(offset, lineno);
+        e.thread = thread;
+        e.logger = logger;
         e.ts = p.time.as_ref().and_then(|c| self.zone.to_nanos(c));
         e.level = p
             .level
             .and_then(|(a, b)| std::str::from_utf8(&line[a..b]).ok())
             .and_then(Level::parse);
-        e.thread = txt(p.thread).filter(|s| !s.is_empty());
-        e.logger = txt(p.logger).filter(|s| !s.is_empty());
         let (ma, mb) = p.message;
         let mb = mb.min(ma + self.max_entry);
-        e.message = String::from_utf8_lossy(&line[ma..mb]).into_owned();
+        e.message = slice((ma, mb)).into_owned();
         let myid = p
             .myid
             .and_then(|(a, b)| std::str::from_utf8(&line[a..b]).ok())
@@ -279,8 +352,8 @@ impl EntryParser {
             _ => None,
         });
         e.level = get(&j.level).and_then(|v| Level::parse(&s(v)));
-        e.logger = get(&j.logger).map(s);
-        e.thread = get(&j.thread).map(s);
+        e.logger = get(&j.logger).map(|v| self.names.intern(&s(v)));
+        e.thread = get(&j.thread).map(|v| self.names.intern(&s(v)));
         e.message = get(&j.message)
             .map(s)
             .unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());

@@ -24,6 +24,8 @@ pub struct Line<'a> {
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    /// Bytes of the inner reader's buffer handed out as the last line, consumed on the next call.
+    pending: usize,
     offset: u64,
     number: u64,
     max_line: usize,
@@ -35,6 +37,7 @@ impl<R: BufRead> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::new(),
+            pending: 0,
             offset,
             number,
             max_line,
@@ -48,8 +51,31 @@ impl<R: BufRead> LineReader<R> {
 
     /// The next line, or `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.inner.consume(self.pending);
+        self.pending = 0;
         self.buf.clear();
         let start = self.offset;
+        // Fast path: the whole line is in the reader's buffer; hand it out without copying.
+        let found = loop {
+            match self.inner.fill_buf() {
+                Ok(c) => break memchr::memchr(b'\n', c),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(i) = found.filter(|&i| i <= self.max_line) {
+            let chunk = self.inner.fill_buf()?;
+            self.pending = i + 1;
+            self.offset += i as u64 + 1;
+            self.number += 1;
+            return Ok(Some(Line {
+                bytes: &chunk[..i],
+                offset: start,
+                number: self.number,
+                dropped: 0,
+                complete: true,
+            }));
+        }
         let mut dropped = 0u64;
         let mut complete = false;
         let mut any = false;

@@ -169,11 +169,13 @@ pub fn read_text(
                 });
             }
         }
-        if bad_utf8.is_none() {
-            if let Err(e) = std::str::from_utf8(line.bytes) {
-                bad_utf8 = Some(line.offset + e.valid_up_to() as u64);
+        let text = match std::str::from_utf8(line.bytes) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                bad_utf8.get_or_insert(line.offset + e.valid_up_to() as u64);
+                None
             }
-        }
+        };
         if nul.is_none() {
             if let Some(i) = memchr::memchr(0, line.bytes) {
                 nul = Some(line.offset + i as u64);
@@ -189,7 +191,7 @@ pub fn read_text(
             });
         }
         let (bytes, offset, number) = (line.bytes, line.offset, line.number);
-        if let Some(ev) = parser.push(bytes, offset, number) {
+        if let Some(ev) = parser.push_checked(bytes, text, offset, number) {
             report.events += 1;
             emit(ev)?;
         }
