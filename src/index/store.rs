@@ -142,7 +142,17 @@ pub fn encode_frame(events: &[Event]) -> Result<Frame> {
 pub struct StoreReader {
     path: PathBuf,
     file: File,
-    cache: Option<(u64, Vec<Event>)>,
+    /// The last frame read: its offset, decompressed bytes, declared event count, and the start
+    /// of each event found so far (events are decoded one by one, on demand).
+    cache: Option<CachedFrame>,
+}
+
+#[derive(Debug)]
+struct CachedFrame {
+    off: u64,
+    raw: Vec<u8>,
+    count: usize,
+    starts: Vec<usize>,
 }
 
 impl StoreReader {
@@ -159,15 +169,34 @@ impl StoreReader {
     /// The event at `addr`.
     pub fn get(&mut self, addr: u64) -> Result<Event> {
         let (off, i) = split(addr);
-        if self.cache.as_ref().map(|c| c.0) != Some(off) {
-            let events = self.read_frame(off)?;
-            self.cache = Some((off, events));
+        if self.cache.as_ref().map(|c| c.off) != Some(off) {
+            let (raw, count) = self.read_frame(off)?;
+            self.cache = Some(CachedFrame {
+                off,
+                raw,
+                count,
+                starts: vec![0],
+            });
         }
-        let events = self.cache.as_ref().map(|c| &c.1);
-        events
-            .and_then(|v| v.get(i))
-            .cloned()
-            .ok_or_else(|| self.bad(off, format!("no event {i} in frame")))
+        let found = self.cache.as_mut().and_then(|f| {
+            if i >= f.count {
+                return None;
+            }
+            // Walk (without decoding) to the event's start, remembering starts on the way.
+            while f.starts.len() <= i {
+                let mut cur = Cursor {
+                    b: &f.raw,
+                    i: *f.starts.last()?,
+                };
+                skip(&mut cur)?;
+                f.starts.push(cur.i);
+            }
+            decode(&mut Cursor {
+                b: &f.raw,
+                i: f.starts[i],
+            })
+        });
+        found.ok_or_else(|| self.bad(off, format!("no event {i} in frame, or it is damaged")))
     }
 
     fn bad(&self, offset: u64, reason: String) -> Error {
@@ -178,7 +207,7 @@ impl StoreReader {
         }
     }
 
-    fn read_frame(&mut self, off: u64) -> Result<Vec<Event>> {
+    fn read_frame(&mut self, off: u64) -> Result<(Vec<u8>, usize)> {
         let mut head = [0u8; FRAME_HEAD as usize];
         self.file
             .seek(SeekFrom::Start(off))
@@ -199,14 +228,7 @@ impl StoreReader {
         }
         let raw = zstd::stream::decode_all(&data[..])
             .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
-        let mut cur = Cursor { b: &raw, i: 0 };
-        let mut out = Vec::with_capacity(count);
-        for _ in 0..count {
-            out.push(
-                decode(&mut cur).ok_or_else(|| self.bad(off, "frame content is damaged".into()))?,
-            );
-        }
-        Ok(out)
+        Ok((raw, count))
     }
 }
 
@@ -341,6 +363,49 @@ impl Cursor<'_> {
             _ => None,
         }
     }
+}
+
+/// Steps over one encoded event (the layout [`decode`] reads), allocating nothing.
+fn skip(c: &mut Cursor<'_>) -> Option<()> {
+    fn str(c: &mut Cursor<'_>) -> Option<()> {
+        let n = usize::try_from(c.varint()?).ok()?;
+        c.bytes(n).map(|_| ())
+    }
+    fn opt_str(c: &mut Cursor<'_>) -> Option<()> {
+        let n = usize::try_from(c.varint()?).ok()?;
+        c.bytes(n.saturating_sub(1)).map(|_| ())
+    }
+    match c.byte()? {
+        0 => {}
+        1 => {
+            c.bytes(8)?;
+        }
+        _ => return None,
+    }
+    str(c)?; // node
+    c.opt_u64()?; // myid
+    str(c)?; // source
+    c.varint()?; // offset
+    c.varint()?; // line
+    c.byte()?; // level
+    opt_str(c)?; // thread
+    opt_str(c)?; // logger
+    str(c)?; // message
+    str(c)?; // kind
+    for _ in 0..7 {
+        c.opt_u64()?; // session zxid epoch server leader duration timeout
+    }
+    for _ in 0..3 {
+        opt_str(c)?; // peer path state
+    }
+    for _ in 0..2 {
+        // paths, replicas
+        let n = c.varint()?;
+        for _ in 0..n {
+            str(c)?;
+        }
+    }
+    Some(())
 }
 
 fn decode(c: &mut Cursor<'_>) -> Option<Event> {
