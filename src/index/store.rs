@@ -23,7 +23,7 @@ const FRAME_HEAD: u64 = 12;
 pub const MAX_FRAME_EVENTS: usize = 1 << 20;
 /// Events per frame written: small enough that fetching one event decompresses little (a
 /// lookup touches one frame per hit), large enough for zstd to find the repetition.
-pub const FRAME_EVENTS: usize = 256;
+pub const FRAME_EVENTS: usize = 64;
 
 /// Builds the store address of event `i` of the frame at `offset`.
 pub fn address(offset: u64, i: usize) -> u64 {
