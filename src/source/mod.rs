@@ -5,6 +5,7 @@
 //! line by line into the [`parser`](crate::parser).
 
 pub mod lines;
+pub mod tail;
 pub mod text;
 pub mod txn;
 
