@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod corpus;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod incident;

@@ -1,0 +1,1 @@
+//! Parsing registration znode data. (To be written: Curator ServiceInstance JSON and plain JSON.)

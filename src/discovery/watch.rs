@@ -1,0 +1,1 @@
+//! Following the services root with `zookeeper-client`. (To be written.)
