@@ -13,7 +13,7 @@ use zklens::ingest::{self, IngestOptions, Status};
 use zklens::output::{write_events, OutputFormat};
 use zklens::parser::timefmt::Tz;
 use zklens::parser::Registry;
-use zklens::query::{self, time, Compiler};
+use zklens::query::{self, exec, time};
 use zklens::source::text::{TextOptions, DEFAULT_MAX_LINE};
 
 /// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
@@ -370,7 +370,7 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Measure { .. } => Ok(0),
         Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry()?),
         Cmd::Query(a) => {
-            let ast = with_incidents(&dir, query::parse(&a.query)?, &[])?;
+            let ast = exec::with_incidents(&dir, query::parse(&a.query)?, &[])?;
             cmd_search(&dir, ast, &a.out, None)
         }
         Cmd::Run(a) => {
@@ -387,7 +387,7 @@ fn run(cli: Cli) -> Result<u8> {
                 .find(|q| &q.name == name)
                 .with_context(|| format!("no saved query {name:?}; `zklens run` lists them"))?;
             let text = query::fill(q, &a.params)?;
-            let ast = with_incidents(&dir, query::parse(&text)?, &a.queries)?;
+            let ast = exec::with_incidents(&dir, query::parse(&text)?, &a.queries)?;
             cmd_search(&dir, ast, &a.out, None)
         }
         Cmd::Session(a) => {
@@ -398,7 +398,7 @@ fn run(cli: Cli) -> Result<u8> {
                 quoted: false,
             };
             let head = if a.out.output == OutputFormat::Table && !a.out.count {
-                session_head(&dir, id)?
+                exec::session_summary(&dir, id)?
             } else {
                 String::new()
             };
@@ -603,73 +603,45 @@ fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
     Ok(if summary.failures() > 0 { 2 } else { 0 })
 }
 
-fn cmd_search(dir: &DataDir, mut ast: query::Ast, o: &OutArgs, head: Option<String>) -> Result<u8> {
+fn cmd_search(dir: &DataDir, ast: query::Ast, o: &OutArgs, head: Option<String>) -> Result<u8> {
     let tz: Tz = o.tz.parse()?;
-    let now = time::now_nanos();
-    let mut clauses = vec![ast];
-    for (t, lo) in [(&o.since, true), (&o.until, false)] {
-        if let Some(t) = t {
-            time::parse_time(t, tz, now)?;
-            let b = std::ops::Bound::Included(t.clone());
-            clauses.push(query::Ast::Range {
-                field: "ts".into(),
-                lo: if lo {
-                    b.clone()
-                } else {
-                    std::ops::Bound::Unbounded
-                },
-                hi: if lo {
-                    std::ops::Bound::Unbounded
-                } else {
-                    std::ops::Bound::Excluded(t.clone())
-                },
-            });
-        }
-    }
-    ast = if clauses.len() == 1 {
-        clauses.remove(0)
-    } else {
-        query::Ast::And(clauses)
-    };
-    let idx = IndexHandle::open(dir)?;
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz,
-        now,
-    };
-    let q = compiler.compile(&ast)?;
+    let ast = exec::bounded(ast, o.since.as_deref(), o.until.as_deref(), tz)?;
     let limit = (o.limit > 0).then_some(o.limit);
-    let hits = idx.search(q.as_ref(), if o.count { Some(0) } else { limit })?;
+    let found = exec::run(dir, &ast, tz, limit, o.count)?;
+    print_found(found, o, head)
+}
+
+/// Prints a search's result the way the query commands do; the exit status says whether
+/// anything matched.
+fn print_found(found: exec::Found, o: &OutArgs, head: Option<String>) -> Result<u8> {
+    let exec::Found { total, events } = found;
     let mut out = io::BufWriter::new(io::stdout().lock());
     if o.count {
-        writeln!(out, "{}", hits.total)?;
+        writeln!(out, "{total}")?;
         out.flush()?;
-        return Ok(if hits.total > 0 { 0 } else { 1 });
+        return Ok(if total > 0 { 0 } else { 1 });
     }
-    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
-    let events: Vec<Event> = idx.fetch(&addrs)?;
     if o.output == OutputFormat::Table {
         if let Some(h) = head {
             let mut nodes: Vec<&str> = events.iter().map(|e| &*e.node).collect();
             nodes.sort_unstable();
             nodes.dedup();
             write!(out, "{h}")?;
-            writeln!(out, "{} events on {}", hits.total, nodes.join(", "))?;
+            writeln!(out, "{} events on {}", total, nodes.join(", "))?;
         }
     }
     if !(events.is_empty() && o.output == OutputFormat::Table) {
         write_events(&mut out, &events, o.output)?;
     }
     out.flush()?;
-    if hits.total > events.len() {
+    if total > events.len() {
         eprintln!(
             "zklens: showing the first {} of {} matching events (--limit)",
             events.len(),
-            hits.total
+            total
         );
     }
-    Ok(if hits.total > 0 { 0 } else { 1 })
+    Ok(if total > 0 { 0 } else { 1 })
 }
 
 fn cmd_formats(registry: &Registry, check: bool) -> Result<u8> {
@@ -885,43 +857,6 @@ fn cmd_snapshot_dump(files: &[PathBuf]) -> Result<u8> {
     Ok(if failed { 2 } else { 0 })
 }
 
-/// The lifecycle summary printed above `zklens session`'s events.
-fn session_head(dir: &DataDir, id: u64) -> Result<String> {
-    let idx = IndexHandle::open(dir)?;
-    let q = format!(
-        "session:{} AND (kind:txn.* OR kind:session.expired OR kind:client.*)",
-        hex_id(id)
-    );
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz: Tz::Utc,
-        now: time::now_nanos(),
-    };
-    let q = compiler.compile(&query::parse(&q)?)?;
-    let hits = idx.search(q.as_ref(), None)?;
-    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
-    let events = idx.fetch(&addrs)?;
-    Ok(zklens::query::session::lifecycle(id, &events).to_string())
-}
-
-fn detect_incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<zklens::incident::Incident>> {
-    let defs =
-        zklens::incident::Definitions::load(queries).context("loading incident definitions")?;
-    let idx = IndexHandle::open(dir)?;
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz: Tz::Utc,
-        now: time::now_nanos(),
-    };
-    let q = compiler.compile(&query::parse(zklens::incident::SKELETON_QUERY)?)?;
-    let hits = idx.search(q.as_ref(), None)?;
-    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
-    let events = idx.fetch(&addrs)?;
-    Ok(zklens::incident::detect(&events, &defs))
-}
-
 fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
     let now = time::now_nanos();
     let since = a
@@ -934,7 +869,7 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
         .as_deref()
         .map(|t| time::parse_time(t, Tz::Utc, now))
         .transpose()?;
-    let all = detect_incidents(dir, &a.queries)?;
+    let all = exec::incidents(dir, &a.queries)?;
     let list: Vec<_> = all
         .into_iter()
         .filter(|i| {
@@ -966,7 +901,7 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
 }
 
 fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
-    let all = detect_incidents(dir, &a.queries)?;
+    let all = exec::incidents(dir, &a.queries)?;
     let Some(inc) = all.iter().find(|i| i.id == a.id) else {
         let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
         anyhow::bail!("no incident {:?}; known: {}", a.id, ids.join(", "));
@@ -978,7 +913,7 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
             writeln!(out)?;
         }
         IncOut::Text | IncOut::Table => {
-            let skews = node_skews(dir)?;
+            let skews = exec::skews(dir)?;
             write!(out, "{}", zklens::incident::text_with_skew(inc, &skews))?
         }
     }
@@ -986,26 +921,8 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Resolves `incident:ID` terms to the incident's time range.
-fn with_incidents(dir: &DataDir, ast: query::Ast, queries: &[PathBuf]) -> Result<query::Ast> {
-    if !query::mentions_incident(&ast) {
-        return Ok(ast);
-    }
-    let all = detect_incidents(dir, queries)?;
-    Ok(query::resolve_incidents(ast, &mut |id| {
-        let inc = all.iter().find(|i| i.id == id).ok_or_else(|| {
-            zklens::Error::Query(format!("no incident {id:?} (zklens incidents lists them)"))
-        })?;
-        Ok(query::Ast::Range {
-            field: "ts".into(),
-            lo: std::ops::Bound::Included(inc.started_at.clone()),
-            hi: std::ops::Bound::Included(inc.ended_at.clone()),
-        })
-    })?)
-}
-
 fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
-    let skews = node_skews(dir)?;
+    let skews = exec::skews(dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     if output == IncOut::Json {
         serde_json::to_writer_pretty(&mut out, &skews)?;
@@ -1027,23 +944,4 @@ fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
     }
     out.flush()?;
     Ok(if skews.is_empty() { 1 } else { 0 })
-}
-
-/// Clock-skew estimates from the index.
-fn node_skews(dir: &DataDir) -> Result<Vec<zklens::incident::skew::Skew>> {
-    let idx = IndexHandle::open(dir)?;
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz: Tz::Utc,
-        now: time::now_nanos(),
-    };
-    // Lines naming both a session and a zxid, and the txn records.
-    let q = compiler.compile(&query::parse(
-        "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])",
-    )?)?;
-    let hits = idx.search(q.as_ref(), None)?;
-    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
-    let events = idx.fetch(&addrs)?;
-    Ok(zklens::incident::skew::estimate(&events))
 }

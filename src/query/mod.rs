@@ -10,6 +10,7 @@
 //! ```
 //! Ids are hex with `0x`, hex when they contain a-f, else decimal.
 
+pub mod exec;
 pub mod session;
 pub mod time;
 

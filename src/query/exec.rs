@@ -1,0 +1,148 @@
+//! Running queries against a data directory: the one implementation behind the CLI's query
+//! commands and the service's HTTP API, so both answer the same question the same way.
+
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::event::{hex_id, Event};
+use crate::incident::{self, skew::Skew, Incident};
+use crate::index::{DataDir, IndexHandle};
+use crate::parser::timefmt::Tz;
+
+use super::{mentions_incident, parse, resolve_incidents, session, time, Ast, Compiler};
+
+/// A search: a query with optional time bounds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Search {
+    /// The query text (empty: everything).
+    pub query: String,
+    /// Lower time bound (inclusive): absolute or relative (`15m`).
+    pub since: Option<String>,
+    /// Upper time bound (exclusive).
+    pub until: Option<String>,
+    /// At most this many events (the first in time order); None: all.
+    pub limit: Option<usize>,
+    /// Only count.
+    #[serde(default)]
+    pub count: bool,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Found {
+    /// Number of matching events.
+    pub total: usize,
+    /// The events returned (time order; `limit` of them).
+    pub events: Vec<Event>,
+}
+
+/// Adds `since`/`until` bounds to a query.
+pub fn bounded(ast: Ast, since: Option<&str>, until: Option<&str>, tz: Tz) -> Result<Ast> {
+    let now = time::now_nanos();
+    let mut clauses = vec![ast];
+    if let Some(t) = since {
+        time::parse_time(t, tz, now)?;
+        clauses.push(Ast::Range {
+            field: "ts".into(),
+            lo: Bound::Included(t.to_string()),
+            hi: Bound::Unbounded,
+        });
+    }
+    if let Some(t) = until {
+        time::parse_time(t, tz, now)?;
+        clauses.push(Ast::Range {
+            field: "ts".into(),
+            lo: Bound::Unbounded,
+            hi: Bound::Excluded(t.to_string()),
+        });
+    }
+    Ok(if clauses.len() == 1 {
+        clauses.remove(0)
+    } else {
+        Ast::And(clauses)
+    })
+}
+
+/// Runs `ast` (already bounded) against the index.
+pub fn run(dir: &DataDir, ast: &Ast, tz: Tz, limit: Option<usize>, count: bool) -> Result<Found> {
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz,
+        now: time::now_nanos(),
+    };
+    let q = compiler.compile(ast)?;
+    let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
+    let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let events = if count {
+        Vec::new()
+    } else {
+        idx.fetch(&addrs)?
+    };
+    Ok(Found {
+        total: hits.total,
+        events,
+    })
+}
+
+/// Parses, resolves `incident:ID` terms, bounds and runs a [`Search`].
+pub fn search(dir: &DataDir, s: &Search, queries: &[PathBuf], tz: Tz) -> Result<Found> {
+    let text = if s.query.trim().is_empty() {
+        "*"
+    } else {
+        s.query.as_str()
+    };
+    let ast = with_incidents(dir, parse(text)?, queries)?;
+    let ast = bounded(ast, s.since.as_deref(), s.until.as_deref(), tz)?;
+    run(dir, &ast, tz, s.limit, s.count)
+}
+
+/// Everything matching one compiled query text (no limit).
+fn all(dir: &DataDir, q: &str) -> Result<Vec<Event>> {
+    Ok(run(dir, &parse(q)?, Tz::Utc, None, false)?.events)
+}
+
+/// The events incidents are built from, and the incidents they show.
+pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
+    let defs = incident::Definitions::load(queries)?;
+    let events = all(dir, incident::SKELETON_QUERY)?;
+    Ok(incident::detect(&events, &defs))
+}
+
+/// Replaces `incident:ID` terms by the incident's time range.
+pub fn with_incidents(dir: &DataDir, ast: Ast, queries: &[PathBuf]) -> Result<Ast> {
+    if !mentions_incident(&ast) {
+        return Ok(ast);
+    }
+    let list = incidents(dir, queries)?;
+    resolve_incidents(ast, &mut |id| {
+        let inc = list.iter().find(|i| i.id == id).ok_or_else(|| {
+            Error::Query(format!("no incident {id:?} (zklens incidents lists them)"))
+        })?;
+        Ok(Ast::Range {
+            field: "ts".into(),
+            lo: Bound::Included(inc.started_at.clone()),
+            hi: Bound::Included(inc.ended_at.clone()),
+        })
+    })
+}
+
+/// Clock-skew estimates (per node, with bounds) from the index.
+pub fn skews(dir: &DataDir) -> Result<Vec<Skew>> {
+    // Lines naming both a session and a zxid, and the txn records.
+    let events = all(dir, "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])")?;
+    Ok(incident::skew::estimate(&events))
+}
+
+/// The lifecycle summary of a session (created, moved, expired, ephemerals lost).
+pub fn session_summary(dir: &DataDir, id: u64) -> Result<String> {
+    let q = format!(
+        "session:{} AND (kind:txn.* OR kind:session.expired OR kind:client.*)",
+        hex_id(id)
+    );
+    Ok(session::lifecycle(id, &all(dir, &q)?).to_string())
+}
