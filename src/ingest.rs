@@ -262,6 +262,7 @@ pub fn ingest(
                     }
                     .into(),
                     events: 0,
+                    file: None,
                 };
                 match sources.iter().position(|c| c.path == path) {
                     Some(j) => sources[j] = cp,
@@ -306,6 +307,7 @@ pub fn ingest(
                         .unwrap_or_else(|| p.file.node.clone()),
                     format: rep.format.clone(),
                     events: p.prior_events + rep.events,
+                    file: None,
                 };
                 match p.prior {
                     Some(j) if j < sources.len() => sources[j] = cp,

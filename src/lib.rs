@@ -17,6 +17,8 @@ pub mod ingest;
 pub mod output;
 pub mod parser;
 pub mod query;
+pub mod remote;
+pub mod serve;
 pub mod source;
 pub mod txnlog;
 

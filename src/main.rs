@@ -33,6 +33,21 @@ struct Cli {
     )]
     parsers: Vec<PathBuf>,
 
+    /// Ask a running `zklens serve` (http://HOST:PORT) instead of reading the data directory
+    /// (query, session, zxid, incidents, incident)
+    #[arg(long, global = true, env = "ZKLENS_SERVER", value_name = "URL")]
+    server: Option<String>,
+
+    /// Bearer token for --server (and the token `zklens serve` requires)
+    #[arg(
+        long,
+        global = true,
+        env = "ZKLENS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -80,6 +95,9 @@ enum Cmd {
     },
     /// Parse files and print their events without indexing (format check, conversion, timing)
     Parse(ParseArgs),
+    /// Run continuously: discover services through ZooKeeper, follow their logs and the
+    /// ensemble's, index, detect incidents live, answer over HTTP
+    Serve(ServeArgs),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
 }
@@ -228,6 +246,51 @@ struct IngestArgs {
 }
 
 #[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file (TOML; see README "Running zklens serve")
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP API address [default: 127.0.0.1:7311]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// ZooKeeper connect string (host:port,host:port[/chroot]); enables discovery
+    #[arg(long, env = "ZKLENS_ZK", value_name = "CONNECT")]
+    zk: Option<String>,
+    /// Digest auth for ZooKeeper (user:password)
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_AUTH",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    zk_auth: Option<String>,
+    /// The znode services register under
+    #[arg(long, value_name = "PATH")]
+    services_root: Option<String>,
+    /// ZooKeeper session timeout (ms)
+    #[arg(long, value_name = "MS")]
+    session_timeout: Option<u64>,
+    /// Directory discovered file:// sources may be read from (repeatable)
+    #[arg(long = "allow-root", value_name = "DIR")]
+    allow_root: Vec<PathBuf>,
+    /// Host, host:port, IP or CIDR network discovered http(s):// sources may be pulled from (repeatable)
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_host: Vec<String>,
+    /// A source to follow: NODE=URL (file:///... or http(s)://...), repeatable
+    #[arg(long = "source", value_name = "NODE=URL")]
+    source: Vec<String>,
+    /// Extra directory of incident definitions and saved queries
+    #[arg(long, value_name = "DIR")]
+    queries: Vec<PathBuf>,
+    /// Commit interval (ms)
+    #[arg(long, value_name = "MS")]
+    commit_ms: Option<u64>,
+    /// Poll interval of quiet sources (ms)
+    #[arg(long, value_name = "MS")]
+    poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
 struct OutArgs {
     /// Only events at or after this time (RFC 3339, "2026-11-24 22:02:29", or 15m / 2h / 3d ago)
     #[arg(long, value_name = "T")]
@@ -364,6 +427,11 @@ fn run(cli: Cli) -> Result<u8> {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(0);
     }
+    if let Some(server) = &cli.server {
+        if let Some(code) = remote_cmd(&cli, server)? {
+            return Ok(code);
+        }
+    }
     // Only the commands that parse load (and validate) the format definitions.
     let registry = || Registry::load(&cli.parsers).context("loading format definitions");
     match &cli.cmd {
@@ -425,6 +493,7 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Incident(a) => cmd_incident(&dir, a),
         Cmd::Sources => cmd_sources(&dir),
         Cmd::Parse(a) => cmd_parse(a, &registry()?),
+        Cmd::Serve(a) => cmd_serve(a, &cli, &dir, registry()?),
         Cmd::Txnlog(TxnlogCmd::Dump { files, output, tz }) => cmd_txnlog_dump(files, *output, tz),
         Cmd::Snapshot(SnapshotCmd::Dump { files }) => cmd_snapshot_dump(files),
         Cmd::Bench(a) => {
@@ -642,6 +711,169 @@ fn print_found(found: exec::Found, o: &OutArgs, head: Option<String>) -> Result<
         );
     }
     Ok(if total > 0 { 0 } else { 1 })
+}
+
+fn cmd_serve(a: &ServeArgs, cli: &Cli, dir: &DataDir, registry: Registry) -> Result<u8> {
+    use zklens::serve::config::{ServeConfig, StaticSource};
+    let mut cfg = match &a.config {
+        Some(p) => ServeConfig::load(p)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if cli.token.is_some() {
+        cfg.token = cli.token.clone();
+    }
+    if let Some(zk) = &a.zk {
+        cfg.zookeeper.get_or_insert_with(Default::default).connect = zk.clone();
+    }
+    if let Some(z) = cfg.zookeeper.as_mut() {
+        if let Some(r) = &a.services_root {
+            z.services_root = r.clone();
+        }
+        if let Some(t) = a.session_timeout {
+            z.session_timeout_ms = t;
+        }
+        if a.zk_auth.is_some() {
+            z.auth = a.zk_auth.clone();
+        }
+    }
+    cfg.security
+        .allowed_roots
+        .extend(a.allow_root.iter().cloned());
+    cfg.security
+        .allowed_hosts
+        .extend(a.allow_host.iter().cloned());
+    for s in &a.source {
+        let (node, url) = s
+            .split_once('=')
+            .with_context(|| format!("--source {s:?}: expected NODE=URL"))?;
+        cfg.sources.push(StaticSource {
+            node: node.to_string(),
+            url: url.to_string(),
+            format: None,
+        });
+    }
+    cfg.queries.extend(a.queries.iter().cloned());
+    if let Some(c) = a.commit_ms {
+        cfg.commit_ms = c;
+    }
+    if let Some(p) = a.poll_ms {
+        cfg.poll_ms = p;
+    }
+    zklens::serve::run(cfg, dir.clone(), registry)?;
+    Ok(0)
+}
+
+/// The query commands against a running service (`--server`); None for other commands.
+fn remote_cmd(cli: &Cli, server: &str) -> Result<Option<u8>> {
+    let r = zklens::remote::Remote::new(server, cli.token.clone());
+    let search_params = |o: &OutArgs| {
+        let mut p = vec![("limit", o.limit.to_string())];
+        if let Some(s) = &o.since {
+            p.push(("since", s.clone()));
+        }
+        if let Some(u) = &o.until {
+            p.push(("until", u.clone()));
+        }
+        if o.count {
+            p.push(("count", "true".into()));
+        }
+        p
+    };
+    let code = match &cli.cmd {
+        Cmd::Query(a) => {
+            let mut p = search_params(&a.out);
+            p.push(("q", a.query.clone()));
+            let found: exec::Found = r.get("/api/query", &p)?;
+            print_found(found, &a.out, None)?
+        }
+        Cmd::Session(a) => {
+            let id = parse_id(&a.id).with_context(|| format!("{:?} is not a session id", a.id))?;
+            let v: serde_json::Value = r.get(
+                &format!("/api/sessions/{}", hex_id(id)),
+                &search_params(&a.out),
+            )?;
+            let found: exec::Found = serde_json::from_value(v.clone())?;
+            let head = (a.out.output == OutputFormat::Table && !a.out.count)
+                .then(|| v["summary"].as_str().unwrap_or_default().to_string());
+            print_found(found, &a.out, head)?
+        }
+        Cmd::Zxid(a) => {
+            let id = parse_id(&a.id).with_context(|| format!("{:?} is not a zxid", a.id))?;
+            let found: exec::Found = r.get(
+                &format!("/api/zxids/{}", hex_id(id)),
+                &search_params(&a.out),
+            )?;
+            let head = format!(
+                "zxid {} (epoch {}, counter {}): ",
+                hex_id(id),
+                id >> 32,
+                id & 0xffff_ffff
+            );
+            print_found(found, &a.out, Some(head))?
+        }
+        Cmd::Incidents(a) => {
+            let list: Vec<serde_json::Value> = r.get("/api/incidents", &[])?;
+            let now = time::now_nanos();
+            let bound = |t: &Option<String>| {
+                t.as_deref()
+                    .map(|t| time::parse_time(t, Tz::Utc, now))
+                    .transpose()
+            };
+            let (since, until) = (bound(&a.since)?, bound(&a.until)?);
+            let list: Vec<&serde_json::Value> = list
+                .iter()
+                .filter(|li| {
+                    let t = li["incident"]["started_at"]
+                        .as_str()
+                        .and_then(|s| time::parse_time(s, Tz::Utc, now).ok())
+                        .unwrap_or(0);
+                    since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+                })
+                .collect();
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            if a.output == IncOut::Json {
+                let inc: Vec<&serde_json::Value> = list.iter().map(|li| &li["incident"]).collect();
+                serde_json::to_writer_pretty(&mut out, &inc)?;
+                writeln!(out)?;
+            } else if !list.is_empty() {
+                writeln!(
+                    out,
+                    "{:<36} {:<16} {:<25} SUMMARY",
+                    "ID", "KIND", "STARTED (UTC)"
+                )?;
+                for li in &list {
+                    let i = &li["incident"];
+                    writeln!(
+                        out,
+                        "{:<36} {:<16} {:<25} {}",
+                        i["id"].as_str().unwrap_or_default(),
+                        i["kind"].as_str().unwrap_or_default(),
+                        i["started_at"].as_str().unwrap_or_default(),
+                        li["summary"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+            out.flush()?;
+            u8::from(list.is_empty())
+        }
+        Cmd::Incident(a) => {
+            let li: serde_json::Value = r.get(&format!("/api/incidents/{}", a.id), &[])?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            if a.output == IncOut::Json {
+                serde_json::to_writer_pretty(&mut out, &li["incident"])?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", li["text"].as_str().unwrap_or_default())?;
+            }
+            out.flush()?;
+            0
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(code))
 }
 
 fn cmd_formats(registry: &Registry, check: bool) -> Result<u8> {

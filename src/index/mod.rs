@@ -119,6 +119,9 @@ pub struct Checkpoint {
     pub format: String,
     /// Events indexed from it.
     pub events: u64,
+    /// Identity of the file being followed (`zklens serve` tails files across rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::source::tail::FileId>,
 }
 
 /// Everything committed with the index.

@@ -173,6 +173,12 @@ impl EntryParser {
         }
     }
 
+    /// Where the entry being assembled (not handed out yet) starts: (byte offset, line number).
+    /// A checkpoint must not pass it, or a restart would lose the entry.
+    pub fn pending_start(&self) -> Option<(u64, u64)> {
+        self.pending.as_ref().map(|e| (e.offset, e.line))
+    }
+
     /// Ends the source: returns the last entry.
     pub fn finish(&mut self) -> Option<Event> {
         self.pending.take().map(|e| self.seal(e))

@@ -91,12 +91,7 @@ pub fn run(dir: &DataDir, ast: &Ast, tz: Tz, limit: Option<usize>, count: bool) 
 
 /// Parses, resolves `incident:ID` terms, bounds and runs a [`Search`].
 pub fn search(dir: &DataDir, s: &Search, queries: &[PathBuf], tz: Tz) -> Result<Found> {
-    let text = if s.query.trim().is_empty() {
-        "*"
-    } else {
-        s.query.as_str()
-    };
-    let ast = with_incidents(dir, parse(text)?, queries)?;
+    let ast = with_incidents(dir, parse(&s.query)?, queries)?;
     let ast = bounded(ast, s.since.as_deref(), s.until.as_deref(), tz)?;
     run(dir, &ast, tz, s.limit, s.count)
 }

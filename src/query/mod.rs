@@ -225,6 +225,9 @@ impl P {
 }
 
 fn term(w: &str, quoted: bool) -> Result<Ast> {
+    if !quoted && w == "*" {
+        return Ok(Ast::All);
+    }
     if quoted && !w.contains(':') {
         return Ok(Ast::Term {
             field: None,

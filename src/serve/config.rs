@@ -1,0 +1,117 @@
+//! `zklens serve` configuration: a TOML file, overridden by flags and environment variables
+//! (the binary maps those onto this struct; this module only defines and loads it).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::ZkConfig;
+use crate::error::{Error, Result};
+
+/// Everything `zklens serve` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// HTTP API address (loopback by default).
+    pub listen: SocketAddr,
+    /// Bearer token required by every endpoint but `/health` (None: no authentication).
+    pub token: Option<String>,
+    /// How often quiet sources are polled (ms).
+    pub poll_ms: u64,
+    /// How often the index is committed with every source's checkpoint (ms).
+    pub commit_ms: u64,
+    /// An entry still being assembled (a possible stack trace) is indexed after this long
+    /// without new lines (ms).
+    pub flush_ms: u64,
+    /// Batches in flight between collectors and the index writer (backpressure bound).
+    pub queue: usize,
+    /// Extra directories of incident definitions and saved queries.
+    pub queries: Vec<PathBuf>,
+    /// ZooKeeper discovery (None: no discovery, static sources only).
+    pub zookeeper: Option<ZkConfig>,
+    /// What discovered sources may read.
+    pub security: Security,
+    /// The ensemble's own servers: their logs and data directories.
+    pub ensemble: Ensemble,
+    /// Sources configured by hand (always allowed: the operator wrote them).
+    pub sources: Vec<StaticSource>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7311)),
+            token: None,
+            poll_ms: 250,
+            commit_ms: 1000,
+            flush_ms: 1000,
+            queue: 64,
+            queries: Vec::new(),
+            zookeeper: None,
+            security: Security::default(),
+            ensemble: Ensemble::default(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// Limits on what discovered registrations may point at.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// `file://` sources must lie under one of these directories.
+    pub allowed_roots: Vec<PathBuf>,
+    /// `http(s)://` sources must name one of these: `host`, `host:port`, an IP, or a network
+    /// in CIDR notation (`10.0.0.0/8`). Host names are matched as written (not resolved).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The ensemble's servers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ensemble {
+    /// One entry per server.
+    pub server: Vec<EnsembleServer>,
+}
+
+/// One ZooKeeper server's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleServer {
+    /// Node name for its events (`zk1`).
+    pub node: String,
+    /// Its server id (`myid`).
+    pub id: Option<u64>,
+    /// Its log files (tailed).
+    #[serde(default)]
+    pub logs: Vec<PathBuf>,
+    /// Its data directory (transaction logs in `version-2/` are followed).
+    pub data_dir: Option<PathBuf>,
+    /// Log format (detected when absent).
+    pub format: Option<String>,
+}
+
+/// A source given by hand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSource {
+    /// Node name for its events.
+    pub node: String,
+    /// `file:///...` or `http(s)://...`.
+    pub url: String,
+    /// Format (detected when absent).
+    pub format: Option<String>,
+}
+
+impl ServeConfig {
+    /// Reads a TOML configuration file.
+    pub fn load(path: &Path) -> Result<ServeConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::BadInput {
+            path: path.to_path_buf(),
+            offset: e.span().map_or(0, |s| s.start as u64),
+            reason: format!("invalid configuration: {}", e.message()),
+        })
+    }
+}
