@@ -377,6 +377,8 @@ enum IncOut {
     Text,
     /// JSON
     Json,
+    /// One self-contained HTML page: space-time diagram and step list (incident only)
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -860,8 +862,14 @@ fn remote_cmd(cli: &Cli, server: &str) -> Result<Option<u8>> {
             u8::from(list.is_empty())
         }
         Cmd::Incident(a) => {
-            let li: serde_json::Value = r.get(&format!("/api/incidents/{}", a.id), &[])?;
             let mut out = io::BufWriter::new(io::stdout().lock());
+            if a.output == IncOut::Html {
+                let page = r.get_text(&format!("/api/incidents/{}/html", a.id))?;
+                write!(out, "{page}")?;
+                out.flush()?;
+                return Ok(Some(0));
+            }
+            let li: serde_json::Value = r.get(&format!("/api/incidents/{}", a.id), &[])?;
             if a.output == IncOut::Json {
                 serde_json::to_writer_pretty(&mut out, &li["incident"])?;
                 writeln!(out)?;
@@ -1147,6 +1155,10 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
         IncOut::Text | IncOut::Table => {
             let skews = exec::skews(dir)?;
             write!(out, "{}", zklens::incident::text_with_skew(inc, &skews))?
+        }
+        IncOut::Html => {
+            let skews = exec::skews(dir)?;
+            write!(out, "{}", zklens::incident::html::render(inc, &skews))?
         }
     }
     out.flush()?;

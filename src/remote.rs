@@ -31,6 +31,17 @@ impl Remote {
 
     /// GETs `path` with query parameters and decodes the JSON answer.
     pub fn get<T: DeserializeOwned>(&self, path: &str, params: &[(&str, String)]) -> Result<T> {
+        let body = self.fetch(path, params)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Query(format!("{}{path}: unexpected answer: {e}", self.base)))
+    }
+
+    /// GETs `path` and returns the body as text.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.fetch(path, &[])?).into_owned())
+    }
+
+    fn fetch(&self, path: &str, params: &[(&str, String)]) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
         let mut req = self.agent.get(&url);
         for (k, v) in params {
@@ -55,6 +66,6 @@ impl Remote {
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             return Err(fail(format!("HTTP {status}: {msg}")));
         }
-        serde_json::from_slice(&body).map_err(|e| fail(format!("unexpected answer: {e}")))
+        Ok(body)
     }
 }

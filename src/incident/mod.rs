@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod html;
 pub mod skew;
 
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,7 @@
 //! | `GET /api/zxids/{zxid}` | `{"total", "events"}` |
 //! | `GET /api/incidents` | incidents recognised, with `detected_at` |
 //! | `GET /api/incidents/{id}` | one incident (JSON) |
+//! | `GET /api/incidents/{id}/html` | its report (self-contained HTML) |
 //! | `GET /api/sources` | every source: state, lag, refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
 //! | `GET /metrics` | Prometheus text format |
@@ -42,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/zxids/{zxid}", get(zxid))
         .route("/api/incidents", get(incidents))
         .route("/api/incidents/{id}", get(incident))
+        .route("/api/incidents/{id}/html", get(incident_html))
         .route("/api/sources", get(sources))
         .route("/api/registrations", get(registrations))
         .route("/metrics", get(metrics))
@@ -208,6 +210,21 @@ async fn incident(State(s): St, Path(id): Path<String>) -> Response {
     match st.incidents.get(&id) {
         Some(li) => Json(li).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no incident {id:?}")),
+    }
+}
+
+async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
+    let Some(inc) = s.status().incidents.get(&id).map(|li| li.incident.clone()) else {
+        return error(StatusCode::NOT_FOUND, format!("no incident {id:?}"));
+    };
+    let dir = s.dir.clone();
+    match blocking(move || exec::skews(&dir)).await {
+        Ok(skews) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::incident::html::render(&inc, &skews),
+        )
+            .into_response(),
+        Err(r) => r,
     }
 }
 
