@@ -555,6 +555,7 @@ pub fn txn_follower(shared: Arc<Shared>, tx: SyncSender<Msg>, stop: Arc<AtomicBo
                 f.node = s.node.clone();
             }
         }
+        snapshots(&shared, &dirs, &tx);
         let sig: Vec<(PathBuf, u64, Option<SystemTime>)> = files
             .iter()
             .map(|f| {
@@ -598,6 +599,76 @@ pub fn txn_follower(shared: Arc<Shared>, tx: SyncSender<Msg>, stop: Arc<AtomicBo
         let end = Instant::now() + Duration::from_millis(shared.cfg.poll_ms.max(500) * 4);
         while Instant::now() < end && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Sends the sessions of each new snapshot (once it has been quiet for 2 s, so it is complete):
+/// one `snapshot.session` event per session. A snapshot is indexed once, across restarts: its
+/// checkpoint is its length.
+fn snapshots(shared: &Shared, dirs: &[PathBuf], tx: &SyncSender<Msg>) {
+    let (found, _) = source::discover(dirs);
+    for mut f in found
+        .into_iter()
+        .filter(|f| matches!(f.content, Content::Snapshot { .. }))
+    {
+        let key = format!("file://{}", f.path.display());
+        let Ok(meta) = std::fs::metadata(&f.path) else {
+            continue;
+        };
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|d| d >= Duration::from_secs(2));
+        let done = shared
+            .status()
+            .handed
+            .get(&key)
+            .is_some_and(|c| c.offset == meta.len());
+        if !quiet || done {
+            continue;
+        }
+        if let Some(s) = shared
+            .cfg
+            .ensemble
+            .server
+            .iter()
+            .find(|s| s.data_dir.as_ref().is_some_and(|d| f.path.starts_with(d)))
+        {
+            f.node = s.node.clone();
+        }
+        let mut events = Vec::new();
+        let res = source::txn::read_snapshot(&f, &mut |e| {
+            events.push(e);
+            Ok(())
+        });
+        if let Err(e) = res {
+            log(&format!("snapshot {}: {e}", f.path.display()));
+        }
+        let checkpoint = TailCheckpoint {
+            path: f.path.clone(),
+            id: None,
+            fp: 0,
+            fp_len: 0,
+            offset: meta.len(),
+            line: 0,
+        };
+        // Marked as handed at once: the next pass must not read it again.
+        shared
+            .status()
+            .handed
+            .insert(key.clone(), checkpoint.clone());
+        let msg = Msg::Batch {
+            key,
+            node: f.node.clone(),
+            format: "snapshot".into(),
+            events,
+            checkpoint,
+            bytes: meta.len(),
+        };
+        if tx.send(msg).is_err() {
+            return;
         }
     }
 }
