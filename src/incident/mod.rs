@@ -310,6 +310,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         .filter(|e| &*e.kind == "txn.createSession")
         .filter_map(|e| Some((e.attrs.session?, e.attrs.timeout_ms?)))
         .collect();
+    let roles = Roles::new(&ev);
     let mut out = Vec::new();
     let mut explained: Vec<u64> = Vec::new();
     let d = &defs.failover;
@@ -322,10 +323,12 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         if e1 <= e0 {
             continue;
         }
+        // A leader of an earlier epoch that stalled (SIGSTOP, a long GC pause) logs the loss of
+        // its quorum when it resumes, after this epoch formed: not a loss of this epoch's leader.
         let between: Vec<&Event> = ev
             .iter()
             .copied()
-            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur))
+            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur) && !roles.stale(e, prev))
             .collect();
         let loss = between
             .iter()
@@ -375,7 +378,11 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             .filter(|e| ts(e) >= start && ts(e) <= after_window)
         {
             match &*e.kind {
-                "election.looking" if ts(e) <= formed_at && !looking.contains(&&*e.node) => {
+                "election.looking"
+                    if ts(e) <= formed_at
+                        && !looking.contains(&&*e.node)
+                        && !roles.stale(e, prev) =>
+                {
                     looking.push(&e.node);
                     inc.steps.push(step(e, format!("{} LOOKING", e.node)));
                 }
@@ -421,6 +428,20 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
                     .unwrap_or_else(|| "?".into()),
                 e1
             ),
+        ));
+        let next_formed = formed
+            .iter()
+            .map(|f| ts(f))
+            .find(|&t| t > formed_at)
+            .unwrap_or(i64::MAX);
+        end = end.max(old_leader_steps_down(
+            &ev,
+            &roles,
+            prev,
+            cur,
+            next_formed,
+            defs.rejoin.formation_margin_ms,
+            &mut inc,
         ));
         // Sessions the new leader expired because they could not come back in time.
         for e in ev
@@ -637,6 +658,136 @@ fn quorum_loss(
     })
 }
 
+/// Kinds that decide a server's role: elected (leading, following, observing) or restarted.
+const ROLE_KINDS: &[&str] = &[
+    "election.took",
+    "election.leading",
+    "election.following",
+    "election.observing",
+    "server.starting",
+];
+
+/// Leader-side kinds a leader logs when it finds itself without a quorum.
+const STEP_DOWN_KINDS: &[&str] = &["quorum.lost", "quorum.wait_failed", "leader.shutdown"];
+
+/// Each server's role decisions in time order: (time, leading?).
+struct Roles<'a> {
+    by_node: BTreeMap<&'a str, Vec<(i64, bool)>>,
+}
+
+impl<'a> Roles<'a> {
+    fn new(ev: &[&'a Event]) -> Roles<'a> {
+        let mut by_node: BTreeMap<&'a str, Vec<(i64, bool)>> = BTreeMap::new();
+        for e in ev.iter().filter(|e| ROLE_KINDS.contains(&&*e.kind)) {
+            let leading =
+                &*e.kind != "server.starting" && e.attrs.state.as_deref() == Some("leading");
+            by_node
+                .entry(&*e.node)
+                .or_default()
+                .push((e.ts.unwrap_or(0), leading));
+        }
+        Roles { by_node }
+    }
+
+    /// The role `node` last took before `t`.
+    fn before(&self, node: &str, t: i64) -> Option<(i64, bool)> {
+        let r = self.by_node.get(node)?;
+        let i = r.partition_point(|(x, _)| *x < t);
+        i.checked_sub(1).and_then(|i| r.get(i)).copied()
+    }
+
+    /// `e` comes from a server that still acts as the leader of an epoch older than the one
+    /// `formed` (a quorum.formed, logged by its leader) established: it led before and has not
+    /// been elected or restarted since.
+    fn stale(&self, e: &Event, formed: &Event) -> bool {
+        let t0 = formed.ts.unwrap_or(0);
+        e.node != formed.node
+            && self
+                .before(&e.node, e.ts.unwrap_or(0))
+                .is_some_and(|(t, leading)| leading && t < t0)
+    }
+}
+
+/// A failed-over leader (`prev`'s node) that did not die (it stalled: SIGSTOP, GC, a frozen disk) resumes after
+/// the new epoch (`cur`) formed, finds it has no quorum, steps down and follows the new leader: its
+/// step-down, its rejoin and how it synced, as steps of the failover. Returns the last step's
+/// time (0 when the old leader logged nothing of the kind before the next formation).
+fn old_leader_steps_down(
+    ev: &[&Event],
+    roles: &Roles<'_>,
+    prev: &Event,
+    cur: &Event,
+    next_formed: i64,
+    margin_ms: i64,
+    inc: &mut Incident,
+) -> i64 {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    let formed_at = ts(cur);
+    let node = &*prev.node;
+    let mine = || {
+        ev.iter()
+            .copied()
+            .filter(move |e| &*e.node == node && ts(e) > formed_at && ts(e) < next_formed)
+    };
+    let Some(down) = mine().find(|e| STEP_DOWN_KINDS.contains(&&*e.kind) && roles.stale(e, cur))
+    else {
+        return 0;
+    };
+    // Its first line after the new epoch formed: it was silent (stalled) until then.
+    if let Some(back) = mine().next().filter(|b| ts(b) < ts(down)) {
+        inc.steps.push(step(
+            back,
+            format!(
+                "{node} (the old leader) is heard from again: {}",
+                back.headline()
+            ),
+        ));
+    }
+    inc.steps.push(step(
+        down,
+        format!(
+            "{node} (the old leader) finds it has no quorum and steps down: {}",
+            down.headline()
+        ),
+    ));
+    let mut end = ts(down);
+    let Some(follows) = mine().find(|e| {
+        &*e.kind == "election.took"
+            && ts(e) >= ts(down)
+            && e.attrs.state.as_deref() == Some("following")
+    }) else {
+        return end;
+    };
+    inc.steps.push(step(
+        follows,
+        format!(
+            "{node} follows zk{} in epoch {}",
+            inc.new_leader
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+            inc.new_epoch.unwrap_or(0)
+        ),
+    ));
+    end = ts(follows);
+    if let Some(s) = mine().find(|e| {
+        matches!(&*e.kind, "sync.diff" | "sync.snap" | "sync.trunc")
+            && ts(e) >= ts(follows)
+            && ts(e) - ts(follows) <= margin_ms * 1_000_000
+    }) {
+        let mode = s.kind.trim_start_matches("sync.").to_string();
+        inc.steps.push(step(
+            s,
+            format!(
+                "{node} syncs with the new leader by {}",
+                mode.to_uppercase()
+            ),
+        ));
+        inc.sync.insert(node.to_string(), mode);
+        end = ts(s);
+    }
+    end
+}
+
 /// Client sessions whose connection moved to another server during the failover.
 fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
     let ts = |e: &Event| e.ts.unwrap_or(0);
@@ -759,9 +910,34 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
             continue; // part of an election that formed a new epoch
         }
         let mine: Vec<&Event> = ev.iter().copied().filter(|e| e.node == f.node).collect();
+        // Its previous election: a start before that is an earlier life of the server.
+        let previous = mine
+            .iter()
+            .copied()
+            .rfind(|e| &*e.kind == "election.took" && ts(e) < t)
+            .map(ts)
+            .unwrap_or(i64::MIN);
         let started = mine.iter().copied().rfind(|e| {
-            &*e.kind == "server.starting" && ts(e) <= t && t - ts(e) <= def.max_start_ms * 1_000_000
+            &*e.kind == "server.starting"
+                && ts(e) > previous
+                && ts(e) <= t
+                && t - ts(e) <= def.max_start_ms * 1_000_000
         });
+        // Not restarted: it left its previous role (a leader that lost its quorum, a follower
+        // that lost its leader) and came back.
+        let left = if started.is_none() {
+            mine.iter().copied().find(|e| {
+                ts(e) > previous
+                    && ts(e) <= t
+                    && (STEP_DOWN_KINDS.contains(&&*e.kind)
+                        || matches!(
+                            &*e.kind,
+                            "follower.leader_lost" | "observer.leader_lost" | "election.looking"
+                        ))
+            })
+        } else {
+            None
+        };
         let sync = mine.iter().copied().find(|e| {
             matches!(&*e.kind, "sync.diff" | "sync.snap" | "sync.trunc")
                 && ts(e) >= t
@@ -771,11 +947,17 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
             .iter()
             .copied()
             .find(|e| &*e.kind == "sync.uptodate" && ts(e) >= t && ts(e) - t <= margin);
-        let start = started.map(ts).unwrap_or(t);
+        let start = started.or(left).map(ts).unwrap_or(t);
         let end = uptodate.or(sync).map(ts).unwrap_or(t);
         let mut steps = Vec::new();
         if let Some(s) = started {
             steps.push(step(s, format!("{} starts", s.node)));
+        }
+        if let Some(l) = left {
+            steps.push(step(
+                l,
+                format!("{} leaves its role: {}", l.node, l.headline()),
+            ));
         }
         steps.push(step(
             f,
