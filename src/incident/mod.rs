@@ -62,6 +62,14 @@ pub struct FailoverDef {
 pub struct QuorumLossDef {
     /// Kinds that show the ensemble could not form a quorum.
     pub evidence_kinds: Vec<String>,
+    /// An election's notification timeout is evidence only from this long on (the timeout
+    /// doubles from 200 ms while votes do not come: one short timeout is a slow election).
+    #[serde(default = "default_min_notification_timeout_ms")]
+    pub min_notification_timeout_ms: u64,
+}
+
+fn default_min_notification_timeout_ms() -> u64 {
+    1600
 }
 
 /// Tunable parameters of the election-storm definition.
@@ -300,9 +308,24 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         .copied()
         .filter(|e| &*e.kind == "quorum.formed")
         .collect();
+    let roles = Roles::new(&ev);
+    // The epoch formed last at or before t (its leader's quorum line).
+    let formed_before = |t: i64| formed.iter().copied().rfind(|f| ts(f) <= t);
+    // An expiry logged by the leader of an earlier epoch after a newer one formed (it stalled
+    // and resumed without knowing): no quorum will commit it.
+    let stale = |e: &Event| formed_before(ts(e)).is_some_and(|f| roles.stale(e, f));
+    // A txn of an earlier epoch than the one formed before it was written sits in the log of a
+    // leader that had been replaced (a SNAP sync leaves it there): it was never committed.
+    let committed = |e: &Event| match (
+        e.attrs.zxid,
+        formed_before(ts(e)).and_then(|f| f.attrs.zxid),
+    ) {
+        (Some(z), Some(f)) => z >> 32 >= f >> 32,
+        _ => true,
+    };
     let closes: BTreeMap<u64, &Event> = ev
         .iter()
-        .filter(|e| &*e.kind == "txn.closeSession")
+        .filter(|e| &*e.kind == "txn.closeSession" && committed(e))
         .filter_map(|e| e.attrs.session.map(|s| (s, *e)))
         .collect();
     let timeouts: BTreeMap<u64, u64> = ev
@@ -310,7 +333,6 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         .filter(|e| &*e.kind == "txn.createSession")
         .filter_map(|e| Some((e.attrs.session?, e.attrs.timeout_ms?)))
         .collect();
-    let roles = Roles::new(&ev);
     let mut out = Vec::new();
     let mut explained: Vec<u64> = Vec::new();
     let d = &defs.failover;
@@ -447,7 +469,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         for e in ev
             .iter()
             .copied()
-            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start)
+            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start && !stale(e))
         {
             let Some(s) = e.attrs.session else { continue };
             let timeout = e
@@ -509,7 +531,11 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
     out.extend(storms(&out, &defs.storm));
     // Expiries no failover explains.
     let x = &defs.expiry;
-    for e in ev.iter().copied().filter(|e| &*e.kind == "session.expired") {
+    for e in ev
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "session.expired" && !stale(e))
+    {
         let Some(s) = e.attrs.session else { continue };
         if explained.contains(&s) {
             continue;
@@ -589,6 +615,10 @@ fn quorum_loss(
         .iter()
         .copied()
         .filter(|e| def.evidence_kinds.iter().any(|k| k == &*e.kind))
+        .filter(|e| {
+            &*e.kind != "election.notification_timeout"
+                || e.attrs.duration_ms.unwrap_or(0) >= def.min_notification_timeout_ms
+        })
         .collect();
     if evidence.is_empty() {
         return None;
@@ -751,11 +781,34 @@ fn old_leader_steps_down(
         ),
     ));
     let mut end = ts(down);
-    let Some(follows) = mine().find(|e| {
+    let follows = mine().find(|e| {
         &*e.kind == "election.took"
             && ts(e) >= ts(down)
             && e.attrs.state.as_deref() == Some("following")
-    }) else {
+    });
+    // Sessions it expired on resume, as if no time had passed for them: proposals of an epoch
+    // that was over, which no quorum committed.
+    for x in mine().filter(|e| {
+        &*e.kind == "session.expired"
+            && roles.stale(e, cur)
+            && follows.is_none_or(|f| ts(e) < ts(f))
+    }) {
+        let Some(s) = x.attrs.session else { continue };
+        inc.steps.push(step(
+            x,
+            format!(
+                "{node} (the old leader) expires session {} on resume: not committed, epoch {} had formed",
+                hex_id(s),
+                inc.new_epoch.unwrap_or(0)
+            ),
+        ));
+        inc.unconfirmed.push(format!(
+            "{node}, no longer leader, logged the expiry of {} after epoch {} formed: no quorum committed it",
+            hex_id(s),
+            inc.new_epoch.unwrap_or(0)
+        ));
+    }
+    let Some(follows) = follows else {
         return end;
     };
     inc.steps.push(step(
