@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 
 pub mod skew;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
@@ -527,7 +529,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         }
         out.push(inc);
     }
-    out.extend(rejoins(&ev, &formed, &defs.rejoin));
+    out.extend(rejoins(&ev, &formed, &roles, &defs.rejoin));
     out.extend(storms(&out, &defs.storm));
     // Expiries no failover explains.
     let x = &defs.expiry;
@@ -949,7 +951,7 @@ fn storms(found: &[Incident], def: &StormDef) -> Vec<Incident> {
 }
 
 /// Servers that started and joined an ensemble that already had a leader.
-fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
+fn rejoins(ev: &[&Event], formed: &[&Event], roles: &Roles<'_>, def: &RejoinDef) -> Vec<Incident> {
     let ts = |e: &Event| e.ts.unwrap_or(0);
     let margin = def.formation_margin_ms * 1_000_000;
     let mut out = Vec::new();
@@ -959,8 +961,13 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
         .filter(|e| &*e.kind == "election.took" && e.attrs.state.as_deref() == Some("following"))
     {
         let t = ts(f);
-        if formed.iter().any(|q| (ts(q) - t).abs() <= margin) {
-            continue; // part of an election that formed a new epoch
+        // Part of an election that formed a new epoch, unless it is a replaced leader that
+        // follows only after the epoch formed without it (it was stalled).
+        if formed
+            .iter()
+            .any(|q| (ts(q) - t).abs() <= margin && !(t > ts(q) && roles.stale(f, q)))
+        {
+            continue;
         }
         let mine: Vec<&Event> = ev.iter().copied().filter(|e| e.node == f.node).collect();
         // Its previous election: a start before that is an earlier life of the server.
