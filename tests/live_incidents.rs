@@ -111,8 +111,19 @@ fn generate() -> Result<Run, String> {
             break s;
         }
         if started.elapsed() > DRIVER_TIMEOUT {
-            // The harness's watchdog kills the servers when the driver dies; the services exit
-            // when their parent is gone.
+            // SIGTERM: the driver resumes and stops its services and the ensemble. If that hangs,
+            // SIGKILL: the harness's watchdog kills the servers when the driver is gone, and the
+            // services exit when their parent is.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let grace = Instant::now();
+            while grace.elapsed() < Duration::from_secs(30) {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
@@ -377,6 +388,20 @@ fn leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume() {
         s["rejoin_sync"],
         "{inc}: the old leader's sync (truth {s})"
     );
+    // Sessions it expired on resume (its log, read by the driver) lived on in the ensemble
+    // (`sessions_expired` above is the ensemble's word): they are unconfirmed, never expired.
+    let unconfirmed = inc["unconfirmed"].as_array().expect("unconfirmed");
+    let expiring = logged["expiring"].as_array().expect("expiring");
+    assert_eq!(unconfirmed.len(), expiring.len(), "{inc}");
+    for x in expiring {
+        let x = x.as_str().expect("session");
+        assert!(
+            unconfirmed
+                .iter()
+                .any(|u| u.as_str().is_some_and(|u| u.contains(x))),
+            "{x} not unconfirmed in {inc}"
+        );
+    }
     // Its step-down is not the loss of the next epoch's leader, nor a quorum loss.
     let next = s["new_epoch"].as_u64().expect("epoch") + 1;
     let later = incident(r, &format!("leader-failover-epoch-{next}"));

@@ -479,7 +479,10 @@ def main():
     os.makedirs(a.dir, exist_ok=True)
     s = Scenario(a.dir, a.base_port)
     os.environ["TZ"] = "UTC"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def on_term(*_):
+        raise ScenarioError("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_term)
     ok = False
     try:
         s.run()
@@ -492,7 +495,7 @@ def main():
         s.save()
     if not ok:
         for n in (1, 2, 3):
-            print("---- zk%d status / log tail ----\n%s" % (n, H.tail(s.log_path(n), 10)), file=sys.stderr)
+            print("---- zk%d log tail ----\n%s" % (n, H.tail(s.log_path(n), 10)), file=sys.stderr)
         return 1
     out = s.collect()
     log("done; truth in %s, files to ingest in %s" % (os.path.join(s.d, "truth.json"), out))
