@@ -740,10 +740,11 @@ impl<'a> Roles<'a> {
     }
 }
 
-/// A failed-over leader (`prev`'s node) that did not die (it stalled: SIGSTOP, GC, a frozen disk) resumes after
-/// the new epoch (`cur`) formed, finds it has no quorum, steps down and follows the new leader: its
-/// step-down, its rejoin and how it synced, as steps of the failover. Returns the last step's
-/// time (0 when the old leader logged nothing of the kind before the next formation).
+/// A failed-over leader (`prev`'s node) that did not die (it stalled: SIGSTOP, GC, a frozen
+/// disk) resumes after the new epoch (`cur`) formed, finds it has no quorum, steps down and
+/// follows the new leader: its step-down, the expiries it logged meanwhile, its rejoin and how it
+/// synced, as steps of the failover. Returns the last step's time (0 when the old leader logged
+/// no step-down before the next formation).
 fn old_leader_steps_down(
     ev: &[&Event],
     roles: &Roles<'_>,
