@@ -13,8 +13,9 @@
 //! Without java, Debian's zookeeper jars or kazoo the tests print `SKIPPED: ...` and pass (set
 //! `ZKLENS_REQUIRE_ORACLE=1` to make that a failure, as CI does). `ZKLENS_LIVE_KEEP=1` keeps the
 //! work dir; `ZKLENS_LIVE_REUSE=DIR` checks a kept run again (with the zklens just built) instead
-//! of generating a new one; `ZKLENS_LIVE_PORT` moves the ensemble's base port (default 24810: client ports
-//! 24811-24813, quorum 24911-24913, election 25011-25013).
+//! of generating a new one; `ZKLENS_LIVE_PORT` moves the ensemble's base port (default 26810:
+//! client ports 26811-26813, quorum 26911-26913, election 27011-27013; the harness's default is
+//! 21810, record.sh's 23810, benches/gen-txnlog.py's 24810).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -91,7 +92,7 @@ fn generate() -> Result<Run, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let work = tmp.path().to_path_buf();
     let keep = std::env::var_os("ZKLENS_LIVE_KEEP").is_some();
-    let port = std::env::var("ZKLENS_LIVE_PORT").unwrap_or_else(|_| "24810".into());
+    let port = std::env::var("ZKLENS_LIVE_PORT").unwrap_or_else(|_| "26810".into());
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/scenario.py");
     let log = work.join("driver.log");
     let started = Instant::now();

@@ -2,7 +2,7 @@
 """Generates incidents on a live ensemble and writes down what it did, measured from the ensemble
 itself: the ground truth `tests/live_incidents.rs` holds zklens's reconstruction to.
 
-    /usr/bin/python3 tests/harness/scenario.py --dir D [--base-port 24810]
+    /usr/bin/python3 tests/harness/scenario.py --dir D [--base-port 26810]
 
 One 3-server ensemble (Debian's ZooKeeper 3.8 through zkharness.py, tickTime=500, syncLimit=5:
 followers give a silent leader up after 2.5 s) and three kazoo services (samples/record/service.py,
@@ -474,7 +474,7 @@ class Scenario:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", required=True)
-    ap.add_argument("--base-port", type=int, default=24810)
+    ap.add_argument("--base-port", type=int, default=26810)
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     s = Scenario(a.dir, a.base_port)
