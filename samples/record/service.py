@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--log-format", choices=["text", "json"], default="text")
     ap.add_argument("--timeout", type=float, default=4.0, help="session timeout, seconds")
     ap.add_argument("--burst", type=int, default=0, help="extra item writes per tick")
+    ap.add_argument("--retry-max-delay", type=float, default=None,
+                    help="cap kazoo's reconnect back-off (seconds; default kazoo's 60 s)")
     a = ap.parse_args()
 
     os.makedirs(os.path.dirname(a.log_file), exist_ok=True)
@@ -69,7 +71,12 @@ def main():
     root.setLevel(logging.INFO)
     log = logging.getLogger(a.name)
 
-    zk = KazooClient(hosts=a.zk, timeout=a.timeout)
+    retry = None
+    if a.retry_max_delay is not None:
+        # Reconnect promptly after an outage (kazoo's back-off otherwise grows to a minute, so a
+        # client may come back after its session timeout even though the ensemble is serving).
+        retry = {"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": a.retry_max_delay}
+    zk = KazooClient(hosts=a.zk, timeout=a.timeout, connection_retry=retry)
     stop = threading.Event()
     closing = threading.Event()  # set right before we close the session ourselves
     role = {"now": "standby"}

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 pub mod html;
 pub mod skew;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,14 @@ pub struct FailoverDef {
 pub struct QuorumLossDef {
     /// Kinds that show the ensemble could not form a quorum.
     pub evidence_kinds: Vec<String>,
+    /// An election's notification timeout is evidence only from this long on (the timeout
+    /// doubles from 200 ms while votes do not come: one short timeout is a slow election).
+    #[serde(default = "default_min_notification_timeout_ms")]
+    pub min_notification_timeout_ms: u64,
+}
+
+fn default_min_notification_timeout_ms() -> u64 {
+    1600
 }
 
 /// Tunable parameters of the election-storm definition.
@@ -301,9 +311,24 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         .copied()
         .filter(|e| &*e.kind == "quorum.formed")
         .collect();
+    let roles = Roles::new(&ev);
+    // The epoch formed last at or before t (its leader's quorum line).
+    let formed_before = |t: i64| formed.iter().copied().rfind(|f| ts(f) <= t);
+    // An expiry logged by the leader of an earlier epoch after a newer one formed (it stalled
+    // and resumed without knowing): no quorum will commit it.
+    let stale = |e: &Event| formed_before(ts(e)).is_some_and(|f| roles.stale(e, f));
+    // A txn of an earlier epoch than the one formed before it was written sits in the log of a
+    // leader that had been replaced (a SNAP sync leaves it there): it was never committed.
+    let committed = |e: &Event| match (
+        e.attrs.zxid,
+        formed_before(ts(e)).and_then(|f| f.attrs.zxid),
+    ) {
+        (Some(z), Some(f)) => z >> 32 >= f >> 32,
+        _ => true,
+    };
     let closes: BTreeMap<u64, &Event> = ev
         .iter()
-        .filter(|e| &*e.kind == "txn.closeSession")
+        .filter(|e| &*e.kind == "txn.closeSession" && committed(e))
         .filter_map(|e| e.attrs.session.map(|s| (s, *e)))
         .collect();
     let timeouts: BTreeMap<u64, u64> = ev
@@ -323,10 +348,12 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         if e1 <= e0 {
             continue;
         }
+        // A leader of an earlier epoch that stalled (SIGSTOP, a long GC pause) logs the loss of
+        // its quorum when it resumes, after this epoch formed: not a loss of this epoch's leader.
         let between: Vec<&Event> = ev
             .iter()
             .copied()
-            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur))
+            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur) && !roles.stale(e, prev))
             .collect();
         let loss = between
             .iter()
@@ -376,7 +403,11 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             .filter(|e| ts(e) >= start && ts(e) <= after_window)
         {
             match &*e.kind {
-                "election.looking" if ts(e) <= formed_at && !looking.contains(&&*e.node) => {
+                "election.looking"
+                    if ts(e) <= formed_at
+                        && !looking.contains(&&*e.node)
+                        && !roles.stale(e, prev) =>
+                {
                     looking.push(&e.node);
                     inc.steps.push(step(e, format!("{} LOOKING", e.node)));
                 }
@@ -423,11 +454,25 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
                 e1
             ),
         ));
+        let next_formed = formed
+            .iter()
+            .map(|f| ts(f))
+            .find(|&t| t > formed_at)
+            .unwrap_or(i64::MAX);
+        end = end.max(old_leader_steps_down(
+            &ev,
+            &roles,
+            prev,
+            cur,
+            next_formed,
+            defs.rejoin.formation_margin_ms,
+            &mut inc,
+        ));
         // Sessions the new leader expired because they could not come back in time.
         for e in ev
             .iter()
             .copied()
-            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start)
+            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start && !stale(e))
         {
             let Some(s) = e.attrs.session else { continue };
             let timeout = e
@@ -485,11 +530,15 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         }
         out.push(inc);
     }
-    out.extend(rejoins(&ev, &formed, &defs.rejoin));
+    out.extend(rejoins(&ev, &formed, &roles, &defs.rejoin));
     out.extend(storms(&out, &defs.storm));
     // Expiries no failover explains.
     let x = &defs.expiry;
-    for e in ev.iter().copied().filter(|e| &*e.kind == "session.expired") {
+    for e in ev
+        .iter()
+        .copied()
+        .filter(|e| &*e.kind == "session.expired" && !stale(e))
+    {
         let Some(s) = e.attrs.session else { continue };
         if explained.contains(&s) {
             continue;
@@ -569,6 +618,10 @@ fn quorum_loss(
         .iter()
         .copied()
         .filter(|e| def.evidence_kinds.iter().any(|k| k == &*e.kind))
+        .filter(|e| {
+            &*e.kind != "election.notification_timeout"
+                || e.attrs.duration_ms.unwrap_or(0) >= def.min_notification_timeout_ms
+        })
         .collect();
     if evidence.is_empty() {
         return None;
@@ -636,6 +689,160 @@ fn quorum_loss(
         server: None,
         start_ns: start,
     })
+}
+
+/// Kinds that decide a server's role: elected (leading, following, observing) or restarted.
+const ROLE_KINDS: &[&str] = &[
+    "election.took",
+    "election.leading",
+    "election.following",
+    "election.observing",
+    "server.starting",
+];
+
+/// Leader-side kinds a leader logs when it finds itself without a quorum.
+const STEP_DOWN_KINDS: &[&str] = &["quorum.lost", "quorum.wait_failed", "leader.shutdown"];
+
+/// Each server's role decisions in time order: (time, leading?).
+struct Roles<'a> {
+    by_node: BTreeMap<&'a str, Vec<(i64, bool)>>,
+}
+
+impl<'a> Roles<'a> {
+    fn new(ev: &[&'a Event]) -> Roles<'a> {
+        let mut by_node: BTreeMap<&'a str, Vec<(i64, bool)>> = BTreeMap::new();
+        for e in ev.iter().filter(|e| ROLE_KINDS.contains(&&*e.kind)) {
+            let leading =
+                &*e.kind != "server.starting" && e.attrs.state.as_deref() == Some("leading");
+            by_node
+                .entry(&*e.node)
+                .or_default()
+                .push((e.ts.unwrap_or(0), leading));
+        }
+        Roles { by_node }
+    }
+
+    /// The role `node` last took before `t`.
+    fn before(&self, node: &str, t: i64) -> Option<(i64, bool)> {
+        let r = self.by_node.get(node)?;
+        let i = r.partition_point(|(x, _)| *x < t);
+        i.checked_sub(1).and_then(|i| r.get(i)).copied()
+    }
+
+    /// `e` comes from a server that still acts as the leader of an epoch older than the one
+    /// `formed` (a quorum.formed, logged by its leader) established: it led before and has not
+    /// been elected or restarted since.
+    fn stale(&self, e: &Event, formed: &Event) -> bool {
+        let t0 = formed.ts.unwrap_or(0);
+        e.node != formed.node
+            && self
+                .before(&e.node, e.ts.unwrap_or(0))
+                .is_some_and(|(t, leading)| leading && t < t0)
+    }
+}
+
+/// A failed-over leader (`prev`'s node) that did not die (it stalled: SIGSTOP, GC, a frozen
+/// disk) resumes after the new epoch (`cur`) formed, finds it has no quorum, steps down and
+/// follows the new leader: its step-down, the expiries it logged meanwhile, its rejoin and how it
+/// synced, as steps of the failover. Returns the last step's time (0 when the old leader logged
+/// no step-down before the next formation).
+fn old_leader_steps_down(
+    ev: &[&Event],
+    roles: &Roles<'_>,
+    prev: &Event,
+    cur: &Event,
+    next_formed: i64,
+    margin_ms: i64,
+    inc: &mut Incident,
+) -> i64 {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
+    let formed_at = ts(cur);
+    let node = &*prev.node;
+    let mine = || {
+        ev.iter()
+            .copied()
+            .filter(move |e| &*e.node == node && ts(e) > formed_at && ts(e) < next_formed)
+    };
+    let Some(down) = mine().find(|e| STEP_DOWN_KINDS.contains(&&*e.kind) && roles.stale(e, cur))
+    else {
+        return 0;
+    };
+    // Its first line after the new epoch formed: it was silent (stalled) until then.
+    if let Some(back) = mine().next().filter(|b| ts(b) < ts(down)) {
+        inc.steps.push(step(
+            back,
+            format!(
+                "{node} (the old leader) is heard from again: {}",
+                back.headline()
+            ),
+        ));
+    }
+    inc.steps.push(step(
+        down,
+        format!(
+            "{node} (the old leader) finds it has no quorum and steps down: {}",
+            down.headline()
+        ),
+    ));
+    let mut end = ts(down);
+    let follows = mine().find(|e| {
+        &*e.kind == "election.took"
+            && ts(e) >= ts(down)
+            && e.attrs.state.as_deref() == Some("following")
+    });
+    // Sessions it expired on resume, as if no time had passed for them: proposals of an epoch
+    // that was over, which no quorum committed.
+    for x in mine().filter(|e| {
+        &*e.kind == "session.expired"
+            && roles.stale(e, cur)
+            && follows.is_none_or(|f| ts(e) < ts(f))
+    }) {
+        let Some(s) = x.attrs.session else { continue };
+        inc.steps.push(step(
+            x,
+            format!(
+                "{node} (the old leader) expires session {} on resume: not committed, epoch {} had formed",
+                hex_id(s),
+                inc.new_epoch.unwrap_or(0)
+            ),
+        ));
+        inc.unconfirmed.push(format!(
+            "{node}, no longer leader, logged the expiry of {} after epoch {} formed: no quorum committed it",
+            hex_id(s),
+            inc.new_epoch.unwrap_or(0)
+        ));
+    }
+    let Some(follows) = follows else {
+        return end;
+    };
+    inc.steps.push(step(
+        follows,
+        format!(
+            "{node} follows zk{} in epoch {}",
+            inc.new_leader
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "?".into()),
+            inc.new_epoch.unwrap_or(0)
+        ),
+    ));
+    end = ts(follows);
+    if let Some(s) = mine().find(|e| {
+        matches!(&*e.kind, "sync.diff" | "sync.snap" | "sync.trunc")
+            && ts(e) >= ts(follows)
+            && ts(e) - ts(follows) <= margin_ms * 1_000_000
+    }) {
+        let mode = s.kind.trim_start_matches("sync.").to_string();
+        inc.steps.push(step(
+            s,
+            format!(
+                "{node} syncs with the new leader by {}",
+                mode.to_uppercase()
+            ),
+        ));
+        inc.sync.insert(node.to_string(), mode);
+        end = ts(s);
+    }
+    end
 }
 
 /// Client sessions whose connection moved to another server during the failover.
@@ -746,7 +953,7 @@ fn storms(found: &[Incident], def: &StormDef) -> Vec<Incident> {
 }
 
 /// Servers that started and joined an ensemble that already had a leader.
-fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
+fn rejoins(ev: &[&Event], formed: &[&Event], roles: &Roles<'_>, def: &RejoinDef) -> Vec<Incident> {
     let ts = |e: &Event| e.ts.unwrap_or(0);
     let margin = def.formation_margin_ms * 1_000_000;
     let mut out = Vec::new();
@@ -756,13 +963,43 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
         .filter(|e| &*e.kind == "election.took" && e.attrs.state.as_deref() == Some("following"))
     {
         let t = ts(f);
-        if formed.iter().any(|q| (ts(q) - t).abs() <= margin) {
-            continue; // part of an election that formed a new epoch
+        // Part of an election that formed a new epoch, unless it is a replaced leader that
+        // follows only after the epoch formed without it (it was stalled).
+        if formed
+            .iter()
+            .any(|q| (ts(q) - t).abs() <= margin && !(t > ts(q) && roles.stale(f, q)))
+        {
+            continue;
         }
         let mine: Vec<&Event> = ev.iter().copied().filter(|e| e.node == f.node).collect();
+        // Its previous election: a start before that is an earlier life of the server.
+        let previous = mine
+            .iter()
+            .copied()
+            .rfind(|e| &*e.kind == "election.took" && ts(e) < t)
+            .map(ts)
+            .unwrap_or(i64::MIN);
         let started = mine.iter().copied().rfind(|e| {
-            &*e.kind == "server.starting" && ts(e) <= t && t - ts(e) <= def.max_start_ms * 1_000_000
+            &*e.kind == "server.starting"
+                && ts(e) > previous
+                && ts(e) <= t
+                && t - ts(e) <= def.max_start_ms * 1_000_000
         });
+        // Not restarted: it left its previous role (a leader that lost its quorum, a follower
+        // that lost its leader) and came back.
+        let left = if started.is_none() {
+            mine.iter().copied().find(|e| {
+                ts(e) > previous
+                    && ts(e) <= t
+                    && (STEP_DOWN_KINDS.contains(&&*e.kind)
+                        || matches!(
+                            &*e.kind,
+                            "follower.leader_lost" | "observer.leader_lost" | "election.looking"
+                        ))
+            })
+        } else {
+            None
+        };
         let sync = mine.iter().copied().find(|e| {
             matches!(&*e.kind, "sync.diff" | "sync.snap" | "sync.trunc")
                 && ts(e) >= t
@@ -772,11 +1009,17 @@ fn rejoins(ev: &[&Event], formed: &[&Event], def: &RejoinDef) -> Vec<Incident> {
             .iter()
             .copied()
             .find(|e| &*e.kind == "sync.uptodate" && ts(e) >= t && ts(e) - t <= margin);
-        let start = started.map(ts).unwrap_or(t);
+        let start = started.or(left).map(ts).unwrap_or(t);
         let end = uptodate.or(sync).map(ts).unwrap_or(t);
         let mut steps = Vec::new();
         if let Some(s) = started {
             steps.push(step(s, format!("{} starts", s.node)));
+        }
+        if let Some(l) = left {
+            steps.push(step(
+                l,
+                format!("{} leaves its role: {}", l.node, l.headline()),
+            ));
         }
         steps.push(step(
             f,

@@ -1,0 +1,211 @@
+//! Detector cases the live ensemble test (`tests/live_incidents.rs`) found, on hand-made events
+//! shaped like the lines the servers logged there, so that they are checked without a JVM too.
+
+use super::*;
+use crate::event::Attrs;
+
+const S: i64 = 1_000_000_000;
+
+struct Log(Vec<Event>);
+
+impl Log {
+    fn at(&mut self, secs: f64, node: &str, kind: &str, attrs: Attrs) -> &mut Event {
+        let n = self.0.len() as u64;
+        self.0.push(Event {
+            ts: Some(1_800_000_000 * S + (secs * 1e9) as i64),
+            node: node.into(),
+            myid: node.trim_start_matches("zk").parse().ok(),
+            source: format!("{node}.log").into(),
+            offset: n,
+            line: n + 1,
+            level: None,
+            thread: None,
+            logger: None,
+            message: kind.to_string(),
+            kind: kind.into(),
+            attrs,
+            paths: Vec::new(),
+            replicas: Vec::new(),
+        });
+        let last = self.0.len() - 1;
+        &mut self.0[last]
+    }
+
+    fn took(&mut self, secs: f64, node: &str, state: &str) {
+        self.at(secs, node, "election.took", state_attrs(state));
+    }
+
+    fn formed(&mut self, secs: f64, node: &str, epoch: u64) {
+        self.at(
+            secs,
+            node,
+            "quorum.formed",
+            Attrs {
+                zxid: Some(epoch << 32),
+                ..Attrs::default()
+            },
+        );
+    }
+}
+
+fn state_attrs(state: &str) -> Attrs {
+    Attrs {
+        state: Some(state.into()),
+        ..Attrs::default()
+    }
+}
+
+fn session_attrs(session: u64, zxid: Option<u64>) -> Attrs {
+    Attrs {
+        session: Some(session),
+        zxid,
+        timeout_ms: Some(4000),
+        ..Attrs::default()
+    }
+}
+
+fn timeout_attrs(ms: u64) -> Attrs {
+    Attrs {
+        duration_ms: Some(ms),
+        ..Attrs::default()
+    }
+}
+
+/// zk2 leads epoch 1 and is stalled at 8 s; zk1 and zk3 give it up at 10.5 s (one short
+/// notification timeout on the way) and zk3 leads epoch 2; zk2 resumes at 15 s, expires session
+/// 0xa as if no time had passed (its closeSession txn lands in its own log, epoch 1), finds it
+/// has no quorum, steps down and follows zk3 by SNAP. Session 0xa really expires at 20 s (zk3,
+/// committed in epoch 2). At 30 s zk3 and zk2 die: zk1's election times out for 7 s; zk3 comes
+/// back and leads epoch 3 at 37 s.
+fn stalled_leader() -> Vec<Event> {
+    let mut l = Log(Vec::new());
+    l.at(0.0, "zk1", "server.starting", Attrs::default());
+    l.at(0.0, "zk2", "server.starting", Attrs::default());
+    l.at(0.0, "zk3", "server.starting", Attrs::default());
+    l.took(0.5, "zk2", "leading");
+    l.took(0.5, "zk1", "following");
+    l.took(0.5, "zk3", "following");
+    l.formed(0.6, "zk2", 1);
+    l.at(
+        1.0,
+        "zk2",
+        "txn.createSession",
+        session_attrs(0xa, Some(0x1_0000_0001)),
+    );
+    l.at(10.5, "zk1", "follower.leader_lost", Attrs::default());
+    l.at(10.5, "zk3", "follower.leader_lost", Attrs::default());
+    l.at(10.51, "zk1", "election.looking", state_attrs("looking"));
+    l.at(10.51, "zk3", "election.looking", state_attrs("looking"));
+    l.at(
+        10.9,
+        "zk1",
+        "election.notification_timeout",
+        timeout_attrs(400),
+    );
+    l.took(11.0, "zk3", "leading");
+    l.took(11.0, "zk1", "following");
+    l.at(11.05, "zk1", "sync.diff", Attrs::default());
+    l.formed(11.1, "zk3", 2);
+    l.at(15.0, "zk2", "learner.lost", Attrs::default());
+    l.at(15.01, "zk2", "session.expired", session_attrs(0xa, None));
+    l.at(
+        15.02,
+        "zk2",
+        "txn.closeSession",
+        session_attrs(0xa, Some(0x1_0000_0050)),
+    )
+    .paths = vec!["/stale".into()];
+    l.at(15.5, "zk2", "quorum.lost", Attrs::default());
+    l.at(15.5, "zk2", "leader.shutdown", Attrs::default());
+    l.at(15.51, "zk2", "election.looking", state_attrs("looking"));
+    l.took(15.52, "zk2", "following");
+    l.at(15.53, "zk2", "sync.snap", Attrs::default());
+    l.at(15.6, "zk2", "sync.uptodate", Attrs::default());
+    l.at(20.0, "zk3", "session.expired", session_attrs(0xa, None));
+    l.at(
+        20.0,
+        "zk3",
+        "txn.closeSession",
+        session_attrs(0xa, Some(0x2_0000_0010)),
+    )
+    .paths = vec!["/services/calc/calc-a".into()];
+    l.at(30.0, "zk1", "follower.leader_lost", Attrs::default());
+    l.at(30.01, "zk1", "election.looking", state_attrs("looking"));
+    for (i, ms) in [400, 800, 1600, 3200].into_iter().enumerate() {
+        l.at(
+            30.5 + i as f64,
+            "zk1",
+            "election.notification_timeout",
+            timeout_attrs(ms),
+        );
+    }
+    l.at(36.0, "zk3", "server.starting", Attrs::default());
+    l.took(36.9, "zk3", "leading");
+    l.took(36.9, "zk1", "following");
+    l.formed(37.0, "zk3", 3);
+    l.0
+}
+
+fn defs() -> Definitions {
+    let none: [&str; 0] = [];
+    Definitions::load(&none).expect("embedded definitions")
+}
+
+fn find<'a>(all: &'a [Incident], id: &str) -> &'a Incident {
+    let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+    all.iter()
+        .find(|i| i.id == id)
+        .unwrap_or_else(|| panic!("no {id} among {ids:?}"))
+}
+
+#[test]
+fn a_stalled_leader_is_a_failover_that_ends_with_it_stepping_down() {
+    let all = detect(&stalled_leader(), &defs());
+    let f = find(&all, "leader-failover-epoch-2");
+    assert_eq!((f.old_leader, f.new_leader), (Some(2), Some(3)));
+    assert_eq!((f.old_epoch, f.new_epoch), (Some(1), Some(2)));
+    assert_eq!(f.started_at, rfc3339(1_800_000_010 * S + S / 2));
+    // Its resumed expiry is not an expiry: nothing committed it.
+    assert!(f.sessions_expired.is_empty(), "{f:?}");
+    assert!(f.ephemerals_lost.is_empty(), "{f:?}");
+    assert_eq!(f.unconfirmed.len(), 1, "{f:?}");
+    assert!(f.unconfirmed[0].contains("0xa"), "{f:?}");
+    // It steps down and follows by SNAP, as steps of the failover.
+    assert_eq!(f.sync.get("zk2").map(String::as_str), Some("snap"));
+    assert!(f
+        .steps
+        .iter()
+        .any(|s| s.node == "zk2" && s.kind == "quorum.lost"));
+    // One 400 ms notification timeout is a slow election, not a quorum loss.
+    assert!(!all.iter().any(|i| i.id == "quorum-loss-epoch-2"));
+}
+
+#[test]
+fn a_stalled_leaders_step_down_is_not_the_next_failovers_start() {
+    let all = detect(&stalled_leader(), &defs());
+    let q = find(&all, "quorum-loss-epoch-3");
+    assert_eq!(q.started_at, rfc3339(1_800_000_030 * S));
+    assert_eq!(q.unavailable_ms, Some(7000));
+    let f = find(&all, "leader-failover-epoch-3");
+    assert_eq!(f.started_at, q.started_at);
+    assert!(f.sessions_expired.is_empty(), "{f:?}");
+}
+
+#[test]
+fn a_session_expired_later_for_real_is_its_own_incident_with_the_committed_close() {
+    let all = detect(&stalled_leader(), &defs());
+    let x = find(&all, "session-expiry-0xa");
+    assert_eq!(x.started_at, rfc3339(1_800_000_020 * S));
+    assert_eq!(x.ephemerals_lost, vec!["/services/calc/calc-a".to_string()]);
+    assert_eq!(x.old_leader, Some(3));
+}
+
+#[test]
+fn a_resumed_leaders_rejoin_starts_when_it_leaves_its_role() {
+    let all = detect(&stalled_leader(), &defs());
+    let r: Vec<&Incident> = all.iter().filter(|i| i.kind == "server-rejoin").collect();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].server.as_deref(), Some("zk2"));
+    assert_eq!(r[0].started_at, rfc3339(1_800_000_015 * S + S / 2));
+    assert_eq!(r[0].sync.get("zk2").map(String::as_str), Some("snap"));
+}
