@@ -130,6 +130,8 @@ fn get(port: u16, path: &str) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
+static SERVE_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let t0 = Instant::now();
     loop {
@@ -138,7 +140,11 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         }
         assert!(
             t0.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
+            "timed out after {secs} s waiting for {what}; serve log:\n{}",
+            SERVE_LOG
+                .get()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -215,6 +221,7 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
     let cfg_path = tmp.path().join("serve.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
     let serve_log = tmp.path().join("serve.log");
+    let _ = SERVE_LOG.set(serve_log.clone());
     let _serve = Proc(
         Command::new(env!("CARGO_BIN_EXE_zklens"))
             .env_remove("ZKLENS_DATA_DIR")

@@ -85,6 +85,7 @@ pub enum DiscoveryEvent {
 
 /// How to reach ZooKeeper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZkConfig {
     /// Connect string: `host:port,host:port[/chroot]`.
     pub connect: String,

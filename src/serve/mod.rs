@@ -817,7 +817,12 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         let (dtx, mut drx) = tokio::sync::mpsc::channel::<DiscoveryEvent>(256);
         let (stx, srx) = tokio::sync::watch::channel(false);
         if let Some(zk) = shared.cfg.zookeeper.clone() {
-            tokio::spawn(crate::discovery::watch::run(zk, dtx, srx.clone()));
+            let srx = srx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::discovery::watch::run(zk, dtx, srx).await {
+                    log(&format!("ZooKeeper discovery stopped: {e}"));
+                }
+            });
         } else {
             drop(dtx);
         }
