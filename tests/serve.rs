@@ -230,3 +230,149 @@ fn kill_9_rotation_and_copytruncate_lose_and_duplicate_nothing() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A minimal HTTP/1.1 server for one growing "file", honouring `Range: bytes=a-b` (206, 416).
+fn range_server(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut range: Option<(u64, Option<u64>)> = None;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        let (a, b) = v.trim().split_once('-').unwrap_or((v.trim(), ""));
+                        range = a.parse().ok().map(|a| (a, b.parse().ok()));
+                    }
+                }
+                let data = body.lock().map(|b| b.clone()).unwrap_or_default();
+                let len = data.len() as u64;
+                let resp = match range {
+                    Some((a, _)) if a >= len => format!(
+                        "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .into_bytes(),
+                    Some((a, b)) => {
+                        let end = b.map_or(len - 1, |b| b.min(len - 1));
+                        let mut v = format!(
+                            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{end}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            end + 1 - a
+                        )
+                        .into_bytes();
+                        v.extend_from_slice(&data[a as usize..=end as usize]);
+                        v
+                    }
+                    None => {
+                        let mut v = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                        )
+                        .into_bytes();
+                        v.extend_from_slice(&data);
+                        v
+                    }
+                };
+                let _ = s.write_all(&resp);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn http_sources_are_pulled_with_ranges_exactly_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let serve_log = tmp.path().join("serve.log");
+    let body = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let web = range_server(body.clone());
+    let url = format!("http://127.0.0.1:{web}/logs/web.log");
+    let port = free_port();
+    let start = || {
+        let mut c = Command::new(exe());
+        c.env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_SERVER")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--commit-ms", "150", "--poll-ms", "50"])
+            .args(["--source", &format!("web={url}")])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&serve_log)
+                    .expect("log"),
+            );
+        Serve(c.spawn().expect("serve"))
+    };
+    let mut srv = start();
+    wait_up(port);
+    let mut expected = BTreeMap::new();
+    for round in 0..20 {
+        let mut chunk = String::new();
+        for i in 0..200 {
+            let (l, m) = line("web", round * 200 + i);
+            chunk.push_str(&l);
+            chunk.push('\n');
+            *expected.entry(m).or_insert(0usize) += 1;
+        }
+        if round == 19 {
+            // a last line still being written: not indexed until its newline arrives
+            chunk.push_str("2026-11-25 06:00:00,000 INFO app.web: half a li");
+        }
+        body.lock()
+            .expect("body")
+            .extend_from_slice(chunk.as_bytes());
+        if round == 9 {
+            drop(srv); // SIGKILL mid-stream
+            srv = start();
+            wait_up(port);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let total: usize = expected.values().sum();
+    let t1 = Instant::now();
+    while t1.elapsed() < Duration::from_secs(30) {
+        let n = get(port, "/api/query?q=node%3Aweb&count=true")
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["total"].as_u64())
+            .unwrap_or(0) as usize;
+        if n >= total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &srv.0.id().to_string()])
+        .status();
+    let _ = srv.0.wait();
+    let got = indexed(&data);
+    let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(3).collect();
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(3)
+        .collect();
+    assert!(
+        dups.is_empty() && missing.is_empty(),
+        "dups {dups:?} missing {missing:?}\n{log}"
+    );
+    // Everything written so far except the unfinished last line (flushed at shutdown: it is
+    // the source's last entry).
+    assert!(
+        got.len() == total || got.len() == total + 1,
+        "{} vs {total}\n{log}",
+        got.len()
+    );
+}
