@@ -18,7 +18,8 @@
 //!   reconnect, ZOOKEEPER-4698).
 //!
 //! Changes are followed with one persistent recursive watch on the root (ZooKeeper 3.6+; it can
-//! be set before the root exists, so a missing root is simply waited for). When the server
+//! be set before the root exists, so a missing root is simply waited for), set again after every
+//! reconnect (zookeeper-client 0.11.2 does not restore persistent watches itself). When the server
 //! rejects it (3.5), one-shot child and data watches are set on every znode of the tree instead
 //! (an exists watch on a missing root), and every notification re-lists the tree.
 //!
@@ -176,12 +177,8 @@ enum Kind {
     Exists,
 }
 
-/// A notification forwarded from a watcher task.
-struct Note {
-    /// The one-shot watch that fired (None: the persistent watch).
-    oneshot: Option<(String, Kind)>,
-    event: zk::WatchedEvent,
-}
+/// The one-shot watch that fired, forwarded from its watcher task.
+type Note = (String, Kind);
 
 struct Discovery {
     cfg: ZkConfig,
@@ -197,17 +194,28 @@ struct Discovery {
     said_root_missing: bool,
 }
 
-/// How the current session follows changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Persistent watch not set yet (a connection loss interrupted it).
-    Unset,
-    Persistent,
-    OneShot,
-}
-
 /// The one-shot watches currently set (so a re-list does not pile up duplicates).
 type Armed = HashSet<(String, Kind)>;
+
+/// The watches of one session.
+struct Watches {
+    /// Following with one-shot watches (the strategy, or the server refused a persistent one).
+    oneshot: bool,
+    /// The persistent recursive watch on the root, while set. Held here, not in a task, so that
+    /// it can be dropped before it is set again and is never polled after a terminal event.
+    persistent: Option<zk::PersistentWatcher>,
+    /// Where one-shot watcher tasks send what fired.
+    ntx: mpsc::UnboundedSender<Note>,
+    armed: Armed,
+}
+
+/// The next event of the persistent watch (never, without one).
+async fn next_persistent(w: &mut Option<zk::PersistentWatcher>) -> zk::WatchedEvent {
+    match w {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
@@ -336,14 +344,15 @@ impl Discovery {
     async fn serve(&mut self, client: &zk::Client, session: u64) -> Result<SessionEnd, Exit> {
         let mut state = client.state_watcher();
         let (ntx, mut nrx) = mpsc::unbounded_channel::<Note>();
-        let mut armed = Armed::new();
-        let mut mode = match self.opts.strategy {
-            WatchStrategy::Auto => Mode::Unset,
-            WatchStrategy::OneShot => Mode::OneShot,
+        let mut w = Watches {
+            oneshot: self.opts.strategy == WatchStrategy::OneShot,
+            persistent: None,
+            ntx,
+            armed: Armed::new(),
         };
         self.emit(DiscoveryEvent::Connected { session }).await?;
         self.report_ensemble(client).await?;
-        self.sync(client, &mut mode, &ntx, &mut armed).await?;
+        self.sync(client, &mut w).await?;
         loop {
             let mut sd = self.shutdown.clone();
             tokio::select! {
@@ -355,7 +364,7 @@ impl Discovery {
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                         self.emit(DiscoveryEvent::Connected { session }).await?;
                         self.report_ensemble(client).await?;
-                        self.sync(client, &mut mode, &ntx, &mut armed).await?;
+                        self.sync(client, &mut w).await?;
                     }
                     zk::SessionState::Expired => return Ok(SessionEnd::Expired),
                     zk::SessionState::AuthFailed => {
@@ -365,8 +374,23 @@ impl Discovery {
                         return Ok(SessionEnd::Failed("the client was closed".into()))
                     }
                 },
-                Some(note) = nrx.recv() => {
-                    self.on_note(client, note, &mut mode, &ntx, &mut nrx, &mut armed).await?;
+                ev = next_persistent(&mut w.persistent) => {
+                    if ev.event_type == zk::EventType::Session {
+                        if ev.session_state.is_terminated() {
+                            // Polling it again would panic; the state watcher says the rest.
+                            w.persistent = None;
+                        }
+                    } else {
+                        self.on_node_event(client, ev).await?;
+                    }
+                }
+                Some(key) = nrx.recv() => {
+                    // That one-shot watch is spent; re-list once for everything queued.
+                    w.armed.remove(&key);
+                    while let Ok(more) = nrx.try_recv() {
+                        w.armed.remove(&more);
+                    }
+                    self.sync(client, &mut w).await?;
                 }
             }
         }
@@ -388,24 +412,21 @@ impl Discovery {
         self.emit(DiscoveryEvent::Ensemble(members)).await
     }
 
-    /// Sets the watches this session still lacks, lists the tree and reports the differences.
-    /// A listing interrupted by a connection problem reports nothing (the reconnect re-lists).
-    async fn sync(
-        &mut self,
-        client: &zk::Client,
-        mode: &mut Mode,
-        ntx: &mpsc::UnboundedSender<Note>,
-        armed: &mut Armed,
-    ) -> Result<(), Stop> {
-        if *mode == Mode::Unset {
+    /// Sets the watches, lists the tree and reports the differences. A listing interrupted by
+    /// a connection problem reports nothing (the reconnect re-lists).
+    ///
+    /// The persistent watch is set anew each time (after every reconnect): zookeeper-client
+    /// 0.11.2 re-sends only one-shot watches when it reconnects (`resend_watches` never picks
+    /// `SetWatches2`), so a persistent watch would otherwise be gone after the first reconnect.
+    /// The old watcher is dropped first so that the library keeps one watcher, not a pile.
+    async fn sync(&mut self, client: &zk::Client, w: &mut Watches) -> Result<(), Stop> {
+        if !w.oneshot {
+            drop(w.persistent.take());
             match client
                 .watch(&self.root, zk::AddWatchMode::PersistentRecursive)
                 .await
             {
-                Ok(w) => {
-                    forward_persistent(w, ntx.clone());
-                    *mode = Mode::Persistent;
-                }
+                Ok(pw) => w.persistent = Some(pw),
                 Err(e) if connection_error(&e) => return Ok(()),
                 Err(e) => {
                     eprintln!(
@@ -413,11 +434,11 @@ impl Discovery {
                          ({e}); following it with one-shot watches",
                         self.root
                     );
-                    *mode = Mode::OneShot;
+                    w.oneshot = true;
                 }
             }
         }
-        let arm = (*mode == Mode::OneShot).then_some((ntx, armed));
+        let arm = w.oneshot.then_some((&w.ntx, &mut w.armed));
         let listed = match self.list(client, arm).await {
             Ok(l) => l,
             Err(e) => {
@@ -504,7 +525,9 @@ impl Discovery {
                 if let Some(k) = classify(&path, &data, &stat, self.cfg.max_data) {
                     out.insert(path.clone(), k);
                 }
-                if stat.num_children > 0 && depth + 1 < MAX_DEPTH {
+                // One-shot watches need a child watch on every znode, empty ones included:
+                // a service directory whose last instance left must see the next one come.
+                if (stat.num_children > 0 || arm.is_some()) && depth + 1 < MAX_DEPTH {
                     stack.push((path, depth + 1));
                 }
             }
@@ -558,32 +581,14 @@ impl Discovery {
         client.get_data(path).await
     }
 
-    /// A watch notification.
-    async fn on_note(
+    /// A node event of the persistent recursive watch.
+    async fn on_node_event(
         &mut self,
         client: &zk::Client,
-        note: Note,
-        mode: &mut Mode,
-        ntx: &mpsc::UnboundedSender<Note>,
-        nrx: &mut mpsc::UnboundedReceiver<Note>,
-        armed: &mut Armed,
+        ev: zk::WatchedEvent,
     ) -> Result<(), Stop> {
-        if let Some(key) = &note.oneshot {
-            // One-shot mode: that watch is spent; re-list once for everything queued.
-            armed.remove(key);
-            while let Ok(more) = nrx.try_recv() {
-                if let Some(key) = &more.oneshot {
-                    armed.remove(key);
-                }
-            }
-            return self.sync(client, mode, ntx, armed).await;
-        }
-        let ev = note.event;
         let path = ev.path.as_str();
-        if ev.event_type == zk::EventType::Session
-            || !under_root(&self.root, path)
-            || depth(&self.root, path) > MAX_DEPTH
-        {
+        if !under_root(&self.root, path) || depth(&self.root, path) > MAX_DEPTH {
             return Ok(());
         }
         match ev.event_type {
@@ -676,32 +681,9 @@ fn reason(e: &RegistrationError) -> String {
 fn forward_oneshot(w: zk::OneshotWatcher, key: (String, Kind), ntx: &mpsc::UnboundedSender<Note>) {
     let ntx = ntx.clone();
     tokio::spawn(async move {
-        let event = w.changed().await;
-        let _ = ntx.send(Note {
-            oneshot: Some(key),
-            event,
-        });
-    });
-}
-
-fn forward_persistent(mut w: zk::PersistentWatcher, ntx: mpsc::UnboundedSender<Note>) {
-    tokio::spawn(async move {
-        loop {
-            let event = w.changed().await;
-            // Polling again after a terminal session event panics.
-            let end =
-                event.event_type == zk::EventType::Session && event.session_state.is_terminated();
-            if ntx
-                .send(Note {
-                    oneshot: None,
-                    event,
-                })
-                .is_err()
-                || end
-            {
-                return;
-            }
-        }
+        // Fires once: a node event, or the session's end (then nobody listens any more).
+        let _ = w.changed().await;
+        let _ = ntx.send(key);
     });
 }
 
