@@ -311,4 +311,32 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         inc["id"],
         waited.as_secs_f64()
     );
+
+    // Quorum lost (every server down): the service keeps following what it knows...
+    for n in 1..=3u64 {
+        if n != old {
+            ens.harness(&["kill", &n.to_string()]);
+        }
+    }
+    let during = count(port, "node:calc-a");
+    wait_for("calc-a's lines still indexed while the ensemble is down", 30, || {
+        (count(port, "node:calc-a") > during).then_some(())
+    });
+    let health = get(port, "/health").expect("/health answers while ZooKeeper is down");
+    assert_ne!(health["zookeeper"]["state"], "connected", "{health}");
+    // ...and when the ensemble is back, it reconnects, re-establishes its watches and picks
+    // up a registration made after the outage.
+    for n in 1..=3u64 {
+        ens.harness(&["restart", &n.to_string()]);
+    }
+    ens.leader();
+    let _d = service(&zk, "calc", "calc-d", &logs);
+    wait_for("calc-d registered after the outage", 60, || {
+        (registration_state(port, "calc-d").as_deref() == Some("up")).then_some(())
+    });
+    wait_for("calc-d's lines indexed", 30, || {
+        (count(port, "node:calc-d") > 0).then_some(())
+    });
+    let health = get(port, "/health").expect("/health");
+    assert_eq!(health["zookeeper"]["state"], "connected", "{health}");
 }
