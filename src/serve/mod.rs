@@ -545,14 +545,8 @@ pub fn txn_follower(shared: Arc<Shared>, tx: SyncSender<Msg>, stop: Arc<AtomicBo
             .collect();
         // Name the files after the servers the configuration gives them.
         for f in &mut files {
-            if let Some(s) = shared
-                .cfg
-                .ensemble
-                .server
-                .iter()
-                .find(|s| s.data_dir.as_ref().is_some_and(|d| f.path.starts_with(d)))
-            {
-                f.node = s.node.clone();
+            if let Some(n) = server_node(&shared.cfg, &f.path) {
+                f.node = n;
             }
         }
         snapshots(&shared, &dirs, &tx);
@@ -603,6 +597,15 @@ pub fn txn_follower(shared: Arc<Shared>, tx: SyncSender<Msg>, stop: Arc<AtomicBo
     }
 }
 
+/// The node of the configured server whose data directory holds `path`.
+fn server_node(cfg: &ServeConfig, path: &std::path::Path) -> Option<String> {
+    cfg.ensemble
+        .server
+        .iter()
+        .find(|s| s.data_dir.as_ref().is_some_and(|d| path.starts_with(d)))
+        .map(|s| s.node.clone())
+}
+
 /// Sends the sessions of each new snapshot (once it has been quiet for 2 s, so it is complete):
 /// one `snapshot.session` event per session. A snapshot is indexed once, across restarts: its
 /// checkpoint is its length.
@@ -629,14 +632,8 @@ fn snapshots(shared: &Shared, dirs: &[PathBuf], tx: &SyncSender<Msg>) {
         if !quiet || done {
             continue;
         }
-        if let Some(s) = shared
-            .cfg
-            .ensemble
-            .server
-            .iter()
-            .find(|s| s.data_dir.as_ref().is_some_and(|d| f.path.starts_with(d)))
-        {
-            f.node = s.node.clone();
+        if let Some(n) = server_node(&shared.cfg, &f.path) {
+            f.node = n;
         }
         let mut events = Vec::new();
         let res = source::txn::read_snapshot(&f, &mut |e| {
