@@ -319,9 +319,11 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         }
     }
     let during = count(port, "node:calc-a");
-    wait_for("calc-a's lines still indexed while the ensemble is down", 30, || {
-        (count(port, "node:calc-a") > during).then_some(())
-    });
+    wait_for(
+        "calc-a's lines still indexed while the ensemble is down",
+        30,
+        || (count(port, "node:calc-a") > during).then_some(()),
+    );
     let health = get(port, "/health").expect("/health answers while ZooKeeper is down");
     assert_ne!(health["zookeeper"]["state"], "connected", "{health}");
     // ...and when the ensemble is back, it reconnects, re-establishes its watches and picks
