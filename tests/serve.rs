@@ -376,3 +376,37 @@ fn http_sources_are_pulled_with_ranges_exactly_once() {
         got.len()
     );
 }
+
+#[test]
+fn the_api_wants_its_token() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _srv = Serve(
+        Command::new(exe())
+            .env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_SERVER")
+            .env("ZKLENS_TOKEN", "s3cret")
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    wait_up(port); // /health needs no token
+    let status = |auth: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "GET /api/sources HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).expect("read");
+        out.split(' ').nth(1).unwrap_or_default().to_string()
+    };
+    assert_eq!(status(""), "401");
+    assert_eq!(status("Authorization: Bearer wrong\r\n"), "401");
+    assert_eq!(status("Authorization: Bearer s3cret\r\n"), "200");
+}
