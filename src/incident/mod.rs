@@ -388,9 +388,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             loss,
             format!(
                 "leader zk{} lost: {}",
-                inc.old_leader
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "?".into()),
+                unknown(inc.old_leader),
                 loss.headline()
             ),
         ));
@@ -448,9 +446,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             cur,
             format!(
                 "zk{} leads epoch {} with a quorum",
-                inc.new_leader
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "?".into()),
+                unknown(inc.new_leader),
                 e1
             ),
         ));
@@ -819,9 +815,7 @@ fn old_leader_steps_down(
         follows,
         format!(
             "{node} follows zk{} in epoch {}",
-            inc.new_leader
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "?".into()),
+            unknown(inc.new_leader),
             inc.new_epoch.unwrap_or(0)
         ),
     ));
@@ -1111,9 +1105,14 @@ fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end:
     }
 }
 
+/// A number, or `?` when it is not known.
+fn unknown(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".into(), |x| x.to_string())
+}
+
 /// One line saying what the incident amounts to.
 pub fn summary(i: &Incident) -> String {
-    let id = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let id = unknown;
     match i.kind.as_str() {
         "leader-failover" => format!(
             "zk{} -> zk{}, epoch {} -> {}, {} sessions expired, {} service failovers",
@@ -1180,18 +1179,10 @@ pub fn text_with_skew(inc: &Incident, skews: &[skew::Skew]) -> String {
     if inc.kind == "leader-failover" {
         s.push_str(&format!(
             "  leader zk{} (epoch {}) -> zk{} (epoch {})\n",
-            inc.old_leader
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "?".into()),
-            inc.old_epoch
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "?".into()),
-            inc.new_leader
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "?".into()),
-            inc.new_epoch
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "?".into()),
+            unknown(inc.old_leader),
+            unknown(inc.old_epoch),
+            unknown(inc.new_leader),
+            unknown(inc.new_epoch),
         ));
         if !inc.election_ms.is_empty() {
             let v: Vec<String> = inc

@@ -230,23 +230,32 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
 
 async fn sources(State(s): St) -> Response {
     // Lag of files: what was written and not yet handed to the index.
-    let mut list: Vec<super::SourceStatus> = s.status().sources.values().cloned().collect();
+    let (mut list, refusals) = {
+        let st = s.status();
+        let list: Vec<super::SourceStatus> = st.sources.values().cloned().collect();
+        let refusals: Vec<String> = st.refusals.iter().cloned().collect();
+        (list, refusals)
+    };
     for src in &mut list {
-        if src.kind == "file" && src.state == "following" {
-            if let Some(p) = src.url.strip_prefix("file://") {
-                src.lag_bytes = std::fs::metadata(p)
-                    .ok()
-                    .map(|m| m.len().saturating_sub(src.offset));
-            }
-        }
+        src.lag_bytes = file_lag(src);
     }
-    let refusals: Vec<String> = s.status().refusals.iter().cloned().collect();
     Json(json!({"sources": list, "refusals": refusals})).into_response()
 }
 
 async fn registrations(State(s): St) -> Response {
     let st = s.status();
     Json(json!({"registrations": st.registrations, "ensemble": st.ensemble})).into_response()
+}
+
+/// Bytes written to a followed file and not handed to the index yet.
+fn file_lag(src: &super::SourceStatus) -> Option<u64> {
+    if src.kind != "file" || src.state != "following" {
+        return None;
+    }
+    let p = src.url.strip_prefix("file://")?;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.len().saturating_sub(src.offset))
 }
 
 fn esc(label: &str) -> String {
@@ -301,19 +310,13 @@ async fn metrics(State(s): St) -> Response {
         "# HELP zklens_source_lag_bytes Bytes written to a file source and not indexed yet.\n# TYPE zklens_source_lag_bytes gauge"
     );
     for src in st.sources.values() {
-        if src.kind != "file" || src.state != "following" {
-            continue;
-        }
-        if let Some(p) = src.url.strip_prefix("file://") {
-            if let Ok(meta) = std::fs::metadata(p) {
-                let _ = writeln!(
-                    out,
-                    "zklens_source_lag_bytes{{source=\"{}\",node=\"{}\"}} {}",
-                    esc(&src.url),
-                    esc(&src.node),
-                    meta.len().saturating_sub(src.offset)
-                );
-            }
+        if let Some(lag) = file_lag(src) {
+            let _ = writeln!(
+                out,
+                "zklens_source_lag_bytes{{source=\"{}\",node=\"{}\"}} {lag}",
+                esc(&src.url),
+                esc(&src.node),
+            );
         }
     }
     let _ = writeln!(

@@ -342,10 +342,10 @@ impl Manager {
             }
             DiscoveryEvent::Disconnected => {
                 log("ZooKeeper connection lost; reconnecting (sources keep being followed)");
-                let s = self.shared.status().zk.session.clone();
                 let mut st = self.shared.status();
+                let session = st.zk.session.take();
                 st.zk = zk("disconnected", None);
-                st.zk.session = s;
+                st.zk.session = session;
             }
             DiscoveryEvent::Expired { session } => {
                 log(&format!(

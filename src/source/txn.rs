@@ -16,6 +16,16 @@ use crate::txnlog::{self, DynRead, NodeKind, Op, TxnLogReader, TxnRecord};
 
 use super::SourceFile;
 
+/// A reader's notice as the ingest report shows it (the file is named by the report).
+impl From<txnlog::Notice> for Notice {
+    fn from(n: txnlog::Notice) -> Notice {
+        Notice {
+            offset: n.offset,
+            message: n.message,
+        }
+    }
+}
+
 /// What reading a set of txn logs found.
 #[derive(Debug, Default)]
 pub struct TxnReport {
@@ -91,14 +101,7 @@ pub fn read_txnlogs(
             }
             Some(Err(e)) => Err(e),
             None => {
-                let notes: Vec<Notice> = r
-                    .take_notices()
-                    .into_iter()
-                    .map(|n| Notice {
-                        offset: n.offset,
-                        message: n.message,
-                    })
-                    .collect();
+                let notes: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
                 if !notes.is_empty() {
                     rep.notices.entry(i).or_default().extend(notes);
                 }
@@ -279,14 +282,7 @@ pub fn read_snapshot(
             eph.entry(owner).or_default().push(n.path);
         }
     }
-    let notices: Vec<Notice> = r
-        .take_notices()
-        .into_iter()
-        .map(|n| Notice {
-            offset: n.offset,
-            message: n.message,
-        })
-        .collect();
+    let notices: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
     let name = file
         .path
         .file_name()
