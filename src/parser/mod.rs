@@ -6,6 +6,7 @@
 
 pub mod format;
 pub mod layout;
+pub mod mention;
 pub mod rules;
 pub mod template;
 pub mod timefmt;
@@ -329,46 +330,133 @@ impl EntryParser {
         offset: u64,
         lineno: u64,
     ) -> Option<Event> {
-        use serde_json::Value;
         let t = line.trim_ascii();
         if t.first() != Some(&b'{') {
             return None;
         }
-        let m: serde_json::Map<String, Value> = serde_json::from_slice(t).ok()?;
-        let get = |keys: &[String]| keys.iter().find_map(|k| m.get(k));
-        let s = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+        // Keys and values borrowed from the line (no tree of owned strings); a value is only
+        // decoded when a field asks for it.
+        let obj: json::Object<'_> = serde_json::from_slice(t).ok()?;
+        let get = |keys: &[String]| keys.iter().find_map(|k| obj.get(k));
         let mut e = self.base(offset, lineno);
         e.ts = get(&j.ts).and_then(|v| match v {
-            Value::String(s) => timefmt::TimeFormat::Iso8601
+            json::Val::Str(s) => timefmt::TimeFormat::Iso8601
                 .parse_prefix(s.as_bytes())
                 .and_then(|(c, _)| self.zone.to_nanos(&c)),
-            Value::Number(n) => n.as_f64().map(|f| {
+            json::Val::Num(f, _) => Some(if f > 1e17 {
                 // seconds, milliseconds or nanoseconds since the epoch, by magnitude
-                if f > 1e17 {
-                    f as i64
-                } else if f > 1e11 {
-                    (f * 1e6) as i64
-                } else {
-                    (f * 1e9) as i64
-                }
+                f as i64
+            } else if f > 1e11 {
+                (f * 1e6) as i64
+            } else {
+                (f * 1e9) as i64
             }),
-            _ => None,
+            json::Val::Other(_) => None,
         });
-        e.level = get(&j.level).and_then(|v| Level::parse(&s(v)));
-        e.logger = get(&j.logger).map(|v| self.names.intern(&s(v)));
-        e.thread = get(&j.thread).map(|v| self.names.intern(&s(v)));
+        e.level = get(&j.level).and_then(|v| Level::parse(&v.text()));
+        e.logger = get(&j.logger).map(|v| self.names.intern(&v.text()));
+        e.thread = get(&j.thread).map(|v| self.names.intern(&v.text()));
         e.message = get(&j.message)
-            .map(s)
+            .map(|v| v.text().into_owned())
             .unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());
         for (attr, keys) in &j.attrs {
             if let Some(v) = get(keys) {
-                rules::apply(&mut e.attrs, attr, &s(v));
+                rules::apply(&mut e.attrs, attr, &v.text());
             }
         }
         Some(e)
+    }
+}
+
+/// A JSON object read without building a tree: keys and raw values borrowed from the line.
+mod json {
+    use std::borrow::Cow;
+
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    /// The members of one object, in order (a later duplicate key does not replace an earlier
+    /// one's position, but `get` returns the last, as a map would).
+    pub struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+    /// A member's value, decoded.
+    pub enum Val<'a> {
+        Str(Cow<'a, str>),
+        /// A number, and its JSON text.
+        Num(f64, &'a str),
+        /// Anything else, as its JSON text.
+        Other(&'a str),
+    }
+
+    impl Val<'_> {
+        /// The value as text (strings unquoted, anything else as its JSON).
+        pub fn text(&self) -> Cow<'_, str> {
+            match self {
+                Val::Str(s) => Cow::Borrowed(s),
+                Val::Num(_, raw) | Val::Other(raw) => Cow::Borrowed(raw),
+            }
+        }
+    }
+
+    impl<'a> Object<'a> {
+        /// The last member named `key`.
+        pub fn get(&self, key: &str) -> Option<Val<'a>> {
+            let raw = self.0.iter().rev().find(|(k, _)| k == key)?.1.get();
+            Some(match raw.as_bytes().first() {
+                Some(b'"') => match raw.get(1..raw.len() - 1) {
+                    Some(inner) if !inner.contains('\\') => Val::Str(Cow::Borrowed(inner)),
+                    _ => Val::Str(Cow::Owned(serde_json::from_str::<String>(raw).ok()?)),
+                },
+                Some(b'-' | b'0'..=b'9') => match raw.parse::<f64>() {
+                    Ok(f) => Val::Num(f, raw),
+                    Err(_) => Val::Other(raw),
+                },
+                _ => Val::Other(raw),
+            })
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Object<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Object<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Object<'de>, A::Error> {
+                    let mut v = Vec::with_capacity(8);
+                    while let Some(k) = a.next_key::<Key<'de>>()? {
+                        let raw: &'de RawValue = a.next_value()?;
+                        v.push((k.0, raw));
+                    }
+                    Ok(Object(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    /// A key, borrowed unless it has escapes.
+    struct Key<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(s)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(s.to_string())))
+                }
+            }
+            d.deserialize_str(V)
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::event::Attrs;
 
+use super::mention::Mention;
 use super::template::{Outcome, Template};
 
 /// A rule as written in a `parsers/*.toml` file.
@@ -32,6 +33,12 @@ pub struct RuleDef {
     pub regex: Option<String>,
     /// For `regex` rules: a literal every match contains (lets the rule be skipped cheaply).
     pub literal: Option<String>,
+    /// A mention rule: the attribute that gets the hex value following one of `keys`
+    /// (`session 0x…`, `sessionId=0x…`); matched natively, see [`super::mention`].
+    pub mention: Option<String>,
+    /// For `mention` rules: the words that may name the value.
+    #[serde(default)]
+    pub keys: Vec<String>,
     /// Only entries whose logger ends with this name.
     pub logger: Option<String>,
     /// Constant attributes set on a match (`state = "looking"`).
@@ -89,6 +96,8 @@ struct Compiled {
     re: Regex,
     /// The template, when the native matcher can decide it (else the regex does).
     tpl: Option<Template>,
+    /// A mention rule's native matcher (its regex is the reference).
+    mention: Option<Mention>,
     /// A literal every match contains (fallback rules check it before anything else).
     literal: Option<memmem::Finder<'static>>,
     logger: Option<String>,
@@ -203,12 +212,25 @@ impl Classifier {
         let mut fallbacks = Vec::new();
         let mut by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>> = Default::default();
         for (i, (origin, r, fallback)) in rules.iter().enumerate() {
-            let (tpl, src, lits) = match (&r.matches, &r.contains, &r.regex) {
-                (Some(t), None, None) => compile_template(t, true).map(|(t, r, l)| (Some(t), r, l)),
-                (None, Some(t), None) => {
+            let mut mention = None;
+            let (tpl, src, lits) = match (&r.matches, &r.contains, &r.regex, &r.mention) {
+                (Some(t), None, None, None) => {
+                    compile_template(t, true).map(|(t, r, l)| (Some(t), r, l))
+                }
+                (None, Some(t), None, None) => {
                     compile_template(t, false).map(|(t, r, l)| (Some(t), r, l))
                 }
-                (None, None, Some(re)) => Ok((
+                (None, None, None, Some(attr)) if ATTRS.contains(&attr.as_str()) => {
+                    Mention::new(attr, &r.keys).map(|m| {
+                        let src = m.regex();
+                        mention = Some(m);
+                        (None, src, Vec::new())
+                    })
+                }
+                (None, None, None, Some(attr)) => {
+                    Err(format!("unknown attribute {attr:?} in mention"))
+                }
+                (None, None, Some(re), None) => Ok((
                     None,
                     re.clone(),
                     r.literal
@@ -217,7 +239,7 @@ impl Classifier {
                         .into_iter()
                         .collect(),
                 )),
-                _ => Err("a rule needs exactly one of match, contains, regex".to_string()),
+                _ => Err("a rule needs exactly one of match, contains, regex, mention".to_string()),
             }
             .map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
             let re = Regex::new(&src).map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
@@ -236,6 +258,12 @@ impl Classifier {
                         r.kind
                     ));
                 }
+            }
+            if mention.is_none() && !r.keys.is_empty() {
+                return Err(format!(
+                    "{origin}: rule {}: keys belong to mention rules",
+                    r.kind
+                ));
             }
             let prefix = match (&tpl, &r.regex) {
                 (Some(t), _) => t.prefix().filter(|p| !p.is_empty()).map(str::to_string),
@@ -270,6 +298,7 @@ impl Classifier {
                 kind: Arc::from(r.kind.as_str()),
                 re,
                 tpl,
+                mention,
                 literal: longest
                     .filter(|l| !l.is_empty())
                     .map(|l| memmem::Finder::new(l.as_bytes()).into_owned()),
@@ -347,6 +376,15 @@ impl Classifier {
         caps.n = 0;
         if !Self::admits(r, headline, logger) {
             return false;
+        }
+        if let Some(m) = &r.mention {
+            return match m.find(headline) {
+                Some(sp) => {
+                    caps.push(m.attr(), sp);
+                    true
+                }
+                None => false,
+            };
         }
         if let Some(t) = &r.tpl {
             let mut spans = [None; SLOTS];
@@ -672,6 +710,8 @@ mod tests {
                 contains: None,
                 regex: None,
                 literal: None,
+                mention: None,
+                keys: vec![],
                 logger: None,
                 set: Default::default(),
                 examples: vec![],
