@@ -2,10 +2,10 @@
 //! atomic commit of events and checkpoints at the end. A file that fails is reported and the
 //! others go on; nothing read from any file is lost because another failed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -179,7 +179,7 @@ pub fn ingest(
                 if fatal.lock().map(|f| f.is_some()).unwrap_or(true) {
                     break;
                 }
-                let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+                let mut kind_counts: HashMap<Arc<str>, u64> = HashMap::new();
                 let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
                 let mut sink_err: Option<Error> = None;
                 let mut last_off = p.from;
@@ -205,7 +205,12 @@ pub fn ingest(
                     registry,
                     &opts.text,
                     &mut |ev| {
-                        *kinds.entry(ev.kind.to_string()).or_default() += 1;
+                        match kind_counts.get_mut(&ev.kind) {
+                            Some(n) => *n += 1,
+                            None => {
+                                kind_counts.insert(ev.kind.clone(), 1);
+                            }
+                        }
                         batch.push(ev);
                         if batch.len() >= BATCH {
                             if let Err(e) = flush(&mut batch) {
@@ -226,6 +231,10 @@ pub fn ingest(
                         *f = Some(e);
                     }
                 }
+                let kinds: BTreeMap<String, u64> = kind_counts
+                    .into_iter()
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect();
                 if let Ok(mut r) = results.lock() {
                     r.push((i, res, kinds));
                 }

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
+use tantivy::indexer::UserOperation;
 use tantivy::query::Query;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
@@ -30,7 +31,7 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// The schema's fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
-    /// Timestamp, ns since the epoch (i64, indexed + fast).
+    /// Timestamp, ns since the epoch (i64, fast only).
     pub ts: Field,
     /// Node name.
     pub node: Field,
@@ -78,7 +79,9 @@ pub fn schema() -> (Schema, Fields) {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let f = Fields {
-        ts: b.add_i64_field("ts", num()),
+        // Time ranges are answered from the fast field (tantivy's RangeQuery uses it when there
+        // is one); indexing it too would add a term per event for nothing.
+        ts: b.add_i64_field("ts", NumericOptions::default().set_fast()),
         node: b.add_text_field("node", STRING | FAST),
         kind: b.add_text_field("kind", STRING | FAST),
         level: b.add_text_field("level", STRING | FAST),
@@ -195,6 +198,9 @@ fn read_state(dir: &DataDir, index: &Index) -> Result<CommitState> {
     Ok(st)
 }
 
+/// Documents sent to tantivy's indexing threads in one message.
+const OPS_PER_MESSAGE: usize = 8;
+
 /// Writes events into the index and store.
 pub struct IndexSink {
     dir: DataDir,
@@ -252,11 +258,19 @@ impl IndexSink {
                     .map_err(|_| ierr(&self.dir, "store lock poisoned"))?;
                 s.write_frame(&frame)?
             };
-            for (i, e) in chunk.iter().enumerate() {
-                let doc = self.document(e, store::address(off, i));
-                self.writer
-                    .add_document(doc)
-                    .map_err(|e| ierr(&self.dir, e))?;
+            // Events go to the indexing threads a few at a time, not one message each. tantivy's
+            // queue holds 10,000 messages, so the batch size also bounds memory: 8 events a
+            // message is at most 80,000 documents in flight.
+            for (j, part) in chunk.chunks(OPS_PER_MESSAGE).enumerate() {
+                let ops: Vec<UserOperation<TantivyDocument>> = part
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let addr = store::address(off, j * OPS_PER_MESSAGE + i);
+                        UserOperation::Add(self.document(e, addr))
+                    })
+                    .collect();
+                self.writer.run(ops).map_err(|e| ierr(&self.dir, e))?;
             }
         }
         Ok(())

@@ -25,6 +25,9 @@ pub const MAX_FRAME_EVENTS: usize = 1 << 20;
 /// lookup touches one frame per hit), large enough for zstd to find the repetition.
 pub const FRAME_EVENTS: usize = 64;
 
+/// zstd level of the store's frames.
+const ZSTD_LEVEL: i32 = 3;
+
 /// Builds the store address of event `i` of the frame at `offset`.
 pub fn address(offset: u64, i: usize) -> u64 {
     (offset << 20) | i as u64
@@ -126,11 +129,29 @@ pub fn encode_frame(events: &[Event]) -> Result<Frame> {
     for e in events {
         encode(e, &mut raw);
     }
-    let data = zstd::bulk::compress(&raw, 3).map_err(|e| Error::Store {
+    let failed = |e: std::io::Error| Error::Store {
         path: PathBuf::from("(memory)"),
         offset: 0,
         reason: format!("compression failed: {e}"),
-    })?;
+    };
+    // One compression context per thread, reused: making one per frame (zstd::bulk::compress)
+    // allocated and cleared its tables every time, which cost more than the compression.
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let data = CCTX
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+            }
+            match c.as_mut() {
+                Some(cc) => cc.compress(&raw),
+                None => zstd::bulk::compress(&raw, ZSTD_LEVEL),
+            }
+        })
+        .map_err(failed)?;
     Ok(Frame {
         data,
         count: events.len() as u32,

@@ -63,10 +63,27 @@ pub struct EntryParser {
 #[derive(Debug, Default)]
 struct Interner {
     set: std::collections::HashSet<Arc<str>, std::hash::BuildHasherDefault<Fnv>>,
+    /// The last name interned per slot (0: thread, 1: logger).
+    recent: [Option<Arc<str>>; 2],
 }
 
 impl Interner {
     const MAX: usize = 4096;
+
+    /// Interns `s`, first comparing with the last name interned for the same `slot` (a
+    /// logger or thread name usually repeats from one line to the next: no hashing then).
+    fn intern_at(&mut self, slot: usize, s: &str) -> Arc<str> {
+        if let Some(Some(a)) = self.recent.get(slot) {
+            if **a == *s {
+                return a.clone();
+            }
+        }
+        let a = self.intern(s);
+        if let Some(r) = self.recent.get_mut(slot) {
+            *r = Some(a.clone());
+        }
+        a
+    }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.set.get(s) {
@@ -293,13 +310,13 @@ impl EntryParser {
             None => String::from_utf8_lossy(&line[a..b]),
         };
         let names = &mut self.names;
-        let mut txt = |r: Option<(usize, usize)>| {
+        let mut txt = |slot: usize, r: Option<(usize, usize)>| {
             let s = slice(r?);
             let t = s.trim();
-            (!t.is_empty()).then(|| names.intern(t))
+            (!t.is_empty()).then(|| names.intern_at(slot, t))
         };
-        let thread = txt(p.thread);
-        let logger = txt(p.logger);
+        let thread = txt(0, p.thread);
+        let logger = txt(1, p.logger);
         let mut e = self.base(offset, lineno);
         e.thread = thread;
         e.logger = logger;
@@ -354,8 +371,8 @@ impl EntryParser {
             json::Val::Other(_) => None,
         });
         e.level = get(&j.level).and_then(|v| Level::parse(&v.text()));
-        e.logger = get(&j.logger).map(|v| self.names.intern(&v.text()));
-        e.thread = get(&j.thread).map(|v| self.names.intern(&v.text()));
+        e.logger = get(&j.logger).map(|v| self.names.intern_at(1, &v.text()));
+        e.thread = get(&j.thread).map(|v| self.names.intern_at(0, &v.text()));
         e.message = get(&j.message)
             .map(|v| v.text().into_owned())
             .unwrap_or_else(|| String::from_utf8_lossy(t).into_owned());
@@ -462,9 +479,11 @@ mod json {
 
 /// `QuorumPeer[myid=1](plain=...)` and `WorkerReceiver[myid=2]` carry the server id.
 fn myid_in_thread(t: &str) -> Option<u64> {
-    let i = memmem::find(t.as_bytes(), b"myid=")? + 5;
-    let d: String = t[i..].chars().take_while(char::is_ascii_digit).collect();
-    d.parse().ok()
+    static MYID: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"myid="));
+    let i = MYID.find(t.as_bytes())? + 5;
+    let digits = t[i..].bytes().take_while(u8::is_ascii_digit).count();
+    t[i..i + digits].parse().ok()
 }
 
 #[cfg(test)]
