@@ -18,6 +18,9 @@ pub struct Run {
     pub secs: f64,
     /// Peak resident set size, bytes.
     pub max_rss: u64,
+    /// CPU time (user + system), seconds.
+    #[serde(default)]
+    pub cpu_secs: f64,
     /// Exit code.
     pub code: i32,
     /// Standard output (trimmed to 4 KiB).
@@ -90,9 +93,11 @@ pub fn measure(cmd: &mut Command) -> Result<Run> {
     } else {
         -1
     };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Run {
         secs,
         max_rss: ru.ru_maxrss.max(0) as u64 * 1024,
+        cpu_secs: tv(ru.ru_utime) + tv(ru.ru_stime),
         code,
         stdout,
     })
@@ -340,6 +345,21 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
             max_rss: r.max_rss,
             baseline_max_rss: None,
         });
+        if threads != "1" && r.cpu_secs > 0.0 {
+            // The per-core figure that does not depend on how busy the cores were kept: bytes
+            // ingested per second of CPU time, all threads together.
+            figures.push(Figure {
+                name: "ingest per CPU-second (all cores' CPU time)".into(),
+                value: mb / r.cpu_secs,
+                unit: "MB/s".into(),
+                baseline: None,
+                baseline_name: None,
+                ratio: None,
+                target: Some(">= 25 MB/s per core".into()),
+                max_rss: r.max_rss,
+                baseline_max_rss: None,
+            });
+        }
     }
     let idx_bytes = dir_size(&dn);
     figures.push(Figure {

@@ -25,6 +25,9 @@ pub const MAX_FRAME_EVENTS: usize = 1 << 20;
 /// lookup touches one frame per hit), large enough for zstd to find the repetition.
 pub const FRAME_EVENTS: usize = 64;
 
+/// Largest decompressed frame accepted (a frame declaring more is decoded by streaming).
+const MAX_RAW_FRAME: u64 = 64 << 20;
+
 /// zstd level of the store's frames.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -159,13 +162,14 @@ pub fn encode_frame(events: &[Event]) -> Result<Frame> {
 }
 
 /// Reads events back by address.
-#[derive(Debug)]
 pub struct StoreReader {
     path: PathBuf,
     file: File,
     /// The last frame read: its offset, decompressed bytes, declared event count, and the start
     /// of each event found so far (events are decoded one by one, on demand).
     cache: Option<CachedFrame>,
+    /// Reused decompression context.
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 #[derive(Debug)]
@@ -176,6 +180,14 @@ struct CachedFrame {
     starts: Vec<usize>,
 }
 
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreReader")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
 impl StoreReader {
     /// Opens a store for reading.
     pub fn open(path: &Path) -> Result<StoreReader> {
@@ -184,6 +196,7 @@ impl StoreReader {
             path: path.to_path_buf(),
             file,
             cache: None,
+            dctx: None,
         })
     }
 
@@ -247,9 +260,30 @@ impl StoreReader {
         if crc32fast::hash(&data) != crc {
             return Err(self.bad(off, "frame checksum mismatch".into()));
         }
-        let raw = zstd::stream::decode_all(&data[..])
-            .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
+        // One decompression context for the reader's life, and the output sized from the
+        // frame's declared content size: no context set up and torn down per frame.
+        let size = match zstd::zstd_safe::get_frame_content_size(&data) {
+            Ok(Some(n)) if n <= MAX_RAW_FRAME => n as usize,
+            _ => return self.decode_streaming(off, &data).map(|raw| (raw, count)),
+        };
+        if self.dctx.is_none() {
+            self.dctx = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?,
+            );
+        }
+        let mut raw = Vec::with_capacity(size);
+        let r = match self.dctx.as_mut() {
+            Some(d) => d.decompress_to_buffer(&data, &mut raw),
+            None => return self.decode_streaming(off, &data).map(|raw| (raw, count)),
+        };
+        r.map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
         Ok((raw, count))
+    }
+
+    fn decode_streaming(&self, off: u64, data: &[u8]) -> Result<Vec<u8>> {
+        zstd::stream::decode_all(data)
+            .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))
     }
 }
 
