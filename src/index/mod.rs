@@ -199,7 +199,7 @@ fn read_state(dir: &DataDir, index: &Index) -> Result<CommitState> {
 }
 
 /// Documents sent to tantivy's indexing threads in one message.
-const OPS_PER_MESSAGE: usize = 8;
+const OPS_PER_MESSAGE: usize = 4;
 
 /// Writes events into the index and store.
 pub struct IndexSink {
@@ -229,8 +229,12 @@ impl IndexSink {
         };
         let state = read_state(dir, &index)?;
         let threads = threads.clamp(1, 8);
+        // 48 MB of indexing arena per thread, 192 MB at most in all (tantivy wants >= 15 MB a
+        // thread): with 2 threads, background merges of 8 segments and the documents in flight,
+        // a 2 GB ingest peaks at about 400 MB (at 64 MB a thread: 520 MB).
+        let budget = (threads * 48_000_000).min(192_000_000);
         let writer = index
-            .writer_with_num_threads(threads, threads * 64_000_000)
+            .writer_with_num_threads(threads, budget)
             .map_err(|e| ierr(dir, e))?;
         let store = StoreWriter::open(&dir.store(), state.store_len)?;
         Ok(IndexSink {
@@ -259,8 +263,8 @@ impl IndexSink {
                 s.write_frame(&frame)?
             };
             // Events go to the indexing threads a few at a time, not one message each. tantivy's
-            // queue holds 10,000 messages, so the batch size also bounds memory: 8 events a
-            // message is at most 80,000 documents in flight.
+            // queue holds 10,000 messages, so the batch size also bounds memory: 4 events a
+            // message is at most 40,000 documents in flight.
             for (j, part) in chunk.chunks(OPS_PER_MESSAGE).enumerate() {
                 let ops: Vec<UserOperation<TantivyDocument>> = part
                     .iter()
