@@ -459,6 +459,24 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
             baseline_max_rss: base.as_ref().map(|b| b.max_rss),
         });
     }
+    // ---- incidents --------------------------------------------------------------------------
+    log("incident detection + reconstruction (whole corpus)");
+    let inc = median(
+        (0..spec.reps.max(1))
+            .map(|_| zk(&["--data-dir", &dns, "incidents", "-o", "json"]))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    figures.push(Figure {
+        name: "incidents: detect + reconstruct all, whole corpus".into(),
+        value: inc.secs * 1000.0,
+        unit: "ms".into(),
+        baseline: None,
+        baseline_name: None,
+        ratio: None,
+        target: Some("< 1000 ms per GB".into()),
+        max_rss: inc.max_rss,
+        baseline_max_rss: None,
+    });
     // ---- txn log decoding vs TxnLogToolkit -----------------------------------------------------
     if let Some(txn) = txnlog_file(spec, log) {
         log(&format!("txn log decode: {}", txn.display()));

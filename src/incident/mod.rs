@@ -301,6 +301,27 @@ fn is_primary(e: &Event) -> bool {
         .is_some_and(|s| s.ends_with("primary") || s.ends_with("leader") || s.ends_with("master"))
 }
 
+/// Kinds [`detect`] reads only inside [`connect_windows`]: numerous (every client connection),
+/// so a caller may load them for those spans only.
+pub const WINDOWED_KINDS: &[&str] = &["client.connected"];
+
+/// The spans in which [`detect`] reads `client.connected` events (sessions that move to
+/// another server during a leader failover): from each failover's start to its last step plus
+/// the service window. `detect` over events without them finds the same failovers, so a caller
+/// can run it once without them, then load them (and each session's connection before) for
+/// these spans only.
+pub fn connect_windows(found: &[Incident], defs: &Definitions) -> Vec<(i64, i64)> {
+    found
+        .iter()
+        .filter(|i| i.kind == "leader-failover")
+        .map(|i| {
+            let last = i.steps.iter().map(|s| s.at).max().unwrap_or(i.start_ns);
+            let hi = last.max(i.start_ns) + defs.failover.service_window_ms * 1_000_000;
+            (i.start_ns, hi.saturating_add(1))
+        })
+        .collect()
+}
+
 /// Detects incidents in events (any order; only the skeleton kinds matter).
 pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
     let mut ev: Vec<&Event> = events.iter().filter(|e| e.ts.is_some()).collect();

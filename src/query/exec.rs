@@ -11,6 +11,8 @@ use crate::event::{hex_id, Event};
 use crate::incident::{self, skew::Skew, Incident};
 use crate::index::{DataDir, IndexHandle};
 use crate::parser::timefmt::Tz;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
+use tantivy::Term;
 
 use super::{mentions_incident, parse, resolve_incidents, session, time, Ast, Compiler};
 
@@ -102,9 +104,117 @@ fn all(dir: &DataDir, q: &str) -> Result<Vec<Event>> {
 }
 
 /// The events incidents are built from, and the incidents they show.
+///
+/// Client connections are most of the skeleton's events on a busy ensemble (every client's
+/// `Session establishment complete`), and the detector reads them only while a failover moves
+/// sessions. So: detect once without them, then load them for the failovers' spans only, with
+/// each of those sessions' connection before the span (where it came from), and detect again.
+/// Memory and time then follow the incidents, not the corpus.
 pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
     let defs = incident::Definitions::load(queries)?;
-    let events = all(dir, incident::SKELETON_QUERY)?;
+    let idx = IndexHandle::open(dir)?;
+    let compiler = Compiler {
+        index: idx.index(),
+        fields: idx.fields(),
+        tz: Tz::Utc,
+        now: time::now_nanos(),
+    };
+    let fetch = |q: &dyn Query, limit: Option<usize>| -> Result<Vec<Event>> {
+        let hits = idx.search(q, limit)?;
+        idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())
+    };
+    let kind_is = |k: &str| -> Result<Box<dyn Query>> {
+        compiler.compile(&Ast::Term {
+            field: Some("kind".into()),
+            value: k.to_string(),
+            quoted: true,
+        })
+    };
+    let mut skeleton = parse(incident::SKELETON_QUERY)?;
+    if let Ast::Or(v) = &mut skeleton {
+        v.retain(|t| {
+            !matches!(t, Ast::Term { field: Some(f), value, .. }
+                if f == "kind" && incident::WINDOWED_KINDS.contains(&value.as_str()))
+        });
+    }
+    let mut events = fetch(compiler.compile(&skeleton)?.as_ref(), None)?;
+    let windows = incident::connect_windows(&incident::detect(&events, &defs), &defs);
+    if windows.is_empty() {
+        return Ok(incident::detect(&events, &defs));
+    }
+    let ts = idx.fields().ts;
+    let range = |lo: Bound<i64>, hi: Bound<i64>| -> Box<dyn Query> {
+        Box::new(RangeQuery::new(
+            lo.map(|t| Term::from_field_i64(ts, t)),
+            hi.map(|t| Term::from_field_i64(ts, t)),
+        ))
+    };
+    for k in incident::WINDOWED_KINDS {
+        let spans: Vec<(Occur, Box<dyn Query>)> = windows
+            .iter()
+            .map(|&(lo, hi)| {
+                (
+                    Occur::Should,
+                    range(Bound::Included(lo), Bound::Excluded(hi)),
+                )
+            })
+            .collect();
+        let near = fetch(
+            &BooleanQuery::new(vec![
+                (Occur::Must, kind_is(k)?),
+                (Occur::Must, Box::new(BooleanQuery::new(spans))),
+            ]),
+            None,
+        )?;
+        // Where each of those sessions was connected before: its last connection before the
+        // first span it shows up in.
+        let mut first_seen: std::collections::BTreeMap<u64, i64> = Default::default();
+        for e in &near {
+            if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
+                let lo = windows
+                    .iter()
+                    .filter(|w| w.0 <= t && t < w.1)
+                    .map(|w| w.0)
+                    .min()
+                    .unwrap_or(t);
+                let v = first_seen.entry(s).or_insert(lo);
+                *v = (*v).min(lo);
+            }
+        }
+        // One search for all of them; the last hit before each session's span is read from
+        // the fast columns, and only those events are loaded.
+        let terms: Vec<Term> = first_seen
+            .keys()
+            .map(|&s| Term::from_field_u64(idx.fields().session, s))
+            .collect();
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, kind_is(k)?),
+            (Occur::Must, Box::new(TermSetQuery::new(terms))),
+        ]);
+        // The detector wants the last earlier connection that names a server; not every
+        // connection line does (the columns cannot tell), so keep each session's last few.
+        const EARLIER: usize = 16;
+        let mut last: std::collections::BTreeMap<u64, Vec<(i64, u64)>> = Default::default();
+        for (session, t, addr) in idx.search_by_session(&q)? {
+            match first_seen.get(&session) {
+                Some(&before) if t < before => last.entry(session).or_default().push((t, addr)),
+                _ => {}
+            }
+        }
+        let earlier: Vec<u64> = last
+            .into_values()
+            .flat_map(|mut v| {
+                v.sort_unstable();
+                let from = v.len().saturating_sub(EARLIER);
+                v.split_off(from).into_iter().map(|(_, a)| a)
+            })
+            .collect();
+        events.extend(idx.fetch(&earlier)?);
+        events.extend(near);
+    }
+    // A session's earlier connection may also lie in an earlier span: keep each event once.
+    events.sort_by(|a, b| (&a.source, a.offset).cmp(&(&b.source, b.offset)));
+    events.dedup_by(|a, b| a.source == b.source && a.offset == b.offset && a.kind == b.kind);
     Ok(incident::detect(&events, &defs))
 }
 
