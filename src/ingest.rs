@@ -205,12 +205,7 @@ pub fn ingest(
                     registry,
                     &opts.text,
                     &mut |ev| {
-                        match kind_counts.get_mut(&ev.kind) {
-                            Some(n) => *n += 1,
-                            None => {
-                                kind_counts.insert(ev.kind.clone(), 1);
-                            }
-                        }
+                        *kind_counts.entry(ev.kind.clone()).or_default() += 1;
                         batch.push(ev);
                         if batch.len() >= BATCH {
                             if let Err(e) = flush(&mut batch) {

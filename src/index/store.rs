@@ -137,22 +137,20 @@ pub fn encode_frame(events: &[Event]) -> Result<Frame> {
         offset: 0,
         reason: format!("compression failed: {e}"),
     };
-    // One compression context per thread, reused: making one per frame (zstd::bulk::compress)
-    // allocated and cleared its tables every time, which cost more than the compression.
+    // One compression context per thread, reused rather than set up for every frame.
     thread_local! {
-        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            const { std::cell::RefCell::new(None) };
+        static CCTX: std::cell::Cell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::Cell::new(None) };
     }
     let data = CCTX
         .with(|c| {
-            let mut c = c.borrow_mut();
-            if c.is_none() {
-                *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
-            }
-            match c.as_mut() {
-                Some(cc) => cc.compress(&raw),
-                None => zstd::bulk::compress(&raw, ZSTD_LEVEL),
-            }
+            let mut cc = match c.take() {
+                Some(cc) => cc,
+                None => zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            };
+            let out = cc.compress(&raw);
+            c.set(Some(cc));
+            out
         })
         .map_err(failed)?;
     Ok(Frame {
@@ -266,17 +264,14 @@ impl StoreReader {
             Ok(Some(n)) if n <= MAX_RAW_FRAME => n as usize,
             _ => return self.decode_streaming(off, &data).map(|raw| (raw, count)),
         };
-        if self.dctx.is_none() {
-            self.dctx = Some(
-                zstd::bulk::Decompressor::new()
-                    .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?,
-            );
-        }
-        let mut raw = Vec::with_capacity(size);
-        let r = match self.dctx.as_mut() {
-            Some(d) => d.decompress_to_buffer(&data, &mut raw),
-            None => return self.decode_streaming(off, &data).map(|raw| (raw, count)),
+        let mut dctx = match self.dctx.take() {
+            Some(d) => d,
+            None => zstd::bulk::Decompressor::new()
+                .map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?,
         };
+        let mut raw = Vec::with_capacity(size);
+        let r = dctx.decompress_to_buffer(&data, &mut raw);
+        self.dctx = Some(dctx);
         r.map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
         Ok((raw, count))
     }
