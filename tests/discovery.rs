@@ -20,7 +20,6 @@
 //! Without java or Debian's ZooKeeper jars the test prints `SKIPPED: ...` and passes, unless
 //! `ZKLENS_REQUIRE_ORACLE=1`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -30,26 +29,15 @@ use zklens::discovery::watch::{run, run_with, RunOptions, WatchStrategy};
 use zklens::discovery::{DiscoveryEvent, ZkConfig};
 use zookeeper_client as zk;
 
-const PYTHON: &str = "/usr/bin/python3";
-const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/zkharness.py");
-const SESSION_MS: u64 = 6000;
+mod common;
+use common::PYTHON;
 
 fn missing_prerequisite() -> Option<String> {
-    match Command::new("java").arg("-version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some("no working `java` on PATH".into()),
-    }
-    for j in ["zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"] {
-        let p = format!("/usr/share/java/{j}");
-        if !Path::new(&p).exists() {
-            return Some(format!("{p} is missing (apt-get install zookeeper)"));
-        }
-    }
-    if !Path::new(PYTHON).exists() {
-        return Some(format!("{PYTHON} is missing"));
-    }
-    None
+    common::missing_zookeeper(common::SERVER_JARS, false)
 }
+
+const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/zkharness.py");
+const SESSION_MS: u64 = 6000;
 
 /// The ensemble; every server is killed on drop (and by the harness's watchdog if we die).
 struct Ensemble {

@@ -4,33 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
 
-fn zk(data: &Path) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("zklens").expect("binary");
-    c.env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data);
-    c
-}
-
-fn data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().expect("tempdir");
-        zk(d.path())
-            .arg("ingest")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1"))
-            .assert()
-            .success();
-        d
-    })
-    .path()
-}
+mod common;
+use common::{sample_index as data_dir, zklens as zk};
 
 fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]

@@ -3,34 +3,15 @@
 //! logged about themselves, not against zklens's own earlier output.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use assert_cmd::Command;
 use regex::Regex;
 use serde_json::Value;
 
+mod common;
+use common::{sample_index as data_dir, zklens as zk};
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
-
-fn data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().expect("tempdir");
-        zk(d.path())
-            .arg("ingest")
-            .arg(root().join("incident-1"))
-            .assert()
-            .success();
-        d
-    })
-    .path()
-}
-
-fn zk(data: &Path) -> Command {
-    let mut c = Command::cargo_bin("zklens").expect("binary");
-    c.env_remove("ZKLENS_DATA_DIR").arg("--data-dir").arg(data);
-    c
 }
 
 fn incidents() -> Vec<Value> {

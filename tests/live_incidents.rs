@@ -25,28 +25,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const PYTHON: &str = "/usr/bin/python3";
-/// The driver's own waits are bounded; this bounds the whole run.
-const DRIVER_TIMEOUT: Duration = Duration::from_secs(300);
+use common::PYTHON;
+
+mod common;
 
 /// Why the live ensemble cannot run here, if it cannot.
 fn missing_prerequisite() -> Option<String> {
-    match Command::new("java").arg("-version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some("no working `java` on PATH".into()),
-    }
-    for j in ["zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"] {
-        let p = format!("/usr/share/java/{j}");
-        if !Path::new(&p).exists() {
-            return Some(format!("{p} is missing"));
-        }
-    }
-    match Command::new(PYTHON).args(["-c", "import kazoo"]).output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some(format!("{PYTHON} cannot import kazoo (python3-kazoo)")),
-    }
-    None
+    common::missing_zookeeper(common::SERVER_JARS, true)
 }
+/// The driver's own waits are bounded; this bounds the whole run.
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Returns false (after saying why) when the test cannot run here and need not.
 fn prerequisites(test: &str) -> bool {

@@ -4,40 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use regex::Regex;
 use serde_json::Value;
 
+mod common;
+use common::{sample_index as data_dir, zklens as zk};
+
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1")
-}
-
-/// One ingest of the samples shared by every test (a fresh data dir per test run).
-fn data_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().expect("tempdir");
-        let out = zk(d.path())
-            .arg("ingest")
-            .arg(samples())
-            .output()
-            .expect("run ingest");
-        assert!(
-            out.status.success(),
-            "ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        d
-    })
-    .path()
-}
-
-fn zk(data: &Path) -> Command {
-    let mut c = Command::cargo_bin("zklens").expect("binary");
-    c.env_remove("ZKLENS_DATA_DIR").arg("--data-dir").arg(data);
-    c
 }
 
 fn query(q: &str) -> Vec<Value> {

@@ -24,35 +24,26 @@ use std::time::{Duration, Instant};
 use zklens::txnlog::{self, Op, TxnRecord};
 
 const JAR_DIR: &str = "/usr/share/java";
-const PYTHON: &str = "/usr/bin/python3";
+use common::PYTHON;
+
+mod common;
+
+fn missing_prerequisite() -> Option<String> {
+    common::missing_zookeeper(
+        &[
+            "zookeeper.jar",
+            "zookeeper-jute.jar",
+            "slf4j-api.jar",
+            "slf4j-nop.jar",
+            "slf4j-log4j12.jar",
+            "log4j-1.2.jar",
+        ],
+        true,
+    )
+}
 
 fn jar(name: &str) -> String {
     format!("{JAR_DIR}/{name}")
-}
-
-/// Why the oracle cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    match Command::new("java").arg("-version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some("no working `java` on PATH".into()),
-    }
-    for j in [
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "slf4j-api.jar",
-        "slf4j-nop.jar",
-        "slf4j-log4j12.jar",
-        "log4j-1.2.jar",
-    ] {
-        if !Path::new(&jar(j)).exists() {
-            return Some(format!("{} is missing", jar(j)));
-        }
-    }
-    match Command::new(PYTHON).args(["-c", "import kazoo"]).output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some(format!("{PYTHON} cannot import kazoo (python3-kazoo)")),
-    }
-    None
 }
 
 fn free_port() -> u16 {

@@ -1,0 +1,67 @@
+//! Helpers shared by the integration tests (each test crate uses a part of them).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Debian's Python, the one with `python3-kazoo` (another `python3` may be first on PATH).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The jars a ZooKeeper server needs to run and write its log (Debian's `zookeeper` package).
+pub const SERVER_JARS: &[&str] = &["zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"];
+
+/// Why a real ZooKeeper server (and, with `kazoo`, the Python client driving it) cannot run
+/// here, if it cannot: java, `jars` under /usr/share/java, and Debian's Python.
+pub fn missing_zookeeper(jars: &[&str], kazoo: bool) -> Option<String> {
+    match Command::new("java").arg("-version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Some("no working `java` on PATH".into()),
+    }
+    for j in jars {
+        let p = format!("/usr/share/java/{j}");
+        if !Path::new(&p).exists() {
+            return Some(format!("{p} is missing (apt-get install zookeeper)"));
+        }
+    }
+    if kazoo {
+        match Command::new(PYTHON).args(["-c", "import kazoo"]).output() {
+            Ok(o) if o.status.success() => {}
+            _ => return Some(format!("{PYTHON} cannot import kazoo (python3-kazoo)")),
+        }
+    } else if !Path::new(PYTHON).exists() {
+        return Some(format!("{PYTHON} is missing"));
+    }
+    None
+}
+
+/// `zklens --data-dir DATA`, unaffected by the caller's ZKLENS_* environment.
+pub fn zklens(data: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("zklens").expect("binary");
+    c.env_remove("ZKLENS_DATA_DIR")
+        .env_remove("ZKLENS_SERVER")
+        .arg("--data-dir")
+        .arg(data);
+    c
+}
+
+/// One ingest of `samples/incident-1`, shared by every test of a test binary (a fresh data dir
+/// per run).
+pub fn sample_index() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().expect("tempdir");
+        let out = zklens(d.path())
+            .arg("ingest")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1"))
+            .output()
+            .expect("run ingest");
+        assert!(
+            out.status.success(),
+            "ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    })
+    .path()
+}
