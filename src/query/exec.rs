@@ -1,6 +1,7 @@
 //! Running queries against a data directory: the one implementation behind the CLI's query
 //! commands and the service's HTTP API, so both answer the same question the same way.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::PathBuf;
 
@@ -119,10 +120,6 @@ pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
         tz: Tz::Utc,
         now: time::now_nanos(),
     };
-    let fetch = |q: &dyn Query, limit: Option<usize>| -> Result<Vec<Event>> {
-        let hits = idx.search(q, limit)?;
-        idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())
-    };
     let kind_is = |k: &str| -> Result<Box<dyn Query>> {
         compiler.compile(&Ast::Term {
             field: Some("kind".into()),
@@ -137,85 +134,85 @@ pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
                 if f == "kind" && incident::WINDOWED_KINDS.contains(&value.as_str()))
         });
     }
-    let mut events = fetch(compiler.compile(&skeleton)?.as_ref(), None)?;
+    let hits = idx.search(compiler.compile(&skeleton)?.as_ref(), None)?;
+    let mut events = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
     let windows = incident::connect_windows(&incident::detect(&events, &defs), &defs);
     if windows.is_empty() {
         return Ok(incident::detect(&events, &defs));
     }
-    let ts = idx.fields().ts;
-    let range = |lo: Bound<i64>, hi: Bound<i64>| -> Box<dyn Query> {
-        Box::new(RangeQuery::new(
-            lo.map(|t| Term::from_field_i64(ts, t)),
-            hi.map(|t| Term::from_field_i64(ts, t)),
-        ))
-    };
     for k in incident::WINDOWED_KINDS {
-        let spans: Vec<(Occur, Box<dyn Query>)> = windows
-            .iter()
-            .map(|&(lo, hi)| {
-                (
-                    Occur::Should,
-                    range(Bound::Included(lo), Bound::Excluded(hi)),
-                )
-            })
-            .collect();
-        let near = fetch(
-            &BooleanQuery::new(vec![
-                (Occur::Must, kind_is(k)?),
-                (Occur::Must, Box::new(BooleanQuery::new(spans))),
-            ]),
-            None,
-        )?;
-        // Where each of those sessions was connected before: its last connection before the
-        // first span it shows up in.
-        let mut first_seen: std::collections::BTreeMap<u64, i64> = Default::default();
-        for e in &near {
-            if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
-                let lo = windows
-                    .iter()
-                    .filter(|w| w.0 <= t && t < w.1)
-                    .map(|w| w.0)
-                    .min()
-                    .unwrap_or(t);
-                let v = first_seen.entry(s).or_insert(lo);
-                *v = (*v).min(lo);
-            }
-        }
-        // One search for all of them; the last hit before each session's span is read from
-        // the fast columns, and only those events are loaded.
-        let terms: Vec<Term> = first_seen
-            .keys()
-            .map(|&s| Term::from_field_u64(idx.fields().session, s))
-            .collect();
-        let q = BooleanQuery::new(vec![
-            (Occur::Must, kind_is(k)?),
-            (Occur::Must, Box::new(TermSetQuery::new(terms))),
-        ]);
-        // The detector wants the last earlier connection that names a server; not every
-        // connection line does (the columns cannot tell), so keep each session's last few.
-        const EARLIER: usize = 16;
-        let mut last: std::collections::BTreeMap<u64, Vec<(i64, u64)>> = Default::default();
-        for (session, t, addr) in idx.search_by_session(&q)? {
-            match first_seen.get(&session) {
-                Some(&before) if t < before => last.entry(session).or_default().push((t, addr)),
-                _ => {}
-            }
-        }
-        let earlier: Vec<u64> = last
-            .into_values()
-            .flat_map(|mut v| {
-                v.sort_unstable();
-                let from = v.len().saturating_sub(EARLIER);
-                v.split_off(from).into_iter().map(|(_, a)| a)
-            })
-            .collect();
-        events.extend(idx.fetch(&earlier)?);
-        events.extend(near);
+        events.extend(windowed(&idx, kind_is(k)?.as_ref(), &windows)?);
     }
     // A session's earlier connection may also lie in an earlier span: keep each event once.
     events.sort_by(|a, b| (&a.source, a.offset).cmp(&(&b.source, b.offset)));
     events.dedup_by(|a, b| a.source == b.source && a.offset == b.offset && a.kind == b.kind);
     Ok(incident::detect(&events, &defs))
+}
+
+/// Events matching `kind` inside `windows`, and for each session among them its last few such events before the first
+/// window it shows up in (where it was before).
+fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Result<Vec<Event>> {
+    let ts = idx.fields().ts;
+    let spans: Vec<(Occur, Box<dyn Query>)> = windows
+        .iter()
+        .map(|&(lo, hi)| {
+            let q: Box<dyn Query> = Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_i64(ts, lo)),
+                Bound::Excluded(Term::from_field_i64(ts, hi)),
+            ));
+            (Occur::Should, q)
+        })
+        .collect();
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, kind.box_clone()),
+        (Occur::Must, Box::new(BooleanQuery::new(spans))),
+    ]);
+    let hits = idx.search(&q, None)?;
+    let mut near = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
+    // Each session's first window: its earlier events are those before that window's start.
+    let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
+    for e in &near {
+        if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
+            let lo = windows
+                .iter()
+                .filter(|w| w.0 <= t && t < w.1)
+                .map(|w| w.0)
+                .min()
+                .unwrap_or(t);
+            first_seen
+                .entry(s)
+                .and_modify(|v| *v = (*v).min(lo))
+                .or_insert(lo);
+        }
+    }
+    // One search for all of those sessions, read from the fast columns; the detector wants the
+    // last earlier event that names a server, which the columns cannot tell, so each
+    // session's last few are loaded.
+    const EARLIER: usize = 16;
+    let terms: Vec<Term> = first_seen
+        .keys()
+        .map(|&s| Term::from_field_u64(idx.fields().session, s))
+        .collect();
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, kind.box_clone()),
+        (Occur::Must, Box::new(TermSetQuery::new(terms))),
+    ]);
+    let mut before: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
+    for (session, t, addr) in idx.search_by_session(&q)? {
+        if first_seen.get(&session).is_some_and(|&lo| t < lo) {
+            before.entry(session).or_default().push((t, addr));
+        }
+    }
+    let earlier: Vec<u64> = before
+        .into_values()
+        .flat_map(|mut v| {
+            v.sort_unstable();
+            let from = v.len().saturating_sub(EARLIER);
+            v.split_off(from).into_iter().map(|(_, a)| a)
+        })
+        .collect();
+    near.extend(idx.fetch(&earlier)?);
+    Ok(near)
 }
 
 /// Replaces `incident:ID` terms by the incident's time range.
