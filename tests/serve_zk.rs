@@ -324,7 +324,11 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         30,
         || (count(port, "node:calc-a") > during).then_some(()),
     );
-    let health = get(port, "/health").expect("/health answers while ZooKeeper is down");
+    // The client notices the lost connection a moment after the kills (it may still be
+    // reading when the sockets close): wait for it, bounded.
+    let health = wait_for("/health to show ZooKeeper disconnected", 20, || {
+        get(port, "/health").filter(|h| h["zookeeper"]["state"] != "connected")
+    });
     assert_ne!(health["zookeeper"]["state"], "connected", "{health}");
     // ...and when the ensemble is back, it reconnects, re-establishes its watches and picks
     // up a registration made after the outage.
