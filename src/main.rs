@@ -440,8 +440,9 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Measure { .. } => Ok(0),
         Cmd::Ingest(a) => cmd_ingest(a, &dir, &registry()?),
         Cmd::Query(a) => {
-            let ast = exec::with_incidents(&dir, query::parse(&a.query)?, &[])?;
-            cmd_search(&dir, ast, &a.out, None)
+            let idx = IndexHandle::open(&dir)?;
+            let ast = exec::with_incidents(&idx, query::parse(&a.query)?, &[])?;
+            cmd_search(&idx, ast, &a.out, None)
         }
         Cmd::Run(a) => {
             let saved = query::saved_queries(&a.queries)?;
@@ -457,8 +458,9 @@ fn run(cli: Cli) -> Result<u8> {
                 .find(|q| &q.name == name)
                 .with_context(|| format!("no saved query {name:?}; `zklens run` lists them"))?;
             let text = query::fill(q, &a.params)?;
-            let ast = exec::with_incidents(&dir, query::parse(&text)?, &a.queries)?;
-            cmd_search(&dir, ast, &a.out, None)
+            let idx = IndexHandle::open(&dir)?;
+            let ast = exec::with_incidents(&idx, query::parse(&text)?, &a.queries)?;
+            cmd_search(&idx, ast, &a.out, None)
         }
         Cmd::Session(a) => {
             let id = parse_id(&a.id).with_context(|| format!("{:?} is not a session id", a.id))?;
@@ -467,12 +469,13 @@ fn run(cli: Cli) -> Result<u8> {
                 value: hex_id(id),
                 quoted: false,
             };
+            let idx = IndexHandle::open(&dir)?;
             let head = if a.out.output == OutputFormat::Table && !a.out.count {
-                exec::session_summary(&dir, id)?
+                exec::session_summary(&idx, id)?
             } else {
                 String::new()
             };
-            cmd_search(&dir, ast, &a.out, Some(head))
+            cmd_search(&idx, ast, &a.out, Some(head))
         }
         Cmd::Zxid(a) => {
             let id = parse_id(&a.id).with_context(|| format!("{:?} is not a zxid", a.id))?;
@@ -487,7 +490,7 @@ fn run(cli: Cli) -> Result<u8> {
                 id >> 32,
                 id & 0xffff_ffff
             );
-            cmd_search(&dir, ast, &a.out, Some(head))
+            cmd_search(&IndexHandle::open(&dir)?, ast, &a.out, Some(head))
         }
         Cmd::Formats(a) => cmd_formats(&registry()?, a.check),
         Cmd::Incidents(a) => cmd_incidents(&dir, a),
@@ -674,11 +677,11 @@ fn cmd_ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
     Ok(if summary.failures() > 0 { 2 } else { 0 })
 }
 
-fn cmd_search(dir: &DataDir, ast: query::Ast, o: &OutArgs, head: Option<String>) -> Result<u8> {
+fn cmd_search(idx: &IndexHandle, ast: query::Ast, o: &OutArgs, head: Option<String>) -> Result<u8> {
     let tz: Tz = o.tz.parse()?;
     let ast = exec::bounded(ast, o.since.as_deref(), o.until.as_deref(), tz)?;
     let limit = (o.limit > 0).then_some(o.limit);
-    let found = exec::run(dir, &ast, tz, limit, o.count)?;
+    let found = exec::run(idx, &ast, tz, limit, o.count)?;
     print_found(found, o, head)
 }
 
@@ -1109,7 +1112,7 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
         .as_deref()
         .map(|t| time::parse_time(t, Tz::Utc, now))
         .transpose()?;
-    let all = exec::incidents(dir, &a.queries)?;
+    let all = exec::incidents(&IndexHandle::open(dir)?, &a.queries)?;
     let list: Vec<_> = all
         .into_iter()
         .filter(|i| {
@@ -1141,7 +1144,8 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
 }
 
 fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
-    let all = exec::incidents(dir, &a.queries)?;
+    let idx = IndexHandle::open(dir)?;
+    let all = exec::incidents(&idx, &a.queries)?;
     let Some(inc) = all.iter().find(|i| i.id == a.id) else {
         let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
         anyhow::bail!("no incident {:?}; known: {}", a.id, ids.join(", "));
@@ -1153,11 +1157,11 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
             writeln!(out)?;
         }
         IncOut::Text | IncOut::Table => {
-            let skews = exec::skews(dir)?;
+            let skews = exec::skews(&idx)?;
             write!(out, "{}", zklens::incident::text_with_skew(inc, &skews))?
         }
         IncOut::Html => {
-            let skews = exec::skews(dir)?;
+            let skews = exec::skews(&idx)?;
             write!(out, "{}", zklens::incident::html::render(inc, &skews))?
         }
     }
@@ -1166,7 +1170,7 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
 }
 
 fn cmd_skew(dir: &DataDir, output: IncOut) -> Result<u8> {
-    let skews = exec::skews(dir)?;
+    let skews = exec::skews(&IndexHandle::open(dir)?)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     if output == IncOut::Json {
         serde_json::to_writer_pretty(&mut out, &skews)?;

@@ -7,18 +7,20 @@ pub mod store;
 
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
 use tantivy::indexer::UserOperation;
 use tantivy::query::Query;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
+    TantivyDocument,
 };
 
 use crate::error::{Error, Result};
@@ -373,6 +375,9 @@ pub struct Hits {
     pub hits: Vec<(i64, u64)>,
 }
 
+/// Hits spread over at least this many store frames per thread are fetched in parallel.
+const PARALLEL_FETCH_FRAMES: usize = 16;
+
 /// Read access to an index.
 pub struct IndexHandle {
     dir: DataDir,
@@ -380,6 +385,101 @@ pub struct IndexHandle {
     reader: IndexReader,
     fields: Fields,
     state: CommitState,
+    /// Per segment of the reader's searcher (which never reloads), its columns once opened.
+    columns: ColumnCache,
+}
+
+/// The columns of each segment of a handle's searcher, filled as searches need them.
+type ColumnCache = Arc<Vec<OnceLock<SegColumns>>>;
+
+/// The fast columns a search reads for each match. Opening a column deserializes its block
+/// metadata, milliseconds on a large segment, so a handle opens each once and every search
+/// it runs (a held handle in `zklens serve` runs many) shares them.
+#[derive(Clone)]
+struct SegColumns {
+    id: SegmentId,
+    ts: Column<i64>,
+    addr: Column<u64>,
+}
+
+impl SegColumns {
+    fn open(seg: &SegmentReader) -> tantivy::Result<SegColumns> {
+        let ff = seg.fast_fields();
+        Ok(SegColumns {
+            id: seg.segment_id(),
+            ts: ff.i64("ts")?,
+            addr: ff.u64("addr")?,
+        })
+    }
+}
+
+/// A segment's columns for a collector, opened at its first match: a lookup whose matches all
+/// lie in one segment opens that segment's columns only. From the handle's cache when they
+/// were opened there for this very segment.
+struct LazyColumns {
+    seg: SegmentReader,
+    ord: usize,
+    cache: ColumnCache,
+    cols: Option<SegColumns>,
+    err: Option<String>,
+}
+
+impl LazyColumns {
+    fn new(cache: &ColumnCache, ord: u32, seg: &SegmentReader) -> LazyColumns {
+        LazyColumns {
+            seg: seg.clone(),
+            ord: ord as usize,
+            cache: Arc::clone(cache),
+            cols: None,
+            err: None,
+        }
+    }
+
+    fn get(&mut self) -> Option<&SegColumns> {
+        if self.cols.is_none() && self.err.is_none() {
+            match self.open() {
+                Ok(c) => self.cols = Some(c),
+                Err(e) => {
+                    self.err = Some(format!(
+                        "segment {}: {e}",
+                        self.seg.segment_id().short_uuid_string()
+                    ))
+                }
+            }
+        }
+        self.cols.as_ref()
+    }
+
+    fn open(&self) -> tantivy::Result<SegColumns> {
+        let id = self.seg.segment_id();
+        match self.cache.get(self.ord) {
+            Some(slot) => match slot.get() {
+                Some(c) if c.id == id => Ok(c.clone()),
+                Some(_) => SegColumns::open(&self.seg),
+                None => {
+                    let c = SegColumns::open(&self.seg)?;
+                    Ok(slot.get_or_init(|| c).clone())
+                }
+            },
+            None => SegColumns::open(&self.seg),
+        }
+    }
+
+    /// What a segment collector hands back: its fruit, or why its columns did not open.
+    fn fruit<T>(self, fruit: T) -> std::result::Result<T, String> {
+        match self.err {
+            Some(e) => Err(e),
+            None => Ok(fruit),
+        }
+    }
+}
+
+/// The first error of the segments, or their fruits.
+fn segment_fruits<T>(fruits: Vec<std::result::Result<T, String>>) -> tantivy::Result<Vec<T>> {
+    fruits
+        .into_iter()
+        .collect::<std::result::Result<Vec<T>, String>>()
+        .map_err(tantivy::TantivyError::InternalError)
 }
 
 impl std::fmt::Debug for IndexHandle {
@@ -407,12 +507,14 @@ impl IndexHandle {
             .try_into()
             .map_err(|e| ierr(dir, e))?;
         let (_, fields) = schema();
+        let segments = reader.searcher().segment_readers().len();
         Ok(IndexHandle {
             dir: dir.clone(),
             index,
             reader,
             fields,
             state,
+            columns: Arc::new((0..segments).map(|_| OnceLock::new()).collect()),
         })
     }
 
@@ -431,6 +533,11 @@ impl IndexHandle {
         &self.state
     }
 
+    /// The committed segments as of opening (what [`IndexHandle::search`] runs on).
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
     /// Number of indexed events.
     pub fn num_events(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -440,7 +547,13 @@ impl IndexHandle {
     pub fn search(&self, q: &dyn Query, limit: Option<usize>) -> Result<Hits> {
         let searcher = self.reader.searcher();
         searcher
-            .search(q, &TimeOrdered { limit })
+            .search(
+                q,
+                &TimeOrdered {
+                    limit,
+                    columns: &self.columns,
+                },
+            )
             .map_err(|e| ierr(&self.dir, e))
     }
 
@@ -449,43 +562,87 @@ impl IndexHandle {
     pub fn search_by_session(&self, q: &dyn Query) -> Result<Vec<(u64, i64, u64)>> {
         let searcher = self.reader.searcher();
         searcher
-            .search(q, &BySession)
+            .search(
+                q,
+                &BySession {
+                    columns: &self.columns,
+                },
+            )
             .map_err(|e| ierr(&self.dir, e))
     }
 
     /// Loads events by address (in the given order).
+    ///
+    /// Each hit costs its frame's decompression, so hits spread over many frames (a session's
+    /// events, written over hours) are read on several threads, each with its own reader and a
+    /// contiguous run of frames.
     pub fn fetch(&self, addrs: &[u64]) -> Result<Vec<Event>> {
-        let mut r = StoreReader::open(&self.dir.store())?;
-        // Read frame by frame, then restore the requested order.
+        // Read in store order, frame by frame, then restore the requested order.
         let mut order: Vec<usize> = (0..addrs.len()).collect();
         order.sort_by_key(|&i| addrs[i]);
+        let frame = |k: usize| store::frame_of(addrs[order[k]]);
+        let frames = (0..order.len())
+            .filter(|&k| k == 0 || frame(k) != frame(k - 1))
+            .count();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(frames / PARALLEL_FETCH_FRAMES)
+            .max(1);
+        // Cut `order` into `threads` runs, never inside a frame.
+        let mut cuts = vec![0];
+        for t in 1..threads {
+            let mut k = (order.len() * t / threads).max(*cuts.last().unwrap_or(&0));
+            while k > 0 && k < order.len() && frame(k) == frame(k - 1) {
+                k += 1;
+            }
+            cuts.push(k);
+        }
+        cuts.push(order.len());
+        let store = self.dir.store();
+        let read = |run: &[usize]| -> Result<Vec<(usize, Event)>> {
+            let mut r = StoreReader::open(&store)?;
+            run.iter().map(|&i| Ok((i, r.get(addrs[i])?))).collect()
+        };
+        let runs: Vec<&[usize]> = cuts.windows(2).map(|w| &order[w[0]..w[1]]).collect();
+        let parts: Vec<Result<Vec<(usize, Event)>>> = if runs.len() == 1 {
+            runs.iter().map(|r| read(r)).collect()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = runs.iter().map(|r| s.spawn(|| read(r))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
         let mut out: Vec<Option<Event>> = vec![None; addrs.len()];
-        for i in order {
-            out[i] = Some(r.get(addrs[i])?);
+        for part in parts {
+            for (i, e) in part? {
+                out[i] = Some(e);
+            }
         }
         Ok(out.into_iter().flatten().collect())
     }
 }
 
-struct BySession;
+struct BySession<'a> {
+    columns: &'a ColumnCache,
+}
 
 struct SegBySession {
+    cols: LazyColumns,
     session: Column<u64>,
-    ts: Column<i64>,
-    addr: Column<u64>,
     out: Vec<(u64, i64, u64)>,
 }
 
-impl Collector for BySession {
+impl Collector for BySession<'_> {
     type Fruit = Vec<(u64, i64, u64)>;
     type Child = SegBySession;
 
-    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<SegBySession> {
-        let ff = seg.fast_fields();
+    fn for_segment(&self, ord: u32, seg: &SegmentReader) -> tantivy::Result<SegBySession> {
         Ok(SegBySession {
-            session: ff.u64("session")?,
-            ts: ff.i64("ts")?,
-            addr: ff.u64("addr")?,
+            cols: LazyColumns::new(self.columns, ord, seg),
+            session: seg.fast_fields().u64("session")?,
             out: Vec::new(),
         })
     }
@@ -494,51 +651,55 @@ impl Collector for BySession {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<(u64, i64, u64)>>) -> tantivy::Result<Self::Fruit> {
-        Ok(fruits.into_iter().flatten().collect())
+    fn merge_fruits(
+        &self,
+        fruits: Vec<std::result::Result<Vec<(u64, i64, u64)>, String>>,
+    ) -> tantivy::Result<Self::Fruit> {
+        Ok(segment_fruits(fruits)?.into_iter().flatten().collect())
     }
 }
 
 impl SegmentCollector for SegBySession {
-    type Fruit = Vec<(u64, i64, u64)>;
+    type Fruit = std::result::Result<Vec<(u64, i64, u64)>, String>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        if let Some(s) = self.session.first(doc) {
+        let Some(s) = self.session.first(doc) else {
+            return;
+        };
+        if let Some(c) = self.cols.get() {
             self.out.push((
                 s,
-                self.ts.first(doc).unwrap_or(i64::MIN),
-                self.addr.first(doc).unwrap_or(0),
+                c.ts.first(doc).unwrap_or(i64::MIN),
+                c.addr.first(doc).unwrap_or(0),
             ));
         }
     }
 
     fn harvest(self) -> Self::Fruit {
-        self.out
+        self.cols.fruit(self.out)
     }
 }
 
-struct TimeOrdered {
+struct TimeOrdered<'a> {
     limit: Option<usize>,
+    columns: &'a ColumnCache,
 }
 
 struct SegTimeOrdered {
-    ts: Column<i64>,
-    addr: Column<u64>,
+    cols: LazyColumns,
     limit: Option<usize>,
     heap: BinaryHeap<(i64, u64)>,
     all: Vec<(i64, u64)>,
     total: usize,
 }
 
-impl Collector for TimeOrdered {
+impl Collector for TimeOrdered<'_> {
     type Fruit = Hits;
     type Child = SegTimeOrdered;
 
-    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<SegTimeOrdered> {
-        let ff = seg.fast_fields();
+    fn for_segment(&self, ord: u32, seg: &SegmentReader) -> tantivy::Result<SegTimeOrdered> {
         Ok(SegTimeOrdered {
-            ts: ff.i64("ts")?,
-            addr: ff.u64("addr")?,
+            cols: LazyColumns::new(self.columns, ord, seg),
             limit: self.limit,
             heap: BinaryHeap::new(),
             all: Vec::new(),
@@ -550,7 +711,11 @@ impl Collector for TimeOrdered {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Hits>) -> tantivy::Result<Hits> {
+    fn merge_fruits(
+        &self,
+        fruits: Vec<std::result::Result<Hits, String>>,
+    ) -> tantivy::Result<Hits> {
+        let fruits = segment_fruits(fruits)?;
         let total = fruits.iter().map(|f| f.total).sum();
         let mut hits: Vec<(i64, u64)> = fruits.into_iter().flat_map(|f| f.hits).collect();
         hits.sort_unstable();
@@ -562,13 +727,16 @@ impl Collector for TimeOrdered {
 }
 
 impl SegmentCollector for SegTimeOrdered {
-    type Fruit = Hits;
+    type Fruit = std::result::Result<Hits, String>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.total += 1;
+        let Some(c) = self.cols.get() else {
+            return;
+        };
         let key = (
-            self.ts.first(doc).unwrap_or(i64::MIN),
-            self.addr.first(doc).unwrap_or(0),
+            c.ts.first(doc).unwrap_or(i64::MIN),
+            c.addr.first(doc).unwrap_or(0),
         );
         match self.limit {
             None => self.all.push(key),
@@ -583,16 +751,14 @@ impl SegmentCollector for SegTimeOrdered {
         }
     }
 
-    fn harvest(self) -> Hits {
+    fn harvest(self) -> Self::Fruit {
         let mut hits = if self.limit.is_some() {
             self.heap.into_vec()
         } else {
             self.all
         };
         hits.sort_unstable();
-        Hits {
-            total: self.total,
-            hits,
-        }
+        let total = self.total;
+        self.cols.fruit(Hits { total, hits })
     }
 }

@@ -36,6 +36,11 @@ pub fn address(offset: u64, i: usize) -> u64 {
     (offset << 20) | i as u64
 }
 
+/// The frame (its offset in the store) holding the event at `addr`.
+pub fn frame_of(addr: u64) -> u64 {
+    addr >> 20
+}
+
 fn split(addr: u64) -> (u64, usize) {
     (addr >> 20, (addr & ((1 << 20) - 1)) as usize)
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::{hex_id, Event};
 use crate::incident::{self, skew::Skew, Incident};
-use crate::index::{DataDir, IndexHandle};
+use crate::index::IndexHandle;
 use crate::parser::timefmt::Tz;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
 use tantivy::Term;
@@ -70,13 +70,20 @@ pub fn bounded(ast: Ast, since: Option<&str>, until: Option<&str>, tz: Tz) -> Re
 }
 
 /// Runs `ast` (already bounded) against the index.
-pub fn run(dir: &DataDir, ast: &Ast, tz: Tz, limit: Option<usize>, count: bool) -> Result<Found> {
-    let idx = IndexHandle::open(dir)?;
+pub fn run(
+    idx: &IndexHandle,
+    ast: &Ast,
+    tz: Tz,
+    limit: Option<usize>,
+    count: bool,
+) -> Result<Found> {
+    let searcher = idx.searcher();
     let compiler = Compiler {
         index: idx.index(),
         fields: idx.fields(),
         tz,
         now: time::now_nanos(),
+        searcher: Some(&searcher),
     };
     let q = compiler.compile(ast)?;
     let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
@@ -93,15 +100,15 @@ pub fn run(dir: &DataDir, ast: &Ast, tz: Tz, limit: Option<usize>, count: bool) 
 }
 
 /// Parses, resolves `incident:ID` terms, bounds and runs a [`Search`].
-pub fn search(dir: &DataDir, s: &Search, queries: &[PathBuf], tz: Tz) -> Result<Found> {
-    let ast = with_incidents(dir, parse(&s.query)?, queries)?;
+pub fn search(idx: &IndexHandle, s: &Search, queries: &[PathBuf], tz: Tz) -> Result<Found> {
+    let ast = with_incidents(idx, parse(&s.query)?, queries)?;
     let ast = bounded(ast, s.since.as_deref(), s.until.as_deref(), tz)?;
-    run(dir, &ast, tz, s.limit, s.count)
+    run(idx, &ast, tz, s.limit, s.count)
 }
 
 /// Everything matching one compiled query text (no limit).
-fn all(dir: &DataDir, q: &str) -> Result<Vec<Event>> {
-    Ok(run(dir, &parse(q)?, Tz::Utc, None, false)?.events)
+fn all(idx: &IndexHandle, q: &str) -> Result<Vec<Event>> {
+    Ok(run(idx, &parse(q)?, Tz::Utc, None, false)?.events)
 }
 
 /// The events incidents are built from, and the incidents they show.
@@ -111,14 +118,15 @@ fn all(dir: &DataDir, q: &str) -> Result<Vec<Event>> {
 /// sessions. So: detect once without them, then load them for the failovers' spans only, with
 /// each of those sessions' connection before the span (where it came from), and detect again.
 /// Memory and time then follow the incidents, not the corpus.
-pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
+pub fn incidents(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<Incident>> {
     let defs = incident::Definitions::load(queries)?;
-    let idx = IndexHandle::open(dir)?;
+    let searcher = idx.searcher();
     let compiler = Compiler {
         index: idx.index(),
         fields: idx.fields(),
         tz: Tz::Utc,
         now: time::now_nanos(),
+        searcher: Some(&searcher),
     };
     let kind_is = |k: &str| -> Result<Box<dyn Query>> {
         compiler.compile(&Ast::Term {
@@ -141,7 +149,7 @@ pub fn incidents(dir: &DataDir, queries: &[PathBuf]) -> Result<Vec<Incident>> {
         return Ok(incident::detect(&events, &defs));
     }
     for k in incident::WINDOWED_KINDS {
-        events.extend(windowed(&idx, kind_is(k)?.as_ref(), &windows)?);
+        events.extend(windowed(idx, kind_is(k)?.as_ref(), &windows)?);
     }
     // A session's earlier connection may also lie in an earlier span: keep each event once.
     events.sort_by(|a, b| (&a.source, a.offset).cmp(&(&b.source, b.offset)));
@@ -216,11 +224,11 @@ fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Resu
 }
 
 /// Replaces `incident:ID` terms by the incident's time range.
-pub fn with_incidents(dir: &DataDir, ast: Ast, queries: &[PathBuf]) -> Result<Ast> {
+pub fn with_incidents(idx: &IndexHandle, ast: Ast, queries: &[PathBuf]) -> Result<Ast> {
     if !mentions_incident(&ast) {
         return Ok(ast);
     }
-    let list = incidents(dir, queries)?;
+    let list = incidents(idx, queries)?;
     resolve_incidents(ast, &mut |id| {
         let inc = list.iter().find(|i| i.id == id).ok_or_else(|| {
             Error::Query(format!("no incident {id:?} (zklens incidents lists them)"))
@@ -234,17 +242,35 @@ pub fn with_incidents(dir: &DataDir, ast: Ast, queries: &[PathBuf]) -> Result<As
 }
 
 /// Clock-skew estimates (per node, with bounds) from the index.
-pub fn skews(dir: &DataDir) -> Result<Vec<Skew>> {
+pub fn skews(idx: &IndexHandle) -> Result<Vec<Skew>> {
     // Lines naming both a session and a zxid, and the txn records.
-    let events = all(dir, "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])")?;
+    let events = all(idx, "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])")?;
     Ok(incident::skew::estimate(&events))
 }
 
+/// A session's events (time order, the first `limit`) with its lifecycle summary; the summary
+/// is read from those events when they are all of the session's, else from a search of its own.
+pub fn session_events(idx: &IndexHandle, id: u64, limit: Option<usize>) -> Result<(String, Found)> {
+    let ast = Ast::Term {
+        field: Some("session".into()),
+        value: hex_id(id),
+        quoted: false,
+    };
+    let found = run(idx, &ast, Tz::Utc, limit, false)?;
+    // The lifecycle reads only the kinds `session_summary` searches for and skips the rest.
+    let summary = if found.events.len() == found.total {
+        session::lifecycle(id, &found.events).to_string()
+    } else {
+        session_summary(idx, id)?
+    };
+    Ok((summary, found))
+}
+
 /// The lifecycle summary of a session (created, moved, expired, ephemerals lost).
-pub fn session_summary(dir: &DataDir, id: u64) -> Result<String> {
+pub fn session_summary(idx: &IndexHandle, id: u64) -> Result<String> {
     let q = format!(
         "session:{} AND (kind:txn.* OR kind:session.expired OR kind:client.*)",
         hex_id(id)
     );
-    Ok(session::lifecycle(id, &all(dir, &q)?).to_string())
+    Ok(session::lifecycle(id, &all(idx, &q)?).to_string())
 }

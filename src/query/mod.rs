@@ -22,7 +22,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
-use tantivy::{Index, Term};
+use tantivy::{Index, Searcher, Term};
 
 use crate::error::{Error, Result};
 use crate::event::parse_id;
@@ -413,6 +413,22 @@ pub fn parse(q: &str) -> Result<Ast> {
     Ok(a)
 }
 
+/// Any of these terms (nothing when there are none).
+fn any_term(terms: Vec<Term>) -> Box<dyn Query> {
+    if terms.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    Box::new(BooleanQuery::new(
+        terms
+            .into_iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect(),
+    ))
+}
+
 /// Compiles queries against an index's schema.
 pub struct Compiler<'a> {
     /// The index (for its tokenizer).
@@ -423,7 +439,14 @@ pub struct Compiler<'a> {
     pub tz: Tz,
     /// Now, for relative times.
     pub now: i64,
+    /// The segments the query will run on: wildcards on keyword fields are expanded into
+    /// their terms there (None: a regex query).
+    pub searcher: Option<&'a Searcher>,
 }
+
+/// A wildcard is expanded into terms only while a segment's dictionary for the field has at
+/// most this many terms (names such as kinds and levels); longer ones get a regex query.
+const EXPAND_MAX_TERMS: usize = 4096;
 
 enum Kind {
     U64(Field),
@@ -537,10 +560,13 @@ impl Compiler<'_> {
                                 .map(regex::escape)
                                 .collect::<Vec<_>>()
                                 .join(".*");
-                            Box::new(
-                                RegexQuery::from_pattern(&re, f)
-                                    .map_err(|e| Error::Query(e.to_string()))?,
-                            )
+                            match self.expand(f, &re)? {
+                                Some(terms) => any_term(terms),
+                                None => Box::new(
+                                    RegexQuery::from_pattern(&re, f)
+                                        .map_err(|e| Error::Query(e.to_string()))?,
+                                ),
+                            }
                         } else {
                             let v = if name == "level" {
                                 crate::event::Level::parse(value)
@@ -590,6 +616,45 @@ impl Compiler<'_> {
                 }
             }
         })
+    }
+
+    /// The terms of keyword field `f` matching `re` (whole term) in every segment, or None
+    /// when there is no searcher or a dictionary is too long to scan.
+    ///
+    /// A regex query marks every document of every matching term in a bitset as large as
+    /// the segment before it can be intersected: a million `client.*` events to find the
+    /// few of one session. A union of term queries is intersected through the posting
+    /// lists' skip data instead.
+    fn expand(&self, f: Field, re: &str) -> Result<Option<Vec<Term>>> {
+        let Some(searcher) = self.searcher else {
+            return Ok(None);
+        };
+        let re =
+            regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| Error::Query(e.to_string()))?;
+        let mut terms = std::collections::BTreeSet::new();
+        for seg in searcher.segment_readers() {
+            let inv = seg
+                .inverted_index(f)
+                .map_err(|e| Error::Query(e.to_string()))?;
+            let dict = inv.terms();
+            if dict.num_terms() > EXPAND_MAX_TERMS {
+                return Ok(None);
+            }
+            let mut stream = dict.stream().map_err(|e| Error::Query(e.to_string()))?;
+            while stream.advance() {
+                if let Ok(t) = std::str::from_utf8(stream.key()) {
+                    if re.is_match(t) {
+                        terms.insert(t.to_string());
+                    }
+                }
+            }
+        }
+        Ok(Some(
+            terms
+                .into_iter()
+                .map(|t| Term::from_field_text(f, &t))
+                .collect(),
+        ))
     }
 
     fn text(&self, f: Field, value: &str) -> Result<Box<dyn Query>> {

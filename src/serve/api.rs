@@ -141,7 +141,7 @@ async fn query(State(s): St, Query(p): Query<QueryParams>) -> Response {
         limit: limit(p.limit),
         count: p.count,
     };
-    match blocking(move || exec::search(&s.dir, &search, &s.cfg.queries, Tz::Utc)).await {
+    match blocking(move || exec::search(&*s.index()?, &search, &s.cfg.queries, Tz::Utc)).await {
         Ok(found) => Json(found).into_response(),
         Err(r) => r,
     }
@@ -161,17 +161,8 @@ async fn session(State(s): St, Path(id): Path<String>, Query(p): Query<LimitPara
             format!("{id:?} is not a session id"),
         );
     };
-    let search = Search {
-        query: format!("session:{}", hex_id(id)),
-        limit: limit(p.limit),
-        ..Search::default()
-    };
-    let r = blocking(move || {
-        let summary = exec::session_summary(&s.dir, id)?;
-        let found = exec::search(&s.dir, &search, &[], Tz::Utc)?;
-        Ok((summary, found))
-    })
-    .await;
+    let limit = limit(p.limit);
+    let r = blocking(move || exec::session_events(&*s.index()?, id, limit)).await;
     match r {
         Ok((summary, found)) => Json(json!({
             "session": hex_id(id),
@@ -193,7 +184,7 @@ async fn zxid(State(s): St, Path(z): Path<String>, Query(p): Query<LimitParam>) 
         limit: limit(p.limit),
         ..Search::default()
     };
-    match blocking(move || exec::search(&s.dir, &search, &[], Tz::Utc)).await {
+    match blocking(move || exec::search(&*s.index()?, &search, &[], Tz::Utc)).await {
         Ok(found) => Json(found).into_response(),
         Err(r) => r,
     }
@@ -217,8 +208,7 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
     let Some(inc) = s.status().incidents.get(&id).map(|li| li.incident.clone()) else {
         return error(StatusCode::NOT_FOUND, format!("no incident {id:?}"));
     };
-    let dir = s.dir.clone();
-    match blocking(move || exec::skews(&dir)).await {
+    match blocking(move || exec::skews(&*s.index()?)).await {
         Ok(skews) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             crate::incident::html::render(&inc, &skews),

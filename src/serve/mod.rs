@@ -35,7 +35,7 @@ use crate::discovery::{DiscoveryEvent, EnsembleMember, Registration};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
 use crate::incident::Incident;
-use crate::index::{Checkpoint, DataDir, IndexSink};
+use crate::index::{Checkpoint, DataDir, IndexHandle, IndexSink};
 use crate::parser::timefmt::Tz;
 use crate::parser::Registry;
 use crate::query::exec;
@@ -162,12 +162,32 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Started at.
     pub started: Instant,
+    /// The index as of the last commit, opened once for every request until the next commit
+    /// (opening costs milliseconds: segment metadata, fast-column headers).
+    index: Mutex<Option<Arc<IndexHandle>>>,
 }
 
 impl Shared {
     /// The status, even if a thread panicked while holding it.
     pub fn status(&self) -> MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index as of the last commit: opened on first use after a commit, then shared.
+    pub fn index(&self) -> Result<Arc<IndexHandle>> {
+        let mut held = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = held.as_ref() {
+            return Ok(Arc::clone(h));
+        }
+        let h = Arc::new(IndexHandle::open(&self.dir)?);
+        *held = Some(Arc::clone(&h));
+        Ok(h)
+    }
+
+    /// A commit happened: the next request opens the index anew (requests already running
+    /// finish on the handle they hold).
+    fn committed(&self) {
+        *self.index.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -442,6 +462,7 @@ pub fn writer(
                   ranges: &Vec<(u64, u64)>|
      -> Result<()> {
         sink.commit(checkpoints.values().cloned().collect(), ranges.clone())?;
+        shared.committed();
         shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
         shared.status().last_commit = Some(now());
         let _ = committed.send(());
@@ -674,14 +695,21 @@ fn snapshots(shared: &Shared, dirs: &[PathBuf], tx: &SyncSender<Msg>) {
 pub fn detector(shared: Arc<Shared>, rx: Receiver<()>) {
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {} // coalesce commits that piled up
-        let list = match exec::incidents(&shared.dir, &shared.cfg.queries) {
+        let idx = match shared.index() {
+            Ok(idx) => idx,
+            Err(e) => {
+                log(&format!("incident detection: {e}"));
+                continue;
+            }
+        };
+        let list = match exec::incidents(&idx, &shared.cfg.queries) {
             Ok(l) => l,
             Err(e) => {
                 log(&format!("incident detection: {e}"));
                 continue;
             }
         };
-        let skews = exec::skews(&shared.dir).unwrap_or_default();
+        let skews = exec::skews(&idx).unwrap_or_default();
         let mut s = shared.status();
         for inc in list {
             let summary = crate::incident::summary(&inc);
@@ -763,6 +791,7 @@ pub fn prepare(
             status: Mutex::new(status),
             metrics: Metrics::default(),
             started: Instant::now(),
+            index: Mutex::new(None),
         }),
         sink,
     ))
