@@ -8,6 +8,7 @@
 //! what the ensemble did; log lines say what their writer believed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub mod html;
 pub mod skew;
@@ -285,6 +286,38 @@ fn close_step(c: &Event, s: u64) -> Step {
     )
 }
 
+/// The epoch the logs begin in, when they begin inside one (rotated away, or collected from a
+/// running ensemble): a stand-in for its formation, dated before every event, with no node and no
+/// leader (the old leader is then unknown) and the epoch's first zxid. Its epoch is the newest
+/// the servers' election lines (their last zxid, the votes' peer epoch) name below the first
+/// formation's. None when the first formation is the logs' own beginning: no loss of a leader
+/// (only `loss_kinds` count, not a server starting to look) or no earlier epoch that committed.
+fn unseen_epoch(ev: &[&Event], formed: &[&Event], d: &FailoverDef) -> Option<Event> {
+    let first = formed.first()?;
+    let (e1, t1) = (first.attrs.zxid? >> 32, first.ts?);
+    let earlier = &ev[..ev.partition_point(|e| e.ts.unwrap_or(0) < t1)];
+    if !earlier
+        .iter()
+        .any(|e| d.loss_kinds.iter().any(|k| k == &*e.kind))
+    {
+        return None;
+    }
+    let e0 = earlier
+        .iter()
+        .filter(|e| e.kind.starts_with("election."))
+        .flat_map(|e| [e.attrs.zxid.map(|z| z >> 32), e.attrs.epoch])
+        .flatten()
+        .filter(|&x| x >= 1 && x < e1)
+        .max()?;
+    let mut stand_in = (*first).clone();
+    stand_in.ts = Some(earlier.first()?.ts? - 1);
+    stand_in.node = Arc::from("");
+    stand_in.myid = None;
+    stand_in.attrs.leader = None;
+    stand_in.attrs.zxid = Some(e0 << 32);
+    Some(stand_in)
+}
+
 fn leader_of(e: &Event) -> Option<u64> {
     e.myid.or(e.attrs.leader).or_else(|| {
         e.node
@@ -360,7 +393,10 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
     let mut out = Vec::new();
     let mut explained: Vec<u64> = Vec::new();
     let d = &defs.failover;
-    for w in formed.windows(2) {
+    // Logs that begin inside an epoch hold no formation of it; a stand-in opens the chain.
+    let unseen = unseen_epoch(&ev, &formed, d);
+    let chain: Vec<&Event> = unseen.iter().chain(formed.iter().copied()).collect();
+    for w in chain.windows(2) {
         let (prev, cur) = (w[0], w[1]);
         let (Some(z0), Some(z1)) = (prev.attrs.zxid, cur.attrs.zxid) else {
             continue;
