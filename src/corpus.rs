@@ -49,6 +49,11 @@ pub struct Failover {
     pub sessions_expired: Vec<String>,
 }
 
+/// Version of this generator, recorded in the manifest. 2: the probe zxid is one written, the
+/// sync lines name the old epoch's last zxid, a failover's expiries come together, the manifest
+/// counts election lines right.
+pub const GENERATOR: u32 = 2;
+
 /// What was generated.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -66,6 +71,9 @@ pub struct Manifest {
     pub probe_session: String,
     /// A zxid that appears in logs (for lookups).
     pub probe_zxid: String,
+    /// Version of the generator that wrote the corpus (a corpus from another version is
+    /// generated again: its probes or lines may differ).
+    pub generator: u32,
 }
 
 struct Rng(u64);
@@ -209,9 +217,11 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                         o.line(&format!("{}Notification: my state:LOOKING; n.sid:{j}, n.state:LOOKING, n.leader:{new}, n.round:0x{:x}, n.peerEpoch:0x{epoch:x}, n.zxid:0x{:x}, message format version:0x2, n.config version:0x0", head(i, t + 4_000_000, "INFO", &format!("WorkerReceiver[myid={i}]"), "FastLeaderElection$Messenger$WorkerReceiver", 389), epoch + 1, (epoch << 32) | counter))?;
                     }
                 }
-                lines += 11 + u64::from(n) - 1;
+                lines += 8 + u64::from(n) - 1;
             }
             t += 200_000_000 + rng.below(300_000_000) as i64;
+            // What the followers and the new leader had: the old epoch's last zxid.
+            let last = (epoch << 32) | counter;
             epoch += 1;
             counter = 0;
             for i in 1..=n {
@@ -235,7 +245,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                     ))?;
                     for j in 1..=n {
                         if j != old && j != new {
-                            o.line(&format!("{}Synchronizing with Learner sid: {j} maxCommittedLog=0x{:x} minCommittedLog=0x{:x} lastProcessedZxid=0x{:x} peerLastZxid=0x{:x}", head(i, t + 5_000_000, "INFO", &format!("LearnerHandler-/127.0.0.1:{}", 40000 + j), "LearnerHandler", 723), ((epoch - 1) << 32) | 9, ((epoch - 1) << 32) | 1, ((epoch - 1) << 32) | 9, ((epoch - 1) << 32) | 9))?;
+                            o.line(&format!("{}Synchronizing with Learner sid: {j} maxCommittedLog=0x{:x} minCommittedLog=0x{:x} lastProcessedZxid=0x{:x} peerLastZxid=0x{:x}", head(i, t + 5_000_000, "INFO", &format!("LearnerHandler-/127.0.0.1:{}", 40000 + j), "LearnerHandler", 723), last, ((epoch - 1) << 32) | 1, last, last))?;
                             o.line(&format!(
                                 "{}Sending DIFF zxid=0x{:x}  for peer sid: {j}",
                                 head(
@@ -246,7 +256,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                                     "LearnerHandler",
                                     794
                                 ),
-                                ((epoch - 1) << 32) | 9
+                                last
                             ))?;
                             lines += 2;
                         }
@@ -270,7 +280,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                     o.line(&format!(
                         "{}Getting a diff from the leader 0x{:x}",
                         head(i, t + 6_000_000, "INFO", &qp(i), "Learner", 556),
-                        ((epoch - 1) << 32) | 9
+                        last
                     ))?;
                     o.line(&format!(
                         "{}Peer state changed: following - synchronization - diff",
@@ -283,12 +293,15 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                     lines += 5;
                 }
             }
-            // The new leader expires a few sessions.
+            // The new leader expires the sessions that did not come back: each got a fresh
+            // timeout (4 s) when the leader took over, so they expire together, a session
+            // tracker tick apart.
             let mut expired = Vec::new();
+            t += 4_000_000_000;
             for _ in 0..2 {
                 let k = rng.below(sessions.len() as u64) as usize;
                 let s = sessions[k];
-                t += 4_000_000_000;
+                t += 1_000_000 + rng.below(250_000_000) as i64;
                 let o = &mut servers[new as usize - 1];
                 o.line(&format!(
                     "{}Expiring session 0x{s:x}, timeout of 4000ms exceeded",
@@ -331,9 +344,6 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         let s = sessions[rng.below(sessions.len() as u64) as usize];
         counter += 1;
         let zxid = (epoch << 32) | counter;
-        if probe_zxid.is_none() && counter == 77 {
-            probe_zxid = Some(zxid);
-        }
         if r < 45 {
             let i = 1 + rng.below(u64::from(n)) as u32;
             let o = &mut servers[i as usize - 1];
@@ -388,6 +398,10 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
             let name = format!("svc-{}", k + 1);
             let stamp = ts(t);
             let line = if (k + 1) % 3 == 0 {
+                // Every JSON line names its zxid: the probe is one that is in the corpus.
+                if probe_zxid.is_none() {
+                    probe_zxid = Some(zxid);
+                }
                 format!(
                     r#"{{"ts":"{}","level":"INFO","logger":"{name}","msg":"wrote /data/{name}/counter","session":"0x{s:x}","zxid":"0x{zxid:x}"}}"#,
                     crate::query::time::rfc3339(t)
@@ -430,6 +444,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         failovers,
         probe_session: format!("0x{probe_session:x}"),
         probe_zxid: format!("0x{:x}", probe_zxid.unwrap_or(1 << 32 | 1)),
+        generator: GENERATOR,
     };
     let mp = manifest_path(&spec.out);
     let text = serde_json::to_string_pretty(&m).map_err(|e| Error::BadInput {

@@ -1,0 +1,143 @@
+//! The benchmark corpus generator (`zklens corpus`): what its manifest promises is in the files
+//! (sizes, lines, probes), it is deterministic, and zklens finds what was embedded: every
+//! failover at its time with its leaders, epoch and expired sessions, and the probe ids with as
+//! many events as raw lines name them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use regex::Regex;
+use serde_json::Value;
+
+mod common;
+use common::zklens;
+
+fn generate(out: &Path) -> Value {
+    zklens(&out.join("unused"))
+        .arg("corpus")
+        .arg(out)
+        .args(["--size", "4MB", "--failover-every", "10"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(out.join(".manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("manifest json")
+}
+
+fn files(m: &Value) -> Vec<(String, u64)> {
+    m["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            (
+                f[0].as_str().expect("path").to_string(),
+                f[1].as_u64().expect("size"),
+            )
+        })
+        .collect()
+}
+
+/// Lines of the corpus naming `id` as a whole word (not as the prefix of a longer id).
+fn raw_lines_naming(dir: &Path, m: &Value, id: &str) -> usize {
+    let re = Regex::new(&format!(r"\b{}\b", regex::escape(id))).expect("regex");
+    files(m)
+        .iter()
+        .map(|(f, _)| {
+            let text = std::fs::read_to_string(dir.join(f)).expect("read");
+            text.lines().filter(|l| re.is_match(l)).count()
+        })
+        .sum()
+}
+
+fn count(data: &Path, args: &[&str]) -> usize {
+    let out = zklens(data)
+        .args(args)
+        .arg("--count")
+        .output()
+        .expect("run");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[test]
+fn corpus_keeps_its_manifest_and_zklens_finds_what_was_embedded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("corpus");
+    let m = generate(&dir);
+
+    // Sizes and lines as the manifest says; the same seed writes the same bytes.
+    let mut lines = 0;
+    for (f, size) in files(&m) {
+        let bytes = std::fs::read(dir.join(&f)).expect("read");
+        assert_eq!(bytes.len() as u64, size, "{f}");
+        lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    assert_eq!(lines, m["lines"].as_u64().expect("lines"));
+    let again = tmp.path().join("again");
+    generate(&again);
+    for (f, _) in files(&m) {
+        assert!(
+            std::fs::read(dir.join(&f)).expect("read")
+                == std::fs::read(again.join(&f)).expect("read"),
+            "{f} differs between two runs with the same seed"
+        );
+    }
+
+    let data = tmp.path().join("data");
+    zklens(&data).arg("ingest").arg(&dir).assert().success();
+
+    // The probes: as many events as raw lines name them, and at least one.
+    for (cmd, key) in [("session", "probe_session"), ("zxid", "probe_zxid")] {
+        let id = m[key].as_str().expect("probe");
+        let raw = raw_lines_naming(&dir, &m, id);
+        assert!(raw > 0, "{key} {id} is in no line of the corpus");
+        assert_eq!(count(&data, &[cmd, id]), raw, "{cmd} {id}");
+    }
+
+    // Every embedded failover, found at its time with its leaders, epoch and expiries. The logs
+    // begin inside epoch 1, so the first failover's old leader is not in them.
+    let out = zklens(&data)
+        .args(["incidents", "-o", "json"])
+        .output()
+        .expect("run");
+    let incidents: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let failovers = m["failovers"].as_array().expect("failovers");
+    assert!(failovers.len() >= 2, "{failovers:?}");
+    for (k, f) in failovers.iter().enumerate() {
+        let epoch = f["new_epoch"].as_u64().expect("epoch");
+        let id = format!("leader-failover-epoch-{epoch}");
+        let inc = incidents
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no {id}; found {incidents:#?}"));
+        assert_eq!(inc["started_at"], f["at"], "{id}");
+        assert_eq!(inc["new_leader"], f["new_leader"], "{id}");
+        assert_eq!(inc["old_epoch"].as_u64(), Some(epoch - 1), "{id}");
+        if k == 0 {
+            assert!(inc["old_leader"].is_null(), "{id}: {}", inc["old_leader"]);
+        } else {
+            assert_eq!(inc["old_leader"], f["old_leader"], "{id}");
+        }
+        let want: BTreeSet<&str> = f["sessions_expired"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let got: BTreeSet<&str> = inc["sessions_expired"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(got, want, "{id}");
+    }
+    // And no failover that was not embedded.
+    let found = incidents
+        .iter()
+        .filter(|i| i["kind"] == "leader-failover")
+        .count();
+    assert_eq!(found, failovers.len());
+}
