@@ -762,3 +762,92 @@ impl SegmentCollector for SegTimeOrdered {
         self.cols.fruit(Hits { total, hits })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Attrs, Level};
+    use tantivy::query::{AllQuery, TermQuery};
+    use tantivy::Term;
+
+    fn ev(i: u64) -> Event {
+        Event {
+            ts: Some(1_700_000_000_000_000_000 + i as i64 * 1_000_000),
+            node: Arc::from(if i % 2 == 0 { "zk1" } else { "zk2" }),
+            myid: None,
+            source: Arc::from("zk1/zookeeper.log"),
+            offset: i * 100,
+            line: i + 1,
+            level: Some(Level::Info),
+            thread: None,
+            logger: None,
+            message: format!("event number {i}"),
+            kind: Arc::from(if i % 3 == 0 {
+                "session.expired"
+            } else {
+                "client.connected"
+            }),
+            attrs: Attrs {
+                session: Some(0x1000_0000_0000_0000 + i % 7),
+                ..Attrs::default()
+            },
+            paths: Vec::new(),
+            replicas: Vec::new(),
+        }
+    }
+
+    /// Events written in many frames come back whole, in the order asked, whether read on one
+    /// thread (few frames) or several; and every search of a handle (which caches the columns)
+    /// answers as a fresh handle does.
+    #[test]
+    fn fetch_and_search_over_many_frames() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::new(tmp.path());
+        let n = (store::FRAME_EVENTS * PARALLEL_FETCH_FRAMES * 4) as u64;
+        let events: Vec<Event> = (0..n).map(ev).collect();
+        let mut sink = IndexSink::open(&dir, 1).expect("open");
+        sink.add(&events).expect("add");
+        sink.commit(Vec::new(), Vec::new()).expect("commit");
+        sink.close().expect("close");
+
+        let idx = IndexHandle::open(&dir).expect("handle");
+        let hits = idx.search(&AllQuery, None).expect("search");
+        assert_eq!(hits.total, n as usize);
+        // Time order is event order; ask for them in a scrambled order.
+        let mut addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+        let mut want: Vec<u64> = (0..n).collect();
+        for k in (1..addrs.len()).rev() {
+            let j = (k * 7919) % (k + 1);
+            addrs.swap(k, j);
+            want.swap(k, j);
+        }
+        let got = idx.fetch(&addrs).expect("fetch");
+        assert_eq!(got.len(), addrs.len());
+        for (e, i) in got.iter().zip(&want) {
+            assert_eq!(e, &events[*i as usize]);
+        }
+        // A few hits in few frames: one thread, same events.
+        let few = idx.fetch(&addrs[..5]).expect("fetch");
+        assert_eq!(few, got[..5].to_vec());
+
+        let session = |s: u64| {
+            TermQuery::new(
+                Term::from_field_u64(idx.fields().session, s),
+                IndexRecordOption::Basic,
+            )
+        };
+        for round in 0..2 {
+            for s in 0..7u64 {
+                let q = session(0x1000_0000_0000_0000 + s);
+                let held = idx.search(&q, Some(10)).expect("search");
+                let fresh = IndexHandle::open(&dir)
+                    .expect("handle")
+                    .search(&q, Some(10))
+                    .expect("search");
+                assert_eq!(held.total, fresh.total, "round {round} session {s}");
+                assert_eq!(held.hits, fresh.hits, "round {round} session {s}");
+                assert_eq!(held.total, (0..n).filter(|i| i % 7 == s).count());
+            }
+        }
+    }
+}
