@@ -184,7 +184,10 @@ fn corpus_ready(dir: &Path, bytes: u64) -> Option<Manifest> {
     let text = std::fs::read_to_string(corpus::manifest_path(dir)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let have = v["bytes"].as_u64()?;
-    if have < bytes || have > bytes + bytes / 10 + (1 << 20) {
+    if v["generator"].as_u64() != Some(u64::from(corpus::GENERATOR))
+        || have < bytes
+        || have > bytes + bytes / 10 + (1 << 20)
+    {
         return None;
     }
     serde_json::from_value::<ManifestIn>(v)
@@ -197,6 +200,7 @@ fn corpus_ready(dir: &Path, bytes: u64) -> Option<Manifest> {
             failovers: Vec::new(),
             probe_session: m.probe_session,
             probe_zxid: m.probe_zxid,
+            generator: corpus::GENERATOR,
         })
 }
 
@@ -375,89 +379,98 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     });
 
     // ---- lookups ------------------------------------------------------------------------
+    // Each asked three ways: a `zklens` process (start, open the index, answer, exit), the
+    // running service over HTTP (index held open), and rg over the raw files. rg is told to
+    // match whole words (`-w`): a zxid is a prefix of others (0x10000004d of 0x10000004da).
     let dns = dn.to_string_lossy().into_owned();
-    let lookups: Vec<(String, Vec<String>, Option<Vec<String>>)> = vec![
-        (
-            format!("session lookup {}", m.probe_session),
-            vec![
-                "--data-dir".into(),
-                dns.clone(),
-                "session".into(),
-                m.probe_session.clone(),
-                "--limit".into(),
-                "0".into(),
-                "-o".into(),
-                "jsonl".into(),
-            ],
-            Some(vec!["-F".into(), m.probe_session.clone()]),
-        ),
-        (
-            format!("zxid lookup {}", m.probe_zxid),
-            vec![
-                "--data-dir".into(),
-                dns.clone(),
-                "zxid".into(),
-                m.probe_zxid.clone(),
-                "--limit".into(),
-                "0".into(),
-                "-o".into(),
-                "jsonl".into(),
-            ],
-            Some(vec!["-F".into(), m.probe_zxid.clone()]),
-        ),
-        (
-            "kind + time range (session.expired in 2 h)".into(),
-            vec![
-                "--data-dir".into(),
-                dns.clone(),
-                "query".into(),
-                "kind:session.expired".into(),
-                "--since".into(),
-                "2026-11-24T00:00:00Z".into(),
-                "--until".into(),
-                "2026-11-24T02:00:00Z".into(),
-                "--limit".into(),
-                "0".into(),
-                "-o".into(),
-                "jsonl".into(),
-            ],
-            Some(vec!["-F".into(), "Expiring session".into()]),
-        ),
+    let cli = |cmd: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec!["--data-dir".into(), dns.clone()];
+        a.extend(cmd.iter().map(|x| x.to_string()));
+        a.extend(["--limit", "0", "-o", "jsonl"].map(String::from));
+        a
+    };
+    let (since, until) = ("2026-11-24T00:00:00Z", "2026-11-24T02:00:00Z");
+    let lookups: Vec<Lookup> = vec![
+        Lookup {
+            name: format!("session lookup {}", m.probe_session),
+            cli: cli(&["session", &m.probe_session]),
+            api: (format!("/api/sessions/{}", m.probe_session), vec![]),
+            rg: vec!["-w".into(), "-F".into(), m.probe_session.clone()],
+        },
+        Lookup {
+            name: format!("zxid lookup {}", m.probe_zxid),
+            cli: cli(&["zxid", &m.probe_zxid]),
+            api: (format!("/api/zxids/{}", m.probe_zxid), vec![]),
+            rg: vec!["-w".into(), "-F".into(), m.probe_zxid.clone()],
+        },
+        Lookup {
+            name: "kind + time range (session.expired in 2 h)".into(),
+            cli: cli(&[
+                "query",
+                "kind:session.expired",
+                "--since",
+                since,
+                "--until",
+                until,
+            ]),
+            api: (
+                "/api/query".into(),
+                vec![
+                    ("q", "kind:session.expired".into()),
+                    ("since", since.into()),
+                    ("until", until.into()),
+                ],
+            ),
+            rg: vec!["-F".into(), "Expiring session".into()],
+        },
     ];
-    for (name, args, rg_args) in lookups {
-        log(&name);
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let ours = median(
-            (0..spec.reps.max(1))
-                .map(|_| zk(&a))
-                .collect::<Result<Vec<_>>>()?,
-        );
-        let base = match (&rg_args, rg_ok) {
-            (Some(r), true) => {
-                let mut runs = Vec::new();
-                for _ in 0..spec.reps.max(1) {
-                    let mut a: Vec<String> = vec!["--no-ignore".into(), "--hidden".into()];
-                    a.extend(r.iter().cloned());
-                    a.push(cdir.clone());
-                    runs.push(rg(a)?);
-                }
-                Some(median(runs))
-            }
-            _ => None,
+    let reps = spec.reps.max(1);
+    let mut baselines = Vec::new();
+    for l in &lookups {
+        log(&l.name);
+        let a: Vec<&str> = l.cli.iter().map(String::as_str).collect();
+        let ours = median((0..reps).map(|_| zk(&a)).collect::<Result<Vec<_>>>()?);
+        let base = if rg_ok {
+            let mut a: Vec<String> = vec!["--no-ignore".into(), "--hidden".into()];
+            a.extend(l.rg.iter().cloned());
+            a.push(cdir.clone());
+            Some(median(
+                (0..reps)
+                    .map(|_| rg(a.clone()))
+                    .collect::<Result<Vec<_>>>()?,
+            ))
+        } else {
+            None
         };
-        figures.push(Figure {
-            name,
-            value: ours.secs * 1000.0,
-            unit: "ms".into(),
-            baseline: base.as_ref().map(|b| b.secs * 1000.0),
-            baseline_name: base
-                .as_ref()
-                .map(|_| "rg over the raw files (all cores)".into()),
-            ratio: base.as_ref().map(|b| b.secs / ours.secs),
-            target: Some(">= 100x faster than rg".into()),
-            max_rss: ours.max_rss,
-            baseline_max_rss: base.as_ref().map(|b| b.max_rss),
-        });
+        figures.push(lookup_figure(
+            format!("{} (CLI process)", l.name),
+            ours.secs,
+            ours.max_rss,
+            base.as_ref(),
+        ));
+        baselines.push(base);
+    }
+    log("lookups through `zklens serve` (index held open, one connection kept alive)");
+    match Service::start(&spec.exe, &dns) {
+        Ok(svc) => {
+            for (l, base) in lookups.iter().zip(&baselines) {
+                // The first request after a commit opens the index; the figure is the steady state.
+                let (total, _) = svc.get(&l.api.0, &l.api.1)?;
+                let mut times = Vec::new();
+                for _ in 0..reps * 5 {
+                    times.push(svc.get(&l.api.0, &l.api.1)?.1);
+                }
+                times.sort_by(f64::total_cmp);
+                log(&format!("  {}: {total} events", l.name));
+                figures.push(lookup_figure(
+                    format!("{} (service API)", l.name),
+                    times[times.len() / 2],
+                    svc.peak_rss(),
+                    base.as_ref(),
+                ));
+            }
+        }
+        Err(e) => log(&format!("service lookups skipped: {e}")),
     }
     // ---- incidents --------------------------------------------------------------------------
     log("incident detection + reconstruction (whole corpus)");
@@ -526,6 +539,91 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         corpus_files: m.files.len(),
         figures,
     })
+}
+
+/// One lookup, as the CLI, the service and rg ask it.
+struct Lookup {
+    name: String,
+    cli: Vec<String>,
+    api: (String, Vec<(&'static str, String)>),
+    rg: Vec<String>,
+}
+
+fn lookup_figure(name: String, secs: f64, max_rss: u64, base: Option<&Run>) -> Figure {
+    Figure {
+        name,
+        value: secs * 1000.0,
+        unit: "ms".into(),
+        baseline: base.map(|b| b.secs * 1000.0),
+        baseline_name: base.map(|_| "rg over the raw files (all cores)".into()),
+        ratio: base.map(|b| b.secs / secs),
+        target: Some(">= 100x faster than rg".into()),
+        max_rss,
+        baseline_max_rss: base.map(|b| b.max_rss),
+    }
+}
+
+/// `zklens serve` on the benchmark index (no sources, no ZooKeeper), stopped when dropped.
+struct Service {
+    child: std::process::Child,
+    remote: crate::remote::Remote,
+}
+
+impl Service {
+    fn start(exe: &Path, data_dir: &str) -> Result<Service> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Error::io("127.0.0.1:0", e))?
+            .port();
+        let child = Command::new(exe)
+            .args(["--data-dir", data_dir, "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io(exe, e))?;
+        let svc = Service {
+            child,
+            remote: crate::remote::Remote::new(&format!("http://127.0.0.1:{port}"), None),
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while svc.remote.get_text("/health").is_err() {
+            if Instant::now() > deadline {
+                return Err(Error::Query(
+                    "zklens serve did not answer within 30 s".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(svc)
+    }
+
+    /// GETs an API path; returns the answer's `total` and the seconds the request took.
+    fn get(&self, path: &str, params: &[(&str, String)]) -> Result<(u64, f64)> {
+        let t = Instant::now();
+        let v: serde_json::Value = self.remote.get(path, params)?;
+        let secs = t.elapsed().as_secs_f64();
+        Ok((v["total"].as_u64().unwrap_or(0), secs))
+    }
+
+    /// The service's peak resident size so far (`VmHWM`), bytes.
+    fn peak_rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The txn log to benchmark: the given one, or `DIR/txnlog/log.*`, generated by
