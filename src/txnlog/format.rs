@@ -9,6 +9,7 @@
 //! * [`snapshot_summary`]: sessions, ephemerals by session, seal and digest of a snapshot.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -71,9 +72,8 @@ pub fn java_ascii(s: &str) -> String {
 }
 
 /// jute's `ToStringOutputArchive` string escaping (`'` prefix, `%`-escapes for NUL, LF, CR, `,`,
-/// `}` and `%`).
-fn csv_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 1);
+/// `}` and `%`), appended to `o`.
+fn push_csv(o: &mut String, s: &str) {
     o.push('\'');
     for c in s.chars() {
         match c {
@@ -86,40 +86,47 @@ fn csv_string(s: &str) -> String {
             c => o.push(c),
         }
     }
-    o
 }
 
 /// An `ACL` record as nested in jute output: `perms,s{'scheme,'id}`.
-fn acl_fields(a: &Acl) -> String {
-    format!(
-        "{},s{{{},{}}}",
-        a.perms,
-        csv_string(&a.scheme),
-        csv_string(&a.id)
-    )
+fn push_acl_fields(o: &mut String, a: &Acl) {
+    let _ = write!(o, "{},s{{", a.perms);
+    push_csv(o, &a.scheme);
+    o.push(',');
+    push_csv(o, &a.id);
+    o.push('}');
 }
 
 /// `List<ACL>.toString()`: `[31,s{'world,'anyone}\n, ...]`; `null` for a null vector.
-fn acl_list(acl: &Option<Vec<Acl>>) -> String {
+fn push_acl_list(o: &mut String, acl: &Option<Vec<Acl>>) {
     match acl {
-        None => "null".into(),
+        None => o.push_str("null"),
         Some(v) => {
-            let items: Vec<String> = v.iter().map(|a| format!("{}\n", acl_fields(a))).collect();
-            format!("[{}]", items.join(", "))
+            o.push('[');
+            for (i, a) in v.iter().enumerate() {
+                if i > 0 {
+                    o.push_str(", ");
+                }
+                push_acl_fields(o, a);
+                o.push('\n');
+            }
+            o.push(']');
         }
     }
 }
 
 /// `TxnLogToolkit.checkNullToEmpty`: bytes as a Java UTF-8 string, `""` for null/empty.
-fn data_str(d: &Option<Vec<u8>>) -> String {
-    match d {
-        Some(b) if !b.is_empty() => java_utf8(b),
-        _ => String::new(),
+fn push_data(o: &mut String, d: &Option<Vec<u8>>) {
+    match d.as_deref().map(std::str::from_utf8) {
+        None => {}
+        Some(Ok(text)) => o.push_str(text),
+        Some(Err(_)) => o.push_str(&java_utf8(d.as_deref().unwrap_or_default())),
     }
 }
 
-/// `TxnLogToolkit.getFormattedTxnStr` for a body.
-fn toolkit_body(op: &Op) -> String {
+/// `TxnLogToolkit.getFormattedTxnStr` for a body, appended to `o`.
+fn push_body(o: &mut String, op: &Op) {
+    // `write!` to a String cannot fail.
     match op {
         Op::Create {
             path,
@@ -128,11 +135,13 @@ fn toolkit_body(op: &Op) -> String {
             ephemeral,
             parent_cversion,
             ..
-        } => format!(
-            "{path},{},{},{ephemeral},{parent_cversion}",
-            data_str(data),
-            acl_list(acl)
-        ),
+        } => {
+            let _ = write!(o, "{path},");
+            push_data(o, data);
+            o.push(',');
+            push_acl_list(o, acl);
+            let _ = write!(o, ",{ephemeral},{parent_cversion}");
+        }
         Op::SetData {
             path,
             data,
@@ -142,88 +151,138 @@ fn toolkit_body(op: &Op) -> String {
             path,
             data,
             version,
-        } => format!("{path},{},{version}", data_str(data)),
+        } => {
+            let _ = write!(o, "{path},");
+            push_data(o, data);
+            let _ = write!(o, ",{version}");
+        }
         Op::CreateContainer {
             path,
             data,
             acl,
             parent_cversion,
-        } => format!(
-            "{path},{},{},{parent_cversion}",
-            data_str(data),
-            acl_list(acl)
-        ),
+        } => {
+            let _ = write!(o, "{path},");
+            push_data(o, data);
+            o.push(',');
+            push_acl_list(o, acl);
+            let _ = write!(o, ",{parent_cversion}");
+        }
         Op::CreateTtl {
             path,
             data,
             acl,
             parent_cversion,
             ttl,
-        } => format!(
-            "{path},{},{},{parent_cversion},{ttl}",
-            data_str(data),
-            acl_list(acl)
-        ),
-        Op::Multi { ops } => ops
-            .iter()
-            .flatten()
-            .map(|s| format!("{}:{}", op_name(s.type_code), data_str(&s.raw)))
-            .collect::<Vec<_>>()
-            .join(";"),
-        // The rest print the jute record's toString(): fields joined by ',', a trailing newline.
-        Op::Delete { path } | Op::DeleteContainer { path } => format!("{}\n", csv_string(path)),
-        Op::SetAcl { path, acl, version } => {
-            let items: Vec<String> = acl
-                .iter()
-                .flatten()
-                .map(|a| format!("s{{{}}}", acl_fields(a)))
-                .collect();
-            format!("{},v{{{}}},{version}\n", csv_string(path), items.join(","))
+        } => {
+            let _ = write!(o, "{path},");
+            push_data(o, data);
+            o.push(',');
+            push_acl_list(o, acl);
+            let _ = write!(o, ",{parent_cversion},{ttl}");
         }
-        Op::Check { path, version } => format!("{},{version}\n", csv_string(path)),
-        Op::CreateSession { timeout_ms } => format!("{timeout_ms}\n"),
+        Op::Multi { ops } => {
+            for (i, sub) in ops.iter().flatten().enumerate() {
+                if i > 0 {
+                    o.push(';');
+                }
+                let _ = write!(o, "{}:", op_name(sub.type_code));
+                push_data(o, &sub.raw);
+            }
+        }
+        // The rest print the jute record's toString(): fields joined by ',', a trailing newline.
+        Op::Delete { path } | Op::DeleteContainer { path } => {
+            push_csv(o, path);
+            o.push('\n');
+        }
+        Op::SetAcl { path, acl, version } => {
+            push_csv(o, path);
+            o.push_str(",v{");
+            for (i, a) in acl.iter().flatten().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str("s{");
+                push_acl_fields(o, a);
+                o.push('}');
+            }
+            let _ = writeln!(o, "}},{version}");
+        }
+        Op::Check { path, version } => {
+            push_csv(o, path);
+            let _ = writeln!(o, ",{version}");
+        }
+        Op::CreateSession { timeout_ms } => {
+            let _ = writeln!(o, "{timeout_ms}");
+        }
         Op::CloseSession {
             paths_to_delete: Some(p),
         } => {
-            let items: Vec<String> = p.iter().map(|s| csv_string(s)).collect();
-            format!("v{{{}}}\n", items.join(","))
+            o.push_str("v{");
+            for (i, path) in p.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                push_csv(o, path);
+            }
+            o.push_str("}\n");
         }
         Op::CloseSession {
             paths_to_delete: None,
-        } => String::new(),
-        Op::Error { code } => format!("{code}\n"),
+        } => {}
+        Op::Error { code } => {
+            let _ = writeln!(o, "{code}");
+        }
         // TxnLogToolkit fails on these ("Unsupported Txn with type=", EOFException).
-        Op::Unknown { .. } | Op::Malformed { .. } => String::new(),
+        Op::Unknown { .. } | Op::Malformed { .. } => {}
+    }
+}
+
+/// Appends [`toolkit_line`] to `o`.
+fn push_line(o: &mut String, rec: &TxnRecord, tz: &chrono_tz::Tz) {
+    let _ = write!(
+        o,
+        "{} session 0x{:x} cxid 0x{:x} zxid 0x{:x} {} ",
+        java_date(rec.time_ms, tz),
+        rec.session,
+        i64::from(rec.cxid),
+        rec.zxid,
+        op_name(rec.type_code),
+    );
+    push_body(o, &rec.op);
+    if o.ends_with('\n') {
+        o.pop();
+    }
+}
+
+/// Appends [`toolkit_record_text`] to `o`.
+fn push_record_text(o: &mut String, rec: &TxnRecord, tz: &chrono_tz::Tz) {
+    if !rec.crc_ok {
+        o.push_str("CRC ERROR - ");
+    }
+    let line = o.len();
+    push_line(o, rec, tz);
+    o.push('\n');
+    if !rec.crc_ok {
+        let again = o[line..].to_string();
+        o.push_str(&again);
     }
 }
 
 /// The text `TxnLogToolkit -d` prints for a record, without the line terminator (it may contain
 /// newlines: ACL lists and node data are printed raw). `tz` is the JVM's default zone.
 pub fn toolkit_line(rec: &TxnRecord, tz: &chrono_tz::Tz) -> String {
-    let mut s = format!(
-        "{} session 0x{:x} cxid 0x{:x} zxid 0x{:x} {} {}",
-        java_date(rec.time_ms, tz),
-        rec.session,
-        i64::from(rec.cxid),
-        rec.zxid,
-        op_name(rec.type_code),
-        toolkit_body(&rec.op)
-    );
-    if s.ends_with('\n') {
-        s.pop();
-    }
+    let mut s = String::new();
+    push_line(&mut s, rec, tz);
     s
 }
 
 /// Everything `TxnLogToolkit -d` prints for a record, newline-terminated: a record whose
 /// checksum does not match is printed twice, first with a `CRC ERROR - ` prefix.
 pub fn toolkit_record_text(rec: &TxnRecord, tz: &chrono_tz::Tz) -> String {
-    let line = toolkit_line(rec, tz);
-    if rec.crc_ok {
-        format!("{line}\n")
-    } else {
-        format!("CRC ERROR - {line}\n{line}\n")
-    }
+    let mut s = String::new();
+    push_record_text(&mut s, rec, tz);
+    s
 }
 
 fn out_err(e: std::io::Error) -> Error {
@@ -239,12 +298,24 @@ pub fn toolkit_dump<R: Read, W: Write>(
 ) -> Result<u64> {
     writeln!(out, "{}", toolkit_header_line(reader.header())).map_err(out_err)?;
     let mut n = 0u64;
+    // One text buffer for every record, flushed to `out` when it holds 64 KiB.
+    let mut text = String::with_capacity(1 << 17);
     for rec in reader.by_ref() {
-        let rec = rec?;
-        out.write_all(toolkit_record_text(&rec, tz).as_bytes())
-            .map_err(out_err)?;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                out.write_all(text.as_bytes()).map_err(out_err)?;
+                return Err(e);
+            }
+        };
+        push_record_text(&mut text, &rec, tz);
+        if text.len() >= 1 << 16 {
+            out.write_all(text.as_bytes()).map_err(out_err)?;
+            text.clear();
+        }
         n += 1;
     }
+    out.write_all(text.as_bytes()).map_err(out_err)?;
     writeln!(out, "{}", toolkit_eof_line(n)).map_err(out_err)?;
     Ok(n)
 }
