@@ -337,8 +337,13 @@ fn match_from(
                     }
                 }
                 Some(Token::Lit(l)) => {
-                    for rel in l.find_iter(&line[pos..]) {
-                        let end = pos + rel;
+                    // Each occurrence after the last, as `find_iter` gives them (without
+                    // overlap), but without the copy of the searcher that makes.
+                    let step = l.needle().len().max(1);
+                    let mut from = pos;
+                    while let Some(rel) = line.get(from..).and_then(|rest| l.find(rest)) {
+                        let end = from + rel;
+                        from = end + step;
                         let span = &line[pos..end];
                         if !field_ok(*f, span) {
                             // Logger, line and level fields are character classes: once a span
