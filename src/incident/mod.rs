@@ -899,7 +899,17 @@ fn old_leader_steps_down(
 /// Client sessions whose connection moved to another server during the failover.
 fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
     let ts = |e: &Event| e.ts.unwrap_or(0);
-    let mut seen: Vec<u64> = Vec::new();
+    // Each session's server before the window: its last connection before `from` (one pass;
+    // `ev` is in time order).
+    let mut before: std::collections::HashMap<u64, &str> = std::collections::HashMap::new();
+    for p in ev.iter().take_while(|p| ts(p) < from) {
+        if &*p.kind == "client.connected" {
+            if let (Some(s), Some(peer)) = (p.attrs.session, p.attrs.peer.as_deref()) {
+                before.insert(s, peer);
+            }
+        }
+    }
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for e in ev.iter().copied().filter(|e| {
         &*e.kind == "client.connected" && ts(e) >= from && ts(e) <= to && e.attrs.session.is_some()
     }) {
@@ -909,15 +919,9 @@ fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
         if seen.contains(&s) {
             continue;
         }
-        let before = ev.iter().copied().rfind(|p| {
-            &*p.kind == "client.connected"
-                && p.attrs.session == Some(s)
-                && p.attrs.peer.is_some()
-                && ts(p) < from
-        });
-        if let Some(prev) = before.and_then(|b| b.attrs.peer.as_deref()) {
+        if let Some(&prev) = before.get(&s) {
             if prev != peer {
-                seen.push(s);
+                seen.insert(s);
                 inc.sessions_moved.push(SessionMove {
                     session: hex_id(s),
                     client: e.node.to_string(),
