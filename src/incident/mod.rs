@@ -631,12 +631,13 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
                 e.node
             )),
         }
-        if let Some(n) = ev.iter().copied().find(|n| {
-            &*n.kind == "client.session_expired"
-                && n.attrs.session == Some(s)
-                && ts(n) >= at
-                && ts(n) <= at + x.notice_window_ms * 1_000_000
-        }) {
+        let notice_until = at + x.notice_window_ms * 1_000_000;
+        if let Some(n) = ev[ev.partition_point(|n| ts(n) < at)..]
+            .iter()
+            .copied()
+            .take_while(|n| ts(n) <= notice_until)
+            .find(|n| &*n.kind == "client.session_expired" && n.attrs.session == Some(s))
+        {
             inc.steps.push(step(
                 n,
                 format!("{} learns its session {} expired", n.node, hex_id(s)),
@@ -910,9 +911,13 @@ fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
         }
     }
     let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
-    for e in ev.iter().copied().filter(|e| {
-        &*e.kind == "client.connected" && ts(e) >= from && ts(e) <= to && e.attrs.session.is_some()
-    }) {
+    let window = &ev[ev.partition_point(|e| ts(e) < from)..];
+    for e in window
+        .iter()
+        .copied()
+        .take_while(|e| ts(e) <= to)
+        .filter(|e| &*e.kind == "client.connected" && e.attrs.session.is_some())
+    {
         let (Some(s), Some(peer)) = (e.attrs.session, e.attrs.peer.as_deref()) else {
             continue;
         };
@@ -1132,10 +1137,11 @@ fn rejoins(ev: &[&Event], formed: &[&Event], roles: &Roles<'_>, def: &RejoinDef)
 
 fn service_failovers(ev: &[&Event], from: i64, to: i64, inc: &mut Incident, end: &mut i64) {
     let ts = |e: &Event| e.ts.unwrap_or(0);
-    for e in ev
+    for e in ev[ev.partition_point(|e| ts(e) < from)..]
         .iter()
         .copied()
-        .filter(|e| &*e.kind == "service.role" && is_primary(e) && ts(e) >= from && ts(e) <= to)
+        .take_while(|e| ts(e) <= to)
+        .filter(|e| &*e.kind == "service.role" && is_primary(e))
     {
         let service = e.logger.as_deref().unwrap_or("service").to_string();
         // The previous primary of the same service: the last node before this that became it.
