@@ -49,6 +49,15 @@ fn raw_lines_naming(dir: &Path, m: &Value, id: &str) -> usize {
         .sum()
 }
 
+/// A JSON array of strings as a set.
+fn strings(v: &Value) -> BTreeSet<&str> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn count(data: &Path, args: &[&str]) -> usize {
     let out = zklens(data)
         .args(args)
@@ -120,19 +129,11 @@ fn corpus_keeps_its_manifest_and_zklens_finds_what_was_embedded() {
         } else {
             assert_eq!(inc["old_leader"], f["old_leader"], "{id}");
         }
-        let want: BTreeSet<&str> = f["sessions_expired"]
-            .as_array()
-            .expect("sessions")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        let got: BTreeSet<&str> = inc["sessions_expired"]
-            .as_array()
-            .expect("sessions")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        assert_eq!(got, want, "{id}");
+        assert_eq!(
+            strings(&inc["sessions_expired"]),
+            strings(&f["sessions_expired"]),
+            "{id}"
+        );
     }
     // And no failover that was not embedded.
     let found = incidents

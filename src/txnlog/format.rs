@@ -88,6 +88,21 @@ fn push_csv(o: &mut String, s: &str) {
     }
 }
 
+/// Appends `items`, each written by `item`, with `sep` between them.
+fn push_joined<T>(
+    o: &mut String,
+    items: impl IntoIterator<Item = T>,
+    sep: &str,
+    mut item: impl FnMut(&mut String, T),
+) {
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            o.push_str(sep);
+        }
+        item(o, x);
+    }
+}
+
 /// An `ACL` record as nested in jute output: `perms,s{'scheme,'id}`.
 fn push_acl_fields(o: &mut String, a: &Acl) {
     let _ = write!(o, "{},s{{", a.perms);
@@ -103,13 +118,10 @@ fn push_acl_list(o: &mut String, acl: &Option<Vec<Acl>>) {
         None => o.push_str("null"),
         Some(v) => {
             o.push('[');
-            for (i, a) in v.iter().enumerate() {
-                if i > 0 {
-                    o.push_str(", ");
-                }
+            push_joined(o, v, ", ", |o, a| {
                 push_acl_fields(o, a);
                 o.push('\n');
-            }
+            });
             o.push(']');
         }
     }
@@ -124,6 +136,15 @@ fn push_data(o: &mut String, d: &Option<Vec<u8>>) {
     }
 }
 
+/// The fields every create prints first: `path,data,acl list`.
+fn push_node(o: &mut String, path: &str, data: &Option<Vec<u8>>, acl: &Option<Vec<Acl>>) {
+    o.push_str(path);
+    o.push(',');
+    push_data(o, data);
+    o.push(',');
+    push_acl_list(o, acl);
+}
+
 /// `TxnLogToolkit.getFormattedTxnStr` for a body, appended to `o`.
 fn push_body(o: &mut String, op: &Op) {
     // `write!` to a String cannot fail.
@@ -136,10 +157,7 @@ fn push_body(o: &mut String, op: &Op) {
             parent_cversion,
             ..
         } => {
-            let _ = write!(o, "{path},");
-            push_data(o, data);
-            o.push(',');
-            push_acl_list(o, acl);
+            push_node(o, path, data, acl);
             let _ = write!(o, ",{ephemeral},{parent_cversion}");
         }
         Op::SetData {
@@ -162,10 +180,7 @@ fn push_body(o: &mut String, op: &Op) {
             acl,
             parent_cversion,
         } => {
-            let _ = write!(o, "{path},");
-            push_data(o, data);
-            o.push(',');
-            push_acl_list(o, acl);
+            push_node(o, path, data, acl);
             let _ = write!(o, ",{parent_cversion}");
         }
         Op::CreateTtl {
@@ -175,21 +190,13 @@ fn push_body(o: &mut String, op: &Op) {
             parent_cversion,
             ttl,
         } => {
-            let _ = write!(o, "{path},");
-            push_data(o, data);
-            o.push(',');
-            push_acl_list(o, acl);
+            push_node(o, path, data, acl);
             let _ = write!(o, ",{parent_cversion},{ttl}");
         }
-        Op::Multi { ops } => {
-            for (i, sub) in ops.iter().flatten().enumerate() {
-                if i > 0 {
-                    o.push(';');
-                }
-                let _ = write!(o, "{}:", op_name(sub.type_code));
-                push_data(o, &sub.raw);
-            }
-        }
+        Op::Multi { ops } => push_joined(o, ops.iter().flatten(), ";", |o, sub| {
+            let _ = write!(o, "{}:", op_name(sub.type_code));
+            push_data(o, &sub.raw);
+        }),
         // The rest print the jute record's toString(): fields joined by ',', a trailing newline.
         Op::Delete { path } | Op::DeleteContainer { path } => {
             push_csv(o, path);
@@ -198,14 +205,11 @@ fn push_body(o: &mut String, op: &Op) {
         Op::SetAcl { path, acl, version } => {
             push_csv(o, path);
             o.push_str(",v{");
-            for (i, a) in acl.iter().flatten().enumerate() {
-                if i > 0 {
-                    o.push(',');
-                }
+            push_joined(o, acl.iter().flatten(), ",", |o, a| {
                 o.push_str("s{");
                 push_acl_fields(o, a);
                 o.push('}');
-            }
+            });
             let _ = writeln!(o, "}},{version}");
         }
         Op::Check { path, version } => {
@@ -219,12 +223,7 @@ fn push_body(o: &mut String, op: &Op) {
             paths_to_delete: Some(p),
         } => {
             o.push_str("v{");
-            for (i, path) in p.iter().enumerate() {
-                if i > 0 {
-                    o.push(',');
-                }
-                push_csv(o, path);
-            }
+            push_joined(o, p, ",", |o, path| push_csv(o, path));
             o.push_str("}\n");
         }
         Op::CloseSession {
