@@ -113,6 +113,10 @@ fn put_znode(zk: &str, path: &str, data_py: &str) {
 }
 
 fn get(port: u16, path: &str) -> Option<Value> {
+    serde_json::from_str(&get_text(port, path)?).ok()
+}
+
+fn get_text(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
@@ -127,7 +131,7 @@ fn get(port: u16, path: &str) -> Option<Value> {
     if !head.starts_with("HTTP/1.1 200") {
         return None;
     }
-    serde_json::from_str(body).ok()
+    Some(body.to_string())
 }
 
 static SERVE_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -311,6 +315,15 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         inc["id"],
         waited.as_secs_f64()
     );
+    // What a detection costs is in /metrics (the detector rests in proportion to it).
+    let took: f64 = get_text(port, "/metrics")
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("zklens_incident_detection_seconds "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .expect("zklens_incident_detection_seconds in /metrics");
+    assert!(took > 0.0 && took < 10.0, "detection took {took} s");
 
     // Quorum lost (every server down): the service keeps following what it knows...
     for n in 1..=3u64 {

@@ -292,6 +292,11 @@ async fn metrics(State(s): St) -> Response {
     );
     let _ = writeln!(
         out,
+        "# HELP zklens_incident_detection_seconds How long the last incident detection over the index took (it then rests three times as long).\n# TYPE zklens_incident_detection_seconds gauge\nzklens_incident_detection_seconds {:.6}",
+        m.detect_us.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
         "# HELP zklens_zookeeper_connected 1 when the discovery session is connected.\n# TYPE zklens_zookeeper_connected gauge\nzklens_zookeeper_connected {}",
         u8::from(st.zk.state == "connected")
     );

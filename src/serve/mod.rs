@@ -145,6 +145,8 @@ pub struct Metrics {
     pub incidents: AtomicU64,
     /// Batches waiting for the writer.
     pub queued: AtomicU64,
+    /// How long the last incident detection took (µs).
+    pub detect_us: AtomicU64,
 }
 
 /// State shared by the service's parts.
@@ -691,48 +693,67 @@ fn snapshots(shared: &Shared, dirs: &[PathBuf], tx: &SyncSender<Msg>) {
     }
 }
 
+/// Detection reads the whole index (about 0.3 s per GB): after a run it rests this many times
+/// as long as the run took, so on a large index it takes at most a quarter of one core however
+/// often the writer commits, and on a small one it follows every commit within milliseconds.
+const DETECT_REST: u32 = 3;
+
 /// Re-detects incidents after each commit; logs and records the new ones.
 pub fn detector(shared: Arc<Shared>, rx: Receiver<()>) {
+    let mut rest_until = Instant::now();
     while rx.recv().is_ok() {
+        std::thread::sleep(rest_until.saturating_duration_since(Instant::now()));
         while rx.try_recv().is_ok() {} // coalesce commits that piled up
-        let idx = match shared.index() {
-            Ok(idx) => idx,
-            Err(e) => {
-                log(&format!("incident detection: {e}"));
-                continue;
+        let started = Instant::now();
+        detect_once(&shared);
+        let took = started.elapsed();
+        shared.metrics.detect_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        rest_until = Instant::now() + took * DETECT_REST;
+    }
+}
+
+/// One detection over the index as last committed.
+fn detect_once(shared: &Shared) {
+    let idx = match shared.index() {
+        Ok(idx) => idx,
+        Err(e) => {
+            log(&format!("incident detection: {e}"));
+            return;
+        }
+    };
+    let list = match exec::incidents(&idx, &shared.cfg.queries) {
+        Ok(l) => l,
+        Err(e) => {
+            log(&format!("incident detection: {e}"));
+            return;
+        }
+    };
+    let skews = exec::skews(&idx).unwrap_or_default();
+    let mut s = shared.status();
+    for inc in list {
+        let summary = crate::incident::summary(&inc);
+        let text = crate::incident::text_with_skew(&inc, &skews);
+        match s.incidents.get_mut(&inc.id) {
+            Some(li) => {
+                li.summary = summary;
+                li.text = text;
+                li.incident = inc;
             }
-        };
-        let list = match exec::incidents(&idx, &shared.cfg.queries) {
-            Ok(l) => l,
-            Err(e) => {
-                log(&format!("incident detection: {e}"));
-                continue;
-            }
-        };
-        let skews = exec::skews(&idx).unwrap_or_default();
-        let mut s = shared.status();
-        for inc in list {
-            let summary = crate::incident::summary(&inc);
-            let text = crate::incident::text_with_skew(&inc, &skews);
-            match s.incidents.get_mut(&inc.id) {
-                Some(li) => {
-                    li.summary = summary;
-                    li.text = text;
-                    li.incident = inc;
-                }
-                None => {
-                    log(&format!("incident detected: {} ({summary})", inc.id));
-                    shared.metrics.incidents.fetch_add(1, Ordering::Relaxed);
-                    s.incidents.insert(
-                        inc.id.clone(),
-                        LiveIncident {
-                            detected_at: now(),
-                            summary,
-                            text,
-                            incident: inc,
-                        },
-                    );
-                }
+            None => {
+                log(&format!("incident detected: {} ({summary})", inc.id));
+                shared.metrics.incidents.fetch_add(1, Ordering::Relaxed);
+                s.incidents.insert(
+                    inc.id.clone(),
+                    LiveIncident {
+                        detected_at: now(),
+                        summary,
+                        text,
+                        incident: inc,
+                    },
+                );
             }
         }
     }
