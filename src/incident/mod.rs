@@ -318,6 +318,14 @@ fn unseen_epoch(ev: &[&Event], formed: &[&Event], d: &FailoverDef) -> Option<Eve
     Some(stand_in)
 }
 
+/// The events of `ev` (in time order) with `lo <= ts <= hi`.
+fn span<'e, 'a>(ev: &'e [&'a Event], lo: i64, hi: i64) -> &'e [&'a Event] {
+    let ts = |e: &&Event| e.ts.unwrap_or(0);
+    let a = ev.partition_point(|e| ts(e) < lo);
+    let b = ev.partition_point(|e| ts(e) <= hi).max(a);
+    &ev[a..b]
+}
+
 fn leader_of(e: &Event) -> Option<u64> {
     e.myid.or(e.attrs.leader).or_else(|| {
         e.node
@@ -366,6 +374,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         .filter(|e| &*e.kind == "quorum.formed")
         .collect();
     let roles = Roles::new(&ev);
+    let conns = connections(&ev);
     // The epoch formed last at or before t (its leader's quorum line).
     let formed_before = |t: i64| formed.iter().copied().rfind(|f| ts(f) <= t);
     // An expiry logged by the leader of an earlier epoch after a newer one formed (it stalled
@@ -407,10 +416,10 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         }
         // A leader of an earlier epoch that stalled (SIGSTOP, a long GC pause) logs the loss of
         // its quorum when it resumes, after this epoch formed: not a loss of this epoch's leader.
-        let between: Vec<&Event> = ev
+        let between: Vec<&Event> = span(&ev, ts(prev).saturating_add(1), ts(cur))
             .iter()
             .copied()
-            .filter(|e| ts(e) > ts(prev) && ts(e) <= ts(cur) && !roles.stale(e, prev))
+            .filter(|e| !roles.stale(e, prev))
             .collect();
         let loss = between
             .iter()
@@ -452,11 +461,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         let mut end = formed_at;
         let after_window = formed_at + 10_000_000_000;
         let mut looking: Vec<&str> = Vec::new();
-        for e in ev
-            .iter()
-            .copied()
-            .filter(|e| ts(e) >= start && ts(e) <= after_window)
-        {
+        for e in span(&ev, start, after_window).iter().copied() {
             match &*e.kind {
                 "election.looking"
                     if ts(e) <= formed_at
@@ -522,10 +527,10 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
             &mut inc,
         ));
         // Sessions the new leader expired because they could not come back in time.
-        for e in ev
+        for e in span(&ev, start, i64::MAX)
             .iter()
             .copied()
-            .filter(|e| &*e.kind == "session.expired" && ts(e) >= start && !stale(e))
+            .filter(|e| &*e.kind == "session.expired" && !stale(e))
         {
             let Some(s) = e.attrs.session else { continue };
             let timeout = e
@@ -571,6 +576,7 @@ pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
         );
         sessions_moved(
             &ev,
+            &conns,
             start,
             formed_at + d.service_window_ms * 1_000_000,
             &mut inc,
@@ -812,11 +818,12 @@ fn old_leader_steps_down(
     let ts = |e: &Event| e.ts.unwrap_or(0);
     let formed_at = ts(cur);
     let node = &*prev.node;
-    let mine = || {
-        ev.iter()
-            .copied()
-            .filter(move |e| &*e.node == node && ts(e) > formed_at && ts(e) < next_formed)
-    };
+    let after = span(
+        ev,
+        formed_at.saturating_add(1),
+        next_formed.saturating_sub(1),
+    );
+    let mine = || after.iter().copied().filter(move |e| &*e.node == node);
     let Some(down) = mine().find(|e| STEP_DOWN_KINDS.contains(&&*e.kind) && roles.stale(e, cur))
     else {
         return 0;
@@ -898,18 +905,21 @@ fn old_leader_steps_down(
 }
 
 /// Client sessions whose connection moved to another server during the failover.
-fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
-    let ts = |e: &Event| e.ts.unwrap_or(0);
-    // Each session's server before the window: its last connection before `from` (one pass;
-    // `ev` is in time order).
-    let mut before: std::collections::HashMap<u64, &str> = std::collections::HashMap::new();
-    for p in ev.iter().take_while(|p| ts(p) < from) {
-        if &*p.kind == "client.connected" {
-            if let (Some(s), Some(peer)) = (p.attrs.session, p.attrs.peer.as_deref()) {
-                before.insert(s, peer);
-            }
+/// Each session's client connections that name a server, in time order: (time, server).
+type Connections<'a> = std::collections::HashMap<u64, Vec<(i64, &'a str)>>;
+
+fn connections<'a>(ev: &[&'a Event]) -> Connections<'a> {
+    let mut out = Connections::new();
+    for e in ev.iter().filter(|e| &*e.kind == "client.connected") {
+        if let (Some(s), Some(peer), Some(t)) = (e.attrs.session, e.attrs.peer.as_deref(), e.ts) {
+            out.entry(s).or_default().push((t, peer));
         }
     }
+    out
+}
+
+fn sessions_moved(ev: &[&Event], conns: &Connections<'_>, from: i64, to: i64, inc: &mut Incident) {
+    let ts = |e: &Event| e.ts.unwrap_or(0);
     let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let window = &ev[ev.partition_point(|e| ts(e) < from)..];
     for e in window
@@ -924,7 +934,12 @@ fn sessions_moved(ev: &[&Event], from: i64, to: i64, inc: &mut Incident) {
         if seen.contains(&s) {
             continue;
         }
-        if let Some(&prev) = before.get(&s) {
+        // The session's server before the window: its last connection before `from`.
+        let before = conns.get(&s).and_then(|list| {
+            let n = list.partition_point(|c| c.0 < from);
+            n.checked_sub(1).map(|i| list[i].1)
+        });
+        if let Some(prev) = before {
             if prev != peer {
                 seen.insert(s);
                 inc.sessions_moved.push(SessionMove {
