@@ -490,6 +490,72 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         max_rss: inc.max_rss,
         baseline_max_rss: None,
     });
+    // ---- incidents on an incident-dense corpus -----------------------------------------------
+    // A failover every 10 s of log time: detection must stay proportional to the events, not to
+    // failovers x events (a quadratic step hides in a corpus with one failover per 10 minutes).
+    let dense_dir = spec.dir.join("corpus-dense");
+    let dense_bytes = (spec.bytes / 10).clamp(10_000_000, 200_000_000);
+    let dense = match corpus_ready(&dense_dir, dense_bytes) {
+        Some(d) => d,
+        None => {
+            log(&format!(
+                "generating a {} MB incident-dense corpus",
+                dense_bytes / 1_000_000
+            ));
+            let _ = std::fs::remove_dir_all(&dense_dir);
+            corpus::generate(&CorpusSpec {
+                out: dense_dir.clone(),
+                bytes: dense_bytes,
+                servers: 5,
+                services: 6,
+                seed: 2,
+                start: 1_795_478_400_000_000_000,
+                failover_every_s: 10,
+            })?
+        }
+    };
+    let dd = spec.dir.join("index-dense");
+    let _ = std::fs::remove_dir_all(&dd);
+    let dds = dd.to_string_lossy().into_owned();
+    let r = zk(&[
+        "--data-dir",
+        &dds,
+        "ingest",
+        "-q",
+        &dense_dir.to_string_lossy(),
+    ])?;
+    if r.code != 0 {
+        return Err(Error::BadInput {
+            path: dd.clone(),
+            offset: 0,
+            reason: format!("ingest exited {}", r.code),
+        });
+    }
+    log("incident detection + reconstruction (incident-dense corpus)");
+    let inc = median(
+        (0..spec.reps.max(1))
+            .map(|_| zk(&["--data-dir", &dds, "incidents", "-o", "json"]))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    let failovers = std::fs::read_to_string(corpus::manifest_path(&dense_dir))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["failovers"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    figures.push(Figure {
+        name: format!(
+            "incidents, dense corpus ({} MB, {failovers} failovers)",
+            dense.bytes / 1_000_000
+        ),
+        value: inc.secs * 1000.0,
+        unit: "ms".into(),
+        baseline: None,
+        baseline_name: None,
+        ratio: None,
+        target: Some("< 1000 ms per GB".into()),
+        max_rss: inc.max_rss,
+        baseline_max_rss: None,
+    });
     // ---- txn log decoding vs TxnLogToolkit -----------------------------------------------------
     if let Some(txn) = txnlog_file(spec, log) {
         log(&format!("txn log decode: {}", txn.display()));
