@@ -326,13 +326,7 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
             threads,
             &cdir,
         ])?;
-        if r.code != 0 {
-            return Err(Error::BadInput {
-                path: d.clone(),
-                offset: 0,
-                reason: format!("ingest exited {}", r.code),
-            });
-        }
+        ingested(&r, d)?;
         let n = if threads == "1" { 1.0 } else { cores() as f64 };
         figures.push(Figure {
             name: format!("ingest (parse + index + commit), {label}"),
@@ -473,23 +467,29 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         Err(e) => log(&format!("service lookups skipped: {e}")),
     }
     // ---- incidents --------------------------------------------------------------------------
+    let incidents = |name: String, data: &str| -> Result<Figure> {
+        let inc = median(
+            (0..spec.reps.max(1))
+                .map(|_| zk(&["--data-dir", data, "incidents", "-o", "json"]))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        Ok(Figure {
+            name,
+            value: inc.secs * 1000.0,
+            unit: "ms".into(),
+            baseline: None,
+            baseline_name: None,
+            ratio: None,
+            target: Some("< 1000 ms per GB".into()),
+            max_rss: inc.max_rss,
+            baseline_max_rss: None,
+        })
+    };
     log("incident detection + reconstruction (whole corpus)");
-    let inc = median(
-        (0..spec.reps.max(1))
-            .map(|_| zk(&["--data-dir", &dns, "incidents", "-o", "json"]))
-            .collect::<Result<Vec<_>>>()?,
-    );
-    figures.push(Figure {
-        name: "incidents: detect + reconstruct all, whole corpus".into(),
-        value: inc.secs * 1000.0,
-        unit: "ms".into(),
-        baseline: None,
-        baseline_name: None,
-        ratio: None,
-        target: Some("< 1000 ms per GB".into()),
-        max_rss: inc.max_rss,
-        baseline_max_rss: None,
-    });
+    figures.push(incidents(
+        "incidents: detect + reconstruct all, whole corpus".into(),
+        &dns,
+    )?);
     // ---- incidents on an incident-dense corpus -----------------------------------------------
     // A failover every 10 s of log time: detection must stay proportional to the events, not to
     // failovers x events (a quadratic step hides in a corpus with one failover per 10 minutes).
@@ -517,45 +517,29 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let dd = spec.dir.join("index-dense");
     let _ = std::fs::remove_dir_all(&dd);
     let dds = dd.to_string_lossy().into_owned();
-    let r = zk(&[
-        "--data-dir",
-        &dds,
-        "ingest",
-        "-q",
-        &dense_dir.to_string_lossy(),
-    ])?;
-    if r.code != 0 {
-        return Err(Error::BadInput {
-            path: dd.clone(),
-            offset: 0,
-            reason: format!("ingest exited {}", r.code),
-        });
-    }
+    ingested(
+        &zk(&[
+            "--data-dir",
+            &dds,
+            "ingest",
+            "-q",
+            &dense_dir.to_string_lossy(),
+        ])?,
+        &dd,
+    )?;
     log("incident detection + reconstruction (incident-dense corpus)");
-    let inc = median(
-        (0..spec.reps.max(1))
-            .map(|_| zk(&["--data-dir", &dds, "incidents", "-o", "json"]))
-            .collect::<Result<Vec<_>>>()?,
-    );
     let failovers = std::fs::read_to_string(corpus::manifest_path(&dense_dir))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["failovers"].as_array().map(Vec::len))
         .unwrap_or(0);
-    figures.push(Figure {
-        name: format!(
+    figures.push(incidents(
+        format!(
             "incidents, dense corpus ({} MB, {failovers} failovers)",
             dense.bytes / 1_000_000
         ),
-        value: inc.secs * 1000.0,
-        unit: "ms".into(),
-        baseline: None,
-        baseline_name: None,
-        ratio: None,
-        target: Some("< 1000 ms per GB".into()),
-        max_rss: inc.max_rss,
-        baseline_max_rss: None,
-    });
+        &dds,
+    )?);
     // ---- txn log decoding vs TxnLogToolkit -----------------------------------------------------
     if let Some(txn) = txnlog_file(spec, log) {
         log(&format!("txn log decode: {}", txn.display()));
@@ -604,6 +588,18 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         corpus_bytes: m.bytes,
         corpus_files: m.files.len(),
         figures,
+    })
+}
+
+/// An error unless the ingest into `data_dir` that `r` measured succeeded.
+fn ingested(r: &Run, data_dir: &Path) -> Result<()> {
+    if r.code == 0 {
+        return Ok(());
+    }
+    Err(Error::BadInput {
+        path: data_dir.to_path_buf(),
+        offset: 0,
+        reason: format!("ingest exited {}", r.code),
     })
 }
 
