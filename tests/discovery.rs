@@ -30,7 +30,7 @@ use zklens::discovery::{DiscoveryEvent, ZkConfig};
 use zookeeper_client as zk;
 
 mod common;
-use common::PYTHON;
+use common::{stdout_of, PYTHON};
 
 fn missing_prerequisite() -> Option<String> {
     common::missing_zookeeper(common::SERVER_JARS, false)
@@ -67,12 +67,8 @@ impl Ensemble {
             }
             std::thread::sleep(Duration::from_millis(250));
         };
-        assert!(
-            out.status.success(),
-            "zkharness {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let stdout = stdout_of(out, &format!("zkharness {args:?}"));
+        String::from_utf8_lossy(&stdout).trim().to_string()
     }
 
     fn connect_string(&self, except: Option<u16>) -> String {

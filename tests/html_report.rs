@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 
 mod common;
-use common::{sample_index as data_dir, zklens as zk};
+use common::{sample_index as data_dir, stdout_of, zklens as zk};
 
 fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
@@ -49,12 +49,7 @@ fn html(id: &str) -> String {
         .args(["incident", id, "-o", "html"])
         .output()
         .expect("incident -o html");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    String::from_utf8(stdout_of(out, "incident -o html")).expect("utf-8")
 }
 
 /// Loads the page and returns (the report element's attributes, chromium's stderr).

@@ -8,7 +8,7 @@ use regex::Regex;
 use serde_json::Value;
 
 mod common;
-use common::{sample_index as data_dir, zklens as zk};
+use common::{sample_index as data_dir, stdout_of, zklens as zk};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
@@ -19,12 +19,7 @@ fn incidents() -> Vec<Value> {
         .args(["incidents", "-o", "json"])
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
+    serde_json::from_slice::<Value>(&stdout_of(out, "incidents -o json"))
         .expect("json")
         .as_array()
         .cloned()

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::stdout_of;
+
 const BASE_PORT: u16 = 28810;
 
 fn repo() -> PathBuf {
@@ -47,12 +50,8 @@ impl Ensemble {
             .arg(&self.dir)
             .output()
             .expect("run zkharness.py");
-        assert!(
-            out.status.success(),
-            "zkharness {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let stdout = stdout_of(out, &format!("zkharness {args:?}"));
+        String::from_utf8_lossy(&stdout).trim().to_string()
     }
     fn leader(&self) -> u64 {
         self.harness(&["leader", "--timeout", "60"])
@@ -187,11 +186,7 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         .arg(&ens.dir)
         .output()
         .expect("start the ensemble");
-    assert!(
-        out.status.success(),
-        "ensemble: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of(out, "ensemble start");
     let zk = ens.harness(&["connect-string"]);
     let logs = tmp.path().join("svc");
     std::fs::create_dir_all(&logs).expect("mkdir");

@@ -45,6 +45,18 @@ pub fn zklens(data: &Path) -> assert_cmd::Command {
     c
 }
 
+/// The standard output of a finished command, which must have succeeded (`what` names it in
+/// the failure, with its exit status and standard error).
+pub fn stdout_of(out: std::process::Output, what: &str) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// One ingest of `samples/incident-1`, shared by every test of a test binary (a fresh data dir
 /// per run).
 pub fn sample_index() -> &'static Path {
@@ -56,11 +68,7 @@ pub fn sample_index() -> &'static Path {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1"))
             .output()
             .expect("run ingest");
-        assert!(
-            out.status.success(),
-            "ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of(out, "ingest");
         d
     })
     .path()
