@@ -1,4 +1,4 @@
-//! Running queries against a data directory: the one implementation behind the CLI's query
+//! Running queries against an opened index: the one implementation behind the CLI's query
 //! commands and the service's HTTP API, so both answer the same question the same way.
 
 use std::collections::BTreeMap;
@@ -78,14 +78,7 @@ pub fn run(
     count: bool,
 ) -> Result<Found> {
     let searcher = idx.searcher();
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz,
-        now: time::now_nanos(),
-        searcher: Some(&searcher),
-    };
-    let q = compiler.compile(ast)?;
+    let q = Compiler::new(idx, &searcher, tz).compile(ast)?;
     let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
     let events = if count {
@@ -121,13 +114,7 @@ fn all(idx: &IndexHandle, q: &str) -> Result<Vec<Event>> {
 pub fn incidents(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<Incident>> {
     let defs = incident::Definitions::load(queries)?;
     let searcher = idx.searcher();
-    let compiler = Compiler {
-        index: idx.index(),
-        fields: idx.fields(),
-        tz: Tz::Utc,
-        now: time::now_nanos(),
-        searcher: Some(&searcher),
-    };
+    let compiler = Compiler::new(idx, &searcher, Tz::Utc);
     let kind_is = |k: &str| -> Result<Box<dyn Query>> {
         compiler.compile(&Ast::Term {
             field: Some("kind".into()),

@@ -26,7 +26,7 @@ use tantivy::{Index, Searcher, Term};
 
 use crate::error::{Error, Result};
 use crate::event::parse_id;
-use crate::index::Fields;
+use crate::index::{Fields, IndexHandle};
 use crate::parser::timefmt::Tz;
 
 /// A parsed query.
@@ -442,6 +442,20 @@ pub struct Compiler<'a> {
     /// The segments the query will run on: wildcards on keyword fields are expanded into
     /// their terms there (None: a regex query).
     pub searcher: Option<&'a Searcher>,
+}
+
+impl<'a> Compiler<'a> {
+    /// A compiler for `idx`, expanding wildcards against `searcher` (one of `idx`'s), with
+    /// `tz` for zone-less times and now for relative ones.
+    pub fn new(idx: &'a IndexHandle, searcher: &'a Searcher, tz: Tz) -> Compiler<'a> {
+        Compiler {
+            index: idx.index(),
+            fields: idx.fields(),
+            tz,
+            now: time::now_nanos(),
+            searcher: Some(searcher),
+        }
+    }
 }
 
 /// A wildcard is expanded into terms only while a segment's dictionary for the field has at
