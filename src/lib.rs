@@ -6,8 +6,7 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
-pub mod corpus;
+pub mod devtools;
 pub mod discovery;
 pub mod error;
 pub mod event;
@@ -20,6 +19,7 @@ pub mod query;
 pub mod remote;
 pub mod serve;
 pub mod source;
+pub mod time;
 pub mod txnlog;
 
 pub use error::{Error, Result};

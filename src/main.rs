@@ -11,9 +11,10 @@ use zklens::event::{hex_id, parse_id, Event};
 use zklens::index::{DataDir, IndexHandle};
 use zklens::ingest::{self, IngestOptions, Status};
 use zklens::output::{write_events, OutputFormat};
-use zklens::parser::timefmt::Tz;
+use zklens::time::Tz;
 use zklens::parser::Registry;
-use zklens::query::{self, exec, time};
+use zklens::query::{self, exec};
+use zklens::time;
 use zklens::source::text::{TextOptions, DEFAULT_MAX_LINE};
 
 /// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
@@ -425,7 +426,7 @@ fn run(cli: Cli) -> Result<u8> {
     if let Cmd::Measure { cmd } = &cli.cmd {
         let mut c = std::process::Command::new(&cmd[0]);
         c.args(&cmd[1..]);
-        let r = zklens::bench::measure(&mut c)?;
+        let r = zklens::devtools::bench::measure(&mut c)?;
         println!("{}", serde_json::to_string(&r)?);
         return Ok(0);
     }
@@ -502,7 +503,7 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Txnlog(TxnlogCmd::Dump { files, output, tz }) => cmd_txnlog_dump(files, *output, tz),
         Cmd::Snapshot(SnapshotCmd::Dump { files }) => cmd_snapshot_dump(files),
         Cmd::Bench(a) => {
-            let spec = zklens::bench::BenchSpec {
+            let spec = zklens::devtools::bench::BenchSpec {
                 dir: a.dir.clone(),
                 bytes: parse_size(&a.size)?,
                 exe: std::env::current_exe().context("locating the zklens binary")?,
@@ -511,8 +512,8 @@ fn run(cli: Cli) -> Result<u8> {
             };
             std::fs::create_dir_all(&a.dir)
                 .with_context(|| format!("creating {}", a.dir.display()))?;
-            let report = zklens::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
-            print!("{}", zklens::bench::table(&report));
+            let report = zklens::devtools::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
+            print!("{}", zklens::devtools::bench::table(&report));
             let json = a.json.clone().unwrap_or_else(|| a.dir.join("bench.json"));
             std::fs::write(&json, serde_json::to_string_pretty(&report)?)
                 .with_context(|| format!("writing {}", json.display()))?;
@@ -520,7 +521,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Corpus(a) => {
-            let spec = zklens::corpus::CorpusSpec {
+            let spec = zklens::devtools::corpus::CorpusSpec {
                 out: a.out.clone(),
                 bytes: parse_size(&a.size)?,
                 servers: a.servers,
@@ -529,7 +530,7 @@ fn run(cli: Cli) -> Result<u8> {
                 start: time::parse_time("2026-11-24T00:00:00Z", Tz::Utc, 0)?,
                 failover_every_s: a.failover_every.max(10),
             };
-            let m = zklens::corpus::generate(&spec)?;
+            let m = zklens::devtools::corpus::generate(&spec)?;
             println!(
                 "{} files, {:.1} MB, {} lines ({} entries), {} failovers; manifest {}",
                 m.files.len(),
@@ -537,7 +538,7 @@ fn run(cli: Cli) -> Result<u8> {
                 m.lines,
                 m.entries,
                 m.failovers.len(),
-                zklens::corpus::manifest_path(&a.out).display()
+                zklens::devtools::corpus::manifest_path(&a.out).display()
             );
             Ok(0)
         }

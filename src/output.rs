@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::event::{hex_id, Event};
-use crate::query::time::{rfc3339, short};
+use crate::time::{rfc3339, short};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::{hex_id, Event};
-use crate::query::time::{rfc3339, short};
+use crate::time::{rfc3339, short};
 
 /// The embedded incident definitions (`queries/`).
 pub const EMBEDDED: &[(&str, &str)] = &[

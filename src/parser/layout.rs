@@ -6,7 +6,7 @@
 use memchr::memmem;
 use regex::bytes::Regex;
 
-use super::timefmt::{Civil, TimeFormat};
+use crate::time::{Civil, TimeFormat};
 
 /// A field of a line layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ pub mod layout;
 pub mod mention;
 pub mod rules;
 pub mod template;
-pub mod timefmt;
+
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use memchr::memmem;
 
 use crate::event::{Attrs, Event, Level, KIND_LOG};
 use format::{Format, JsonDef, Shape};
-use timefmt::{Tz, ZoneConverter};
+use crate::time::{Tz, ZoneConverter};
 
 pub use format::Registry;
 
@@ -357,7 +357,7 @@ impl EntryParser {
         let get = |keys: &[String]| keys.iter().find_map(|k| obj.get(k));
         let mut e = self.base(offset, lineno);
         e.ts = get(&j.ts).and_then(|v| match v {
-            json::Val::Str(s) => timefmt::TimeFormat::Iso8601
+            json::Val::Str(s) => crate::time::TimeFormat::Iso8601
                 .parse_prefix(s.as_bytes())
                 .and_then(|(c, _)| self.zone.to_nanos(&c)),
             json::Val::Num(f, _) => Some(if f > 1e17 {

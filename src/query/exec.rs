@@ -11,11 +11,12 @@ use crate::error::{Error, Result};
 use crate::event::{hex_id, Event};
 use crate::incident::{self, skew::Skew, Incident};
 use crate::index::IndexHandle;
-use crate::parser::timefmt::Tz;
+use crate::time::Tz;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
 use tantivy::Term;
 
-use super::{mentions_incident, parse, resolve_incidents, session, time, Ast, Compiler};
+use super::{mentions_incident, parse, resolve_incidents, session, Ast, Compiler};
+use crate::time;
 
 /// A search: a query with optional time bounds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

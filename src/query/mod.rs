@@ -12,7 +12,7 @@
 
 pub mod exec;
 pub mod session;
-pub mod time;
+
 
 use std::ops::Bound;
 
@@ -27,7 +27,7 @@ use tantivy::{Index, Searcher, Term};
 use crate::error::{Error, Result};
 use crate::event::parse_id;
 use crate::index::{Fields, IndexHandle};
-use crate::parser::timefmt::Tz;
+use crate::time::{self, Tz};
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]

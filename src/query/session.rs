@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::event::{hex_id, session_origin, Event};
-use crate::query::time::short;
+use crate::time::short;
 
 /// What the events say about one session.
 #[derive(Debug, Clone, Default, PartialEq)]

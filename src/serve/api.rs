@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::event::{hex_id, parse_id};
-use crate::parser::timefmt::Tz;
+use crate::time::Tz;
 use crate::query::exec::{self, Search};
 
 use super::Shared;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::parser::format::Format;
-use crate::parser::timefmt::Tz;
+use crate::time::Tz;
 use crate::parser::{EntryParser, Registry, SourceMeta};
 use crate::source::tail::{TailCheckpoint, TailLine, Tailer};
 

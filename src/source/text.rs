@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::parser::format::Format;
-use crate::parser::timefmt::Tz;
+use crate::time::Tz;
 use crate::parser::{EntryParser, Notice, Registry, SourceMeta};
 
 use super::lines::LineReader;

@@ -1,9 +1,15 @@
-//! Time expressions on the command line: RFC 3339 (`2026-11-24T22:02:29Z`), a date-time without
-//! zone read in the given zone (`2026-11-24 22:02:29`, `2026-11-24`), or a duration before now
-//! (`15m`, `2h`, `3d`, `90s`, `1w`).
+//! Time, at the bottom of the flow where every layer may use it: the zone a source's zone-less
+//! timestamps are in ([`Tz`]), fixed-position timestamp parsers ([`TimeFormat`], in `format`),
+//! time expressions on the command line and in queries ([`parse_time`]: RFC 3339
+//! `2026-11-24T22:02:29Z`, a date-time without zone read in the given zone `2026-11-24 22:02:29`,
+//! `2026-11-24`, or a duration before now `15m`, `2h`, `3d`, `90s`, `1w`), and how times are
+//! printed ([`rfc3339`], [`short`]).
+
+mod format;
+
+pub use format::{civil_from_nanos, Civil, Part, TimeFormat, Tz, ZoneConverter};
 
 use crate::error::{Error, Result};
-use crate::parser::timefmt::{Civil, TimeFormat, Tz, ZoneConverter};
 
 /// Parses a time expression to UTC nanoseconds. `now` is the current time in ns.
 pub fn parse_time(s: &str, tz: Tz, now: i64) -> Result<i64> {
@@ -63,7 +69,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 
 /// Formats UTC nanoseconds as RFC 3339 with milliseconds (`2026-11-24T22:02:29.123Z`).
 pub fn rfc3339(ns: i64) -> String {
-    let c = crate::parser::timefmt::civil_from_nanos(ns);
+    let c = civil_from_nanos(ns);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         c.year,
@@ -78,7 +84,7 @@ pub fn rfc3339(ns: i64) -> String {
 
 /// Formats UTC nanoseconds for a table (`2026-11-24 22:02:29.123`).
 pub fn short(ns: i64) -> String {
-    let c: Civil = crate::parser::timefmt::civil_from_nanos(ns);
+    let c: Civil = civil_from_nanos(ns);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
         c.year,

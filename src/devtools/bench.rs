@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::corpus::{self, CorpusSpec, Manifest};
+use crate::devtools::corpus::{self, CorpusSpec, Manifest};
 use crate::error::{Error, Result};
 
 /// One measured command.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::time::short;
+use crate::time::short;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -324,7 +324,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                     (u64::from(new) << 56) | (s & 0x00ff_ffff_ffff_ffff).wrapping_add(0x100_0000);
             }
             failovers.push(Failover {
-                at: crate::query::time::rfc3339(lost),
+                at: crate::time::rfc3339(lost),
                 old_leader: old,
                 new_leader: new,
                 new_epoch: epoch,
@@ -404,7 +404,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                 }
                 format!(
                     r#"{{"ts":"{}","level":"INFO","logger":"{name}","msg":"wrote /data/{name}/counter","session":"0x{s:x}","zxid":"0x{zxid:x}"}}"#,
-                    crate::query::time::rfc3339(t)
+                    crate::time::rfc3339(t)
                 )
             } else if (k + 1) % 3 == 1 {
                 match rng.below(4) {
