@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use zklens::event::{hex_id, parse_id, Event};
 use zklens::index::{DataDir, IndexHandle};
 use zklens::ingest::{self, IngestOptions, Status};
-use zklens::output::{write_events, OutputFormat};
+use zklens::render::{write_events, OutputFormat};
 use zklens::time::Tz;
 use zklens::parser::Registry;
 use zklens::query::{self, exec};
@@ -1132,11 +1132,11 @@ fn cmd_incidents(dir: &DataDir, a: &IncidentsArgs) -> Result<u8> {
             "ID", "KIND", "STARTED (UTC)"
         )?;
         for i in &list {
-            let summary = zklens::incident::summary(i);
+            let summary = zklens::render::summary(i);
             writeln!(
                 out,
                 "{:<36} {:<16} {:<25} {}",
-                i.id, i.kind, i.started_at, summary
+                i.id, i.kind(), i.started_at, summary
             )?;
         }
     }
@@ -1159,11 +1159,11 @@ fn cmd_incident(dir: &DataDir, a: &IncidentArgs) -> Result<u8> {
         }
         IncOut::Text | IncOut::Table => {
             let skews = exec::skews(&idx)?;
-            write!(out, "{}", zklens::incident::text_with_skew(inc, &skews))?
+            write!(out, "{}", zklens::render::text_with_skew(inc, &skews))?
         }
         IncOut::Html => {
             let skews = exec::skews(&idx)?;
-            write!(out, "{}", zklens::incident::html::render(inc, &skews))?
+            write!(out, "{}", zklens::render::html::render(inc, &skews))?
         }
     }
     out.flush()?;

@@ -101,3 +101,12 @@ pub fn estimate(events: &[Event]) -> Vec<Skew> {
         })
         .collect()
 }
+
+/// The correction applied to a node's times: only for a clock proven off (its bounds exclude
+/// zero), by the midpoint of the bounds.
+pub fn correction_ms(skews: &[Skew], node: &str) -> Option<f64> {
+    skews
+        .iter()
+        .find(|s| s.node == node && (s.lo_ms > 0.0 || s.hi_ms < 0.0))
+        .map(|s| s.estimate_ms)
+}

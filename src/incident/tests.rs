@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::event::Attrs;
+use crate::time::rfc3339;
 
 const S: i64 = 1_000_000_000;
 
@@ -161,7 +162,7 @@ fn find<'a>(all: &'a [Incident], id: &str) -> &'a Incident {
 #[test]
 fn a_stalled_leader_is_a_failover_that_ends_with_it_stepping_down() {
     let all = detect(&stalled_leader(), &defs());
-    let f = find(&all, "leader-failover-epoch-2");
+    let f = find(&all, "leader-failover-epoch-2").record();
     assert_eq!((f.old_leader, f.new_leader), (Some(2), Some(3)));
     assert_eq!((f.old_epoch, f.new_epoch), (Some(1), Some(2)));
     assert_eq!(f.started_at, rfc3339(1_800_000_010 * S + S / 2));
@@ -183,10 +184,10 @@ fn a_stalled_leader_is_a_failover_that_ends_with_it_stepping_down() {
 #[test]
 fn a_stalled_leaders_step_down_is_not_the_next_failovers_start() {
     let all = detect(&stalled_leader(), &defs());
-    let q = find(&all, "quorum-loss-epoch-3");
+    let q = find(&all, "quorum-loss-epoch-3").record();
     assert_eq!(q.started_at, rfc3339(1_800_000_030 * S));
     assert_eq!(q.unavailable_ms, Some(7000));
-    let f = find(&all, "leader-failover-epoch-3");
+    let f = find(&all, "leader-failover-epoch-3").record();
     assert_eq!(f.started_at, q.started_at);
     assert!(f.sessions_expired.is_empty(), "{f:?}");
 }
@@ -194,7 +195,7 @@ fn a_stalled_leaders_step_down_is_not_the_next_failovers_start() {
 #[test]
 fn a_session_expired_later_for_real_is_its_own_incident_with_the_committed_close() {
     let all = detect(&stalled_leader(), &defs());
-    let x = find(&all, "session-expiry-0xa");
+    let x = find(&all, "session-expiry-0xa").record();
     assert_eq!(x.started_at, rfc3339(1_800_000_020 * S));
     assert_eq!(x.ephemerals_lost, vec!["/services/calc/calc-a".to_string()]);
     assert_eq!(x.old_leader, Some(3));
@@ -203,9 +204,13 @@ fn a_session_expired_later_for_real_is_its_own_incident_with_the_committed_close
 #[test]
 fn a_resumed_leaders_rejoin_starts_when_it_leaves_its_role() {
     let all = detect(&stalled_leader(), &defs());
-    let r: Vec<&Incident> = all.iter().filter(|i| i.kind == "server-rejoin").collect();
+    let r: Vec<Record<'_>> = all
+        .iter()
+        .filter(|i| i.kind() == IncidentKind::ServerRejoin)
+        .map(Incident::record)
+        .collect();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!(r[0].server.as_deref(), Some("zk2"));
+    assert_eq!(r[0].server, Some("zk2"));
     assert_eq!(r[0].started_at, rfc3339(1_800_000_015 * S + S / 2));
     assert_eq!(r[0].sync.get("zk2").map(String::as_str), Some("snap"));
 }

@@ -123,20 +123,26 @@ pub fn incidents(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<Incident>
             quoted: true,
         })
     };
-    let mut skeleton = parse(incident::SKELETON_QUERY)?;
-    if let Ast::Or(v) = &mut skeleton {
-        v.retain(|t| {
-            !matches!(t, Ast::Term { field: Some(f), value, .. }
-                if f == "kind" && incident::WINDOWED_KINDS.contains(&value.as_str()))
-        });
-    }
+    // What the detectors read under these definitions (an override's new kinds included).
+    let needs = incident::needs(&defs);
+    let skeleton = Ast::Or(
+        needs
+            .kinds
+            .iter()
+            .map(|k| Ast::Term {
+                field: Some("kind".into()),
+                value: k.clone(),
+                quoted: !k.contains('*'),
+            })
+            .collect(),
+    );
     let hits = idx.search(compiler.compile(&skeleton)?.as_ref(), None)?;
     let mut events = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
     let windows = incident::connect_windows(&incident::detect(&events, &defs), &defs);
     if windows.is_empty() {
         return Ok(incident::detect(&events, &defs));
     }
-    for k in incident::WINDOWED_KINDS {
+    for k in &needs.windowed {
         events.extend(windowed(idx, kind_is(k)?.as_ref(), &windows)?);
     }
     // A session's earlier connection may also lie in an earlier span: keep each event once.

@@ -211,7 +211,7 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
     match blocking(move || exec::skews(&*s.index()?)).await {
         Ok(skews) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            crate::incident::html::render(&inc, &skews),
+            crate::render::html::render(&inc, &skews),
         )
             .into_response(),
         Err(r) => r,

@@ -734,8 +734,8 @@ fn detect_once(shared: &Shared) {
     let skews = exec::skews(&idx).unwrap_or_default();
     let mut s = shared.status();
     for inc in list {
-        let summary = crate::incident::summary(&inc);
-        let text = crate::incident::text_with_skew(&inc, &skews);
+        let summary = crate::render::summary(&inc);
+        let text = crate::render::text_with_skew(&inc, &skews);
         match s.incidents.get_mut(&inc.id) {
             Some(li) => {
                 li.summary = summary;

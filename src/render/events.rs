@@ -1,4 +1,4 @@
-//! Rendering events for people and programs: an aligned table, JSON, JSON lines, CSV.
+//! Events for people and programs: an aligned table, JSON, JSON lines, CSV.
 
 use std::io::{self, Write};
 

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-use super::skew::Skew;
-use super::{correction_ms, Incident};
+use crate::incident::skew::{correction_ms, Skew};
+use crate::incident::Incident;
 
 /// A causal link between two steps (indices into the incident's steps).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub fn links(inc: &Incident) -> Vec<Link> {
     let st = &inc.steps;
     let mut out = Vec::new();
     let is = |i: usize, k: &str| st[i].kind == k;
-    let leader_node = inc.new_leader.map(|l| format!("zk{l}"));
+    let leader_node = inc.record().new_leader.map(|l| format!("zk{l}"));
     let on_leader = |i: usize| {
         leader_node.as_deref() == Some(st[i].node.as_str()) || st[i].summary.contains("LEADING")
     };
@@ -227,7 +227,7 @@ pub fn render(inc: &Incident, skews: &[Skew]) -> String {
     html.push_str(&format!(
         "<div id=\"report\" data-rendered=\"no\" data-errors=\"0\">\n<header><h1>{}</h1><p class=\"sub\">{} · {} → {}</p><dl id=\"facts\"></dl></header>\n",
         esc(&inc.id),
-        esc(&inc.kind),
+        esc(inc.kind().as_str()),
         esc(&inc.started_at),
         esc(&inc.ended_at)
     ));

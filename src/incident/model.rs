@@ -1,0 +1,356 @@
+//! What an incident is: its kind, the per-kind facts, its timeline, and the flat JSON record
+//! (`zklens incidents -o json`, `/api/incidents`) that users read, whatever the kind.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// The kinds of incident, one detector each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// A leader was lost and another epoch formed.
+    LeaderFailover,
+    /// A session expired that no failover explains.
+    SessionExpiry,
+    /// Too few servers to serve, between a leader's loss and the next quorum.
+    QuorumLoss,
+    /// A server started (or came back) and joined a running ensemble.
+    ServerRejoin,
+    /// Many failovers in a short window.
+    ElectionStorm,
+}
+
+impl IncidentKind {
+    /// The name in ids, JSON and the definition file's name (`leader-failover`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::LeaderFailover => "leader-failover",
+            IncidentKind::SessionExpiry => "session-expiry",
+            IncidentKind::QuorumLoss => "quorum-loss",
+            IncidentKind::ServerRejoin => "server-rejoin",
+            IncidentKind::ElectionStorm => "election-storm",
+        }
+    }
+}
+
+impl fmt::Display for IncidentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One step of a timeline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Step {
+    /// When (RFC 3339 UTC).
+    pub ts: String,
+    /// Where.
+    pub node: String,
+    /// The event kind.
+    pub kind: String,
+    /// What happened, in words.
+    pub summary: String,
+    /// `file:offset` of the evidence.
+    pub evidence: String,
+    /// When, ns since the Unix epoch on the node's clock (not serialized).
+    #[serde(skip)]
+    pub at: i64,
+}
+
+/// A service whose primary changed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceFailover {
+    /// Service name (the logger of its role-change line).
+    pub service: String,
+    /// Previous primary (node), if known.
+    pub from: Option<String>,
+    /// New primary (node).
+    pub to: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
+/// A client session that reconnected to another server.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionMove {
+    /// Session id (`0x` hex).
+    pub session: String,
+    /// The client node.
+    pub client: String,
+    /// Server address before.
+    pub from: String,
+    /// Server address after.
+    pub to: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
+/// A change of leader: who led which epoch before and after (None: not known).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// Leader before (server id).
+    pub old_leader: Option<u64>,
+    /// Leader after (server id).
+    pub new_leader: Option<u64>,
+    /// Epoch before.
+    pub old_epoch: Option<u64>,
+    /// Epoch after.
+    pub new_epoch: Option<u64>,
+}
+
+/// What a leader failover did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failover {
+    /// The leaders and epochs.
+    pub change: Leadership,
+    /// Election time reported by each server (node → ms).
+    pub election_ms: BTreeMap<String, u64>,
+    /// How each follower synchronised (node → diff/snap/trunc).
+    pub sync: BTreeMap<String, String>,
+    /// Sessions the new leader expired (`0x` hex).
+    pub sessions_expired: Vec<String>,
+    /// Ephemeral znodes deleted with them (from the committed closeSession txns).
+    pub ephemerals_lost: Vec<String>,
+    /// Services whose primary changed.
+    pub service_failovers: Vec<ServiceFailover>,
+    /// Client sessions that reconnected to another server.
+    pub sessions_moved: Vec<SessionMove>,
+    /// Claims no commit confirms, and why.
+    pub unconfirmed: Vec<String>,
+}
+
+/// What a session expiry took with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expiry {
+    /// The session (`0x` hex).
+    pub session: String,
+    /// The server that expired it (server id).
+    pub leader: Option<u64>,
+    /// Ephemeral znodes deleted with it (from the committed closeSession txn).
+    pub ephemerals_lost: Vec<String>,
+    /// Services whose primary changed.
+    pub service_failovers: Vec<ServiceFailover>,
+    /// Claims no commit confirms, and why.
+    pub unconfirmed: Vec<String>,
+}
+
+/// How long a quorum was lost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuorumLoss {
+    /// The leaders and epochs of the failover it belongs to.
+    pub change: Leadership,
+    /// Election time reported by each server (node → ms).
+    pub election_ms: BTreeMap<String, u64>,
+    /// How long the ensemble could not serve.
+    pub unavailable_ms: Option<u64>,
+}
+
+/// How a server rejoined.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rejoin {
+    /// The server (node).
+    pub server: String,
+    /// Its election time, ms.
+    pub election_ms: Option<u64>,
+    /// How it synchronised (diff/snap/trunc).
+    pub sync: Option<String>,
+}
+
+/// A run of failovers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Storm {
+    /// The first failover's old leader and epoch, the last one's new ones.
+    pub change: Leadership,
+    /// Sessions the failovers expired (`0x` hex).
+    pub sessions_expired: Vec<String>,
+    /// Ephemeral znodes deleted with them.
+    pub ephemerals_lost: Vec<String>,
+    /// Services whose primary changed.
+    pub service_failovers: Vec<ServiceFailover>,
+}
+
+/// The facts of an incident, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    /// leader-failover.
+    LeaderFailover(Failover),
+    /// session-expiry.
+    SessionExpiry(Expiry),
+    /// quorum-loss.
+    QuorumLoss(QuorumLoss),
+    /// server-rejoin.
+    ServerRejoin(Rejoin),
+    /// election-storm.
+    ElectionStorm(Storm),
+}
+
+impl Detail {
+    /// The kind of incident these facts describe.
+    pub fn kind(&self) -> IncidentKind {
+        match self {
+            Detail::LeaderFailover(_) => IncidentKind::LeaderFailover,
+            Detail::SessionExpiry(_) => IncidentKind::SessionExpiry,
+            Detail::QuorumLoss(_) => IncidentKind::QuorumLoss,
+            Detail::ServerRejoin(_) => IncidentKind::ServerRejoin,
+            Detail::ElectionStorm(_) => IncidentKind::ElectionStorm,
+        }
+    }
+}
+
+/// A reconstructed incident. It serializes as its [`Record`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// Stable id: `leader-failover-epoch-N`, `session-expiry-0x<session>`, ...
+    pub id: String,
+    /// First evidence (RFC 3339 UTC).
+    pub started_at: String,
+    /// Last evidence (RFC 3339 UTC).
+    pub ended_at: String,
+    /// The timeline.
+    pub steps: Vec<Step>,
+    /// What happened, by kind.
+    pub detail: Detail,
+    /// When it started, ns since the Unix epoch (incidents are listed in this order).
+    pub(crate) start_ns: i64,
+}
+
+impl Incident {
+    /// Its kind.
+    pub fn kind(&self) -> IncidentKind {
+        self.detail.kind()
+    }
+
+    /// The flat view every kind shares (the JSON shape).
+    pub fn record(&self) -> Record<'_> {
+        Record::of(self)
+    }
+}
+
+impl Serialize for Incident {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.record().serialize(s)
+    }
+}
+
+/// An incident as one flat record: every kind's fields, empty where a kind has none, in the
+/// order `zklens incidents -o json` has always printed them (a format users depend on).
+#[derive(Debug, Clone, Serialize)]
+pub struct Record<'a> {
+    /// Stable id.
+    pub id: &'a str,
+    /// The kind.
+    pub kind: IncidentKind,
+    /// First evidence (RFC 3339 UTC).
+    pub started_at: &'a str,
+    /// Last evidence (RFC 3339 UTC).
+    pub ended_at: &'a str,
+    /// Leader before (server id); for a session expiry, the leader that expired it.
+    pub old_leader: Option<u64>,
+    /// Leader after (server id).
+    pub new_leader: Option<u64>,
+    /// Epoch before.
+    pub old_epoch: Option<u64>,
+    /// Epoch after.
+    pub new_epoch: Option<u64>,
+    /// Election time reported by each server (node → ms).
+    pub election_ms: Cow<'a, BTreeMap<String, u64>>,
+    /// How each follower synchronised (node → diff/snap/trunc).
+    pub sync: Cow<'a, BTreeMap<String, String>>,
+    /// Sessions expired (`0x` hex).
+    pub sessions_expired: Cow<'a, [String]>,
+    /// Ephemeral znodes deleted with them.
+    pub ephemerals_lost: &'a [String],
+    /// Services whose primary changed.
+    pub service_failovers: &'a [ServiceFailover],
+    /// Client sessions that reconnected to another server.
+    pub sessions_moved: &'a [SessionMove],
+    /// The timeline.
+    pub steps: &'a [Step],
+    /// Claims no commit confirms, and why.
+    pub unconfirmed: &'a [String],
+    /// quorum-loss: how long the ensemble could not serve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_ms: Option<u64>,
+    /// server-rejoin: the server that rejoined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<&'a str>,
+}
+
+impl<'a> Record<'a> {
+    fn of(i: &'a Incident) -> Record<'a> {
+        let mut r = Record {
+            id: &i.id,
+            kind: i.kind(),
+            started_at: &i.started_at,
+            ended_at: &i.ended_at,
+            old_leader: None,
+            new_leader: None,
+            old_epoch: None,
+            new_epoch: None,
+            election_ms: Cow::Owned(BTreeMap::new()),
+            sync: Cow::Owned(BTreeMap::new()),
+            sessions_expired: Cow::Borrowed(&[]),
+            ephemerals_lost: &[],
+            service_failovers: &[],
+            sessions_moved: &[],
+            steps: &i.steps,
+            unconfirmed: &[],
+            unavailable_ms: None,
+            server: None,
+        };
+        match &i.detail {
+            Detail::LeaderFailover(f) => {
+                r.change(&f.change);
+                r.election_ms = Cow::Borrowed(&f.election_ms);
+                r.sync = Cow::Borrowed(&f.sync);
+                r.sessions_expired = Cow::Borrowed(&f.sessions_expired);
+                r.ephemerals_lost = &f.ephemerals_lost;
+                r.service_failovers = &f.service_failovers;
+                r.sessions_moved = &f.sessions_moved;
+                r.unconfirmed = &f.unconfirmed;
+            }
+            Detail::SessionExpiry(x) => {
+                r.old_leader = x.leader;
+                r.sessions_expired = Cow::Owned(vec![x.session.clone()]);
+                r.ephemerals_lost = &x.ephemerals_lost;
+                r.service_failovers = &x.service_failovers;
+                r.unconfirmed = &x.unconfirmed;
+            }
+            Detail::QuorumLoss(q) => {
+                r.change(&q.change);
+                r.election_ms = Cow::Borrowed(&q.election_ms);
+                r.unavailable_ms = q.unavailable_ms;
+            }
+            Detail::ServerRejoin(j) => {
+                let mut em = BTreeMap::new();
+                if let Some(ms) = j.election_ms {
+                    em.insert(j.server.clone(), ms);
+                }
+                let mut sync = BTreeMap::new();
+                if let Some(m) = &j.sync {
+                    sync.insert(j.server.clone(), m.clone());
+                }
+                r.election_ms = Cow::Owned(em);
+                r.sync = Cow::Owned(sync);
+                r.server = Some(&j.server);
+            }
+            Detail::ElectionStorm(s) => {
+                r.change(&s.change);
+                r.sessions_expired = Cow::Borrowed(&s.sessions_expired);
+                r.ephemerals_lost = &s.ephemerals_lost;
+                r.service_failovers = &s.service_failovers;
+            }
+        }
+        r
+    }
+
+    fn change(&mut self, c: &Leadership) {
+        self.old_leader = c.old_leader;
+        self.new_leader = c.new_leader;
+        self.old_epoch = c.old_epoch;
+        self.new_epoch = c.new_epoch;
+    }
+}

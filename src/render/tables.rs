@@ -1,0 +1,108 @@
+//! The incidents list and the clock-skew table, as `zklens incidents` and `zklens skew` print
+//! them, locally or from a service.
+
+use std::io::{self, Write};
+
+use crate::incident::skew::Skew;
+
+/// One row of the incidents list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentLine<'a> {
+    /// The incident id.
+    pub id: &'a str,
+    /// Its kind (`leader-failover`, ...).
+    pub kind: &'a str,
+    /// When it started (RFC 3339 UTC).
+    pub started_at: &'a str,
+    /// What it amounts to (`render::summary`).
+    pub summary: &'a str,
+}
+
+/// The incidents list: a header and one aligned line per incident; nothing at all for none.
+pub fn incidents_table(out: &mut dyn Write, rows: &[IncidentLine<'_>]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<36} {:<16} {:<25} SUMMARY",
+        "ID", "KIND", "STARTED (UTC)"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<36} {:<16} {:<25} {}",
+            r.id, r.kind, r.started_at, r.summary
+        )?;
+    }
+    Ok(())
+}
+
+/// The clock-skew table: each node's offset with its bounds and evidence, and what the numbers
+/// mean; nothing at all for no estimates.
+pub fn skew_table(out: &mut dyn Write, skews: &[Skew]) -> io::Result<()> {
+    if skews.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<12} {:>12} {:>12} {:>12} {:>7}",
+        "NODE", "OFFSET ms", "LOW ms", "HIGH ms", "PAIRS"
+    )?;
+    for s in skews {
+        writeln!(
+            out,
+            "{:<12} {:>12.1} {:>12.1} {:>12.1} {:>7}",
+            s.node, s.estimate_ms, s.lo_ms, s.hi_ms, s.pairs
+        )?;
+    }
+    writeln!(
+        out,
+        "(offset = the node's clock minus the leader's txn clock; the truth lies between LOW and HIGH)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl Fn(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut b = Vec::new();
+        f(&mut b).expect("write");
+        String::from_utf8(b).expect("utf8")
+    }
+
+    #[test]
+    fn incidents_table_aligns_and_is_empty_for_none() {
+        let row = IncidentLine {
+            id: "leader-failover-epoch-2",
+            kind: "leader-failover",
+            started_at: "2026-11-25T02:48:49.367Z",
+            summary: "zk3 -> zk1",
+        };
+        let t = text(|b| incidents_table(b, &[row]));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2, "{t}");
+        assert!(lines[0].starts_with("ID "));
+        assert_eq!(lines[0].find("KIND"), lines[1].find("leader-failover "));
+        assert_eq!(lines[0].find("SUMMARY"), lines[1].find("zk3 -> zk1"));
+        assert_eq!(text(|b| incidents_table(b, &[])), "");
+    }
+
+    #[test]
+    fn skew_table_has_one_decimal_and_a_legend() {
+        let s = Skew {
+            node: "calc-a".into(),
+            lo_ms: 2990.04,
+            hi_ms: 3010.0,
+            estimate_ms: 3000.02,
+            pairs: 7,
+        };
+        let t = text(|b| skew_table(b, std::slice::from_ref(&s)));
+        assert!(t.lines().nth(1).is_some_and(|l| l.contains("3000.0")
+            && l.contains("2990.0")
+            && l.ends_with(" 7")));
+        assert!(t.contains("(offset = "));
+        assert_eq!(text(|b| skew_table(b, &[])), "");
+    }
+}
