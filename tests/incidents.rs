@@ -228,6 +228,72 @@ fn definitions_are_tuned_without_recompiling() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("leader-failover.toml"));
 }
 
+#[test]
+fn an_overridden_definition_finds_events_of_the_kinds_it_names() {
+    // "Connection broken for id 3" (`peer.connection_broken`) is a survivor losing its link to
+    // the killed leader; the shipped definition does not count it, so no skeleton loaded it.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/leader-failover.toml"),
+    )
+    .expect("definition");
+    let list = Regex::new(r"(?s)loss_kinds = \[.*?\]").expect("re");
+    assert!(!list
+        .find(&text)
+        .expect("loss_kinds")
+        .as_str()
+        .contains("peer.connection_broken"));
+    let tuned = list.replace(&text, r#"loss_kinds = ["peer.connection_broken"]"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("leader-failover.toml"), tuned.as_bytes()).expect("write");
+    let out = zk(data_dir())
+        .args(["incidents", "-o", "json", "--queries"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&stdout_of(out, "incidents --queries")).expect("json");
+    let f = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["id"] == "leader-failover-epoch-2")
+        .cloned()
+        .unwrap_or_else(|| panic!("no leader-failover-epoch-2: {v}"));
+    let first = &f["steps"][0];
+    assert_eq!(first["kind"], "peer.connection_broken", "{f}");
+    assert_eq!(f["started_at"], first["ts"]);
+    // The step cites a line that says so, in the log of a survivor.
+    let evidence = first["evidence"].as_str().expect("evidence");
+    let (file, offset) = evidence.rsplit_once(':').expect("file:offset");
+    let log = std::fs::read(file).expect("evidence file");
+    let at: usize = offset.parse().expect("offset");
+    let line = String::from_utf8_lossy(&log[at..]);
+    let line = line.lines().next().unwrap_or_default();
+    assert!(line.contains("Connection broken for id 3"), "{line}");
+}
+
+#[test]
+fn a_definition_with_an_unknown_key_is_refused_naming_the_file() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/session-expiry.toml"),
+    )
+    .expect("definition");
+    let typo = text.replace("notice_window_ms = ", "notice_windw_ms = ");
+    assert_ne!(text, typo);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("session-expiry.toml"), typo).expect("write");
+    let out = zk(data_dir())
+        .args(["incidents", "--queries"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("session-expiry.toml") && err.contains("notice_windw_ms"),
+        "{err}"
+    );
+}
+
 fn millis(rfc: &str) -> i64 {
     // "2026-11-25T02:49:17.513Z" -> ms of the day (the sample lies within one day)
     let t = &rfc[11..23];

@@ -214,3 +214,152 @@ fn a_resumed_leaders_rejoin_starts_when_it_leaves_its_role() {
     assert_eq!(r[0].started_at, rfc3339(1_800_000_015 * S + S / 2));
     assert_eq!(r[0].sync.get("zk2").map(String::as_str), Some("snap"));
 }
+
+/// `pattern` (a kind or `prefix.*`) covers `kind` (a kind or `prefix.*`).
+fn covers(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+#[test]
+fn the_default_needs_are_the_skeleton_the_engine_always_loaded() {
+    // The load query before detectors declared their kinds (a hard-coded string).
+    let skeleton = [
+        "server.starting",
+        "sync.uptodate",
+        "election.*",
+        "quorum.*",
+        "follower.*",
+        "observer.*",
+        "leader.*",
+        "learner.lost",
+        "sync.diff",
+        "sync.snap",
+        "sync.trunc",
+        "session.expired",
+        "txn.closeSession",
+        "txn.createSession",
+        "service.role",
+        "client.session_expired",
+    ];
+    let n = needs(&defs());
+    for k in &n.kinds {
+        assert!(skeleton.iter().any(|p| covers(p, k)), "{k} is new");
+    }
+    for p in skeleton {
+        assert!(n.kinds.iter().any(|k| covers(k, p)), "{p} is not read");
+    }
+    assert_eq!(n.windowed, vec!["client.connected".to_string()]);
+}
+
+#[test]
+fn needs_include_the_kinds_an_overridden_definition_names() {
+    let mut d = defs();
+    assert!(!needs(&d).kinds.iter().any(|k| covers(k, "peer.unreachable")));
+    d.failover.loss_kinds.push("peer.unreachable".into());
+    d.quorum.evidence_kinds.push("admin.command".into());
+    let n = needs(&d);
+    assert!(n.kinds.iter().any(|k| k == "peer.unreachable"), "{n:?}");
+    assert!(n.kinds.iter().any(|k| k == "admin.command"), "{n:?}");
+}
+
+#[test]
+fn a_loss_kind_named_by_an_override_starts_the_failover() {
+    let mut events = stalled_leader();
+    let mut l = Log(Vec::new());
+    l.at(10.25, "zk1", "peer.unreachable", Attrs::default());
+    events.extend(l.0);
+    let shipped = detect(&events, &defs());
+    let f = find(&shipped, "leader-failover-epoch-2");
+    assert_eq!(f.steps[0].kind, "follower.leader_lost");
+    let mut d = defs();
+    d.failover.loss_kinds.push("peer.unreachable".into());
+    let tuned = detect(&events, &d);
+    let f = find(&tuned, "leader-failover-epoch-2");
+    assert_eq!(f.steps[0].kind, "peer.unreachable");
+    assert_eq!(f.started_at, rfc3339(1_800_000_010 * S + S / 4));
+}
+
+#[test]
+fn a_definition_with_an_unknown_key_is_a_format_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("election-storm.toml"),
+        "[incident]\nwindow_ms = 600000\nmin_failovers = 2\nwindow_sm = 3\n",
+    )
+    .expect("write");
+    match Definitions::load(&[dir.path()]) {
+        Err(crate::Error::Format { origin, reason }) => {
+            assert!(origin.ends_with("election-storm.toml"), "{origin}");
+            assert!(reason.contains("window_sm"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A missing one is refused too: no value falls back to a constant in the code.
+    std::fs::write(
+        dir.path().join("election-storm.toml"),
+        "[incident]\nwindow_ms = 600000\n",
+    )
+    .expect("write");
+    assert!(matches!(
+        Definitions::load(&[dir.path()]),
+        Err(crate::Error::Format { reason, .. }) if reason.contains("min_failovers")
+    ));
+    std::fs::write(
+        dir.path().join("election-storm.toml"),
+        "[incident]\nwindow_ms = 600000\nmin_failovers = 2\n",
+    )
+    .expect("write");
+    let d = Definitions::load(&[dir.path()]).expect("valid");
+    assert_eq!(d.storm.min_failovers, 2);
+}
+
+#[test]
+fn incidents_serialize_as_the_flat_record_in_its_key_order() {
+    let keys = [
+        "\"id\":",
+        "\"kind\":",
+        "\"started_at\":",
+        "\"ended_at\":",
+        "\"old_leader\":",
+        "\"new_leader\":",
+        "\"old_epoch\":",
+        "\"new_epoch\":",
+        "\"election_ms\":",
+        "\"sync\":",
+        "\"sessions_expired\":",
+        "\"ephemerals_lost\":",
+        "\"service_failovers\":",
+        "\"sessions_moved\":",
+        "\"steps\":",
+        "\"unconfirmed\":",
+    ];
+    let all = detect(&stalled_leader(), &defs());
+    let kinds: std::collections::BTreeSet<IncidentKind> = all.iter().map(|i| i.kind()).collect();
+    assert_eq!(kinds.len(), 4, "{kinds:?}"); // failover, quorum loss, rejoin, expiry
+    for i in &all {
+        let j = serde_json::to_string(i).expect("json");
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| j.find(k).unwrap_or_else(|| panic!("{k} not in {j}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
+        assert!(j.starts_with(&format!("{{\"id\":\"{}\",\"kind\":\"{}\"", i.id, i.kind())));
+        let v: serde_json::Value = serde_json::from_str(&j).expect("json");
+        assert_eq!(
+            v.get("unavailable_ms").is_some(),
+            i.kind() == IncidentKind::QuorumLoss
+        );
+        assert_eq!(
+            v.get("server").is_some(),
+            i.kind() == IncidentKind::ServerRejoin
+        );
+    }
+    let x = find(&all, "session-expiry-0xa");
+    let v = serde_json::to_value(x).expect("json");
+    assert_eq!(v["sessions_expired"], serde_json::json!(["0xa"]));
+    assert_eq!(v["old_leader"], 3);
+    assert_eq!(v["new_leader"], serde_json::Value::Null);
+}
