@@ -41,11 +41,7 @@ impl<'e> Context<'e> {
     pub fn new(events: &'e [Event]) -> Context<'e> {
         let mut ev: Vec<&Event> = events.iter().filter(|e| e.ts.is_some()).collect();
         ev.sort_by_key(|e| (e.ts, e.offset));
-        let formed: Vec<&Event> = ev
-            .iter()
-            .copied()
-            .filter(|e| &*e.kind == FORMED)
-            .collect();
+        let formed: Vec<&Event> = ev.iter().copied().filter(|e| &*e.kind == FORMED).collect();
         let roles = Roles::new(&ev);
         let conns = connections(&ev);
         let mut cx = Context {

@@ -203,14 +203,7 @@ impl LeaderFailover {
             .map(|f| ts(f))
             .find(|&t| t > formed_at)
             .unwrap_or(i64::MAX);
-        end = end.max(self.old_leader_steps_down(
-            cx,
-            prev,
-            cur,
-            next_formed,
-            &mut f,
-            &mut steps,
-        ));
+        end = end.max(self.old_leader_steps_down(cx, prev, cur, next_formed, &mut f, &mut steps));
         // Sessions the new leader expired because they could not come back in time.
         for e in span(ev, start, i64::MAX)
             .iter()
@@ -328,9 +321,7 @@ impl LeaderFailover {
         // Sessions it expired on resume, as if no time had passed for them: proposals of an
         // epoch that was over, which no quorum committed.
         for x in mine().filter(|e| {
-            &*e.kind == EXPIRED
-                && cx.roles.stale(e, cur)
-                && follows.is_none_or(|f| ts(e) < ts(f))
+            &*e.kind == EXPIRED && cx.roles.stale(e, cur) && follows.is_none_or(|f| ts(e) < ts(f))
         }) {
             let Some(s) = x.attrs.session else { continue };
             steps.push(step(

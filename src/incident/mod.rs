@@ -27,14 +27,12 @@ pub mod roles;
 pub mod skew;
 pub mod steps;
 pub mod storm;
-pub mod window;
 #[cfg(test)]
 mod tests;
+pub mod window;
 
 pub use context::Context;
-pub use defs::{
-    Definitions, ExpiryDef, FailoverDef, QuorumLossDef, RejoinDef, StormDef, EMBEDDED,
-};
+pub use defs::{Definitions, ExpiryDef, FailoverDef, QuorumLossDef, RejoinDef, StormDef, EMBEDDED};
 pub use model::{
     Detail, Expiry, Failover, Incident, IncidentKind, Leadership, QuorumLoss, Record, Rejoin,
     ServiceFailover, SessionMove, Step, Storm,

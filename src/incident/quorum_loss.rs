@@ -75,9 +75,9 @@ impl QuorumLoss {
         // A server that declared itself leader without the quorum to back it (it shut down
         // again).
         let gave_up = |l: &Event| {
-            between.iter().any(|s| {
-                s.node == l.node && s.ts > l.ts && STEP_DOWN_KINDS.contains(&&*s.kind)
-            })
+            between
+                .iter()
+                .any(|s| s.node == l.node && s.ts > l.ts && STEP_DOWN_KINDS.contains(&&*s.kind))
         };
         for e in between
             .iter()
@@ -101,10 +101,7 @@ impl QuorumLoss {
         }
         steps.push(step(
             formed,
-            format!(
-                "{} forms a quorum again (epoch {new_epoch})",
-                formed.node
-            ),
+            format!("{} forms a quorum again (epoch {new_epoch})", formed.node),
         ));
         steps.sort_by_key(|s| s.at);
         Some(Incident {

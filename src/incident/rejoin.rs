@@ -86,9 +86,10 @@ impl Detector for ServerRejoin {
             } else {
                 None
             };
-            let sync = mine.iter().copied().find(|e| {
-                SYNC_KINDS.contains(&&*e.kind) && ts(e) >= t && ts(e) - t <= margin
-            });
+            let sync = mine
+                .iter()
+                .copied()
+                .find(|e| SYNC_KINDS.contains(&&*e.kind) && ts(e) >= t && ts(e) - t <= margin);
             let uptodate = mine
                 .iter()
                 .copied()
@@ -116,10 +117,7 @@ impl Detector for ServerRejoin {
             let mut mode = None;
             if let Some(s) = sync {
                 let m = s.kind.trim_start_matches("sync.").to_string();
-                steps.push(step(
-                    s,
-                    format!("{} syncs by {}", s.node, m.to_uppercase()),
-                ));
+                steps.push(step(s, format!("{} syncs by {}", s.node, m.to_uppercase())));
                 mode = Some(m);
             }
             if let Some(u) = uptodate {

@@ -257,7 +257,10 @@ fn the_default_needs_are_the_skeleton_the_engine_always_loaded() {
 #[test]
 fn needs_include_the_kinds_an_overridden_definition_names() {
     let mut d = defs();
-    assert!(!needs(&d).kinds.iter().any(|k| covers(k, "peer.unreachable")));
+    assert!(!needs(&d)
+        .kinds
+        .iter()
+        .any(|k| covers(k, "peer.unreachable")));
     d.failover.loss_kinds.push("peer.unreachable".into());
     d.quorum.evidence_kinds.push("admin.command".into());
     let n = needs(&d);

@@ -99,9 +99,10 @@ mod tests {
             pairs: 7,
         };
         let t = text(|b| skew_table(b, std::slice::from_ref(&s)));
-        assert!(t.lines().nth(1).is_some_and(|l| l.contains("3000.0")
-            && l.contains("2990.0")
-            && l.ends_with(" 7")));
+        assert!(t
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("3000.0") && l.contains("2990.0") && l.ends_with(" 7")));
         assert!(t.contains("(offset = "));
         assert_eq!(text(|b| skew_table(b, &[])), "");
     }

@@ -36,12 +36,12 @@ use crate::error::{Error, Result};
 use crate::event::hex_id;
 use crate::incident::Incident;
 use crate::index::{Checkpoint, DataDir, IndexHandle, IndexSink};
-use crate::time::Tz;
 use crate::parser::Registry;
 use crate::query::exec;
-use crate::time::rfc3339;
 use crate::source::tail::TailCheckpoint;
 use crate::source::{self, Content};
+use crate::time::rfc3339;
+use crate::time::Tz;
 
 use collect::{CollectorSpec, Msg};
 use config::ServeConfig;
