@@ -169,7 +169,7 @@ impl Definitions {
 }
 
 /// One step of a timeline.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
     /// When (RFC 3339 UTC).
     pub ts: String,
@@ -186,7 +186,7 @@ pub struct Step {
 }
 
 /// A service whose primary changed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServiceFailover {
     /// Service name (the logger of its role-change line).
     pub service: String,
@@ -199,7 +199,7 @@ pub struct ServiceFailover {
 }
 
 /// A client session that reconnected to another server.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionMove {
     /// Session id (`0x` hex).
     pub session: String,
@@ -214,7 +214,7 @@ pub struct SessionMove {
 }
 
 /// A reconstructed incident.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Incident {
     /// Stable id: `leader-failover-epoch-N` or `session-expiry-0x<session>`.
     pub id: String,

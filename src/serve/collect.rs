@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::parser::format::Format;
-use crate::time::Tz;
 use crate::parser::{EntryParser, Registry, SourceMeta};
 use crate::source::tail::{TailCheckpoint, TailLine, Tailer};
+use crate::time::Tz;
 
 /// What a collector sends to the writer.
 #[derive(Debug)]

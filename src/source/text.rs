@@ -8,8 +8,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::parser::format::Format;
-use crate::time::Tz;
 use crate::parser::{EntryParser, Notice, Registry, SourceMeta};
+use crate::time::Tz;
 
 use super::lines::LineReader;
 use super::SourceFile;
