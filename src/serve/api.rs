@@ -207,14 +207,15 @@ async fn zxid(State(s): St, Path(z): Path<String>, Query(p): Query<AskParams>) -
 }
 
 async fn incidents(State(s): St, Query(p): Query<AskParams>) -> Response {
-    let list: Vec<IncidentEntry> = s
-        .status()
-        .incidents
-        .values()
+    let mut live: Vec<super::LiveIncident> = s.status().incidents.values().cloned().collect();
+    // In the order detection lists them, as the CLI prints them.
+    live.sort_by_key(|li| li.rank);
+    let list: Vec<IncidentEntry> = live
+        .into_iter()
         .map(|li| IncidentEntry {
-            detected_at: Some(li.detected_at.clone()),
-            summary: li.summary.clone(),
-            incident: li.incident.clone(),
+            detected_at: Some(li.detected_at),
+            summary: li.summary,
+            incident: li.incident,
         })
         .collect();
     match p

@@ -96,6 +96,9 @@ pub struct LiveIncident {
     pub text: String,
     /// The incident as it stands now.
     pub incident: Incident,
+    /// Its place in the last detection's list (the order `zklens incidents` prints).
+    #[serde(skip)]
+    pub rank: usize,
 }
 
 /// The ZooKeeper connection as discovery last reported it.
@@ -733,7 +736,7 @@ fn detect_once(shared: &Shared) {
     };
     let skews = exec::skews(&idx).unwrap_or_default();
     let mut s = shared.status();
-    for inc in list {
+    for (rank, inc) in list.into_iter().enumerate() {
         let summary = crate::incident::summary(&inc);
         let text = crate::incident::text_with_skew(&inc, &skews);
         match s.incidents.get_mut(&inc.id) {
@@ -741,6 +744,7 @@ fn detect_once(shared: &Shared) {
                 li.summary = summary;
                 li.text = text;
                 li.incident = inc;
+                li.rank = rank;
             }
             None => {
                 log(&format!("incident detected: {} ({summary})", inc.id));
@@ -752,6 +756,7 @@ fn detect_once(shared: &Shared) {
                         summary,
                         text,
                         incident: inc,
+                        rank,
                     },
                 );
             }
