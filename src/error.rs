@@ -39,6 +39,40 @@ pub enum Error {
     /// A time expression could not be parsed.
     #[error("time: {0}")]
     Time(String),
+    /// A request parameter is not what it should be (an id that is no id, a bad zone).
+    #[error("{0}")]
+    Param(String),
+    /// What was asked for does not exist (an incident id nobody knows).
+    #[error("{0}")]
+    NotFound(String),
+    /// There is no index in the data directory yet.
+    #[error("index {}: no index here (run `zklens ingest` first, or pass --data-dir)", .path.display())]
+    NoIndex {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A thread, the async runtime or the HTTP server failed (not the caller's fault).
+    #[error("{0}")]
+    Internal(String),
+    /// The service's address could not be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A running service (`--server`) could not be asked, or refused the question.
+    #[error("{url}: {}", remote_message(*.status, .message))]
+    Remote {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status it answered with (None: no answer, or no usable one).
+        status: Option<u16>,
+        /// What went wrong (the service's own message for an HTTP error).
+        message: String,
+    },
     /// An error from the index.
     #[error("index {path}: {reason}")]
     Index {
@@ -67,7 +101,107 @@ impl Error {
             source,
         }
     }
+
+    /// The HTTP status that answers a request failing with this error: the caller's mistake
+    /// (a bad query, time or parameter) is 400, an unknown incident or id 404, no index yet 503,
+    /// a service asked in turn that failed 502, everything else (I/O, a damaged index, a thread)
+    /// 500.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Query(_) | Error::Time(_) | Error::Param(_) => 400,
+            Error::NotFound(_) => 404,
+            Error::NoIndex { .. } => 503,
+            Error::Remote { .. } => 502,
+            Error::Io { .. }
+            | Error::BadInput { .. }
+            | Error::Format { .. }
+            | Error::Index { .. }
+            | Error::Store { .. }
+            | Error::Internal(_)
+            | Error::Listen { .. } => 500,
+        }
+    }
+}
+
+fn remote_message(status: Option<u16>, message: &str) -> String {
+    match status {
+        Some(s) => format!("HTTP {s}: {message}"),
+        None => message.to_string(),
+    }
 }
 
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_http_status() {
+        let io = || std::io::Error::other("x");
+        let cases = [
+            (Error::Query("bad".into()), 400),
+            (Error::Time("bad".into()), 400),
+            (Error::Param("bad".into()), 400),
+            (Error::NotFound("none".into()), 404),
+            (Error::NoIndex { path: "d".into() }, 503),
+            (
+                Error::Remote {
+                    url: "u".into(),
+                    status: Some(500),
+                    message: "m".into(),
+                },
+                502,
+            ),
+            (Error::io("f", io()), 500),
+            (
+                Error::Index {
+                    path: "d".into(),
+                    reason: "r".into(),
+                },
+                500,
+            ),
+            (
+                Error::Store {
+                    path: "s".into(),
+                    offset: 1,
+                    reason: "r".into(),
+                },
+                500,
+            ),
+            (
+                Error::Format {
+                    origin: "o".into(),
+                    reason: "r".into(),
+                },
+                500,
+            ),
+            (Error::Internal("the index writer panicked".into()), 500),
+            (
+                Error::Listen {
+                    addr: "127.0.0.1:1".into(),
+                    source: io(),
+                },
+                500,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.http_status(), want, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn messages_keep_their_wording() {
+        assert_eq!(
+            Error::NoIndex { path: "/d".into() }.to_string(),
+            "index /d: no index here (run `zklens ingest` first, or pass --data-dir)"
+        );
+        let r = Error::Remote {
+            url: "http://h/api/x".into(),
+            status: Some(404),
+            message: "no incident \"x\"".into(),
+        };
+        assert_eq!(r.to_string(), "http://h/api/x: HTTP 404: no incident \"x\"");
+    }
+}

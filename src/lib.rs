@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod devtools;
 pub mod discovery;
 pub mod error;

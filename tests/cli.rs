@@ -453,3 +453,109 @@ fn per_node_time_zones() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_format_a_command_cannot_produce_is_refused() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    // These used to be accepted and print a table.
+    for (args, formats) in [
+        (&["incidents", "-o", "html"][..], "table, json"),
+        (&["skew", "-o", "html"][..], "table, json"),
+        (&["incident", "x", "-o", "table"][..], "text, json, html"),
+        (&["query", "*", "-o", "html"][..], "table, json, jsonl, csv"),
+        (&["txnlog", "dump", "x", "-o", "json"][..], "toolkit, jsonl"),
+    ] {
+        let out = zk(&e).args(args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed something");
+        assert!(
+            err.contains(&format!("[possible values: {formats}]")),
+            "{args:?} names the formats it supports: {err}"
+        );
+    }
+    zk(&e).args(["incidents", "-o", "json"]).assert().success();
+    zk(&e).args(["skew", "-o", "table"]).assert().code(1);
+}
+
+#[test]
+fn tz_is_one_flag_with_one_parser() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    // 22:02:35 UTC (the expiry) is 23:02:35 at +01:00, and in Berlin in November.
+    for (tz, since, want) in [
+        ("UTC", "2026-11-24 22:02:35", "1"),
+        ("+01:00", "2026-11-24 23:02:35", "1"),
+        ("+01:00", "2026-11-24 23:02:36", "0"),
+        ("Europe/Berlin", "2026-11-24 23:02:35", "1"),
+    ] {
+        let out = zk(&e)
+            .args([
+                "query",
+                "-c",
+                "kind:session.expired",
+                "--since",
+                since,
+                "--tz",
+                tz,
+            ])
+            .output()
+            .expect("run");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{tz} {since}"
+        );
+    }
+    for bad in [
+        &["query", "*", "--tz", "Mars/Olympus"][..],
+        &["query", "*", "--tz", "zk1=UTC"][..],
+        &["parse", "x", "--tz", "Mars/Olympus"][..],
+        &["txnlog", "dump", "x", "--tz", "+02:00"][..],
+        &[
+            "incidents",
+            "--since",
+            "2026-11-24 23:00",
+            "--tz",
+            "nowhere",
+        ][..],
+    ] {
+        let out = zk(&e).args(bad).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
+}
+
+#[test]
+fn incidents_window_honours_tz() {
+    let e = env();
+    zk(&e).arg("ingest").arg(&e.logs).assert().success();
+    let all = zk(&e)
+        .args(["incidents", "-o", "json"])
+        .output()
+        .expect("run");
+    let list: Vec<Value> = serde_json::from_slice(&all.stdout).expect("json");
+    let Some(start) = list.first().and_then(|i| i["started_at"].as_str()) else {
+        panic!(
+            "the sample shows an incident: {}",
+            String::from_utf8_lossy(&all.stderr)
+        );
+    };
+    // started_at is UTC; the same instant written at +01:00 without a zone.
+    let (date, rest) = start.split_once('T').expect("a date");
+    let hour: u32 = rest[..2].parse().expect("an hour");
+    let local = format!("{date} {:02}{}", hour + 1, &rest.trim_end_matches('Z')[2..]);
+    let n = |args: &[&str]| -> usize {
+        let out = zk(&e)
+            .args(["incidents", "-o", "json"])
+            .args(args)
+            .output()
+            .expect("run");
+        serde_json::from_slice::<Vec<Value>>(&out.stdout)
+            .expect("json")
+            .len()
+    };
+    assert_eq!(n(&["--since", &local, "--tz", "+01:00"]), list.len());
+    assert_eq!(n(&["--until", &local, "--tz", "+01:00"]), 0);
+}

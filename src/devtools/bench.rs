@@ -651,7 +651,7 @@ impl Service {
         let deadline = Instant::now() + std::time::Duration::from_secs(30);
         while svc.remote.get_text("/health").is_err() {
             if Instant::now() > deadline {
-                return Err(Error::Query(
+                return Err(Error::Internal(
                     "zklens serve did not answer within 30 s".into(),
                 ));
             }

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The kinds of incident, one detector each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IncidentKind {
     /// A leader was lost and another epoch formed.
@@ -43,7 +43,7 @@ impl fmt::Display for IncidentKind {
 }
 
 /// One step of a timeline.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Step {
     /// When (RFC 3339 UTC).
     pub ts: String,
@@ -61,7 +61,7 @@ pub struct Step {
 }
 
 /// A service whose primary changed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServiceFailover {
     /// Service name (the logger of its role-change line).
     pub service: String,
@@ -74,7 +74,7 @@ pub struct ServiceFailover {
 }
 
 /// A client session that reconnected to another server.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionMove {
     /// Session id (`0x` hex).
     pub session: String,
@@ -232,6 +232,112 @@ impl Incident {
 impl Serialize for Incident {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.record().serialize(s)
+    }
+}
+
+/// The flat record as read back (the `--server` client decodes the service's answers).
+#[derive(Deserialize)]
+struct OwnedRecord {
+    id: String,
+    kind: IncidentKind,
+    started_at: String,
+    ended_at: String,
+    #[serde(default)]
+    old_leader: Option<u64>,
+    #[serde(default)]
+    new_leader: Option<u64>,
+    #[serde(default)]
+    old_epoch: Option<u64>,
+    #[serde(default)]
+    new_epoch: Option<u64>,
+    #[serde(default)]
+    election_ms: BTreeMap<String, u64>,
+    #[serde(default)]
+    sync: BTreeMap<String, String>,
+    #[serde(default)]
+    sessions_expired: Vec<String>,
+    #[serde(default)]
+    ephemerals_lost: Vec<String>,
+    #[serde(default)]
+    service_failovers: Vec<ServiceFailover>,
+    #[serde(default)]
+    sessions_moved: Vec<SessionMove>,
+    #[serde(default)]
+    steps: Vec<Step>,
+    #[serde(default)]
+    unconfirmed: Vec<String>,
+    #[serde(default)]
+    unavailable_ms: Option<u64>,
+    #[serde(default)]
+    server: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Incident {
+    /// Reads the flat [`Record`] back into the typed incident it was written from (each kind
+    /// takes its own fields), so a decoded incident serializes to the same record.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Incident, D::Error> {
+        let r = OwnedRecord::deserialize(d)?;
+        let utc = |t: &str| crate::time::parse_time(t, crate::time::Tz::Utc, 0).unwrap_or(0);
+        let change = Leadership {
+            old_leader: r.old_leader,
+            new_leader: r.new_leader,
+            old_epoch: r.old_epoch,
+            new_epoch: r.new_epoch,
+        };
+        let detail = match r.kind {
+            IncidentKind::LeaderFailover => Detail::LeaderFailover(Failover {
+                change,
+                election_ms: r.election_ms,
+                sync: r.sync,
+                sessions_expired: r.sessions_expired,
+                ephemerals_lost: r.ephemerals_lost,
+                service_failovers: r.service_failovers,
+                sessions_moved: r.sessions_moved,
+                unconfirmed: r.unconfirmed,
+            }),
+            IncidentKind::SessionExpiry => Detail::SessionExpiry(Expiry {
+                session: r.sessions_expired.into_iter().next().unwrap_or_default(),
+                leader: r.old_leader,
+                ephemerals_lost: r.ephemerals_lost,
+                service_failovers: r.service_failovers,
+                unconfirmed: r.unconfirmed,
+            }),
+            IncidentKind::QuorumLoss => Detail::QuorumLoss(QuorumLoss {
+                change,
+                election_ms: r.election_ms,
+                unavailable_ms: r.unavailable_ms,
+            }),
+            IncidentKind::ServerRejoin => {
+                let server = r.server.unwrap_or_default();
+                Detail::ServerRejoin(Rejoin {
+                    election_ms: r.election_ms.get(&server).copied(),
+                    sync: r.sync.get(&server).cloned(),
+                    server,
+                })
+            }
+            IncidentKind::ElectionStorm => Detail::ElectionStorm(Storm {
+                change,
+                sessions_expired: r.sessions_expired,
+                ephemerals_lost: r.ephemerals_lost,
+                service_failovers: r.service_failovers,
+            }),
+        };
+        let steps = r
+            .steps
+            .into_iter()
+            .map(|mut s| {
+                s.at = utc(&s.ts);
+                s
+            })
+            .collect();
+        Ok(Incident {
+            start_ns: utc(&r.started_at),
+            id: r.id,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            steps,
+            detail,
+        })
     }
 }
 

@@ -494,10 +494,9 @@ impl IndexHandle {
     /// Opens an existing index.
     pub fn open(dir: &DataDir) -> Result<IndexHandle> {
         if !dir.exists() {
-            return Err(ierr(
-                dir,
-                "no index here (run `zklens ingest` first, or pass --data-dir)",
-            ));
+            return Err(Error::NoIndex {
+                path: dir.root.clone(),
+            });
         }
         let index = Index::open_in_dir(dir.index()).map_err(|e| ierr(dir, e))?;
         let state = read_state(dir, &index)?;

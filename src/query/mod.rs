@@ -10,9 +10,6 @@
 //! ```
 //! Ids are hex with `0x`, hex when they contain a-f, else decimal.
 
-pub mod exec;
-pub mod session;
-
 use std::ops::Bound;
 
 use tantivy::query::{

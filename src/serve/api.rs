@@ -1,18 +1,24 @@
-//! The HTTP API (axum). Read-only: queries run against the committed index (the same code as
-//! the CLI, [`crate::query::exec`]); status comes from [`Shared`](super::Shared).
+//! The HTTP API (axum). Read-only: queries run against the committed index through the
+//! application layer ([`crate::app`], the same code as the CLI) and answer with its types;
+//! status comes from [`Shared`](super::Shared). A failing request answers with the error's
+//! own status ([`Error::http_status`]) and `{"error": "..."}`.
 //!
 //! | endpoint | answer |
 //! |---|---|
 //! | `GET /health` | `{"status":"ok", ...}` (no token needed) |
-//! | `GET /api/query?q=&since=&until=&limit=&count=` | `{"total", "events"}` |
-//! | `GET /api/sessions/{id}` | `{"summary", "total", "events"}` |
-//! | `GET /api/zxids/{zxid}` | `{"total", "events"}` |
-//! | `GET /api/incidents` | incidents recognised, with `detected_at` |
-//! | `GET /api/incidents/{id}` | one incident (JSON) |
+//! | `GET /api/query?q=&since=&until=&tz=&limit=&count=` | `{"total", "events"}` |
+//! | `GET /api/sessions/{id}?since=&until=&tz=&limit=&count=` | `{"session", "summary", "total", "events"}` |
+//! | `GET /api/zxids/{zxid}?since=&until=&tz=&limit=&count=` | `{"zxid", "epoch", "counter", "total", "events"}` |
+//! | `GET /api/incidents?since=&until=&tz=` | incidents recognised (starting in the window), with `detected_at` and `summary` |
+//! | `GET /api/incidents/{id}` | one incident with its `summary` and post-mortem `text` |
 //! | `GET /api/incidents/{id}/html` | its report (self-contained HTML) |
+//! | `GET /api/skew` | each node's clock offset, with bounds |
+//! | `GET /api/index` | what the index holds: `{"events", "sources"}` |
 //! | `GET /api/sources` | every source: state, lag, refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
 //! | `GET /metrics` | Prometheus text format |
+//!
+//! `tz` is the zone of zone-less times in `since`, `until` and the query (default UTC).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -27,8 +33,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::event::{hex_id, parse_id};
-use crate::query::exec::{self, Search};
+use crate::app::{self, Filter, IncidentEntry, Window};
+use crate::error::Error;
+use crate::event::parse_id;
 use crate::time::Tz;
 
 use super::Shared;
@@ -44,6 +51,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/incidents", get(incidents))
         .route("/api/incidents/{id}", get(incident))
         .route("/api/incidents/{id}/html", get(incident_html))
+        .route("/api/skew", get(skew))
+        .route("/api/index", get(index))
         .route("/api/sources", get(sources))
         .route("/api/registrations", get(registrations))
         .route("/metrics", get(metrics))
@@ -82,15 +91,28 @@ fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": msg.to_string()}))).into_response()
 }
 
+/// The answer to a request that failed with `e`: its status, its message.
+fn failed(e: &Error) -> Response {
+    let code = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(code, e)
+}
+
 /// Runs blocking index work off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e @ crate::error::Error::Query(_))) => Err(error(StatusCode::BAD_REQUEST, e)),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Err(e)) => Err(failed(&e)),
+        Err(e) => Err(failed(&Error::Internal(format!("request task: {e}")))),
+    }
+}
+
+/// Its JSON, or the error's answer.
+fn answer<T: serde::Serialize>(r: Result<T, Response>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -108,9 +130,10 @@ async fn health(State(s): St) -> Response {
     .into_response()
 }
 
-/// Query parameters of `/api/query`.
-#[derive(Debug, Deserialize)]
-pub struct QueryParams {
+/// Query parameters of the query endpoints (`q` for `/api/query` only; `/api/incidents` reads
+/// the window alone).
+#[derive(Debug, Default, Deserialize)]
+pub struct AskParams {
     /// Query text.
     #[serde(default)]
     pub q: String,
@@ -118,6 +141,8 @@ pub struct QueryParams {
     pub since: Option<String>,
     /// Upper time bound.
     pub until: Option<String>,
+    /// Zone of zone-less times (default UTC).
+    pub tz: Option<String>,
     /// At most this many events (default 1000; 0 = all).
     pub limit: Option<usize>,
     /// Only count.
@@ -125,90 +150,111 @@ pub struct QueryParams {
     pub count: bool,
 }
 
-fn limit(l: Option<usize>) -> Option<usize> {
-    match l {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(1000),
+impl AskParams {
+    /// The window they name.
+    pub fn window(&self) -> Result<Window, Error> {
+        Ok(Window {
+            since: self.since.clone(),
+            until: self.until.clone(),
+            tz: match &self.tz {
+                Some(t) => t.parse()?,
+                None => Tz::Utc,
+            },
+        })
+    }
+
+    /// The filter they name.
+    pub fn filter(&self) -> Result<Filter, Error> {
+        Ok(Filter {
+            window: self.window()?,
+            limit: match self.limit {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => Some(1000),
+            },
+            count: self.count,
+        })
     }
 }
 
-async fn query(State(s): St, Query(p): Query<QueryParams>) -> Response {
-    let search = Search {
-        query: p.q,
-        since: p.since,
-        until: p.until,
-        limit: limit(p.limit),
-        count: p.count,
+async fn query(State(s): St, Query(p): Query<AskParams>) -> Response {
+    let f = match p.filter() {
+        Ok(f) => f,
+        Err(e) => return failed(&e),
     };
-    match blocking(move || exec::search(&*s.index()?, &search, &s.cfg.queries, Tz::Utc)).await {
-        Ok(found) => Json(found).into_response(),
-        Err(r) => r,
+    answer(blocking(move || app::search(&*s.index()?, &p.q, &f, &s.cfg.queries)).await)
+}
+
+/// An id in a path: 0x-prefixed hex, hex, or decimal.
+fn id_param(id: &str, what: &str) -> Result<u64, Error> {
+    parse_id(id).ok_or_else(|| Error::Param(format!("{id:?} is not a {what}")))
+}
+
+async fn session(State(s): St, Path(id): Path<String>, Query(p): Query<AskParams>) -> Response {
+    let (id, f) = match id_param(&id, "session id").and_then(|id| Ok((id, p.filter()?))) {
+        Ok(v) => v,
+        Err(e) => return failed(&e),
+    };
+    answer(blocking(move || app::session(&*s.index()?, id, &f)).await)
+}
+
+async fn zxid(State(s): St, Path(z): Path<String>, Query(p): Query<AskParams>) -> Response {
+    let (z, f) = match id_param(&z, "zxid").and_then(|z| Ok((z, p.filter()?))) {
+        Ok(v) => v,
+        Err(e) => return failed(&e),
+    };
+    answer(blocking(move || app::zxid(&*s.index()?, z, &f)).await)
+}
+
+async fn incidents(State(s): St, Query(p): Query<AskParams>) -> Response {
+    let mut live: Vec<super::LiveIncident> = s.status().incidents.values().cloned().collect();
+    // In the order detection lists them, as the CLI prints them.
+    live.sort_by_key(|li| li.rank);
+    let list: Vec<IncidentEntry> = live
+        .into_iter()
+        .map(|li| IncidentEntry {
+            detected_at: Some(li.detected_at),
+            summary: li.summary,
+            incident: li.incident,
+        })
+        .collect();
+    match p
+        .window()
+        .and_then(|w| app::starting_within(list, &w, |e| &e.incident))
+    {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => failed(&e),
     }
 }
 
-/// `limit` of the id endpoints.
-#[derive(Debug, Deserialize)]
-pub struct LimitParam {
-    /// At most this many events (default 1000; 0 = all).
-    pub limit: Option<usize>,
-}
-
-async fn session(State(s): St, Path(id): Path<String>, Query(p): Query<LimitParam>) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not a session id"),
-        );
-    };
-    let limit = limit(p.limit);
-    let r = blocking(move || exec::session_events(&*s.index()?, id, limit)).await;
-    match r {
-        Ok((summary, found)) => Json(json!({
-            "session": hex_id(id),
-            "summary": summary,
-            "total": found.total,
-            "events": found.events,
-        }))
-        .into_response(),
-        Err(r) => r,
-    }
-}
-
-async fn zxid(State(s): St, Path(z): Path<String>, Query(p): Query<LimitParam>) -> Response {
-    let Some(z) = parse_id(&z) else {
-        return error(StatusCode::BAD_REQUEST, format!("{z:?} is not a zxid"));
-    };
-    let search = Search {
-        query: format!("zxid:{}", hex_id(z)),
-        limit: limit(p.limit),
-        ..Search::default()
-    };
-    match blocking(move || exec::search(&*s.index()?, &search, &[], Tz::Utc)).await {
-        Ok(found) => Json(found).into_response(),
-        Err(r) => r,
-    }
-}
-
-async fn incidents(State(s): St) -> Response {
+/// The live incident `id`, or the error naming the known ones.
+fn live(s: &super::Shared, id: &str) -> Result<super::LiveIncident, Error> {
     let st = s.status();
-    let list: Vec<_> = st.incidents.values().cloned().collect();
-    Json(list).into_response()
+    st.incidents.get(id).cloned().ok_or_else(|| {
+        let ids: Vec<&str> = st.incidents.keys().map(String::as_str).collect();
+        Error::NotFound(format!("no incident {id:?}; known: {}", ids.join(", ")))
+    })
 }
 
 async fn incident(State(s): St, Path(id): Path<String>) -> Response {
-    let st = s.status();
-    match st.incidents.get(&id) {
-        Some(li) => Json(li).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no incident {id:?}")),
+    match live(&s, &id) {
+        Ok(li) => Json(app::IncidentReport {
+            detected_at: Some(li.detected_at),
+            summary: li.summary,
+            text: li.text,
+            incident: li.incident,
+        })
+        .into_response(),
+        Err(e) => failed(&e),
     }
 }
 
 async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
-    let Some(inc) = s.status().incidents.get(&id).map(|li| li.incident.clone()) else {
-        return error(StatusCode::NOT_FOUND, format!("no incident {id:?}"));
+    let inc = match live(&s, &id) {
+        Ok(li) => li.incident,
+        Err(e) => return failed(&e),
     };
-    match blocking(move || exec::skews(&*s.index()?)).await {
+    match blocking(move || app::skews(&*s.index()?)).await {
         Ok(skews) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             crate::render::html::render(&inc, &skews),
@@ -216,6 +262,14 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
             .into_response(),
         Err(r) => r,
     }
+}
+
+async fn skew(State(s): St) -> Response {
+    answer(blocking(move || app::skews(&*s.index()?)).await)
+}
+
+async fn index(State(s): St) -> Response {
+    answer(blocking(move || Ok(app::indexed(&*s.index()?))).await)
 }
 
 async fn sources(State(s): St) -> Response {

@@ -31,13 +31,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::app as exec;
 use crate::discovery::{DiscoveryEvent, EnsembleMember, Registration};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
 use crate::incident::Incident;
 use crate::index::{Checkpoint, DataDir, IndexHandle, IndexSink};
 use crate::parser::Registry;
-use crate::query::exec;
 use crate::source::tail::TailCheckpoint;
 use crate::source::{self, Content};
 use crate::time::rfc3339;
@@ -96,6 +96,9 @@ pub struct LiveIncident {
     pub text: String,
     /// The incident as it stands now.
     pub incident: Incident,
+    /// Its place in the last detection's list (the order `zklens incidents` prints).
+    #[serde(skip)]
+    pub rank: usize,
 }
 
 /// The ZooKeeper connection as discovery last reported it.
@@ -733,7 +736,7 @@ fn detect_once(shared: &Shared) {
     };
     let skews = exec::skews(&idx).unwrap_or_default();
     let mut s = shared.status();
-    for inc in list {
+    for (rank, inc) in list.into_iter().enumerate() {
         let summary = crate::render::summary(&inc);
         let text = crate::render::text_with_skew(&inc, &skews);
         match s.incidents.get_mut(&inc.id) {
@@ -741,6 +744,7 @@ fn detect_once(shared: &Shared) {
                 li.summary = summary;
                 li.text = text;
                 li.incident = inc;
+                li.rank = rank;
             }
             None => {
                 log(&format!("incident detected: {} ({summary})", inc.id));
@@ -752,6 +756,7 @@ fn detect_once(shared: &Shared) {
                         summary,
                         text,
                         incident: inc,
+                        rank,
                     },
                 );
             }
@@ -827,12 +832,12 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     let writer_thread = std::thread::Builder::new()
         .name("index writer".into())
         .spawn(move || writer(w_shared, sink, rx, ctx))
-        .map_err(|e| Error::Query(format!("cannot start the writer: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the writer: {e}")))?;
     let d_shared = shared.clone();
     std::thread::Builder::new()
         .name("incident detector".into())
         .spawn(move || detector(d_shared, crx))
-        .map_err(|e| Error::Query(format!("cannot start the detector: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the detector: {e}")))?;
     let manager = Arc::new(Mutex::new(Manager::new(shared.clone(), tx)));
     // Configured sources: the ensemble's logs and hand-written ones.
     {
@@ -859,7 +864,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Query(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
     let served = rt.block_on(async {
         let (dtx, mut drx) = tokio::sync::mpsc::channel::<DiscoveryEvent>(256);
         let (stx, srx) = tokio::sync::watch::channel(false);
@@ -883,7 +888,10 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         });
         let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
             .await
-            .map_err(|e| Error::Query(format!("cannot listen on {}: {e}", shared.cfg.listen)))?;
+            .map_err(|source| Error::Listen {
+                addr: shared.cfg.listen.to_string(),
+                source,
+            })?;
         log(&format!(
             "listening on http://{} (data dir {})",
             shared.cfg.listen,
@@ -893,7 +901,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
-            .map_err(|e| Error::Query(format!("HTTP server: {e}")));
+            .map_err(|e| Error::Internal(format!("HTTP server: {e}")));
         log("shutting down: reading what is left and committing");
         let _ = stx.send(true);
         apply.abort();
@@ -908,7 +916,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     rt.shutdown_timeout(Duration::from_secs(2));
     let w = writer_thread
         .join()
-        .map_err(|_| Error::Query("the index writer panicked".into()))?;
+        .map_err(|_| Error::Internal("the index writer panicked".into()))?;
     w?;
     log("stopped; everything read is committed");
     served

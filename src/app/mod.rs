@@ -1,11 +1,10 @@
-//! Running queries against an opened index: the one implementation behind the CLI's query
-//! commands and the service's HTTP API, so both answer the same question the same way.
+//! The application layer: running queries against an opened index, the one implementation
+//! behind the CLI's query commands, the service's HTTP API and the CLI's `--server` client, so
+//! all of them answer the same question the same way.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::{hex_id, Event};
@@ -15,33 +14,18 @@ use crate::time::Tz;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
 use tantivy::Term;
 
-use super::{mentions_incident, parse, resolve_incidents, session, Ast, Compiler};
+use crate::query::{mentions_incident, parse, resolve_incidents, Ast, Compiler};
 use crate::time;
 
-/// A search: a query with optional time bounds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Search {
-    /// The query text (empty: everything).
-    pub query: String,
-    /// Lower time bound (inclusive): absolute or relative (`15m`).
-    pub since: Option<String>,
-    /// Upper time bound (exclusive).
-    pub until: Option<String>,
-    /// At most this many events (the first in time order); None: all.
-    pub limit: Option<usize>,
-    /// Only count.
-    #[serde(default)]
-    pub count: bool,
-}
+mod answer;
+mod backend;
+pub mod session;
 
-/// What a search found.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Found {
-    /// Number of matching events.
-    pub total: usize,
-    /// The events returned (time order; `limit` of them).
-    pub events: Vec<Event>,
-}
+pub use answer::{
+    Filter, Found, IncidentEntry, IncidentReport, Indexed, IndexedSource, SessionAnswer, Window,
+    ZxidAnswer,
+};
+pub use backend::{Backend, Local};
 
 /// Adds `since`/`until` bounds to a query.
 pub fn bounded(ast: Ast, since: Option<&str>, until: Option<&str>, tz: Tz) -> Result<Ast> {
@@ -93,11 +77,18 @@ pub fn run(
     })
 }
 
-/// Parses, resolves `incident:ID` terms, bounds and runs a [`Search`].
-pub fn search(idx: &IndexHandle, s: &Search, queries: &[PathBuf], tz: Tz) -> Result<Found> {
-    let ast = with_incidents(idx, parse(&s.query)?, queries)?;
-    let ast = bounded(ast, s.since.as_deref(), s.until.as_deref(), tz)?;
-    run(idx, &ast, tz, s.limit, s.count)
+/// Parses `query`, resolves its `incident:ID` terms (with the incident definitions of
+/// `queries`), bounds it by the filter's window and runs it.
+pub fn search(idx: &IndexHandle, query: &str, f: &Filter, queries: &[PathBuf]) -> Result<Found> {
+    let ast = with_incidents(idx, parse(query)?, queries)?;
+    filtered(idx, ast, f)
+}
+
+/// Runs `ast` bounded by the filter's window, with its limit.
+fn filtered(idx: &IndexHandle, ast: Ast, f: &Filter) -> Result<Found> {
+    let w = &f.window;
+    let ast = bounded(ast, w.since.as_deref(), w.until.as_deref(), w.tz)?;
+    run(idx, &ast, w.tz, f.limit, f.count)
 }
 
 /// Everything matching one compiled query text (no limit).
@@ -225,7 +216,9 @@ pub fn with_incidents(idx: &IndexHandle, ast: Ast, queries: &[PathBuf]) -> Resul
     let list = incidents(idx, queries)?;
     resolve_incidents(ast, &mut |id| {
         let inc = list.iter().find(|i| i.id == id).ok_or_else(|| {
-            Error::Query(format!("no incident {id:?} (zklens incidents lists them)"))
+            Error::NotFound(format!(
+                "query: no incident {id:?} (zklens incidents lists them)"
+            ))
         })?;
         Ok(Ast::Range {
             field: "ts".into(),
@@ -242,22 +235,30 @@ pub fn skews(idx: &IndexHandle) -> Result<Vec<Skew>> {
     Ok(incident::skew::estimate(&events))
 }
 
-/// A session's events (time order, the first `limit`) with its lifecycle summary; the summary
-/// is read from those events when they are all of the session's, else from a search of its own.
-pub fn session_events(idx: &IndexHandle, id: u64, limit: Option<usize>) -> Result<(String, Found)> {
+/// A session's events (time order, the filter's window and limit) with its lifecycle summary
+/// (unless only counting). The summary covers the whole session whatever the window: it is read
+/// from the events found when they are all of the session's, else from a search of its own.
+pub fn session(idx: &IndexHandle, id: u64, f: &Filter) -> Result<SessionAnswer> {
     let ast = Ast::Term {
         field: Some("session".into()),
         value: hex_id(id),
         quoted: false,
     };
-    let found = run(idx, &ast, Tz::Utc, limit, false)?;
+    let found = filtered(idx, ast, f)?;
+    let whole = f.window.since.is_none() && f.window.until.is_none();
     // The lifecycle reads only the kinds `session_summary` searches for and skips the rest.
-    let summary = if found.events.len() == found.total {
-        session::lifecycle(id, &found.events).to_string()
+    let summary = if f.count {
+        None
+    } else if whole && found.events.len() == found.total {
+        Some(session::lifecycle(id, &found.events).to_string())
     } else {
-        session_summary(idx, id)?
+        Some(session_summary(idx, id)?)
     };
-    Ok((summary, found))
+    Ok(SessionAnswer {
+        session: hex_id(id),
+        summary,
+        found,
+    })
 }
 
 /// The lifecycle summary of a session (created, moved, expired, ephemerals lost).
@@ -267,4 +268,105 @@ pub fn session_summary(idx: &IndexHandle, id: u64) -> Result<String> {
         hex_id(id)
     );
     Ok(session::lifecycle(id, &all(idx, &q)?).to_string())
+}
+
+/// One transaction's events (time order, the filter's window and limit).
+pub fn zxid(idx: &IndexHandle, id: u64, f: &Filter) -> Result<ZxidAnswer> {
+    let ast = Ast::Term {
+        field: Some("zxid".into()),
+        value: hex_id(id),
+        quoted: false,
+    };
+    Ok(ZxidAnswer::new(id, filtered(idx, ast, f)?))
+}
+
+/// The incidents detected in the index that start inside `w`, with their summaries.
+pub fn incident_list(
+    idx: &IndexHandle,
+    queries: &[PathBuf],
+    w: &Window,
+) -> Result<Vec<IncidentEntry>> {
+    let list = incidents(idx, queries)?
+        .into_iter()
+        .map(|incident| IncidentEntry {
+            detected_at: None,
+            summary: crate::render::summary(&incident),
+            incident,
+        })
+        .collect();
+    starting_within(list, w, |e| &e.incident)
+}
+
+/// The items of `list` whose incident starts inside `w` (zone-less bounds read in `w.tz`).
+pub fn starting_within<T>(
+    list: Vec<T>,
+    w: &Window,
+    inc: impl Fn(&T) -> &Incident,
+) -> Result<Vec<T>> {
+    let now = time::now_nanos();
+    let bound = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| time::parse_time(t, w.tz, now))
+            .transpose()
+    };
+    let (since, until) = (bound(&w.since)?, bound(&w.until)?);
+    Ok(list
+        .into_iter()
+        .filter(|x| {
+            let t = time::parse_time(&inc(x).started_at, Tz::Utc, now).unwrap_or(0);
+            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+        })
+        .collect())
+}
+
+/// One incident detected in the index, with its post-mortem text; [`Error::NotFound`] (naming
+/// the known ones) when there is no such incident.
+pub fn incident_report(idx: &IndexHandle, queries: &[PathBuf], id: &str) -> Result<IncidentReport> {
+    let incident = find_incident(incidents(idx, queries)?, id)?;
+    let skews = skews(idx)?;
+    Ok(report(incident, &skews, None))
+}
+
+/// One incident's self-contained HTML page (space-time diagram and steps).
+pub fn incident_html(idx: &IndexHandle, queries: &[PathBuf], id: &str) -> Result<String> {
+    let incident = find_incident(incidents(idx, queries)?, id)?;
+    Ok(crate::render::html::render(&incident, &skews(idx)?))
+}
+
+/// The incident `id` of `list`; [`Error::NotFound`] naming the known ones otherwise.
+pub fn find_incident(list: Vec<Incident>, id: &str) -> Result<Incident> {
+    let ids: Vec<&str> = list.iter().map(|i| i.id.as_str()).collect();
+    let msg = format!("no incident {id:?}; known: {}", ids.join(", "));
+    list.into_iter()
+        .find(|i| i.id == id)
+        .ok_or(Error::NotFound(msg))
+}
+
+/// An incident's report: its summary and its text with the clock skews applied.
+pub fn report(incident: Incident, skews: &[Skew], detected_at: Option<String>) -> IncidentReport {
+    IncidentReport {
+        detected_at,
+        summary: crate::render::summary(&incident),
+        text: crate::render::text_with_skew(&incident, skews),
+        incident,
+    }
+}
+
+/// What the index holds: its event count and every source's checkpoint.
+pub fn indexed(idx: &IndexHandle) -> Indexed {
+    Indexed {
+        events: idx.num_events(),
+        sources: idx
+            .state()
+            .sources
+            .iter()
+            .map(|c| IndexedSource {
+                node: c.node.clone(),
+                format: c.format.clone(),
+                events: c.events,
+                offset: c.offset,
+                path: c.path.clone(),
+            })
+            .collect(),
+    }
 }

@@ -1,0 +1,383 @@
+//! The command line: every command's arguments (shared flags are defined once, in [`flags`]),
+//! and the commands themselves. `main.rs` parses and dispatches; exit codes follow ripgrep: 0
+//! found, 1 nothing found, 2 error, and a closed pipe is not an error ([`exit`], the one place
+//! that decides it).
+
+pub mod ask;
+pub mod flags;
+pub mod ingest;
+pub mod out;
+pub mod tools;
+pub mod txn;
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use zklens::index::DataDir;
+use zklens::source::text::DEFAULT_MAX_LINE;
+
+use flags::{
+    EventOpts, ListFormats, Output, ParseFormats, QueriesFlag, ReportFormats, TxnFormats, TzFlag,
+    WindowFlags,
+};
+
+/// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
+#[derive(Debug, Parser)]
+#[command(name = "zklens", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Data directory holding the index [default: $XDG_DATA_HOME/zklens or ~/.local/share/zklens]
+    #[arg(long, global = true, env = "ZKLENS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Extra directory of format definitions (*.toml), loaded after the embedded ones
+    #[arg(
+        long = "parsers",
+        global = true,
+        env = "ZKLENS_PARSERS",
+        value_name = "DIR"
+    )]
+    pub parsers: Vec<PathBuf>,
+
+    /// Ask a running `zklens serve` (http://HOST:PORT) instead of reading the data directory
+    /// (query, run, session, zxid, incidents, incident, skew, sources)
+    #[arg(long, global = true, env = "ZKLENS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for --server (and the token `zklens serve` requires)
+    #[arg(
+        long,
+        global = true,
+        env = "ZKLENS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl Global {
+    /// The data directory: `--data-dir`, `$ZKLENS_DATA_DIR`, else `$XDG_DATA_HOME/zklens` or
+    /// `~/.local/share/zklens`.
+    pub fn data_dir(&self) -> DataDir {
+        if let Some(d) = &self.data_dir {
+            return DataDir::new(d);
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        DataDir::new(base.join("zklens"))
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Parse and index log files or directories (recursively)
+    Ingest(IngestArgs),
+    /// Search the index: field terms, free text, phrases, AND/OR/NOT, ranges
+    Query(QueryArgs),
+    /// Every event about one session, across all nodes, in time order
+    Session(IdArgs),
+    /// Every event about one zxid, across all nodes, in time order
+    Zxid(IdArgs),
+    /// Run a saved query by name (queries/saved.toml): `zklens run session id=0x...`
+    Run(RunArgs),
+    /// Each node's clock offset from the ensemble's transaction clock, with bounds, from causality
+    Skew(SkewArgs),
+    /// Incidents detected in the index (leader failovers, session expiries)
+    Incidents(IncidentsArgs),
+    /// One incident's timeline: a post-mortem, one line per step, with its evidence
+    Incident(IncidentArgs),
+    /// List the log formats and classification rules (and check them with --check)
+    Formats(FormatsArgs),
+    /// List the sources in the index and how far each was read
+    Sources,
+    /// ZooKeeper transaction logs (log.<zxid>, plain or compressed)
+    #[command(subcommand)]
+    Txnlog(TxnlogCmd),
+    /// ZooKeeper snapshots (snapshot.<zxid>, plain, .gz or .snappy)
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Measure speed and memory against baselines run on the same files (prints a table, writes JSON)
+    Bench(BenchArgs),
+    /// (internal) run a command and print its wall time and peak RSS as JSON
+    #[command(hide = true)]
+    Measure {
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Parse files and print their events without indexing (format check, conversion, timing)
+    Parse(ParseArgs),
+    /// Run continuously: discover services through ZooKeeper, follow their logs and the
+    /// ensemble's, index, detect incidents live, answer over HTTP
+    Serve(ServeArgs),
+    /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
+    Corpus(CorpusArgs),
+}
+
+/// `txnlog` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TxnlogCmd {
+    /// Print every record, in TxnLogToolkit's line format (diffable with
+    /// `zkTxnLogToolkit.sh -d`) or as JSON lines
+    Dump(TxnlogDumpArgs),
+}
+
+/// `txnlog dump`.
+#[derive(Debug, Args)]
+pub struct TxnlogDumpArgs {
+    /// Transaction log files
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: Output<TxnFormats>,
+    #[command(flatten)]
+    pub tz: TzFlag,
+}
+
+/// `snapshot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Summarise a snapshot: sessions with timeouts, ephemerals by session, seal checks
+    Dump {
+        /// Snapshot files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Corpus size (generated once, reused while it matches)
+    #[arg(long, default_value = "1GB")]
+    pub size: String,
+    /// Working directory for the corpus and indexes
+    #[arg(long, default_value = "target/bench")]
+    pub dir: PathBuf,
+    /// Where to write every figure as JSON [default: DIR/bench.json]
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Repetitions of each lookup (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// A large transaction log to decode against TxnLogToolkit [default: DIR/txnlog/log.*,
+    /// generated on a real server by benches/gen-txnlog.py]
+    #[arg(long)]
+    pub txnlog: Option<PathBuf>,
+}
+
+/// `parse`.
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// Files or directories
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Use this format instead of detecting one
+    #[arg(long, value_name = "NAME")]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub tz: TzFlag,
+    #[command(flatten)]
+    pub output: Output<ParseFormats>,
+    /// Print only counts by kind and the throughput
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// `corpus`.
+#[derive(Debug, Args)]
+pub struct CorpusArgs {
+    /// Output directory
+    pub out: PathBuf,
+    /// Total size (e.g. 100MB, 1GB)
+    #[arg(long, default_value = "100MB")]
+    pub size: String,
+    /// ZooKeeper servers
+    #[arg(long, default_value_t = 5)]
+    pub servers: u32,
+    /// Client service instances
+    #[arg(long, default_value_t = 6)]
+    pub services: u32,
+    /// Random seed (same seed, same corpus)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A leader failover every this many seconds of log time
+    #[arg(long, default_value_t = 600)]
+    pub failover_every: u64,
+}
+
+/// `ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Use this format for every text file instead of detecting one (see `zklens formats`)
+    #[arg(long, value_name = "NAME")]
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub tz: TzFlag,
+    /// Attribute every file to this node instead of naming nodes from the directory layout
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Worker threads [default: one per core]
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Longest line kept; the rest of a longer line is dropped and reported
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
+    pub max_line: usize,
+    /// No progress bar and no summary
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see README "Running zklens serve")
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// HTTP API address [default: 127.0.0.1:7311]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// ZooKeeper connect string (host:port,host:port[/chroot]); enables discovery
+    #[arg(long, env = "ZKLENS_ZK", value_name = "CONNECT")]
+    pub zk: Option<String>,
+    /// Digest auth for ZooKeeper (user:password)
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_AUTH",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    pub zk_auth: Option<String>,
+    /// The znode services register under
+    #[arg(long, value_name = "PATH")]
+    pub services_root: Option<String>,
+    /// ZooKeeper session timeout (ms)
+    #[arg(long, value_name = "MS")]
+    pub session_timeout: Option<u64>,
+    /// Directory discovered file:// sources may be read from (repeatable)
+    #[arg(long = "allow-root", value_name = "DIR")]
+    pub allow_root: Vec<PathBuf>,
+    /// Host, host:port, IP or CIDR network discovered http(s):// sources may be pulled from (repeatable)
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_host: Vec<String>,
+    /// A source to follow: NODE=URL (file:///... or http(s)://...), repeatable
+    #[arg(long = "source", value_name = "NODE=URL")]
+    pub source: Vec<String>,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+    /// Commit interval (ms)
+    #[arg(long, value_name = "MS")]
+    pub commit_ms: Option<u64>,
+    /// Poll interval of quiet sources (ms)
+    #[arg(long, value_name = "MS")]
+    pub poll_ms: Option<u64>,
+}
+
+/// `query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query, e.g. 'session:0x3000002f45e0000', 'kind:election.* node:zk2', '"Expiring session"'
+    pub query: String,
+    #[command(flatten)]
+    pub opts: EventOpts,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+}
+
+/// `session` and `zxid`.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The id: 0x-prefixed hex, hex, or decimal
+    pub id: String,
+    #[command(flatten)]
+    pub opts: EventOpts,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The saved query's name (without one: list them)
+    pub name: Option<String>,
+    /// Parameters as NAME=VALUE
+    pub params: Vec<String>,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+    #[command(flatten)]
+    pub opts: EventOpts,
+}
+
+/// `incidents`.
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    pub window: WindowFlags,
+    #[command(flatten)]
+    pub output: Output<ListFormats>,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+}
+
+/// `incident`.
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    /// The incident id (from `zklens incidents`)
+    pub id: String,
+    #[command(flatten)]
+    pub output: Output<ReportFormats>,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+}
+
+/// `skew`.
+#[derive(Debug, Args)]
+pub struct SkewArgs {
+    #[command(flatten)]
+    pub output: Output<ListFormats>,
+}
+
+/// `formats`.
+#[derive(Debug, Args)]
+pub struct FormatsArgs {
+    /// Check every rule's examples classify as the rule says; exit 2 if any does not
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The process's exit status for a command's outcome: its own code, 2 for an error (printed),
+/// 0 when standard output was closed (`zklens query ... | head` is not an error). Commands
+/// propagate every failed write to standard output here.
+pub fn exit(outcome: Result<u8>) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(0),
+        Err(e) => {
+            eprintln!("zklens: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,189 @@
+//! The commands that neither ingest nor ask an index: `formats`, `serve`, and the development
+//! tools `bench`, `corpus` and the hidden `measure` (which live in `zklens::devtools`).
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use zklens::index::DataDir;
+use zklens::parser::Registry;
+use zklens::time::{self, Tz};
+
+use super::out::Out;
+use super::{BenchArgs, CorpusArgs, Global, ServeArgs};
+
+/// `zklens formats [--check]`.
+pub fn formats(registry: &Registry, check: bool) -> Result<u8> {
+    let mut out = Out::new();
+    for f in registry.formats() {
+        writeln!(
+            out,
+            "{:<24} {}  [{}]",
+            f.def.name, f.def.description, f.origin
+        )?;
+    }
+    if !check {
+        out.flush()?;
+        return Ok(0);
+    }
+    let failures = zklens::parser::format::check_examples(registry);
+    let total: usize = registry.rules().map(|(_, r)| r.examples.len()).sum();
+    for fail in &failures {
+        writeln!(out, "FAIL {fail}")?;
+    }
+    writeln!(out, "{} examples checked, {} failed", total, failures.len())?;
+    out.flush()?;
+    Ok(if failures.is_empty() { 0 } else { 2 })
+}
+
+/// `zklens serve`: the configuration file, overridden by the flags.
+pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Result<u8> {
+    use zklens::serve::config::{ServeConfig, StaticSource};
+    let mut cfg = match &a.config {
+        Some(p) => ServeConfig::load(p)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if g.token.is_some() {
+        cfg.token = g.token.clone();
+    }
+    if let Some(zk) = &a.zk {
+        cfg.zookeeper.get_or_insert_with(Default::default).connect = zk.clone();
+    }
+    if let Some(z) = cfg.zookeeper.as_mut() {
+        if let Some(r) = &a.services_root {
+            z.services_root = r.clone();
+        }
+        if let Some(t) = a.session_timeout {
+            z.session_timeout_ms = t;
+        }
+        if a.zk_auth.is_some() {
+            z.auth = a.zk_auth.clone();
+        }
+    }
+    cfg.security
+        .allowed_roots
+        .extend(a.allow_root.iter().cloned());
+    cfg.security
+        .allowed_hosts
+        .extend(a.allow_host.iter().cloned());
+    for s in &a.source {
+        let (node, url) = s
+            .split_once('=')
+            .with_context(|| format!("--source {s:?}: expected NODE=URL"))?;
+        cfg.sources.push(StaticSource {
+            node: node.to_string(),
+            url: url.to_string(),
+            format: None,
+        });
+    }
+    cfg.queries.extend(a.queries.dirs.iter().cloned());
+    if let Some(c) = a.commit_ms {
+        cfg.commit_ms = c;
+    }
+    if let Some(p) = a.poll_ms {
+        cfg.poll_ms = p;
+    }
+    zklens::serve::run(cfg, dir.clone(), registry)?;
+    Ok(0)
+}
+
+/// Parses `100MB`, `1.5GB`, `512KiB`, `1000` (bytes).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..split]
+        .parse()
+        .with_context(|| format!("bad size {s:?}"))?;
+    let mult: f64 = match t[split..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" => 1e3,
+        "KIB" => 1024.0,
+        "M" | "MB" => 1e6,
+        "MIB" => 1048576.0,
+        "G" | "GB" => 1e9,
+        "GIB" => 1073741824.0,
+        other => anyhow::bail!("bad size unit {other:?} in {s:?}"),
+    };
+    Ok((n * mult) as u64)
+}
+
+/// `zklens bench`.
+pub fn bench(a: &BenchArgs) -> Result<u8> {
+    let spec = zklens::devtools::bench::BenchSpec {
+        dir: a.dir.clone(),
+        bytes: parse_size(&a.size)?,
+        exe: std::env::current_exe().context("locating the zklens binary")?,
+        reps: a.reps,
+        txnlog: a.txnlog.clone(),
+    };
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let report = zklens::devtools::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
+    let mut out = Out::new();
+    write!(out, "{}", zklens::devtools::bench::table(&report))?;
+    let json = a.json.clone().unwrap_or_else(|| a.dir.join("bench.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    writeln!(out, "figures written to {}", json.display())?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// `zklens corpus`.
+pub fn corpus(a: &CorpusArgs) -> Result<u8> {
+    let spec = zklens::devtools::corpus::CorpusSpec {
+        out: a.out.clone(),
+        bytes: parse_size(&a.size)?,
+        servers: a.servers,
+        services: a.services,
+        seed: a.seed,
+        start: time::parse_time("2026-11-24T00:00:00Z", Tz::Utc, 0)?,
+        failover_every_s: a.failover_every.max(10),
+    };
+    let m = zklens::devtools::corpus::generate(&spec)?;
+    let mut out = Out::new();
+    writeln!(
+        out,
+        "{} files, {:.1} MB, {} lines ({} entries), {} failovers; manifest {}",
+        m.files.len(),
+        m.bytes as f64 / 1e6,
+        m.lines,
+        m.entries,
+        m.failovers.len(),
+        zklens::devtools::corpus::manifest_path(&a.out).display()
+    )?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// `zklens measure CMD...` (internal, for bench): the command's wall time and peak RSS as JSON.
+pub fn measure(cmd: &[String]) -> Result<u8> {
+    let Some((exe, args)) = cmd.split_first() else {
+        anyhow::bail!("measure: no command");
+    };
+    let mut c = std::process::Command::new(exe);
+    c.args(args);
+    let r = zklens::devtools::bench::measure(&mut c)?;
+    let mut out = Out::new();
+    writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    out.flush()?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100MB").ok(), Some(100_000_000));
+        assert_eq!(parse_size("1.5GB").ok(), Some(1_500_000_000));
+        assert_eq!(parse_size("512KiB").ok(), Some(524_288));
+        assert_eq!(parse_size("1000").ok(), Some(1000));
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}
