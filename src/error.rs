@@ -57,6 +57,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A sink failed to take events (the index, a printer); the source that was being read
+    /// stopped there.
+    #[error("{0}")]
+    Sink(Box<Error>),
+    /// A checkpoint delta did not start where its source stands (a duplicate or a gap).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::DeltaMismatch),
 }
 
 impl Error {

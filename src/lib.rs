@@ -6,21 +6,25 @@
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod devtools;
 pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod incident;
 pub mod index;
-pub mod ingest;
 pub mod output;
 pub mod parser;
+pub mod pipeline;
 pub mod query;
 pub mod remote;
 pub mod serve;
+pub mod sink;
 pub mod source;
 pub mod time;
 pub mod txnlog;
 
 pub use error::{Error, Result};
+/// The batch driver under its old name (`zklens::ingest::ingest`).
+pub use pipeline::batch as ingest;
 pub use event::Event;

@@ -759,6 +759,7 @@ fn cmd_serve(a: &ServeArgs, cli: &Cli, dir: &DataDir, registry: Registry) -> Res
             node: node.to_string(),
             url: url.to_string(),
             format: None,
+            tz: None,
         });
     }
     cfg.queries.extend(a.queries.iter().cloned());
@@ -913,14 +914,14 @@ fn cmd_sources(dir: &DataDir) -> Result<u8> {
     let idx = IndexHandle::open(dir)?;
     let mut out = io::stdout().lock();
     writeln!(out, "{} events indexed", idx.num_events())?;
-    for s in &idx.state().sources {
+    for s in &idx.state().checkpoints.sources {
         writeln!(
             out,
             "  {:<10} {:<22} {:>8} events  {:>10} bytes  {}",
             s.node, s.format, s.events, s.offset, s.path
         )?;
     }
-    Ok(if idx.state().sources.is_empty() { 1 } else { 0 })
+    Ok(if idx.state().checkpoints.sources.is_empty() { 1 } else { 0 })
 }
 
 fn cmd_parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
@@ -954,15 +955,15 @@ fn cmd_parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
                 continue;
             }
         };
-        let mut emit = |e: Event| -> zklens::Result<()> {
+        let mut emit = |e: &Event| -> zklens::Result<()> {
             *kinds.entry(e.kind.to_string()).or_default() += 1;
             if !a.stats {
-                write_events(&mut out, std::slice::from_ref(&e), a.output)
+                write_events(&mut out, std::slice::from_ref(e), a.output)
                     .map_err(|err| zklens::Error::io("<stdout>", err))?;
             }
             Ok(())
         };
-        match zklens::source::text::read_text(f, gzip, 0, 0, registry, &opts, &mut emit) {
+        match zklens::pipeline::print::print_file(f, gzip, registry, &opts, &mut emit) {
             Ok(rep) => {
                 bytes += rep.bytes;
                 lines += rep.lines;

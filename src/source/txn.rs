@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::event::{Attrs, Event, Level};
 use crate::parser::Notice;
@@ -43,24 +44,33 @@ pub struct TxnReport {
     pub ranges: Vec<(u64, u64)>,
 }
 
-/// True when `z` lies in one of the sorted, disjoint inclusive `ranges`.
-pub fn in_ranges(ranges: &[(u64, u64)], z: u64) -> bool {
-    let i = ranges.partition_point(|r| r.1 < z);
-    ranges.get(i).is_some_and(|r| r.0 <= z)
+pub use crate::checkpoint::{in_ranges, merge_ranges};
+
+/// The checkpoint of a txn log or snapshot read whole, keyed by its path: its fingerprint and
+/// length (None when its first bytes cannot be read).
+pub fn binary_checkpoint(file: &SourceFile) -> Option<Checkpoint> {
+    binary_checkpoint_as(file, file.path.to_string_lossy().into_owned())
 }
 
-/// Merges `add` into sorted disjoint inclusive ranges (adjacent ranges join).
-pub fn merge_ranges(ranges: &mut Vec<(u64, u64)>, add: &[(u64, u64)]) {
-    ranges.extend_from_slice(add);
-    ranges.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for &(lo, hi) in ranges.iter() {
-        match out.last_mut() {
-            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
+/// [`binary_checkpoint`] under another key (the service keys files by `file://` URL).
+pub fn binary_checkpoint_as(file: &SourceFile, key: String) -> Option<Checkpoint> {
+    let fp = super::fingerprint(&file.path, false, super::FINGERPRINT_LEN).ok()?;
+    Some(Checkpoint {
+        path: key,
+        fp: fp.hash,
+        fp_len: fp.len,
+        offset: file.size,
+        line: 0,
+        node: file.node.clone(),
+        format: if matches!(file.content, super::Content::TxnLog { .. }) {
+            "txnlog"
+        } else {
+            "snapshot"
         }
-    }
-    *ranges = out;
+        .into(),
+        events: 0,
+        file: None,
+    })
 }
 
 struct Head {
