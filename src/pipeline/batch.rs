@@ -17,10 +17,9 @@ use crate::event::Event;
 use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
 use crate::source::text::{TextFile, TextOptions, TextReport};
+use crate::source::txn::{SnapshotFile, TxnLogFiles};
+use crate::source::Batch;
 use crate::source::{self, Content, Source, SourceFile, FINGERPRINT_LEN};
-
-/// Events handed to the sink at once.
-const BATCH: usize = 4096;
 
 /// How to ingest.
 #[derive(Debug, Clone, Default)]
@@ -239,15 +238,12 @@ pub fn ingest(
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }
-    let (bin, ranges) = read_binary(&txn_files, &snap_files, &sink, &mut summary)?;
+    let (bin, bin_deltas, ranges) = read_binary(&txn_files, &snap_files, &sink, &mut summary)?;
     sink.add_txn_ranges(&ranges);
+    for d in bin_deltas {
+        sink.apply(d)?;
+    }
     for (file, status, notices) in bin {
-        if matches!(status, Status::Indexed { .. }) {
-            if let Some(cp) = source::txn::binary_checkpoint(&file) {
-                // Read whole: the delta restarts the file's checkpoint.
-                sink.apply(CheckpointDelta::new(None, cp))?;
-            }
-        }
         summary.files.push(FileOutcome {
             path: file.path.clone(),
             node: file.node.clone(),
@@ -408,37 +404,37 @@ fn binary_unchanged(file: &SourceFile, set: &Checkpoints) -> Result<bool> {
 type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
 
 /// Indexes the txn logs of all servers together (one event per transaction, with the servers
-/// holding it) and every snapshot's sessions.
+/// holding it) and every snapshot's sessions, through their sources; returns each file's
+/// outcome and the checkpoint deltas and zxid ranges to commit.
 fn read_binary(
     txn_files: &[SourceFile],
     snap_files: &[SourceFile],
     sink: &IndexSink,
     summary: &mut Summary,
-) -> Result<(Vec<BinaryOutcome>, Vec<(u64, u64)>)> {
-    let mut ranges = Vec::new();
+) -> Result<(Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>)> {
     let mut out = Vec::new();
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut deltas = Vec::new();
+    let mut ranges = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let flush = |batch: &mut Vec<Event>| -> Result<()> {
-        if !batch.is_empty() {
-            sink.add(batch)?;
-            batch.clear();
+    let mut take = |b: Batch,
+                    deltas: &mut Vec<CheckpointDelta>,
+                    ranges: &mut Vec<(u64, u64)>|
+     -> Result<()> {
+        for e in &b.events {
+            *kinds.entry(e.kind.to_string()).or_default() += 1;
         }
+        if !b.events.is_empty() {
+            sink.add(&b.events)?;
+        }
+        deltas.extend(b.delta);
+        ranges.extend(b.txn_ranges);
         Ok(())
     };
     if !txn_files.is_empty() {
-        let known = sink.pending().txn_ranges.clone();
-        let mut emit = |e: Event| -> Result<()> {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
-            batch.push(e);
-            if batch.len() >= BATCH {
-                flush(&mut batch)?;
-            }
-            Ok(())
-        };
-        let rep = crate::source::txn::read_txnlogs(txn_files, &known, &mut emit)?;
-        flush(&mut batch)?;
-        ranges = rep.ranges;
+        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone());
+        src.poll(&mut |b| take(b, &mut deltas, &mut ranges))
+            .map_err(unwrap_sink)?;
+        let rep = src.take_report().unwrap_or_default();
         summary.events += rep.events;
         let mut failed: BTreeMap<usize, Error> = rep.failed.into_iter().collect();
         let mut notices = rep.notices;
@@ -468,35 +464,49 @@ fn read_binary(
         }
     }
     for f in snap_files {
-        let mut n = 0u64;
-        let mut emit = |e: Event| -> Result<()> {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
-            batch.push(e);
-            n += 1;
-            Ok(())
-        };
-        let res = crate::source::txn::read_snapshot(f, &mut emit);
-        flush(&mut batch)?;
+        let mut src = SnapshotFile::new(f.clone());
+        let mut notices = Vec::new();
+        let res = src.poll(&mut |mut b| {
+            notices.append(&mut b.notices);
+            // The batch ingest's snapshot checkpoints count no events (as they always did).
+            let b = Batch {
+                delta: b.delta.map(|mut d| {
+                    d.to.events = 0;
+                    d
+                }),
+                ..b
+            };
+            take(b, &mut deltas, &mut ranges)
+        });
         match res {
-            Ok((_, notices)) => {
-                summary.events += n;
+            Ok(_) => {
+                summary.events += src.events();
                 out.push((
                     f.clone(),
                     Status::Indexed {
                         format: "snapshot".into(),
                         from: 0,
                         lines: 0,
-                        events: n,
+                        events: src.events(),
                         bytes: f.size,
                     },
                     notices,
                 ));
             }
+            Err(Error::Sink(e)) => return Err(*e),
             Err(e) => out.push((f.clone(), Status::Failed(e), Vec::new())),
         }
     }
     for (k, n) in kinds {
         *summary.kinds.entry(k).or_default() += n;
     }
-    Ok((out, ranges))
+    Ok((out, deltas, ranges))
+}
+
+/// A sink's error as the sink raised it.
+fn unwrap_sink(e: Error) -> Error {
+    match e {
+        Error::Sink(inner) => *inner,
+        other => other,
+    }
 }
