@@ -43,11 +43,19 @@ impl Heartbeats {
             source: Arc::from(self.at.path.as_str()),
             offset: i,
             line: i + 1,
-            level: Some(if i % 50 == 49 { Level::Warn } else { Level::Info }),
+            level: Some(if i % 50 == 49 {
+                Level::Warn
+            } else {
+                Level::Info
+            }),
             thread: None,
             logger: None,
             message: format!("heartbeat {i}"),
-            kind: Arc::from(if i % 50 == 49 { "heartbeat.late" } else { "heartbeat" }),
+            kind: Arc::from(if i % 50 == 49 {
+                "heartbeat.late"
+            } else {
+                "heartbeat"
+            }),
             attrs: Attrs::default(),
             paths: Vec::new(),
             replicas: Vec::new(),
@@ -74,8 +82,11 @@ impl Source for Heartbeats {
         };
         // The delta says where this batch starts and ends; a sink refuses one that does not
         // start where the source stands (a duplicate or a gap).
-        emit(Batch::new(events, CheckpointDelta::new(Some(self.at.clone()), to.clone())))
-            .map_err(zklens::source::sink_error)?;
+        emit(Batch::new(
+            events,
+            CheckpointDelta::new(Some(self.at.clone()), to.clone()),
+        ))
+        .map_err(zklens::source::sink_error)?;
         self.at = to;
         Ok(Progress::Busy)
     }
@@ -96,7 +107,10 @@ fn main() -> Result<()> {
     let mut sink = IndexSink::open(&dir, 1)?;
     let rep = pipeline::run(&mut Heartbeats::new(250, None), &mut sink)?;
     sink.close()?;
-    println!("first run: {} events in {} batches", rep.events, rep.batches);
+    println!(
+        "first run: {} events in {} batches",
+        rep.events, rep.batches
+    );
 
     // Second run: the feed has 400 ticks now; it resumes from the committed checkpoint.
     let mut sink = IndexSink::open(&dir, 1)?;

@@ -51,7 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let searcher = idx.searcher();
     let compiled = Compiler::new(&idx, &searcher, Tz::Utc).compile(&query::parse(&q)?)?;
     let hits = idx.search(compiled.as_ref(), Some(20))?;
-    println!("{} events match {q:?}; the first {}:", hits.total, hits.hits.len());
+    println!(
+        "{} events match {q:?}; the first {}:",
+        hits.total,
+        hits.hits.len()
+    );
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
     for e in idx.fetch(&addrs)? {
         let ts = e.ts.map(rfc3339).unwrap_or_default();

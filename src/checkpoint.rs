@@ -262,7 +262,8 @@ mod tests {
     #[test]
     fn deltas_chain_and_a_gap_or_duplicate_is_refused() {
         let mut set = Checkpoints::default();
-        set.apply(CheckpointDelta::new(None, at(10, 1))).expect("first");
+        set.apply(CheckpointDelta::new(None, at(10, 1)))
+            .expect("first");
         set.apply(CheckpointDelta::new(Some(at(10, 1)), at(20, 2)))
             .expect("next");
         // The same batch again (a duplicate) and one that skips ahead (a gap).
@@ -277,8 +278,11 @@ mod tests {
             offset: 5,
             ..Checkpoint::default()
         };
-        set.apply(CheckpointDelta::new(Some(Checkpoint::start("b.log")), other.clone()))
-            .expect("from 0");
+        set.apply(CheckpointDelta::new(
+            Some(Checkpoint::start("b.log")),
+            other.clone(),
+        ))
+        .expect("from 0");
         assert_eq!(set.sources, vec![at(20, 2), other]);
     }
 

@@ -25,6 +25,6 @@ pub mod time;
 pub mod txnlog;
 
 pub use error::{Error, Result};
+pub use event::Event;
 /// The batch driver under its old name (`zklens::ingest::ingest`).
 pub use pipeline::batch as ingest;
-pub use event::Event;

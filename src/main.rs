@@ -11,11 +11,11 @@ use zklens::event::{hex_id, parse_id, Event};
 use zklens::index::{DataDir, IndexHandle};
 use zklens::ingest::{self, IngestOptions, Status};
 use zklens::output::{write_events, OutputFormat};
-use zklens::time::Tz;
 use zklens::parser::Registry;
 use zklens::query::{self, exec};
-use zklens::time;
 use zklens::source::text::{TextOptions, DEFAULT_MAX_LINE};
+use zklens::time;
+use zklens::time::Tz;
 
 /// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
 #[derive(Debug, Parser)]
@@ -512,7 +512,8 @@ fn run(cli: Cli) -> Result<u8> {
             };
             std::fs::create_dir_all(&a.dir)
                 .with_context(|| format!("creating {}", a.dir.display()))?;
-            let report = zklens::devtools::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
+            let report =
+                zklens::devtools::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;
             print!("{}", zklens::devtools::bench::table(&report));
             let json = a.json.clone().unwrap_or_else(|| a.dir.join("bench.json"));
             std::fs::write(&json, serde_json::to_string_pretty(&report)?)
@@ -921,7 +922,11 @@ fn cmd_sources(dir: &DataDir) -> Result<u8> {
             s.node, s.format, s.events, s.offset, s.path
         )?;
     }
-    Ok(if idx.state().checkpoints.sources.is_empty() { 1 } else { 0 })
+    Ok(if idx.state().checkpoints.sources.is_empty() {
+        1
+    } else {
+        0
+    })
 }
 
 fn cmd_parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {

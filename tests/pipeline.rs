@@ -83,7 +83,10 @@ fn vec_source_into_the_index_then_queried() {
     sink.close().expect("close");
     assert_eq!((rep.batches, rep.events), (4, 10));
 
-    assert_eq!(query(&dir, "kind:session.expired"), ["event 0", "event 4", "event 8"]);
+    assert_eq!(
+        query(&dir, "kind:session.expired"),
+        ["event 0", "event 4", "event 8"]
+    );
     assert_eq!(query(&dir, "session:0x105"), ["event 5"]);
     assert_eq!(query(&dir, "*").len(), 10);
     let cp = committed(&dir).expect("a checkpoint");
@@ -110,7 +113,10 @@ fn a_second_run_resumes_from_the_committed_checkpoint() {
     let all = query(&dir, "*");
     let want: Vec<String> = (0..10).map(|i| format!("event {i}")).collect();
     assert_eq!(all, want, "every event exactly once");
-    assert_eq!(committed(&dir).map(|c| (c.offset, c.events)), Some((10, 10)));
+    assert_eq!(
+        committed(&dir).map(|c| (c.offset, c.events)),
+        Some((10, 10))
+    );
 }
 
 #[test]
@@ -121,10 +127,12 @@ fn a_delta_that_does_not_fit_is_refused() {
     // Collect the source's batches, to replay them out of order.
     let mut batches: Vec<Batch> = Vec::new();
     let mut src = VecSource::new(KEY, events(6), 2);
-    while src.poll(&mut |b| {
-        batches.push(b);
-        Ok(())
-    }).expect("poll")
+    while src
+        .poll(&mut |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .expect("poll")
         != Progress::Done
     {}
     assert_eq!(batches.len(), 3);
@@ -140,7 +148,10 @@ fn a_delta_that_does_not_fit_is_refused() {
     sink.commit().expect("commit");
     sink.close().expect("close");
     // Refused batches left nothing behind: events 0..4 once each.
-    assert_eq!(query(&dir, "*"), ["event 0", "event 1", "event 2", "event 3"]);
+    assert_eq!(
+        query(&dir, "*"),
+        ["event 0", "event 1", "event 2", "event 3"]
+    );
     assert_eq!(committed(&dir).map(|c| c.offset), Some(4));
 
     // A delta claiming a position the source never had, after a reopen.
@@ -153,7 +164,10 @@ fn a_delta_that_does_not_fit_is_refused() {
         offset: 5,
         ..wrong.clone()
     };
-    let r = sink.send(&Batch::new(vec![ev(4)], CheckpointDelta::new(Some(wrong), to)));
+    let r = sink.send(&Batch::new(
+        vec![ev(4)],
+        CheckpointDelta::new(Some(wrong), to),
+    ));
     assert!(matches!(r, Err(Error::Checkpoint(_))), "{r:?}");
 }
 

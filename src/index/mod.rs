@@ -23,8 +23,8 @@ use tantivy::{
     TantivyDocument,
 };
 
-pub use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::checkpoint::CheckpointDelta;
+pub use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::sink::{Batch, Sink};
@@ -909,7 +909,11 @@ mod tests {
         assert!(cps.has_txn(4294967300));
         // Resume: a delta from the old checkpoint fits, and the next commit keeps the rest.
         let mut sink = IndexSink::open(&dir, 1).expect("reopen");
-        let from = sink.pending().get("zk1/zookeeper.log").cloned().expect("cp");
+        let from = sink
+            .pending()
+            .get("zk1/zookeeper.log")
+            .cloned()
+            .expect("cp");
         let to = Checkpoint {
             offset: 300,
             line: 3,

@@ -10,15 +10,14 @@ pub mod mention;
 pub mod rules;
 pub mod template;
 
-
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use memchr::memmem;
 
 use crate::event::{Attrs, Event, Level, KIND_LOG};
-use format::{Format, JsonDef, Shape};
 use crate::time::{Tz, ZoneConverter};
+use format::{Format, JsonDef, Shape};
 
 pub use format::Registry;
 

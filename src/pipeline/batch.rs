@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints};
 use crate::error::{Error, Result};
-use crate::event::Event;
 use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
 use crate::source::text::{TextFile, TextOptions, TextReport};
@@ -416,20 +415,18 @@ fn read_binary(
     let mut deltas = Vec::new();
     let mut ranges = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let mut take = |b: Batch,
-                    deltas: &mut Vec<CheckpointDelta>,
-                    ranges: &mut Vec<(u64, u64)>|
-     -> Result<()> {
-        for e in &b.events {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
-        }
-        if !b.events.is_empty() {
-            sink.add(&b.events)?;
-        }
-        deltas.extend(b.delta);
-        ranges.extend(b.txn_ranges);
-        Ok(())
-    };
+    let mut take =
+        |b: Batch, deltas: &mut Vec<CheckpointDelta>, ranges: &mut Vec<(u64, u64)>| -> Result<()> {
+            for e in &b.events {
+                *kinds.entry(e.kind.to_string()).or_default() += 1;
+            }
+            if !b.events.is_empty() {
+                sink.add(&b.events)?;
+            }
+            deltas.extend(b.delta);
+            ranges.extend(b.txn_ranges);
+            Ok(())
+        };
     if !txn_files.is_empty() {
         let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone());
         src.poll(&mut |b| take(b, &mut deltas, &mut ranges))

@@ -50,9 +50,7 @@ pub fn run(source: &mut dyn Source, sink: &mut dyn Sink) -> Result<RunReport> {
             Progress::Idle | Progress::Done => break,
         }
     }
-    source
-        .finish(&mut |b| sink.send(&b))
-        .map_err(unwrap_sink)?;
+    source.finish(&mut |b| sink.send(&b)).map_err(unwrap_sink)?;
     sink.commit()?;
     Ok(report)
 }

@@ -13,7 +13,6 @@
 pub mod exec;
 pub mod session;
 
-
 use std::ops::Bound;
 
 use tantivy::query::{

@@ -28,8 +28,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::event::{hex_id, parse_id};
-use crate::time::Tz;
 use crate::query::exec::{self, Search};
+use crate::time::Tz;
 
 use super::Shared;
 

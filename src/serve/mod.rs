@@ -303,7 +303,10 @@ impl Manager {
             Ok(z) => z,
             Err(e) => {
                 // Configured zones were checked at start; a bad one here is a discovered node's.
-                note(&mut st.notices, format!("{e}; reading its timestamps as UTC"));
+                note(
+                    &mut st.notices,
+                    format!("{e}; reading its timestamps as UTC"),
+                );
                 crate::time::Tz::Utc
             }
         };

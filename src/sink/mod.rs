@@ -7,7 +7,7 @@
 //! service's live incident detector (`serve::LiveDetector`, told after every commit), and
 //! [`Tee`], which hands each batch to two sinks.
 
-use crate::checkpoint::{CheckpointDelta, Checkpoints};
+use crate::checkpoint::Checkpoints;
 use crate::error::Result;
 use crate::event::Event;
 
@@ -101,4 +101,3 @@ impl<A: Sink, B: Sink> Sink for Tee<A, B> {
         self.first.checkpoints()
     }
 }
-

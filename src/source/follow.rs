@@ -174,7 +174,11 @@ impl FileTail {
         }
     }
 
-    fn step(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>, stopping: bool) -> Result<Progress> {
+    fn step(
+        &mut self,
+        emit: &mut dyn FnMut(Batch) -> Result<()>,
+        stopping: bool,
+    ) -> Result<Progress> {
         let batch = self
             .tailer
             .poll(4 << 20)
@@ -183,7 +187,10 @@ impl FileTail {
         let notices: Vec<Notice> = batch
             .notices
             .into_iter()
-            .map(|message| Notice { offset: at, message })
+            .map(|message| Notice {
+                offset: at,
+                message,
+            })
             .collect();
         let busy = !batch.lines.is_empty();
         let bytes: u64 = batch.lines.iter().map(|l| l.bytes.len() as u64 + 1).sum();
@@ -278,7 +285,11 @@ impl HttpRange {
         }
     }
 
-    fn step(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>, stopping: bool) -> Result<Progress> {
+    fn step(
+        &mut self,
+        emit: &mut dyn FnMut(Batch) -> Result<()>,
+        stopping: bool,
+    ) -> Result<Progress> {
         let url = self.url.clone();
         let mut notices: Vec<Notice> = Vec::new();
         let mut note = |offset: u64, message: String| notices.push(Notice { offset, message });

@@ -26,8 +26,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{fnv1a, FINGERPRINT_LEN};
-pub use crate::checkpoint::FileId;
 use crate::checkpoint::Checkpoint;
+pub use crate::checkpoint::FileId;
 
 /// One complete line.
 #[derive(Debug, Clone, PartialEq, Eq)]

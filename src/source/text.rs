@@ -8,8 +8,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::parser::format::Format;
-use crate::time::Tz;
 use crate::parser::{EntryParser, Notice, Registry, SourceMeta};
+use crate::time::Tz;
 
 use super::lines::LineReader;
 use super::{sink_error, Batch, Progress, Source, SourceFile};
@@ -309,7 +309,8 @@ impl Source for TextFile<'_> {
             },
         )?;
         // The file may have grown past the fingerprinted prefix while being read.
-        let fp = super::fingerprint(&self.file.path, self.gzip, super::FINGERPRINT_LEN).unwrap_or(fp);
+        let fp =
+            super::fingerprint(&self.file.path, self.gzip, super::FINGERPRINT_LEN).unwrap_or(fp);
         let to = Checkpoint {
             path: self.key.clone(),
             fp: fp.hash,
