@@ -402,6 +402,9 @@ fn binary_unchanged(file: &SourceFile, set: &Checkpoints) -> Result<bool> {
 
 type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
 
+/// What reading the binary files gives: their outcomes, the checkpoint deltas and zxid ranges.
+type BinaryRead = (Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>);
+
 /// Indexes the txn logs of all servers together (one event per transaction, with the servers
 /// holding it) and every snapshot's sessions, through their sources; returns each file's
 /// outcome and the checkpoint deltas and zxid ranges to commit.
@@ -410,7 +413,7 @@ fn read_binary(
     snap_files: &[SourceFile],
     sink: &IndexSink,
     summary: &mut Summary,
-) -> Result<(Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>)> {
+) -> Result<BinaryRead> {
     let mut out = Vec::new();
     let mut deltas = Vec::new();
     let mut ranges = Vec::new();

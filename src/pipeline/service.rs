@@ -24,7 +24,7 @@ pub enum Msg {
         /// Source key.
         key: String,
         /// The events and the checkpoint delta covering them.
-        batch: Batch,
+        batch: Box<Batch>,
     },
     /// Something to tell the operator about a source.
     Notice {
@@ -89,7 +89,7 @@ pub fn collect(
         };
         tx.send(Msg::Batch {
             key: key.clone(),
-            batch,
+            batch: Box::new(batch),
         })
         .map_err(|_| writer_gone())
     };
