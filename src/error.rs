@@ -91,6 +91,20 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A sink failed to take events (the index, a printer); the source that was being read
+    /// stopped there.
+    #[error("{0}")]
+    Sink(Box<Error>),
+    /// A checkpoint delta did not start where its source stands (a duplicate or a gap).
+    #[error("checkpoint of {key}: the batch starts at {from}, but the source stands at {stands} (a duplicate or a gap)")]
+    Checkpoint {
+        /// The source.
+        key: String,
+        /// Where the delta starts.
+        from: String,
+        /// Where the committed set says the source stands.
+        stands: String,
+    },
 }
 
 impl Error {
@@ -111,6 +125,7 @@ impl Error {
             Error::Query(_) | Error::Time(_) | Error::Param(_) => 400,
             Error::NotFound(_) => 404,
             Error::NoIndex { .. } => 503,
+            Error::Sink(inner) => inner.http_status(),
             Error::Remote { .. } => 502,
             Error::Io { .. }
             | Error::BadInput { .. }
@@ -118,6 +133,7 @@ impl Error {
             | Error::Index { .. }
             | Error::Store { .. }
             | Error::Internal(_)
+            | Error::Checkpoint { .. }
             | Error::Listen { .. } => 500,
         }
     }

@@ -415,3 +415,107 @@ fn the_api_wants_its_token() {
     assert_eq!(status("Authorization: Bearer wrong\r\n"), "401");
     assert_eq!(status("Authorization: Bearer s3cret\r\n"), "200");
 }
+
+/// Regression: `zklens serve` read every collected file as UTC. Zone-less timestamps are now
+/// read in the source's own `tz`, else its node's (`[node_tz]`), else the configuration's `tz`.
+#[test]
+fn serve_reads_zone_less_timestamps_in_the_configured_zones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let data = tmp.path().join("data");
+    let serve_log = tmp.path().join("serve.log");
+    let port = free_port();
+    let line = |node: &str| format!("2026-11-25 05:00:00,000 INFO app.{node}: {node} says hello");
+    for n in ["a", "b", "c"] {
+        append(&logs.join(format!("{n}.log")), &[line(n)]);
+    }
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+commit_ms = 150
+poll_ms = 50
+tz = "America/New_York"
+
+[node_tz]
+c = "Europe/Berlin"
+
+[[sources]]
+node = "a"
+url = "file://{logs}/a.log"
+tz = "Asia/Tokyo"
+
+[[sources]]
+node = "b"
+url = "file://{logs}/b.log"
+
+[[sources]]
+node = "c"
+url = "file://{logs}/c.log"
+"#,
+            logs = logs.display()
+        ),
+    )
+    .expect("config");
+    let err = std::fs::File::create(&serve_log).expect("serve log");
+    let _srv = Serve(
+        Command::new(exe())
+            .env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_SERVER")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start zklens serve"),
+    );
+    let t0 = Instant::now();
+    while get(port, "/health").is_none() {
+        let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "zklens serve did not answer /health\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ts = || -> BTreeMap<String, String> {
+        let out = Command::new(exe())
+            .env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_SERVER")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["query", "*", "--limit", "0", "-o", "jsonl"])
+            .output()
+            .expect("zklens query");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                (
+                    v["node"].as_str().unwrap_or_default().to_string(),
+                    v["ts"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let t0 = Instant::now();
+    let mut got = ts();
+    while got.len() < 3 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+        got = ts();
+    }
+    let want: BTreeMap<String, String> = [
+        ("a", "2026-11-24T20:00:00.000Z"), // Asia/Tokyo, UTC+9 (the source's own zone)
+        ("b", "2026-11-25T10:00:00.000Z"), // America/New_York, UTC-5 (the default zone)
+        ("c", "2026-11-25T04:00:00.000Z"), // Europe/Berlin, UTC+1 (the node's zone)
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t.to_string()))
+    .collect();
+    let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+    assert_eq!(got, want, "\n{log}");
+}

@@ -358,6 +358,7 @@ pub fn indexed(idx: &IndexHandle) -> Indexed {
         events: idx.num_events(),
         sources: idx
             .state()
+            .checkpoints
             .sources
             .iter()
             .map(|c| IndexedSource {

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 
 use zklens::event::Event;
 use zklens::index::DataDir;
-use zklens::ingest::{self, IngestOptions, Status};
 use zklens::parser::Registry;
+use zklens::pipeline::batch::{self as ingest, IngestOptions, Status};
 use zklens::render::write_events;
 use zklens::source::text::TextOptions;
 
@@ -180,15 +180,15 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
                 continue;
             }
         };
-        let mut emit = |e: Event| -> zklens::Result<()> {
+        let mut emit = |e: &Event| -> zklens::Result<()> {
             *kinds.entry(e.kind.to_string()).or_default() += 1;
             if !a.stats {
-                write_events(&mut out, std::slice::from_ref(&e), format)
+                write_events(&mut out, std::slice::from_ref(e), format)
                     .map_err(|err| zklens::Error::io("<stdout>", err))?;
             }
             Ok(())
         };
-        let read = zklens::source::text::read_text(f, gzip, 0, 0, registry, &opts, &mut emit);
+        let read = zklens::pipeline::print::print_file(f, gzip, registry, &opts, &mut emit);
         // A failed write to standard output ends the command (a closed pipe, a full disk):
         // it is no fault of this file.
         out.check()?;

@@ -77,6 +77,7 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
             node: node.to_string(),
             url: url.to_string(),
             format: None,
+            tz: None,
         });
     }
     cfg.queries.extend(a.queries.dirs.iter().cloned());

@@ -23,8 +23,11 @@ use tantivy::{
     TantivyDocument,
 };
 
+use crate::checkpoint::CheckpointDelta;
+pub use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::sink::{Batch, Sink};
 use store::{StoreReader, StoreWriter};
 
 /// Version of the on-disk layout; an index of another version is refused with a clear message.
@@ -105,43 +108,17 @@ pub fn schema() -> (Schema, Fields) {
     (b.build(), f)
 }
 
-/// Where one source stands: what has been indexed of it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Path (or URL) of the source when last read.
-    pub path: String,
-    /// Fingerprint of its first bytes.
-    pub fp: u64,
-    /// Bytes the fingerprint covers.
-    pub fp_len: u64,
-    /// Bytes indexed (offset of the next unread byte).
-    pub offset: u64,
-    /// Lines read.
-    pub line: u64,
-    /// Node it was attributed to.
-    pub node: String,
-    /// Format used.
-    pub format: String,
-    /// Events indexed from it.
-    pub events: u64,
-    /// Identity of the file being followed (`zklens serve` tails files across rotation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<crate::source::tail::FileId>,
-}
-
-/// Everything committed with the index.
+/// Everything committed with the index: the store length and every source's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CommitState {
     /// Layout version.
     pub version: u32,
     /// Length of the event store that goes with this commit.
     pub store_len: u64,
-    /// Every source's checkpoint.
-    pub sources: Vec<Checkpoint>,
-    /// zxids of the transactions indexed from txn logs (sorted inclusive ranges), so copies of
-    /// a transaction on other servers, read later, are not indexed again.
-    #[serde(default)]
-    pub txn_ranges: Vec<(u64, u64)>,
+    /// Every source's checkpoint and the zxid ranges indexed from txn logs (serialized as
+    /// `sources` and `txn_ranges` beside the fields above, as the first layout wrote them).
+    #[serde(flatten)]
+    pub checkpoints: Checkpoints,
 }
 
 /// The paths inside a data directory.
@@ -210,6 +187,8 @@ pub struct IndexSink {
     writer: IndexWriter<TantivyDocument>,
     store: Mutex<StoreWriter>,
     state: CommitState,
+    /// The committed checkpoints with the deltas applied since.
+    pending: Checkpoints,
 }
 
 impl std::fmt::Debug for IndexSink {
@@ -244,6 +223,7 @@ impl IndexSink {
             fields,
             writer,
             store: Mutex::new(store),
+            pending: state.checkpoints.clone(),
             state,
         })
     }
@@ -253,7 +233,30 @@ impl IndexSink {
         &self.state
     }
 
-    /// Adds a batch of events (callable from several threads at once).
+    /// Where every source stands: the committed checkpoints with the deltas applied since.
+    pub fn pending(&self) -> &Checkpoints {
+        &self.pending
+    }
+
+    /// Applies a checkpoint delta to the pending set (committed by the next
+    /// [`IndexSink::commit`]); refused when it does not start where its source stands.
+    pub fn apply(&mut self, delta: CheckpointDelta) -> Result<()> {
+        self.pending.apply(delta)?;
+        Ok(())
+    }
+
+    /// Records zxid ranges indexed from txn logs (committed by the next commit).
+    pub fn add_txn_ranges(&mut self, ranges: &[(u64, u64)]) {
+        self.pending.add_txn_ranges(ranges);
+    }
+
+    /// Sets the pending checkpoints wholesale (the service orders them by key before a commit).
+    pub fn pending_mut(&mut self) -> &mut Checkpoints {
+        &mut self.pending
+    }
+
+    /// Adds a batch of events (callable from several threads at once); their checkpoints are
+    /// applied with [`IndexSink::apply`] (or both at once with [`Sink::send`]).
     pub fn add(&self, events: &[Event]) -> Result<()> {
         for chunk in events.chunks(store::FRAME_EVENTS) {
             let frame = store::encode_frame(chunk)?;
@@ -329,9 +332,9 @@ impl IndexSink {
         d
     }
 
-    /// Makes everything added so far durable, together with `sources` (replacing the checkpoint
-    /// list). Either all of it is committed or none of it.
-    pub fn commit(&mut self, sources: Vec<Checkpoint>, txn_ranges: Vec<(u64, u64)>) -> Result<()> {
+    /// Makes everything added so far durable, together with the pending checkpoints. Either
+    /// all of it is committed or none of it.
+    pub fn commit(&mut self) -> Result<()> {
         let store_len = {
             let mut s = self
                 .store
@@ -343,8 +346,7 @@ impl IndexSink {
         let state = CommitState {
             version: LAYOUT_VERSION,
             store_len,
-            sources,
-            txn_ranges,
+            checkpoints: self.pending.clone(),
         };
         let payload = serde_json::to_string(&state).map_err(|e| ierr(&self.dir, e))?;
         let mut prepared = self
@@ -363,6 +365,28 @@ impl IndexSink {
         self.writer
             .wait_merging_threads()
             .map_err(|e| ierr(&dir, e))
+    }
+}
+
+impl Sink for IndexSink {
+    fn send(&mut self, batch: &Batch) -> Result<()> {
+        if let Some(d) = &batch.delta {
+            self.pending.check(d)?;
+        }
+        self.add(&batch.events)?;
+        if let Some(d) = &batch.delta {
+            self.pending.advance(d.clone());
+        }
+        self.pending.add_txn_ranges(&batch.txn_ranges);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        IndexSink::commit(self)
+    }
+
+    fn checkpoints(&self) -> &Checkpoints {
+        &self.pending
     }
 }
 
@@ -806,7 +830,7 @@ mod tests {
         let events: Vec<Event> = (0..n).map(ev).collect();
         let mut sink = IndexSink::open(&dir, 1).expect("open");
         sink.add(&events).expect("add");
-        sink.commit(Vec::new(), Vec::new()).expect("commit");
+        sink.commit().expect("commit");
         sink.close().expect("close");
 
         let idx = IndexHandle::open(&dir).expect("handle");
@@ -848,5 +872,65 @@ mod tests {
                 assert_eq!(held.total, (0..n).filter(|i| i % 7 == s).count());
             }
         }
+    }
+
+    /// An index committed by the code before `checkpoint.rs` (its payload written literally
+    /// here, as that code serialized it) opens, and its checkpoints are where a resume starts.
+    #[test]
+    fn an_index_committed_with_the_first_payload_layout_opens_and_resumes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::new(tmp.path());
+        let mut sink = IndexSink::open(&dir, 1).expect("open");
+        sink.add(&[ev(0), ev(1)]).expect("add");
+        let store_len = {
+            let mut s = sink.store.lock().expect("lock");
+            s.sync().expect("sync");
+            s.len()
+        };
+        let old = format!(
+            r#"{{"version":1,"store_len":{store_len},"sources":[{{"path":"zk1/zookeeper.log","fp":12,"fp_len":1024,"offset":200,"line":2,"node":"zk1","format":"zookeeper-log4j","events":2}},{{"path":"file:///var/log/zk2.log","fp":3,"fp_len":64,"offset":64,"line":1,"node":"zk2","format":"zookeeper-log4j","events":1,"file":{{"dev":2049,"ino":77}}}}],"txn_ranges":[[4294967297,4294967310]]}}"#
+        );
+        let mut prepared = sink.writer.prepare_commit().expect("prepare");
+        prepared.set_payload(&old);
+        prepared.commit().expect("commit");
+        sink.close().expect("close");
+
+        let idx = IndexHandle::open(&dir).expect("handle");
+        assert_eq!(idx.num_events(), 2);
+        let cps = &idx.state().checkpoints;
+        assert_eq!(cps.sources.len(), 2);
+        assert_eq!(cps.get("zk1/zookeeper.log").map(|c| c.offset), Some(200));
+        let followed = cps.get("file:///var/log/zk2.log").expect("zk2");
+        assert_eq!(
+            followed.file,
+            Some(crate::checkpoint::FileId { dev: 2049, ino: 77 })
+        );
+        assert!(cps.has_txn(4294967300));
+        // Resume: a delta from the old checkpoint fits, and the next commit keeps the rest.
+        let mut sink = IndexSink::open(&dir, 1).expect("reopen");
+        let from = sink
+            .pending()
+            .get("zk1/zookeeper.log")
+            .cloned()
+            .expect("cp");
+        let to = Checkpoint {
+            offset: 300,
+            line: 3,
+            events: 3,
+            ..from.clone()
+        };
+        Sink::send(
+            &mut sink,
+            &Batch::new(vec![ev(2)], CheckpointDelta::new(Some(from), to)),
+        )
+        .expect("the old checkpoint resumes");
+        sink.commit().expect("commit");
+        sink.close().expect("close");
+        let idx = IndexHandle::open(&dir).expect("handle");
+        assert_eq!(idx.num_events(), 3);
+        let cps = &idx.state().checkpoints;
+        assert_eq!(cps.get("zk1/zookeeper.log").map(|c| c.offset), Some(300));
+        assert_eq!(cps.sources.len(), 2);
+        assert_eq!(cps.txn_ranges, vec![(4294967297, 4294967310)]);
     }
 }

@@ -1,6 +1,7 @@
 //! `zklens serve` configuration: a TOML file, overridden by flags and environment variables
 //! (the binary maps those onto this struct; this module only defines and loads it).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::discovery::ZkConfig;
 use crate::error::{Error, Result};
+use crate::time::Tz;
 
 /// Everything `zklens serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +38,11 @@ pub struct ServeConfig {
     pub ensemble: Ensemble,
     /// Sources configured by hand (always allowed: the operator wrote them).
     pub sources: Vec<StaticSource>,
+    /// Zone of zone-less timestamps in every collected log (an IANA name or `UTC`; default
+    /// UTC), as `zklens ingest --tz ZONE`.
+    pub tz: Option<String>,
+    /// Zones of particular nodes (node name → zone), as `zklens ingest --tz NODE=ZONE`.
+    pub node_tz: BTreeMap<String, String>,
 }
 
 impl Default for ServeConfig {
@@ -52,6 +59,8 @@ impl Default for ServeConfig {
             security: Security::default(),
             ensemble: Ensemble::default(),
             sources: Vec::new(),
+            tz: None,
+            node_tz: BTreeMap::new(),
         }
     }
 }
@@ -90,6 +99,8 @@ pub struct EnsembleServer {
     pub data_dir: Option<PathBuf>,
     /// Log format (detected when absent).
     pub format: Option<String>,
+    /// Zone of zone-less timestamps in its logs (else `node_tz`, else `tz`).
+    pub tz: Option<String>,
 }
 
 /// A source given by hand.
@@ -102,16 +113,51 @@ pub struct StaticSource {
     pub url: String,
     /// Format (detected when absent).
     pub format: Option<String>,
+    /// Zone of zone-less timestamps in it (else `node_tz`, else `tz`).
+    #[serde(default)]
+    pub tz: Option<String>,
 }
 
 impl ServeConfig {
+    /// The zone of zone-less timestamps in a source of `node`: the source's own `tz`, else
+    /// the node's (`node_tz`), else the default `tz`, else UTC.
+    pub fn zone_for(&self, node: &str, own: Option<&str>) -> Result<Tz> {
+        let name = own
+            .or_else(|| self.node_tz.get(node).map(String::as_str))
+            .or(self.tz.as_deref());
+        match name {
+            Some(z) => z.parse(),
+            None => Ok(Tz::Utc),
+        }
+    }
+
+    /// Checks what loading cannot: every time zone named is known.
+    pub fn validate(&self) -> Result<()> {
+        let zones = self
+            .tz
+            .iter()
+            .chain(self.node_tz.values())
+            .chain(self.sources.iter().filter_map(|s| s.tz.as_ref()))
+            .chain(self.ensemble.server.iter().filter_map(|s| s.tz.as_ref()));
+        for z in zones {
+            z.parse::<Tz>()?;
+        }
+        Ok(())
+    }
+
     /// Reads a TOML configuration file.
     pub fn load(path: &Path) -> Result<ServeConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::BadInput {
+        let cfg: ServeConfig = toml::from_str(&text).map_err(|e| Error::BadInput {
             path: path.to_path_buf(),
             offset: e.span().map_or(0, |s| s.start as u64),
             reason: format!("invalid configuration: {}", e.message()),
-        })
+        })?;
+        cfg.validate().map_err(|e| Error::BadInput {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: format!("invalid configuration: {e}"),
+        })?;
+        Ok(cfg)
     }
 }

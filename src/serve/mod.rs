@@ -2,48 +2,51 @@
 //!
 //! ```text
 //! discovery (ZooKeeper watches) ─┐
-//! config (static sources,        ├─> manager ─> collectors (one thread per source: tail / HTTP)
-//!         ensemble files)       ─┘                 │ bounded channel (backpressure)
+//! config (static sources,        ├─> manager ─> collectors (one thread per Source: FileTail /
+//!         ensemble files)       ─┘                 │  HttpRange; TxnLogFollower, SnapshotWatcher)
+//!                                                  │ bounded channel (backpressure)
 //!                                                  v
-//!                       txn-log follower ──> writer (the only IndexSink: add, commit with
-//!                                                  │  every source's checkpoint atomically)
-//!                                                  v after each commit
+//!                    pipeline::service::write: the one Sink = Tee(IndexSink, LiveSink)
+//!                    (batches with their checkpoint deltas; commit atomically)
+//!                                                  v after each commit (LiveSink)
 //!                                          live incident detector
 //! HTTP API (axum) reads the committed index and the shared status.
 //! ```
 //!
+//! The sources live in [`crate::source`], the collector loop and the writer in
+//! [`crate::pipeline::service`]; this module starts them, keeps the status and serves the API.
 //! Every piece reports into [`Shared`]; nothing reaches back up the flow. A crash at any point
 //! loses nothing and duplicates nothing: events and the checkpoints they end at are committed
 //! together, and collectors restart from the committed checkpoints.
 
 pub mod api;
-pub mod collect;
 pub mod config;
 pub mod policy;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::app as exec;
+use crate::app;
+use crate::checkpoint::Checkpoints;
 use crate::discovery::{DiscoveryEvent, EnsembleMember, Registration};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
 use crate::incident::Incident;
-use crate::index::{Checkpoint, DataDir, IndexHandle, IndexSink};
+use crate::index::{DataDir, IndexHandle, IndexSink};
 use crate::parser::Registry;
-use crate::source::tail::TailCheckpoint;
-use crate::source::{self, Content};
+use crate::pipeline::service::{self as driver, Handed, Msg};
+use crate::sink::{Batch, Sink, Tee};
+use crate::source::follow::{FileTail, FollowSpec, HttpRange};
+use crate::source::txnwatch::{DataDirs, SnapshotWatcher, TxnLogFollower};
+use crate::source::{self, Source};
 use crate::time::rfc3339;
-use crate::time::Tz;
 
-use collect::{CollectorSpec, Msg};
 use config::ServeConfig;
 use policy::Target;
 
@@ -129,10 +132,6 @@ pub struct Status {
     pub incidents: BTreeMap<String, LiveIncident>,
     /// Last commit (RFC 3339).
     pub last_commit: Option<String>,
-    #[serde(skip)]
-    handed: BTreeMap<String, TailCheckpoint>,
-    #[serde(skip)]
-    txn_ranges: Vec<(u64, u64)>,
 }
 
 /// Counters for `/metrics`.
@@ -167,6 +166,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Started at.
     pub started: Instant,
+    /// Where every source stands as handed to the writer (collectors resume there).
+    handed: Handed,
+    /// The checkpoints committed when the service started.
+    committed_at_start: Checkpoints,
     /// The index as of the last commit, opened once for every request until the next commit
     /// (opening costs milliseconds: segment metadata, fast-column headers).
     index: Mutex<Option<Arc<IndexHandle>>>,
@@ -242,12 +245,14 @@ impl Manager {
     }
 
     /// Starts following `url` for `node` (no-op when already followed). Configured sources
-    /// (`registration` None) skip the security policy.
+    /// (`registration` None) skip the security policy. `tz` is the source's own zone (else the
+    /// node's, else the configuration's default).
     pub fn follow(
         &mut self,
         url: &str,
         node: &str,
         format: Option<&str>,
+        tz: Option<&str>,
         registration: Option<&str>,
     ) {
         if self.running.contains_key(url) {
@@ -297,37 +302,53 @@ impl Manager {
             },
             None => None,
         };
-        let spec = CollectorSpec {
+        let tz = match self.shared.cfg.zone_for(node, tz) {
+            Ok(z) => z,
+            Err(e) => {
+                // Configured zones were checked at start; a bad one here is a discovered node's.
+                note(
+                    &mut st.notices,
+                    format!("{e}; reading its timestamps as UTC"),
+                );
+                crate::time::Tz::Utc
+            }
+        };
+        let spec = FollowSpec {
             key: url.to_string(),
             node: node.to_string(),
             format: forced,
-            tz: Tz::Utc,
-            poll: Duration::from_millis(self.shared.cfg.poll_ms.max(10)),
+            tz,
             flush: Duration::from_millis(self.shared.cfg.flush_ms),
             max_line: source::text::DEFAULT_MAX_LINE,
         };
-        let resume = {
-            let s = self.shared.status();
-            s.handed.get(url).cloned()
-        };
+        let poll = Duration::from_millis(self.shared.cfg.poll_ms.max(10));
+        let resume = self
+            .shared
+            .handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(url)
+            .cloned();
         let Some(tx) = self.tx.clone() else { return };
         let stop = Arc::new(AtomicBool::new(false));
         let registry = self.shared.registry.clone();
         let stop2 = stop.clone();
-        let spawned = match target {
+        let handed = self.shared.handed.clone();
+        let (name, mut src): (String, Box<dyn Source>) = match target {
             Target::File(path) => {
                 st.kind = "file".into();
-                std::thread::Builder::new()
-                    .name(format!("tail {node}"))
-                    .spawn(move || collect::run_file(spec, path, resume, registry, tx, stop2))
+                let s = FileTail::new(spec, path, resume, registry);
+                (format!("tail {node}"), Box::new(s))
             }
             Target::Http(u) => {
                 st.kind = "http".into();
-                std::thread::Builder::new()
-                    .name(format!("http {node}"))
-                    .spawn(move || collect::run_http(spec, u, resume, registry, tx, stop2))
+                let s = HttpRange::new(spec, u, resume, registry);
+                (format!("http {node}"), Box::new(s))
             }
         };
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || driver::collect(src.as_mut(), &tx, &stop2, poll, &handed));
         match spawned {
             Ok(handle) => {
                 log(&format!("following {url} as {node}"));
@@ -395,7 +416,8 @@ impl Manager {
                     reg.logs.len()
                 ));
                 for l in &reg.logs {
-                    self.follow(&l.url, &reg.instance, l.format.as_deref(), Some(&reg.znode));
+                    let format = l.format.as_deref();
+                    self.follow(&l.url, &reg.instance, format, None, Some(&reg.znode));
                 }
                 self.by_znode.insert(reg.znode.clone(), urls);
                 self.shared.status().registrations.insert(
@@ -444,256 +466,108 @@ impl Manager {
     }
 }
 
-/// The writer: the one owner of the index. Adds what collectors send and commits it with their
-/// checkpoints every `commit_ms`; ends (with a final commit) when every sender is gone.
+/// The service's live state as a sink: told of every batch the index took (status and
+/// metrics per source) and of every commit (the index handle is renewed, and the live incident
+/// detector runs again).
+#[derive(Debug)]
+pub struct LiveSink {
+    shared: Arc<Shared>,
+    committed: std::sync::mpsc::Sender<()>,
+    checkpoints: Checkpoints,
+}
+
+impl LiveSink {
+    /// A sink updating `shared` and telling the detector through `committed` after commits.
+    pub fn new(shared: Arc<Shared>, committed: std::sync::mpsc::Sender<()>) -> LiveSink {
+        LiveSink {
+            shared,
+            committed,
+            checkpoints: Checkpoints::default(),
+        }
+    }
+}
+
+impl Sink for LiveSink {
+    fn send(&mut self, batch: &Batch) -> Result<()> {
+        let n = batch.events.len() as u64;
+        let m = &self.shared.metrics;
+        m.events.fetch_add(n, Ordering::Relaxed);
+        if let Some(d) = &batch.delta {
+            m.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
+            let mut s = self.shared.status();
+            if let Some(st) = s.sources.get_mut(d.key()) {
+                st.events += n;
+                st.bytes += batch.bytes;
+                st.offset = d.to.offset;
+                if !d.to.format.is_empty() {
+                    st.format = d.to.format.clone();
+                }
+            }
+            drop(s);
+            self.checkpoints.set(d.to.clone());
+        }
+        self.checkpoints.add_txn_ranges(&batch.txn_ranges);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.shared.committed();
+        self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared.status().last_commit = Some(now());
+        let _ = self.committed.send(());
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
+    }
+}
+
+/// The writer: the one owner of the index (through [`driver::write`]); ends with a final
+/// commit when every sender is gone.
 pub fn writer(
     shared: Arc<Shared>,
-    mut sink: IndexSink,
+    sink: IndexSink,
     rx: Receiver<Msg>,
     committed: std::sync::mpsc::Sender<()>,
 ) -> Result<()> {
-    let mut checkpoints: BTreeMap<String, Checkpoint> = sink
-        .state()
-        .sources
-        .iter()
-        .map(|c| (c.path.clone(), c.clone()))
-        .collect();
-    let mut ranges = sink.state().txn_ranges.clone();
     let every = Duration::from_millis(shared.cfg.commit_ms.max(50));
-    let mut dirty = false;
-    let mut last = Instant::now();
-    let commit = |sink: &mut IndexSink,
-                  checkpoints: &BTreeMap<String, Checkpoint>,
-                  ranges: &Vec<(u64, u64)>|
-     -> Result<()> {
-        sink.commit(checkpoints.values().cloned().collect(), ranges.clone())?;
-        shared.committed();
-        shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
-        shared.status().last_commit = Some(now());
-        let _ = committed.send(());
-        Ok(())
+    let mut tee = Tee {
+        first: sink,
+        second: LiveSink::new(shared.clone(), committed),
     };
-    loop {
-        let msg = match rx.recv_timeout(every) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        match msg {
-            Some(Msg::Batch {
-                key,
-                node,
-                format,
-                events,
-                checkpoint,
-                bytes,
-            }) => {
-                sink.add(&events)?;
-                let n = events.len() as u64;
-                shared.metrics.events.fetch_add(n, Ordering::Relaxed);
-                shared.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
-                let prev = checkpoints.get(&key).map_or(0, |c| c.events);
-                checkpoints.insert(
-                    key.clone(),
-                    Checkpoint {
-                        path: key.clone(),
-                        fp: checkpoint.fp,
-                        fp_len: checkpoint.fp_len,
-                        offset: checkpoint.offset,
-                        line: checkpoint.line,
-                        node,
-                        format: format.clone(),
-                        events: prev + n,
-                        file: checkpoint.id,
-                    },
-                );
-                let mut s = shared.status();
-                if let Some(st) = s.sources.get_mut(&key) {
-                    st.events += n;
-                    st.bytes += bytes;
-                    st.offset = checkpoint.offset;
-                    if !format.is_empty() {
-                        st.format = format;
-                    }
-                }
-                s.handed.insert(key, checkpoint);
-                dirty = true;
-            }
-            Some(Msg::Txns { events, ranges: r }) => {
-                sink.add(&events)?;
-                shared
-                    .metrics
-                    .events
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                source::txn::merge_ranges(&mut ranges, &r);
-                shared.status().txn_ranges = ranges.clone();
-                dirty = true;
-            }
-            Some(Msg::Notice { key, message }) => {
-                log(&message);
-                if let Some(st) = shared.status().sources.get_mut(&key) {
-                    note(&mut st.notices, format!("{} {message}", now()));
-                }
-            }
-            None => {}
+    driver::write(&mut tee, &rx, every, &mut |key, message| {
+        log(message);
+        if let Some(st) = shared.status().sources.get_mut(key) {
+            note(&mut st.notices, format!("{} {message}", now()));
         }
-        if dirty && last.elapsed() >= every {
-            commit(&mut sink, &checkpoints, &ranges)?;
-            dirty = false;
-            last = Instant::now();
-        }
-    }
-    if dirty {
-        commit(&mut sink, &checkpoints, &ranges)?;
-    }
-    sink.close()
+    })?;
+    tee.first.close()
 }
 
-/// Follows the ensemble's transaction logs: re-reads them when they change and sends the
-/// transactions not indexed yet.
-pub fn txn_follower(shared: Arc<Shared>, tx: SyncSender<Msg>, stop: Arc<AtomicBool>) {
-    let dirs: Vec<PathBuf> = shared
-        .cfg
-        .ensemble
-        .server
-        .iter()
-        .filter_map(|s| s.data_dir.clone())
-        .collect();
-    if dirs.is_empty() {
-        return;
-    }
-    let mut seen: Vec<(PathBuf, u64, Option<SystemTime>)> = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let (found, _) = source::discover(&dirs);
-        let mut files: Vec<_> = found
-            .into_iter()
-            .filter(|f| matches!(f.content, Content::TxnLog { .. }))
-            .collect();
-        // Name the files after the servers the configuration gives them.
-        for f in &mut files {
-            if let Some(n) = server_node(&shared.cfg, &f.path) {
-                f.node = n;
-            }
-        }
-        snapshots(&shared, &dirs, &tx);
-        let sig: Vec<(PathBuf, u64, Option<SystemTime>)> = files
-            .iter()
-            .map(|f| {
-                let m = std::fs::metadata(&f.path).ok();
-                (
-                    f.path.clone(),
-                    m.as_ref().map_or(0, |m| m.len()),
-                    m.and_then(|m| m.modified().ok()),
-                )
-            })
-            .collect();
-        if sig != seen && !files.is_empty() {
-            let known = shared.status().txn_ranges.clone();
-            let mut events = Vec::new();
-            match source::txn::read_txnlogs(&files, &known, &mut |e| {
-                events.push(e);
-                Ok(())
-            }) {
-                Ok(rep) => {
-                    if !events.is_empty() {
-                        // Hand the ranges over now so the next pass does not read them again.
-                        {
-                            let mut s = shared.status();
-                            source::txn::merge_ranges(&mut s.txn_ranges, &rep.ranges);
-                        }
-                        if tx
-                            .send(Msg::Txns {
-                                events,
-                                ranges: rep.ranges,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    seen = sig;
-                }
-                Err(e) => log(&format!("reading transaction logs: {e}")),
-            }
-        }
-        let end = Instant::now() + Duration::from_millis(shared.cfg.poll_ms.max(500) * 4);
-        while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// The node of the configured server whose data directory holds `path`.
-fn server_node(cfg: &ServeConfig, path: &std::path::Path) -> Option<String> {
+/// The data directories of the configured servers, with their nodes.
+fn data_dirs(cfg: &ServeConfig) -> DataDirs {
     cfg.ensemble
         .server
         .iter()
-        .find(|s| s.data_dir.as_ref().is_some_and(|d| path.starts_with(d)))
-        .map(|s| s.node.clone())
+        .filter_map(|s| s.data_dir.clone().map(|d| (d, s.node.clone())))
+        .collect()
 }
 
-/// Sends the sessions of each new snapshot (once it has been quiet for 2 s, so it is complete):
-/// one `snapshot.session` event per session. A snapshot is indexed once, across restarts: its
-/// checkpoint is its length.
-fn snapshots(shared: &Shared, dirs: &[PathBuf], tx: &SyncSender<Msg>) {
-    let (found, _) = source::discover(dirs);
-    for mut f in found
-        .into_iter()
-        .filter(|f| matches!(f.content, Content::Snapshot { .. }))
-    {
-        let key = format!("file://{}", f.path.display());
-        let Ok(meta) = std::fs::metadata(&f.path) else {
-            continue;
-        };
-        let quiet = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|d| d >= Duration::from_secs(2));
-        let done = shared
-            .status()
-            .handed
-            .get(&key)
-            .is_some_and(|c| c.offset == meta.len());
-        if !quiet || done {
-            continue;
-        }
-        if let Some(n) = server_node(&shared.cfg, &f.path) {
-            f.node = n;
-        }
-        let mut events = Vec::new();
-        let res = source::txn::read_snapshot(&f, &mut |e| {
-            events.push(e);
-            Ok(())
-        });
-        if let Err(e) = res {
-            log(&format!("snapshot {}: {e}", f.path.display()));
-        }
-        let checkpoint = TailCheckpoint {
-            path: f.path.clone(),
-            id: None,
-            fp: 0,
-            fp_len: 0,
-            offset: meta.len(),
-            line: 0,
-        };
-        // Marked as handed at once: the next pass must not read it again.
-        shared
-            .status()
-            .handed
-            .insert(key.clone(), checkpoint.clone());
-        let msg = Msg::Batch {
-            key,
-            node: f.node.clone(),
-            format: "snapshot".into(),
-            events,
-            checkpoint,
-            bytes: meta.len(),
-        };
-        if tx.send(msg).is_err() {
-            return;
-        }
-    }
+/// Starts a collector thread for a source of the ensemble's data directories.
+fn spawn_collector(
+    shared: &Arc<Shared>,
+    name: &str,
+    mut src: Box<dyn Source>,
+    tx: SyncSender<Msg>,
+    stop: Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
+    let poll = Duration::from_millis(shared.cfg.poll_ms);
+    let handed = shared.handed.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || driver::collect(src.as_mut(), &tx, &stop, poll, &handed))
+        .ok()
 }
 
 /// Detection reads the whole index (about 0.3 s per GB): after a run it rests this many times
@@ -727,14 +601,14 @@ fn detect_once(shared: &Shared) {
             return;
         }
     };
-    let list = match exec::incidents(&idx, &shared.cfg.queries) {
+    let list = match app::incidents(&idx, &shared.cfg.queries) {
         Ok(l) => l,
         Err(e) => {
             log(&format!("incident detection: {e}"));
             return;
         }
     };
-    let skews = exec::skews(&idx).unwrap_or_default();
+    let skews = app::skews(&idx).unwrap_or_default();
     let mut s = shared.status();
     for (rank, inc) in list.into_iter().enumerate() {
         let summary = crate::render::summary(&inc);
@@ -770,24 +644,13 @@ pub fn prepare(
     dir: DataDir,
     registry: Registry,
 ) -> Result<(Arc<Shared>, IndexSink)> {
+    cfg.validate()?;
     let sink = IndexSink::open(&dir, 2)?;
-    let handed = sink
-        .state()
+    let committed = sink.pending().clone();
+    let handed: BTreeMap<String, _> = committed
         .sources
         .iter()
-        .map(|c| {
-            (
-                c.path.clone(),
-                TailCheckpoint {
-                    path: c.path.clone().into(),
-                    id: c.file,
-                    fp: c.fp,
-                    fp_len: c.fp_len,
-                    offset: c.offset,
-                    line: c.line,
-                },
-            )
-        })
+        .map(|c| (c.path.clone(), c.clone()))
         .collect();
     let zk_state = if cfg.zookeeper.is_some() {
         "connecting"
@@ -806,8 +669,6 @@ pub fn prepare(
         ensemble: Vec::new(),
         incidents: BTreeMap::new(),
         last_commit: None,
-        handed,
-        txn_ranges: sink.state().txn_ranges.clone(),
     };
     Ok((
         Arc::new(Shared {
@@ -817,6 +678,8 @@ pub fn prepare(
             status: Mutex::new(status),
             metrics: Metrics::default(),
             started: Instant::now(),
+            handed: Arc::new(Mutex::new(handed)),
+            committed_at_start: committed,
             index: Mutex::new(None),
         }),
         sink,
@@ -845,21 +708,37 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         for s in &shared.cfg.ensemble.server {
             for l in &s.logs {
                 let url = format!("file://{}", l.display());
-                m.follow(&url, &s.node, s.format.as_deref(), None);
+                m.follow(&url, &s.node, s.format.as_deref(), s.tz.as_deref(), None);
             }
         }
         for s in &shared.cfg.sources {
-            m.follow(&s.url, &s.node, s.format.as_deref(), None);
+            m.follow(&s.url, &s.node, s.format.as_deref(), s.tz.as_deref(), None);
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let txn_thread = lock(&manager).sender().and_then(|tx| {
-        let (sh, st) = (shared.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("txn follower".into())
-            .spawn(move || txn_follower(sh, tx, st))
-            .ok()
-    });
+    let dirs = data_dirs(&shared.cfg);
+    let mut txn_threads = Vec::new();
+    if !dirs.is_empty() {
+        if let Some(tx) = lock(&manager).sender() {
+            let c = &shared.committed_at_start;
+            let txns = TxnLogFollower::new(dirs.clone(), c);
+            let snaps = SnapshotWatcher::new(dirs, c);
+            txn_threads.extend(spawn_collector(
+                &shared,
+                "snapshot watcher",
+                Box::new(snaps),
+                tx.clone(),
+                stop.clone(),
+            ));
+            txn_threads.extend(spawn_collector(
+                &shared,
+                "txn follower",
+                Box::new(txns),
+                tx,
+                stop.clone(),
+            ));
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -908,7 +787,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         r
     });
     stop.store(true, Ordering::Relaxed);
-    if let Some(t) = txn_thread {
+    for t in txn_threads {
         let _ = t.join();
     }
     lock(&manager).shutdown();

@@ -4,16 +4,103 @@
 //! layout, fingerprints files so re-ingesting one does not duplicate it, and reads text sources
 //! line by line into the [`parser`](crate::parser).
 
+pub mod follow;
 pub mod lines;
 pub mod tail;
 pub mod text;
 pub mod txn;
+pub mod txnwatch;
+pub mod vec;
+
+pub use vec::VecSource;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::CheckpointDelta;
 use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::parser::Notice;
+
+/// Events from one source, and how far they move it: what a [`Source`] emits and a sink
+/// (`crate::sink::Sink`) takes.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The events, in source order.
+    pub events: Vec<Event>,
+    /// The source's checkpoint delta: where it stood before this batch and where it stands
+    /// after it (None: the batch moves no per-source checkpoint — a part of a file whose
+    /// checkpoint comes with its last batch, or transactions merged from several servers'
+    /// txn logs, which move `txn_ranges` instead).
+    pub delta: Option<CheckpointDelta>,
+    /// zxid ranges (inclusive) the batch's transactions cover.
+    pub txn_ranges: Vec<(u64, u64)>,
+    /// Bytes of the source the batch consumed (for metrics).
+    pub bytes: u64,
+    /// Things worth telling the user about the source, each naming the byte offset (the
+    /// delta's key names the file).
+    pub notices: Vec<Notice>,
+}
+
+impl Batch {
+    /// A batch of `events` moving its source by `delta`.
+    pub fn new(events: Vec<Event>, delta: CheckpointDelta) -> Batch {
+        Batch {
+            events,
+            delta: Some(delta),
+            ..Batch::default()
+        }
+    }
+}
+
+/// Marks an error that came back from a sink through a source's `emit`.
+pub fn sink_error(e: Error) -> Error {
+    match e {
+        Error::Sink(_) => e,
+        other => Error::Sink(Box::new(other)),
+    }
+}
+
+/// What a [`Source::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// It read something and may have more right away: poll again.
+    Busy,
+    /// Nothing new for now (a followed source): poll again later.
+    Idle,
+    /// It has nothing more, ever (a finite source read to its end).
+    Done,
+}
+
+/// Where events come from: a file read once, a file or URL followed, txn logs, snapshots, or
+/// events in memory. A source reads from a checkpoint on (given when it is made) and hands out
+/// [`Batch`]es whose checkpoint deltas chain: each starts where the previous one ended, so a
+/// sink that applies them with the events commits exactly what was read.
+pub trait Source: Send {
+    /// The key its checkpoints are committed under (a path or a URL).
+    fn key(&self) -> &str;
+
+    /// Reads what is available now, handing batches to `emit`. An error from `emit` (the sink's)
+    /// stops the source and is returned as [`Error::Sink`], apart from the source's own errors.
+    fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress>;
+
+    /// The source is being stopped: hand out what it holds (an entry still being assembled).
+    fn finish(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
+        let _ = emit;
+        Ok(())
+    }
+
+    /// How long a driver waits after an idle poll, given its usual interval.
+    fn idle_wait(&self, poll: std::time::Duration) -> std::time::Duration {
+        poll
+    }
+
+    /// Bytes written to the source and not handed out yet, when known (followed files).
+    fn lag(&self) -> Option<u64> {
+        None
+    }
+}
 
 /// What a file contains, judged from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

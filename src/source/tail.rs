@@ -1,6 +1,6 @@
 //! Following a growing log file: complete lines as they are written, across rotation.
 //!
-//! A [`Tailer`] follows one path. Its [`TailCheckpoint`] names the file it is reading by identity
+//! A [`Tailer`] follows one path. Its [`Checkpoint`] names the file it is reading by identity
 //! (device + inode) and by a fingerprint of its first bytes, and the offset of the first byte not
 //! yet handed out, so a checkpoint committed with the index lets a restarted process continue
 //! exactly where the index ends:
@@ -25,53 +25,9 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::{fnv1a, FINGERPRINT_LEN};
-
-/// Identity of a file on its file system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    /// Device.
-    pub dev: u64,
-    /// Inode.
-    pub ino: u64,
-}
-
-impl FileId {
-    fn of(m: &Metadata) -> FileId {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            FileId {
-                dev: m.dev(),
-                ino: m.ino(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = m;
-            FileId { dev: 0, ino: 0 }
-        }
-    }
-}
-
-/// Where a tailer is: committed with the index so a restart continues exactly there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TailCheckpoint {
-    /// The path followed.
-    pub path: PathBuf,
-    /// The file being read (None before the path first existed).
-    pub id: Option<FileId>,
-    /// FNV-1a of its first `fp_len` bytes.
-    pub fp: u64,
-    /// Bytes the fingerprint covers.
-    pub fp_len: u64,
-    /// Offset of the first byte not handed out yet.
-    pub offset: u64,
-    /// Lines handed out from this file.
-    pub line: u64,
-}
+use crate::checkpoint::Checkpoint;
+pub use crate::checkpoint::FileId;
 
 /// One complete line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +75,9 @@ pub struct Tailer {
     path: PathBuf,
     open: Option<Open>,
     /// A checkpoint to resume from, used when the path is first found.
-    resume: Option<TailCheckpoint>,
+    resume: Option<Checkpoint>,
+    /// What the checkpoints handed out say besides the position (key, node, format, events).
+    base: Checkpoint,
     max_line: usize,
 }
 
@@ -137,12 +95,18 @@ fn fingerprint_file(file: &mut File, len: u64) -> io::Result<(u64, u64)> {
 
 impl Tailer {
     /// Follows `path`, continuing from `resume` when given (a checkpoint this process or an
-    /// earlier one committed).
-    pub fn new(path: impl Into<PathBuf>, resume: Option<TailCheckpoint>, max_line: usize) -> Self {
+    /// earlier one committed). The checkpoints it hands out keep `resume`'s key, node, format
+    /// and event count (a fresh one is keyed by `path`).
+    pub fn new(path: impl Into<PathBuf>, resume: Option<Checkpoint>, max_line: usize) -> Self {
+        let path = path.into();
+        let base = resume
+            .clone()
+            .unwrap_or_else(|| Checkpoint::start(path.display().to_string()));
         Tailer {
-            path: path.into(),
+            path,
             open: None,
             resume,
+            base,
             max_line: max_line.max(1),
         }
     }
@@ -153,23 +117,23 @@ impl Tailer {
     }
 
     /// Where everything handed out so far ends.
-    pub fn checkpoint(&self) -> TailCheckpoint {
+    pub fn checkpoint(&self) -> Checkpoint {
         match &self.open {
-            Some(o) => TailCheckpoint {
-                path: self.path.clone(),
-                id: Some(o.id),
+            Some(o) => Checkpoint {
+                file: Some(o.id),
                 fp: o.fp,
                 fp_len: o.fp_len,
                 offset: o.offset,
                 line: o.line,
+                ..self.base.clone()
             },
-            None => self.resume.clone().unwrap_or(TailCheckpoint {
-                path: self.path.clone(),
-                id: None,
+            None => self.resume.clone().unwrap_or_else(|| Checkpoint {
+                file: None,
                 fp: 0,
                 fp_len: 0,
                 offset: 0,
                 line: 0,
+                ..self.base.clone()
             }),
         }
     }
@@ -315,15 +279,15 @@ impl Tailer {
                 let (h, _) = fingerprint_file(&mut o.file, cp.fp_len)?;
                 h == cp.fp
             };
-            if same_content && cp.offset <= len && (cp.id.is_none() || cp.id == Some(id)) {
+            if same_content && cp.offset <= len && (cp.file.is_none() || cp.file == Some(id)) {
                 o.read_to = cp.offset;
                 o.offset = cp.offset;
                 o.line = cp.line;
                 o.fresh = false;
-            } else if cp.id.is_some() {
+            } else if cp.file.is_some() {
                 // The checkpoint's file was rotated away (or copied and truncated) while we were
                 // not running: read its rest first.
-                match find_copy(&self.path, id, cp.id, cp.fp, cp.fp_len, cp.offset) {
+                match find_copy(&self.path, id, cp.file, cp.fp, cp.fp_len, cp.offset) {
                     Some((p, file, rid)) => {
                         let mut c = Open {
                             file,

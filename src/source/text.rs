@@ -12,7 +12,8 @@ use crate::parser::{EntryParser, Notice, Registry, SourceMeta};
 use crate::time::Tz;
 
 use super::lines::LineReader;
-use super::SourceFile;
+use super::{sink_error, Batch, Progress, Source, SourceFile};
+use crate::checkpoint::{Checkpoint, CheckpointDelta};
 
 /// Longest line kept whole (longer lines are cut here and reported).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -223,6 +224,119 @@ pub fn read_text(
     report.notices.extend(parser.take_notices());
     report.notices.sort_by_key(|n| n.offset);
     Ok(report)
+}
+
+/// Events handed to a sink at once by [`TextFile`].
+pub const BATCH: usize = 4096;
+
+/// One text file read once, from a checkpoint to its end, as a [`Source`] (the batch reader of
+/// `zklens ingest` and `zklens parse`). Its batches carry no delta but the last, which moves the
+/// file's checkpoint from where it stood to the end read.
+#[derive(Debug)]
+pub struct TextFile<'a> {
+    file: SourceFile,
+    gzip: bool,
+    key: String,
+    from: Option<Checkpoint>,
+    registry: &'a Registry,
+    opts: &'a TextOptions,
+    report: Option<TextReport>,
+}
+
+impl<'a> TextFile<'a> {
+    /// Reads `file` from `from` on (None: from its start, whatever was committed for it).
+    pub fn new(
+        file: SourceFile,
+        gzip: bool,
+        from: Option<Checkpoint>,
+        registry: &'a Registry,
+        opts: &'a TextOptions,
+    ) -> TextFile<'a> {
+        TextFile {
+            key: file.path.to_string_lossy().into_owned(),
+            file,
+            gzip,
+            from,
+            registry,
+            opts,
+            report: None,
+        }
+    }
+
+    /// What reading found, once it was read.
+    pub fn report(&self) -> Option<&TextReport> {
+        self.report.as_ref()
+    }
+
+    /// What reading found (taken).
+    pub fn take_report(&mut self) -> Option<TextReport> {
+        self.report.take()
+    }
+}
+
+impl Source for TextFile<'_> {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
+        if self.report.is_some() {
+            return Ok(Progress::Done);
+        }
+        let (offset, line, prior_events) = self
+            .from
+            .as_ref()
+            .map_or((0, 0, 0), |c| (c.offset, c.line, c.events));
+        let fp = super::fingerprint(&self.file.path, self.gzip, super::FINGERPRINT_LEN)?;
+        let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        let rep = read_text(
+            &self.file,
+            self.gzip,
+            offset,
+            line,
+            self.registry,
+            self.opts,
+            &mut |ev| {
+                batch.push(ev);
+                if batch.len() >= BATCH {
+                    let b = Batch {
+                        events: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                        ..Batch::default()
+                    };
+                    emit(b).map_err(sink_error)?;
+                }
+                Ok(())
+            },
+        )?;
+        // The file may have grown past the fingerprinted prefix while being read.
+        let fp =
+            super::fingerprint(&self.file.path, self.gzip, super::FINGERPRINT_LEN).unwrap_or(fp);
+        let to = Checkpoint {
+            path: self.key.clone(),
+            fp: fp.hash,
+            fp_len: fp.len,
+            offset: rep.end_offset,
+            line: rep.end_line,
+            node: self
+                .opts
+                .node
+                .clone()
+                .unwrap_or_else(|| self.file.node.clone()),
+            format: rep.format.clone(),
+            events: prior_events + rep.events,
+            file: None,
+        };
+        let last = Batch {
+            events: batch,
+            delta: Some(CheckpointDelta::new(self.from.clone(), to)),
+            txn_ranges: Vec::new(),
+            bytes: rep.bytes,
+            notices: rep.notices.clone(),
+        };
+        emit(last).map_err(sink_error)?;
+        self.report = Some(rep);
+        Ok(Progress::Done)
+    }
 }
 
 /// Parses an in-memory text with a given format (for tests and tools).

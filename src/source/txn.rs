@@ -9,12 +9,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use crate::checkpoint::{Checkpoint, CheckpointDelta};
 use crate::error::Result;
 use crate::event::{Attrs, Event, Level};
 use crate::parser::Notice;
 use crate::txnlog::{self, DynRead, NodeKind, Op, TxnLogReader, TxnRecord};
 
-use super::SourceFile;
+use super::{sink_error, Batch, Progress, Source, SourceFile};
 
 /// A reader's notice as the ingest report shows it (the file is named by the report).
 impl From<txnlog::Notice> for Notice {
@@ -43,24 +44,162 @@ pub struct TxnReport {
     pub ranges: Vec<(u64, u64)>,
 }
 
-/// True when `z` lies in one of the sorted, disjoint inclusive `ranges`.
-pub fn in_ranges(ranges: &[(u64, u64)], z: u64) -> bool {
-    let i = ranges.partition_point(|r| r.1 < z);
-    ranges.get(i).is_some_and(|r| r.0 <= z)
+pub use crate::checkpoint::{in_ranges, merge_ranges};
+
+/// Events handed out at once by the batch readers.
+const BATCH: usize = 4096;
+
+/// The txn logs of all servers read once, together, as a [`Source`] (batch ingest): one event
+/// per distinct transaction, then a batch with the zxid ranges they cover, then one checkpoint
+/// delta per file read whole. [`TxnLogFiles::take_report`] tells what was found.
+#[derive(Debug)]
+pub struct TxnLogFiles<'a> {
+    files: &'a [SourceFile],
+    known: Vec<(u64, u64)>,
+    report: Option<TxnReport>,
 }
 
-/// Merges `add` into sorted disjoint inclusive ranges (adjacent ranges join).
-pub fn merge_ranges(ranges: &mut Vec<(u64, u64)>, add: &[(u64, u64)]) {
-    ranges.extend_from_slice(add);
-    ranges.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for &(lo, hi) in ranges.iter() {
-        match out.last_mut() {
-            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
+impl<'a> TxnLogFiles<'a> {
+    /// Reads `files`, skipping transactions in the `known` zxid ranges.
+    pub fn new(files: &'a [SourceFile], known: Vec<(u64, u64)>) -> TxnLogFiles<'a> {
+        TxnLogFiles {
+            files,
+            known,
+            report: None,
         }
     }
-    *ranges = out;
+
+    /// What reading found (once read).
+    pub fn take_report(&mut self) -> Option<TxnReport> {
+        self.report.take()
+    }
+}
+
+impl Source for TxnLogFiles<'_> {
+    fn key(&self) -> &str {
+        "txnlogs"
+    }
+
+    fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
+        let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        let rep = read_txnlogs(self.files, &self.known, &mut |e| {
+            batch.push(e);
+            if batch.len() >= BATCH {
+                let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                emit(Batch {
+                    events,
+                    ..Batch::default()
+                })
+                .map_err(sink_error)?;
+            }
+            Ok(())
+        })?;
+        emit(Batch {
+            events: batch,
+            txn_ranges: rep.ranges.clone(),
+            ..Batch::default()
+        })
+        .map_err(sink_error)?;
+        for (i, f) in self.files.iter().enumerate() {
+            if rep.failed.iter().any(|(j, _)| *j == i) {
+                continue;
+            }
+            if let Some(cp) = binary_checkpoint(f) {
+                // Read whole: the delta restarts the file's checkpoint.
+                emit(Batch {
+                    delta: Some(CheckpointDelta::new(None, cp)),
+                    ..Batch::default()
+                })
+                .map_err(sink_error)?;
+            }
+        }
+        self.report = Some(rep);
+        Ok(Progress::Done)
+    }
+}
+
+/// One snapshot read whole as a [`Source`] (batch ingest): its sessions, with a checkpoint
+/// delta when it was read to its end. A damaged snapshot hands out what it read, then fails.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    file: SourceFile,
+    events: u64,
+}
+
+impl SnapshotFile {
+    /// Reads `file`.
+    pub fn new(file: SourceFile) -> SnapshotFile {
+        SnapshotFile { file, events: 0 }
+    }
+
+    /// Events handed out.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+impl Source for SnapshotFile {
+    fn key(&self) -> &str {
+        self.file.path.to_str().unwrap_or("snapshot")
+    }
+
+    fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
+        let mut events = Vec::new();
+        let res = read_snapshot(&self.file, &mut |e| {
+            events.push(e);
+            Ok(())
+        });
+        self.events = events.len() as u64;
+        match res {
+            Ok((_, notices)) => {
+                let delta = binary_checkpoint(&self.file).map(|cp| CheckpointDelta::new(None, cp));
+                emit(Batch {
+                    events,
+                    delta,
+                    txn_ranges: Vec::new(),
+                    bytes: self.file.size,
+                    notices,
+                })
+                .map_err(sink_error)?;
+                Ok(Progress::Done)
+            }
+            Err(e) => {
+                emit(Batch {
+                    events,
+                    ..Batch::default()
+                })
+                .map_err(sink_error)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The checkpoint of a txn log or snapshot read whole, keyed by its path: its fingerprint and
+/// length (None when its first bytes cannot be read).
+pub fn binary_checkpoint(file: &SourceFile) -> Option<Checkpoint> {
+    binary_checkpoint_as(file, file.path.to_string_lossy().into_owned())
+}
+
+/// [`binary_checkpoint`] under another key (the service keys files by `file://` URL).
+pub fn binary_checkpoint_as(file: &SourceFile, key: String) -> Option<Checkpoint> {
+    let fp = super::fingerprint(&file.path, false, super::FINGERPRINT_LEN).ok()?;
+    Some(Checkpoint {
+        path: key,
+        fp: fp.hash,
+        fp_len: fp.len,
+        offset: file.size,
+        line: 0,
+        node: file.node.clone(),
+        format: if matches!(file.content, super::Content::TxnLog { .. }) {
+            "txnlog"
+        } else {
+            "snapshot"
+        }
+        .into(),
+        events: 0,
+        file: None,
+    })
 }
 
 struct Head {

@@ -1,6 +1,9 @@
-//! Batch ingestion: files → (source, parser) → events → index sink, across all cores, with one
-//! atomic commit of events and checkpoints at the end. A file that fails is reported and the
-//! others go on; nothing read from any file is lost because another failed.
+//! The batch driver (`zklens ingest`): discover files → plan each from the committed
+//! checkpoints (resume, skip what is unchanged, read a truncated file again) → read every text
+//! file as a [`TextFile`] source on every core → the index sink → one atomic commit of the
+//! events with the checkpoint deltas the sources emitted. Txn logs are read together (one event
+//! per transaction) and snapshots whole. A file that fails is reported and the others go on;
+//! nothing read from any file is lost because another failed. A sink failure stops everything.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,15 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints};
 use crate::error::{Error, Result};
-use crate::event::Event;
-use crate::index::{Checkpoint, DataDir, IndexSink};
+use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
-use crate::source::text::{read_text, TextOptions, TextReport};
-use crate::source::{self, Content, SourceFile, FINGERPRINT_LEN};
-
-/// Events handed to the sink at once.
-const BATCH: usize = 4096;
+use crate::source::text::{TextFile, TextOptions, TextReport};
+use crate::source::txn::{SnapshotFile, TxnLogFiles};
+use crate::source::Batch;
+use crate::source::{self, Content, Source, SourceFile, FINGERPRINT_LEN};
 
 /// How to ingest.
 #[derive(Debug, Clone, Default)]
@@ -91,18 +93,25 @@ impl Summary {
     }
 }
 
-/// A worker's result for one plan: (plan index, report, events by kind).
-type WorkerResult = (usize, Result<TextReport>, BTreeMap<String, u64>);
+/// A worker's result for one plan: (plan index, report and checkpoint delta, events by kind).
+type WorkerResult = (
+    usize,
+    Result<(TextReport, Option<CheckpointDelta>)>,
+    BTreeMap<String, u64>,
+);
 
 struct Plan {
     file: SourceFile,
     gzip: bool,
-    from: u64,
-    from_line: u64,
-    fp: source::Fingerprint,
-    prior: Option<usize>,
-    prior_events: u64,
+    /// Where the file stands (None: read from its start).
+    from: Option<Checkpoint>,
     note: Option<Notice>,
+}
+
+impl Plan {
+    fn offset(&self) -> u64 {
+        self.from.as_ref().map_or(0, |c| c.offset)
+    }
 }
 
 /// Ingests `paths` into `dir`. `progress` is called with bytes read as work advances.
@@ -134,13 +143,13 @@ pub fn ingest(
     let mut snap_files: Vec<SourceFile> = Vec::new();
     for file in found {
         match file.content {
-            Content::Text { gzip } => match plan(&file, gzip, sink.state().sources.as_slice()) {
+            Content::Text { gzip } => match plan(&file, gzip, sink.pending()) {
                 Ok(Some(p)) => plans.push(p),
                 Ok(None) => summary.files.push(outcome(&file, Status::Unchanged)),
                 Err(e) => summary.files.push(outcome(&file, Status::Failed(e))),
             },
             Content::TxnLog { .. } | Content::Snapshot { .. } => {
-                match binary_unchanged(&file, sink.state().sources.as_slice()) {
+                match binary_unchanged(&file, sink.pending()) {
                     Ok(true) => summary.files.push(outcome(&file, Status::Unchanged)),
                     Ok(false) if matches!(file.content, Content::TxnLog { .. }) => {
                         txn_files.push(file)
@@ -164,7 +173,7 @@ pub fn ingest(
     }
     let total_bytes: u64 = plans
         .iter()
-        .map(|p| p.file.size.saturating_sub(p.from))
+        .map(|p| p.file.size.saturating_sub(p.offset()))
         .sum();
     let done_bytes = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
@@ -180,52 +189,40 @@ pub fn ingest(
                     break;
                 }
                 let mut kind_counts: HashMap<Arc<str>, u64> = HashMap::new();
-                let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-                let mut sink_err: Option<Error> = None;
-                let mut last_off = p.from;
-                let mut flush = |batch: &mut Vec<Event>| -> Result<()> {
-                    if batch.is_empty() {
-                        return Ok(());
+                let mut last_off = p.offset();
+                let mut delta = None;
+                let mut src =
+                    TextFile::new(p.file.clone(), p.gzip, p.from.clone(), registry, &opts.text);
+                let res = src.poll(&mut |b| {
+                    for ev in &b.events {
+                        *kind_counts.entry(ev.kind.clone()).or_default() += 1;
                     }
-                    let r = sink.add(batch);
-                    if let Some(e) = batch.last() {
+                    if !b.events.is_empty() {
+                        sink.add(&b.events)?;
+                    }
+                    if let Some(e) = b.events.last() {
                         let d = e.offset.saturating_sub(last_off);
                         last_off = e.offset;
                         let now = done_bytes.fetch_add(d as usize, Ordering::Relaxed) as u64 + d;
                         progress(now, total_bytes);
                     }
-                    batch.clear();
-                    r
-                };
-                let res = read_text(
-                    &p.file,
-                    p.gzip,
-                    p.from,
-                    p.from_line,
-                    registry,
-                    &opts.text,
-                    &mut |ev| {
-                        *kind_counts.entry(ev.kind.clone()).or_default() += 1;
-                        batch.push(ev);
-                        if batch.len() >= BATCH {
-                            if let Err(e) = flush(&mut batch) {
-                                let msg = e.to_string();
-                                sink_err = Some(e);
-                                return Err(Error::Index {
-                                    path: PathBuf::new(),
-                                    reason: msg,
-                                });
-                            }
-                        }
-                        Ok(())
-                    },
-                );
-                let res = res.and_then(|r| flush(&mut batch).map(|_| r));
-                if let Some(e) = sink_err {
-                    if let Ok(mut f) = fatal.lock() {
-                        *f = Some(e);
+                    if b.delta.is_some() {
+                        delta = b.delta;
                     }
-                }
+                    Ok(())
+                });
+                let res = match res {
+                    Ok(_) => src.take_report().map(|r| (r, delta)).ok_or_else(|| {
+                        Error::Internal("a batch source ended without its report".into())
+                    }),
+                    Err(Error::Sink(e)) => {
+                        if let Ok(mut f) = fatal.lock() {
+                            *f = Some(Error::Sink(e));
+                        }
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                };
                 let kinds: BTreeMap<String, u64> = kind_counts
                     .into_iter()
                     .map(|(k, n)| (k.to_string(), n))
@@ -239,41 +236,12 @@ pub fn ingest(
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }
-    let mut sources = sink.state().sources.clone();
-    let mut txn_ranges = sink.state().txn_ranges.clone();
-    let bin = read_binary(
-        &txn_files,
-        &snap_files,
-        &sink,
-        &mut txn_ranges,
-        &mut summary,
-    )?;
+    let (bin, bin_deltas, ranges) = read_binary(&txn_files, &snap_files, &sink, &mut summary)?;
+    sink.add_txn_ranges(&ranges);
+    for d in bin_deltas {
+        sink.apply(d)?;
+    }
     for (file, status, notices) in bin {
-        if matches!(status, Status::Indexed { .. }) {
-            if let Ok(fp) = source::fingerprint(&file.path, false, FINGERPRINT_LEN) {
-                let path = file.path.to_string_lossy().into_owned();
-                let cp = Checkpoint {
-                    path: path.clone(),
-                    fp: fp.hash,
-                    fp_len: fp.len,
-                    offset: file.size,
-                    line: 0,
-                    node: file.node.clone(),
-                    format: if matches!(file.content, Content::TxnLog { .. }) {
-                        "txnlog"
-                    } else {
-                        "snapshot"
-                    }
-                    .into(),
-                    events: 0,
-                    file: None,
-                };
-                match sources.iter().position(|c| c.path == path) {
-                    Some(j) => sources[j] = cp,
-                    None => sources.push(cp),
-                }
-            }
-        }
         summary.files.push(FileOutcome {
             path: file.path.clone(),
             node: file.node.clone(),
@@ -284,11 +252,12 @@ pub fn ingest(
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|r| r.0);
     let mut outcomes: Vec<FileOutcome> = Vec::new();
+    let mut deltas: Vec<CheckpointDelta> = Vec::new();
     for (i, res, kinds) in results {
         let p = &plans[i];
         let mut notices: Vec<Notice> = p.note.iter().cloned().collect();
         match res {
-            Ok(rep) => {
+            Ok((rep, delta)) => {
                 for (k, n) in kinds {
                     *summary.kinds.entry(k).or_default() += n;
                 }
@@ -296,28 +265,8 @@ pub fn ingest(
                 summary.events += rep.events;
                 summary.bytes += rep.bytes;
                 notices.extend(rep.notices.iter().cloned());
-                // The file may have grown past the fingerprinted prefix while being read.
-                let fp = source::fingerprint(&p.file.path, p.gzip, FINGERPRINT_LEN).unwrap_or(p.fp);
-                let cp = Checkpoint {
-                    path: p.file.path.to_string_lossy().into_owned(),
-                    fp: fp.hash,
-                    fp_len: fp.len,
-                    offset: rep.end_offset,
-                    line: rep.end_line,
-                    node: opts
-                        .text
-                        .node
-                        .clone()
-                        .unwrap_or_else(|| p.file.node.clone()),
-                    format: rep.format.clone(),
-                    events: p.prior_events + rep.events,
-                    file: None,
-                };
-                match p.prior {
-                    Some(j) if j < sources.len() => sources[j] = cp,
-                    _ => sources.push(cp),
-                }
-                let unchanged = p.from > 0 && rep.bytes == 0;
+                deltas.extend(delta);
+                let unchanged = p.offset() > 0 && rep.bytes == 0;
                 outcomes.push(FileOutcome {
                     path: p.file.path.clone(),
                     node: p.file.node.clone(),
@@ -326,7 +275,7 @@ pub fn ingest(
                     } else {
                         Status::Indexed {
                             format: rep.format,
-                            from: p.from,
+                            from: p.offset(),
                             lines: rep.lines,
                             events: rep.events,
                             bytes: rep.bytes,
@@ -343,12 +292,30 @@ pub fn ingest(
             }),
         }
     }
-    sink.commit(sources, txn_ranges)?;
+    apply_all(&mut sink, deltas);
+    sink.commit()?;
     sink.close()?;
     summary.files.extend(outcomes);
     summary.files.sort_by(|a, b| a.path.cmp(&b.path));
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// Applies the text files' deltas: files found under a new name (renamed, rotated) first, so
+/// their checkpoint takes the old name's place before a new file of that name is added. Every
+/// delta was planned against the set as committed, so one that no longer fits is a second file
+/// of this run claiming the same committed checkpoint (a copy beside its growing original):
+/// it is applied as a restart.
+fn apply_all(sink: &mut IndexSink, deltas: Vec<CheckpointDelta>) {
+    let (moves, rest): (Vec<_>, Vec<_>) = deltas
+        .into_iter()
+        .partition(|d| d.from.as_ref().is_some_and(|f| f.path != d.to.path));
+    for d in moves.into_iter().chain(rest) {
+        let to = d.to.clone();
+        if sink.apply(d).is_err() {
+            let _ = sink.apply(CheckpointDelta::new(None, to));
+        }
+    }
 }
 
 fn worker_count(n: usize) -> usize {
@@ -371,17 +338,14 @@ fn outcome(file: &SourceFile, status: Status) -> FileOutcome {
 }
 
 /// Decides where to start reading a text file, from the checkpoints: `None` = nothing new.
-fn plan(file: &SourceFile, gzip: bool, sources: &[Checkpoint]) -> Result<Option<Plan>> {
+fn plan(file: &SourceFile, gzip: bool, set: &Checkpoints) -> Result<Option<Plan>> {
+    let sources = set.sources.as_slice();
     let fp = source::fingerprint(&file.path, gzip, FINGERPRINT_LEN)?;
     let path = file.path.to_string_lossy();
-    let mut fresh = Plan {
+    let fresh = Plan {
         file: file.clone(),
         gzip,
-        from: 0,
-        from_line: 0,
-        fp,
-        prior: None,
-        prior_events: 0,
+        from: None,
         note: None,
     };
     // Same path first, then the same content anywhere (a copy, or a renamed file).
@@ -403,23 +367,22 @@ fn plan(file: &SourceFile, gzip: bool, sources: &[Checkpoint]) -> Result<Option<
             continue;
         }
         if !gzip && c.offset > file.size {
-            fresh.note = Some(Notice {
-                offset: 0,
-                message: format!(
-                    "file is shorter ({} bytes) than when it was indexed ({} bytes): truncated; reading it again from the start",
-                    file.size, c.offset
-                ),
-            });
-            return Ok(Some(fresh));
+            return Ok(Some(Plan {
+                note: Some(Notice {
+                    offset: 0,
+                    message: format!(
+                        "file is shorter ({} bytes) than when it was indexed ({} bytes): truncated; reading it again from the start",
+                        file.size, c.offset
+                    ),
+                }),
+                ..fresh
+            }));
         }
         if !gzip && c.offset == file.size {
             return Ok(None);
         }
         return Ok(Some(Plan {
-            from: c.offset,
-            from_line: c.line,
-            prior: Some(j),
-            prior_events: c.events,
+            from: Some(c.clone()),
             ..fresh
         }));
     }
@@ -427,9 +390,9 @@ fn plan(file: &SourceFile, gzip: bool, sources: &[Checkpoint]) -> Result<Option<
 }
 
 /// A binary file (txn log, snapshot) whose checkpoint says it was fully read as it is now.
-fn binary_unchanged(file: &SourceFile, sources: &[Checkpoint]) -> Result<bool> {
+fn binary_unchanged(file: &SourceFile, set: &Checkpoints) -> Result<bool> {
     let path = file.path.to_string_lossy();
-    let Some(c) = sources.iter().find(|c| c.path == path) else {
+    let Some(c) = set.get(&path) else {
         return Ok(false);
     };
     let fp = source::fingerprint(&file.path, false, FINGERPRINT_LEN)?;
@@ -438,38 +401,39 @@ fn binary_unchanged(file: &SourceFile, sources: &[Checkpoint]) -> Result<bool> {
 
 type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
 
+/// What reading the binary files gives: their outcomes, the checkpoint deltas and zxid ranges.
+type BinaryRead = (Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>);
+
 /// Indexes the txn logs of all servers together (one event per transaction, with the servers
-/// holding it) and every snapshot's sessions.
+/// holding it) and every snapshot's sessions, through their sources; returns each file's
+/// outcome and the checkpoint deltas and zxid ranges to commit.
 fn read_binary(
     txn_files: &[SourceFile],
     snap_files: &[SourceFile],
     sink: &IndexSink,
-    txn_ranges: &mut Vec<(u64, u64)>,
     summary: &mut Summary,
-) -> Result<Vec<BinaryOutcome>> {
+) -> Result<BinaryRead> {
     let mut out = Vec::new();
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut deltas = Vec::new();
+    let mut ranges = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let flush = |batch: &mut Vec<Event>| -> Result<()> {
-        if !batch.is_empty() {
-            sink.add(batch)?;
-            batch.clear();
-        }
-        Ok(())
-    };
-    if !txn_files.is_empty() {
-        let known = txn_ranges.clone();
-        let mut emit = |e: Event| -> Result<()> {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
-            batch.push(e);
-            if batch.len() >= BATCH {
-                flush(&mut batch)?;
+    let mut take =
+        |b: Batch, deltas: &mut Vec<CheckpointDelta>, ranges: &mut Vec<(u64, u64)>| -> Result<()> {
+            for e in &b.events {
+                *kinds.entry(e.kind.to_string()).or_default() += 1;
             }
+            if !b.events.is_empty() {
+                sink.add(&b.events)?;
+            }
+            deltas.extend(b.delta);
+            ranges.extend(b.txn_ranges);
             Ok(())
         };
-        let rep = crate::source::txn::read_txnlogs(txn_files, &known, &mut emit)?;
-        flush(&mut batch)?;
-        crate::source::txn::merge_ranges(txn_ranges, &rep.ranges);
+    if !txn_files.is_empty() {
+        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone());
+        src.poll(&mut |b| take(b, &mut deltas, &mut ranges))
+            .map_err(unwrap_sink)?;
+        let rep = src.take_report().unwrap_or_default();
         summary.events += rep.events;
         let mut failed: BTreeMap<usize, Error> = rep.failed.into_iter().collect();
         let mut notices = rep.notices;
@@ -499,35 +463,49 @@ fn read_binary(
         }
     }
     for f in snap_files {
-        let mut n = 0u64;
-        let mut emit = |e: Event| -> Result<()> {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
-            batch.push(e);
-            n += 1;
-            Ok(())
-        };
-        let res = crate::source::txn::read_snapshot(f, &mut emit);
-        flush(&mut batch)?;
+        let mut src = SnapshotFile::new(f.clone());
+        let mut notices = Vec::new();
+        let res = src.poll(&mut |mut b| {
+            notices.append(&mut b.notices);
+            // The batch ingest's snapshot checkpoints count no events (as they always did).
+            let b = Batch {
+                delta: b.delta.map(|mut d| {
+                    d.to.events = 0;
+                    d
+                }),
+                ..b
+            };
+            take(b, &mut deltas, &mut ranges)
+        });
         match res {
-            Ok((_, notices)) => {
-                summary.events += n;
+            Ok(_) => {
+                summary.events += src.events();
                 out.push((
                     f.clone(),
                     Status::Indexed {
                         format: "snapshot".into(),
                         from: 0,
                         lines: 0,
-                        events: n,
+                        events: src.events(),
                         bytes: f.size,
                     },
                     notices,
                 ));
             }
+            Err(Error::Sink(e)) => return Err(*e),
             Err(e) => out.push((f.clone(), Status::Failed(e), Vec::new())),
         }
     }
     for (k, n) in kinds {
         *summary.kinds.entry(k).or_default() += n;
     }
-    Ok(out)
+    Ok((out, deltas, ranges))
+}
+
+/// A sink's error as the sink raised it.
+fn unwrap_sink(e: Error) -> Error {
+    match e {
+        Error::Sink(inner) => *inner,
+        other => other,
+    }
 }

@@ -1,0 +1,319 @@
+//! Checkpoints: where each source stands, in one shape for every source and every driver.
+//!
+//! The model is Quickwit's. A [`Checkpoint`] is one source's position (its key — a path or a
+//! URL —, node, format, the fingerprint of its first bytes, the offset and line of the first byte
+//! not indexed yet, the events indexed from it and, for a followed file, the file's identity).
+//! [`Checkpoints`] is the committed set of them, plus the zxid ranges indexed from transaction
+//! logs. A source emits batches of events each carrying a [`CheckpointDelta`] (where the source
+//! stood → where it stands after the batch); a sink applies the delta to its set together with
+//! the batch's events and commits both atomically. A delta whose `from` is not where the source
+//! stands is refused: it would be a duplicate or a gap.
+//!
+//! The set is stored as JSON in the index's commit payload; the field names are those of the
+//! first layout (`sources`, `txn_ranges`; `path`, `fp`, `fp_len`, `offset`, `line`, `node`,
+//! `format`, `events`, `file`), so indexes written before this module existed open and resume.
+
+use std::fs::Metadata;
+
+use serde::{Deserialize, Serialize};
+
+/// Identity of a file on its file system (device + inode), so a followed file is recognised
+/// after a rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The identity of the file `m` describes (0/0 where the platform has none).
+    pub fn of(m: &Metadata) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = m;
+            FileId { dev: 0, ino: 0 }
+        }
+    }
+}
+
+/// Where one source stands: what has been indexed of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The source's key: its path (batch ingest) or URL (`zklens serve`).
+    pub path: String,
+    /// Fingerprint (FNV-1a) of its first bytes.
+    pub fp: u64,
+    /// Bytes the fingerprint covers.
+    pub fp_len: u64,
+    /// Bytes indexed (offset of the next unread byte).
+    pub offset: u64,
+    /// Lines read.
+    pub line: u64,
+    /// Node it was attributed to.
+    pub node: String,
+    /// Format used (`txnlog`, `snapshot` for binary sources).
+    pub format: String,
+    /// Events indexed from it.
+    pub events: u64,
+    /// Identity of the file being followed (`zklens serve` tails files across rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileId>,
+}
+
+impl Checkpoint {
+    /// A source not read yet: key `path`, position 0.
+    pub fn start(path: impl Into<String>) -> Checkpoint {
+        Checkpoint {
+            path: path.into(),
+            ..Checkpoint::default()
+        }
+    }
+
+    /// True when `self` and `other` name the same position of the same content (key,
+    /// fingerprint, offset, line, file identity and event count; node and format are labels).
+    pub fn same_position(&self, other: &Checkpoint) -> bool {
+        self.path == other.path
+            && self.fp == other.fp
+            && self.fp_len == other.fp_len
+            && self.offset == other.offset
+            && self.line == other.line
+            && self.events == other.events
+            && self.file == other.file
+    }
+}
+
+/// How one batch moves its source: from where the source stood before it to where it stands
+/// after it. Applied to a [`Checkpoints`] set together with the batch's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointDelta {
+    /// Where the source stood (None: it was never read, or is read again from scratch without
+    /// regard to what was committed — a truncated file, a fresh snapshot).
+    pub from: Option<Checkpoint>,
+    /// Where it stands after the batch.
+    pub to: Checkpoint,
+}
+
+impl CheckpointDelta {
+    /// A delta from `from` to `to`.
+    pub fn new(from: Option<Checkpoint>, to: Checkpoint) -> CheckpointDelta {
+        CheckpointDelta { from, to }
+    }
+
+    /// The source it moves.
+    pub fn key(&self) -> &str {
+        &self.to.path
+    }
+}
+
+/// A delta that does not start where its source stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checkpoint of {key}: the batch starts at {from}, but the source stands at {stands} (a duplicate or a gap)")]
+pub struct DeltaMismatch {
+    /// The source.
+    pub key: String,
+    /// Where the delta starts (`offset/line`, or `nothing`).
+    pub from: String,
+    /// Where the set says the source stands.
+    pub stands: String,
+}
+
+impl From<DeltaMismatch> for crate::error::Error {
+    fn from(d: DeltaMismatch) -> Self {
+        crate::error::Error::Checkpoint {
+            key: d.key,
+            from: d.from,
+            stands: d.stands,
+        }
+    }
+}
+
+fn describe(c: Option<&Checkpoint>) -> String {
+    match c {
+        Some(c) => format!(
+            "offset {} line {} ({} events, fingerprint {:x}/{})",
+            c.offset, c.line, c.events, c.fp, c.fp_len
+        ),
+        None => "nothing read".into(),
+    }
+}
+
+/// Every source's checkpoint, and the zxids indexed from transaction logs: what one commit of
+/// the index covers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Every source's checkpoint, in the order they were first committed.
+    pub sources: Vec<Checkpoint>,
+    /// zxids of the transactions indexed from txn logs (sorted inclusive ranges), so copies of
+    /// a transaction on other servers, read later, are not indexed again.
+    #[serde(default)]
+    pub txn_ranges: Vec<(u64, u64)>,
+}
+
+impl Checkpoints {
+    /// The checkpoint of the source keyed `key`.
+    pub fn get(&self, key: &str) -> Option<&Checkpoint> {
+        self.sources.iter().find(|c| c.path == key)
+    }
+
+    /// Checks that `delta` starts where its source stands: at its committed checkpoint, or at
+    /// nothing for a source never read. A delta with `from: None` restarts its source (a
+    /// truncated file read again, a snapshot read whole) and always fits. A delta whose `from`
+    /// has another key moves a source (a renamed file found by its content).
+    pub fn check(&self, delta: &CheckpointDelta) -> Result<(), DeltaMismatch> {
+        let key = delta.from.as_ref().map_or(delta.key(), |f| f.path.as_str());
+        let stands = self.get(key);
+        let fits = match (&delta.from, stands) {
+            (None, _) => true,
+            (Some(f), Some(s)) => f.same_position(s),
+            (Some(f), None) => f.same_position(&Checkpoint::start(f.path.clone())),
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(DeltaMismatch {
+                key: key.to_string(),
+                from: describe(delta.from.as_ref()),
+                stands: describe(stands),
+            })
+        }
+    }
+
+    /// Applies `delta` (see [`Checkpoints::check`]): the source's checkpoint is replaced in place,
+    /// or added at the end.
+    pub fn apply(&mut self, delta: CheckpointDelta) -> Result<(), DeltaMismatch> {
+        self.check(&delta)?;
+        self.advance(delta);
+        Ok(())
+    }
+
+    /// Applies a delta already checked: a moved source's checkpoint takes its old place.
+    pub(crate) fn advance(&mut self, delta: CheckpointDelta) {
+        if let Some(f) = delta.from.as_ref().filter(|f| f.path != delta.to.path) {
+            if let Some(i) = self.sources.iter().position(|c| c.path == f.path) {
+                let key = delta.to.path.clone();
+                self.sources[i] = delta.to;
+                let mut j = 0;
+                self.sources.retain(|c| {
+                    j += 1;
+                    j - 1 == i || c.path != key
+                });
+                return;
+            }
+        }
+        self.set(delta.to);
+    }
+
+    /// Sets a source's checkpoint without checking where it stood (replaced in place, or added
+    /// at the end).
+    pub fn set(&mut self, cp: Checkpoint) {
+        match self.sources.iter_mut().find(|c| c.path == cp.path) {
+            Some(c) => *c = cp,
+            None => self.sources.push(cp),
+        }
+    }
+
+    /// Adds zxid ranges (inclusive) to those indexed.
+    pub fn add_txn_ranges(&mut self, add: &[(u64, u64)]) {
+        merge_ranges(&mut self.txn_ranges, add);
+    }
+
+    /// True when transaction `zxid` was indexed.
+    pub fn has_txn(&self, zxid: u64) -> bool {
+        in_ranges(&self.txn_ranges, zxid)
+    }
+}
+
+/// True when `z` lies in one of the sorted, disjoint inclusive `ranges`.
+pub fn in_ranges(ranges: &[(u64, u64)], z: u64) -> bool {
+    let i = ranges.partition_point(|r| r.1 < z);
+    ranges.get(i).is_some_and(|r| r.0 <= z)
+}
+
+/// Merges `add` into sorted disjoint inclusive ranges (adjacent ranges join).
+pub fn merge_ranges(ranges: &mut Vec<(u64, u64)>, add: &[(u64, u64)]) {
+    ranges.extend_from_slice(add);
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for &(lo, hi) in ranges.iter() {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    *ranges = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: u64, events: u64) -> Checkpoint {
+        Checkpoint {
+            path: "a.log".into(),
+            fp: 7,
+            fp_len: 10,
+            offset,
+            line: offset / 10,
+            events,
+            ..Checkpoint::default()
+        }
+    }
+
+    #[test]
+    fn deltas_chain_and_a_gap_or_duplicate_is_refused() {
+        let mut set = Checkpoints::default();
+        set.apply(CheckpointDelta::new(None, at(10, 1)))
+            .expect("first");
+        set.apply(CheckpointDelta::new(Some(at(10, 1)), at(20, 2)))
+            .expect("next");
+        // The same batch again (a duplicate) and one that skips ahead (a gap).
+        let dup = set.apply(CheckpointDelta::new(Some(at(10, 1)), at(20, 2)));
+        assert!(dup.is_err(), "{dup:?}");
+        let gap = set.apply(CheckpointDelta::new(Some(at(30, 3)), at(40, 4)));
+        assert!(gap.is_err(), "{gap:?}");
+        assert_eq!(set.sources, vec![at(20, 2)]);
+        // A source never read: its first batch starts at nothing or at 0.
+        let other = Checkpoint {
+            path: "b.log".into(),
+            offset: 5,
+            ..Checkpoint::default()
+        };
+        set.apply(CheckpointDelta::new(
+            Some(Checkpoint::start("b.log")),
+            other.clone(),
+        ))
+        .expect("from 0");
+        assert_eq!(set.sources, vec![at(20, 2), other]);
+    }
+
+    /// The committed JSON of the first layout (written before this module) reads back, and is
+    /// written with the same field names.
+    #[test]
+    fn old_payload_reads_and_writes_the_same() {
+        let old = r#"{"sources":[{"path":"zk1/zookeeper.log","fp":12,"fp_len":1024,"offset":4096,"line":40,"node":"zk1","format":"zookeeper-log4j","events":39},{"path":"file:///x.log","fp":1,"fp_len":2,"offset":3,"line":4,"node":"n","format":"f","events":5,"file":{"dev":1,"ino":2}}],"txn_ranges":[[1,5]]}"#;
+        let set: Checkpoints = serde_json::from_str(old).expect("read");
+        assert_eq!(set.sources[0].offset, 4096);
+        assert_eq!(set.sources[1].file, Some(FileId { dev: 1, ino: 2 }));
+        assert!(set.has_txn(3) && !set.has_txn(6));
+        assert_eq!(serde_json::to_string(&set).expect("write"), old);
+    }
+
+    #[test]
+    fn ranges_merge() {
+        let mut r = vec![(1, 5), (10, 12)];
+        merge_ranges(&mut r, &[(6, 8), (20, 20), (11, 15)]);
+        assert_eq!(r, vec![(1, 8), (10, 15), (20, 20)]);
+        assert!(in_ranges(&r, 7));
+        assert!(!in_ranges(&r, 9));
+    }
+}

@@ -1,0 +1,103 @@
+//! Sinks: where events go. A [`Sink`] receives [`Batch`]es — events together with the
+//! [`CheckpointDelta`] that covers them — and makes them durable on [`Sink::commit`], events and
+//! checkpoints together or neither.
+//!
+//! Implementations: the index ([`crate::index::IndexSink`]), the printer behind `zklens parse`
+//! ([`WriteSink`], over any per-event closure, so the renderer stays above this layer), the
+//! service's live incident detector (`serve::LiveDetector`, told after every commit), and
+//! [`Tee`], which hands each batch to two sinks.
+
+use crate::checkpoint::Checkpoints;
+use crate::error::Result;
+use crate::event::Event;
+
+pub use crate::source::Batch;
+
+/// Receives events and checkpoints.
+pub trait Sink {
+    /// Takes a batch: its events, and its checkpoint delta applied to the sink's pending set.
+    /// A delta that does not start where its source stands is refused ([`Error::Checkpoint`])
+    /// and nothing of the batch is taken.
+    fn send(&mut self, batch: &Batch) -> Result<()>;
+
+    /// Makes everything sent so far durable together with the pending checkpoints.
+    fn commit(&mut self) -> Result<()>;
+
+    /// Where every source stands as far as this sink was sent (committed or not).
+    fn checkpoints(&self) -> &Checkpoints;
+}
+
+/// A sink handing every event to a closure (the printer of `zklens parse` passes one that
+/// renders the event); checkpoints are kept in memory only.
+pub struct WriteSink<F> {
+    write: F,
+    checkpoints: Checkpoints,
+}
+
+impl<F> std::fmt::Debug for WriteSink<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSink")
+            .field("checkpoints", &self.checkpoints)
+            .finish()
+    }
+}
+
+impl<F: FnMut(&Event) -> Result<()>> WriteSink<F> {
+    /// A sink calling `write` for each event, in order.
+    pub fn new(write: F) -> WriteSink<F> {
+        WriteSink {
+            write,
+            checkpoints: Checkpoints::default(),
+        }
+    }
+}
+
+impl<F: FnMut(&Event) -> Result<()>> Sink for WriteSink<F> {
+    fn send(&mut self, batch: &Batch) -> Result<()> {
+        if let Some(d) = &batch.delta {
+            self.checkpoints.check(d)?;
+        }
+        for e in &batch.events {
+            (self.write)(e)?;
+        }
+        if let Some(d) = &batch.delta {
+            self.checkpoints.advance(d.clone());
+        }
+        self.checkpoints.add_txn_ranges(&batch.txn_ranges);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
+    }
+}
+
+/// Two sinks fed the same batches; committed in order (the first, then the second). Its
+/// checkpoints are the first sink's.
+#[derive(Debug)]
+pub struct Tee<A, B> {
+    /// The first sink (the one whose checkpoints count).
+    pub first: A,
+    /// The second sink.
+    pub second: B,
+}
+
+impl<A: Sink, B: Sink> Sink for Tee<A, B> {
+    fn send(&mut self, batch: &Batch) -> Result<()> {
+        self.first.send(batch)?;
+        self.second.send(batch)
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.first.commit()?;
+        self.second.commit()
+    }
+
+    fn checkpoints(&self) -> &Checkpoints {
+        self.first.checkpoints()
+    }
+}
