@@ -13,8 +13,9 @@ use zklens::event::{Attrs, Level};
 use zklens::index::{DataDir, IndexHandle, IndexSink};
 use zklens::pipeline;
 use zklens::query::{self, Compiler};
+use zklens::sink::Batch;
 use zklens::sink::Sink;
-use zklens::source::{Batch, Progress, Source};
+use zklens::source::{Progress, Source};
 use zklens::time::Tz;
 use zklens::{Event, Result};
 

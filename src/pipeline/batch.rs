@@ -15,9 +15,9 @@ use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints};
 use crate::error::{Error, Result};
 use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
+use crate::sink::Batch;
 use crate::source::text::{TextFile, TextOptions, TextReport};
 use crate::source::txn::{SnapshotFile, TxnLogFiles};
-use crate::source::Batch;
 use crate::source::{self, Content, Source, SourceFile, FINGERPRINT_LEN};
 
 /// How to ingest.

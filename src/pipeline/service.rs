@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::sink::Batch;
 use crate::sink::Sink;
-use crate::source::{Batch, Progress, Source};
+use crate::source::{Progress, Source};
 
 /// What a collector sends to the writer.
 #[derive(Debug)]

@@ -7,11 +7,42 @@
 //! service's live incident detector (`serve::LiveDetector`, told after every commit), and
 //! [`Tee`], which hands each batch to two sinks.
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{CheckpointDelta, Checkpoints};
 use crate::error::Result;
 use crate::event::Event;
+use crate::parser::Notice;
 
-pub use crate::source::Batch;
+/// Events from one source, and how far they move it: what a source
+/// (`crate::source::Source`) emits and a [`Sink`] takes. It is defined here, with the trait
+/// that takes it, so sinks need know nothing of sources.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The events, in source order.
+    pub events: Vec<Event>,
+    /// The source's checkpoint delta: where it stood before this batch and where it stands
+    /// after it (None: the batch moves no per-source checkpoint — a part of a file whose
+    /// checkpoint comes with its last batch, or transactions merged from several servers'
+    /// txn logs, which move `txn_ranges` instead).
+    pub delta: Option<CheckpointDelta>,
+    /// zxid ranges (inclusive) the batch's transactions cover.
+    pub txn_ranges: Vec<(u64, u64)>,
+    /// Bytes of the source the batch consumed (for metrics).
+    pub bytes: u64,
+    /// Things worth telling the user about the source, each naming the byte offset (the
+    /// delta's key names the file).
+    pub notices: Vec<Notice>,
+}
+
+impl Batch {
+    /// A batch of `events` moving its source by `delta`.
+    pub fn new(events: Vec<Event>, delta: CheckpointDelta) -> Batch {
+        Batch {
+            events,
+            delta: Some(delta),
+            ..Batch::default()
+        }
+    }
+}
 
 /// Receives events and checkpoints.
 pub trait Sink {
