@@ -174,9 +174,9 @@ fn named_modules(code: &str, super_is_crate: bool) -> Vec<String> {
                 .collect();
             if name.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
                 found.push(name);
-            } else if rest.starts_with('{') {
+            } else if let Some(inner) = rest.strip_prefix('{') {
                 // `use crate::{a, b::c}`: each item of the group.
-                let group: String = rest[1..].chars().take_while(|c| *c != '}').collect();
+                let group: String = inner.chars().take_while(|c| *c != '}').collect();
                 for item in group.split(',') {
                     let item = item.trim();
                     let name: String = item

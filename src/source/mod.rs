@@ -18,10 +18,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::CheckpointDelta;
 use crate::error::{Error, Result};
-use crate::event::Event;
-use crate::parser::Notice;
 use crate::sink::Batch;
 
 /// Marks an error that came back from a sink through a source's `emit`.
