@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use zklens::app::{Backend, Filter, Local};
 use zklens::checkpoint::{Checkpoint, CheckpointDelta};
 use zklens::event::{Attrs, Level};
 use zklens::index::{DataDir, IndexHandle, IndexSink};
@@ -91,6 +92,18 @@ fn vec_source_into_the_index_then_queried() {
     assert_eq!(query(&dir, "*").len(), 10);
     let cp = committed(&dir).expect("a checkpoint");
     assert_eq!((cp.offset, cp.events, cp.node.as_str()), (10, 10, "zk1"));
+
+    // The application layer answers from the same index as the CLI and the API would.
+    let local = Local::open(&dir, Vec::new()).expect("app over the index");
+    let f = Filter::default();
+    let found = local.search("kind:session.expired", &f).expect("search");
+    assert_eq!(found.total, 3);
+    let session = local.session(0x104, &f).expect("session");
+    assert_eq!(session.found.total, 1);
+    assert_eq!(session.found.events[0].message, "event 4");
+    let indexed = local.indexed().expect("indexed");
+    assert_eq!(indexed.events, 10);
+    assert_eq!(indexed.sources[0].path, KEY);
 }
 
 #[test]
