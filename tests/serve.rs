@@ -2,32 +2,16 @@
 //! by copytruncate, killed with SIGKILL and restarted — every line must end up in the index
 //! exactly once (count and content checked against what the writer wrote).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_zklens"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{exe, free_port, Serve};
 
 fn serve(data: &Path, port: u16, sources: &[(&str, &Path)], log: &Path) -> Serve {
     let mut c = Command::new(exe());

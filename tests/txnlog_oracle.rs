@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use zklens::txnlog::{self, Op, TxnRecord};
 
 const JAR_DIR: &str = "/usr/share/java";
-use common::PYTHON;
+use common::{free_port, PYTHON};
 
 mod common;
 
@@ -44,13 +44,6 @@ fn missing_prerequisite() -> Option<String> {
 
 fn jar(name: &str) -> String {
     format!("{JAR_DIR}/{name}")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A running ZooKeeper server, killed on drop (also when the test panics).

@@ -31,10 +31,10 @@ fn forced_format(
 
 /// `zklens ingest`.
 pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
-    let (tz, node_tz) = a.tz.per_node();
+    let (tz, node_tz) = a.input.tz.per_node();
     let format = forced_format(
         registry,
-        a.format.as_deref(),
+        a.input.format.as_deref(),
         "; `zklens formats` lists them",
     )?;
     let opts = IngestOptions {
@@ -65,7 +65,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             b.set_position(done);
         }
     };
-    let summary = ingest::ingest(&a.paths, dir, registry, &opts, &progress)
+    let summary = ingest::ingest(&a.input.paths, dir, registry, &opts, &progress)
         .with_context(|| format!("ingesting into {}", dir.root().display()))?;
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -157,12 +157,12 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
 /// `zklens parse`.
 pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     let opts = TextOptions {
-        format: forced_format(registry, a.format.as_deref(), "")?,
-        tz: a.tz.zone()?,
+        format: forced_format(registry, a.input.format.as_deref(), "")?,
+        tz: a.input.tz.zone()?,
         ..TextOptions::default()
     };
     let format = a.output.format.events()?;
-    let (files, errors) = zklens::source::discover(&a.paths);
+    let (files, errors) = zklens::source::discover(&a.input.paths);
     let mut failed = errors.len();
     for e in errors {
         eprintln!("zklens: {e}");

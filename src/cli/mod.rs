@@ -181,17 +181,24 @@ pub struct BenchArgs {
     pub txnlog: Option<PathBuf>,
 }
 
-/// `parse`.
+/// What `ingest` and `parse` read: files or directories, their format and their zone.
 #[derive(Debug, Args)]
-pub struct ParseArgs {
+pub struct InputArgs {
     /// Files or directories
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Use this format instead of detecting one
+    /// Use this format for every text file instead of detecting one (see `zklens formats`)
     #[arg(long, value_name = "NAME")]
     pub format: Option<String>,
     #[command(flatten)]
     pub tz: TzFlag,
+}
+
+/// `parse`.
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub output: Output<ParseFormats>,
     /// Print only counts by kind and the throughput
@@ -224,14 +231,8 @@ pub struct CorpusArgs {
 /// `ingest`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Files or directories
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Use this format for every text file instead of detecting one (see `zklens formats`)
-    #[arg(long, value_name = "NAME")]
-    pub format: Option<String>,
     #[command(flatten)]
-    pub tz: TzFlag,
+    pub input: InputArgs,
     /// Attribute every file to this node instead of naming nodes from the directory layout
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,

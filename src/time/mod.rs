@@ -69,24 +69,19 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 
 /// Formats UTC nanoseconds as RFC 3339 with milliseconds (`2026-11-24T22:02:29.123Z`).
 pub fn rfc3339(ns: i64) -> String {
-    let c = civil_from_nanos(ns);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        c.nanos / 1_000_000
-    )
+    millis(ns, 'T', "Z")
 }
 
 /// Formats UTC nanoseconds for a table (`2026-11-24 22:02:29.123`).
 pub fn short(ns: i64) -> String {
+    millis(ns, ' ', "")
+}
+
+/// Date, `sep`, time to the millisecond, `zone`.
+fn millis(ns: i64, sep: char, zone: &str) -> String {
     let c: Civil = civil_from_nanos(ns);
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}.{:03}{zone}",
         c.year,
         c.month,
         c.day,

@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests (each test crate uses a part of them).
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::Command;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 
 /// Debian's Python, the one with `python3-kazoo` (another `python3` may be first on PATH).
@@ -72,4 +73,28 @@ pub fn sample_index() -> &'static Path {
         d
     })
     .path()
+}
+
+/// The `zklens` binary under test.
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zklens"))
+}
+
+/// A loopback TCP port that is free now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process (a `zklens serve`) killed and reaped when dropped, so a failing test leaves
+/// nothing running.
+pub struct Serve(pub Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
