@@ -171,10 +171,10 @@ fn kill_9_rotation_and_copytruncate_lose_and_duplicate_nothing() {
         if n >= total {
             break;
         }
-        assert!(
-            t1.elapsed() < Duration::from_secs(60),
-            "the API shows {n} of {total} events a minute after the last append"
-        );
+        if t1.elapsed() >= Duration::from_secs(60) {
+            let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+            panic!("the API shows {n} of {total} events a minute after the last append\n{log}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     // A graceful stop (SIGTERM) commits and exits 0.
@@ -210,8 +210,10 @@ fn kill_9_rotation_and_copytruncate_lose_and_duplicate_nothing() {
     assert_eq!(got.values().sum::<usize>(), total, "serve log:\n{log}");
     assert_eq!(killed, 2);
     assert!(log.contains("rotated"), "rotation was noticed:\n{log}");
+    // The truncation is noticed while following, or (when the second SIGKILL came before the
+    // service had read up to it, as on a loaded machine) at the restart, from the copy.
     assert!(
-        log.contains("copytruncate"),
+        log.contains("copytruncate") || log.contains("b.log: rotated while not followed"),
         "copytruncate was noticed:\n{log}"
     );
     eprintln!(
