@@ -195,12 +195,23 @@ impl FileTail {
         let busy = !batch.lines.is_empty();
         let bytes: u64 = batch.lines.iter().map(|l| l.bytes.len() as u64 + 1).sum();
         let mut events = self.asm.push(&batch.lines);
-        if stopping {
+        let at = self.tailer.checkpoint();
+        let left_behind = self
+            .asm
+            .parser
+            .as_ref()
+            .and_then(EntryParser::pending_start)
+            .is_some_and(|(off, _)| off >= at.offset);
+        if stopping || left_behind {
             // Going away (the registration vanished or shutdown): index what is assembled.
+            // Or the entry being assembled starts at or past where the reader now stands: it
+            // belongs to a file the reader has left (rotated, or truncated and finished from
+            // its copy). Nothing can continue it, and the checkpoint is about to move to the
+            // new file, where it could not be pulled back to it: a crash would lose it.
             events.extend(self.asm.finish());
         }
         let count = self.last.events + events.len() as u64;
-        let cp = self.asm.checkpoint(self.tailer.checkpoint(), count);
+        let cp = self.asm.checkpoint(at, count);
         if !events.is_empty() || !cp.same_position(&self.last) {
             let delta = CheckpointDelta::new(Some(self.last.clone()), cp.clone());
             emit(Batch {
