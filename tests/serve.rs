@@ -35,18 +35,9 @@ fn serve(data: &Path, port: u16, sources: &[(&str, &Path)], log: &Path) -> Serve
     Serve(c.spawn().expect("start zklens serve"))
 }
 
+/// The body of a GET answered 200.
 fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut s, &mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    common::http_get(port, path).and_then(|(code, body)| (code == 200).then_some(body))
 }
 
 fn wait_up(port: u16) {
