@@ -216,26 +216,228 @@ impl Registry {
             .flat_map(|(_, rs)| rs.rule.iter().map(move |r| (rs.name.as_str(), r)))
     }
 
-    /// Chooses the format that parses most of `sample` (lines of a file's beginning).
-    /// Returns the plain format when none parses any line.
+    /// Chooses the format that reads most of `sample` (lines of a file's beginning) fully. See
+    /// [`choose`](Self::choose).
     pub fn detect(&self, sample: &[&[u8]]) -> Arc<Format> {
-        let mut best: Option<(usize, i32, &Arc<Format>)> = None;
-        for f in &self.formats {
-            let hits = sample.iter().filter(|l| f.head_matches(l)).count();
-            if hits == 0 {
+        self.choose(sample).format
+    }
+
+    /// Scores every format on `sample` — how many lines each one reads as an entry, and of
+    /// those how many with a timestamp (read fully) — and, when no shipped format reads every
+    /// entry-looking line fully, layouts learned from the sample itself
+    /// ([`infer`](super::infer)). The best score wins: timed entries, then entries, then a
+    /// format's priority; a learned layout must do strictly better than every shipped format.
+    /// The plain format when nothing reads a single line.
+    pub fn choose(&self, sample: &[&[u8]]) -> Choice {
+        let mut scores: Vec<Score> = self
+            .formats
+            .iter()
+            .map(|f| Score::of(f.clone(), sample))
+            .collect();
+        let best_shipped = scores.iter().map(Score::key).max();
+        let timed_best = best_shipped.map(|k| k.0).unwrap_or(0);
+        // Lines that look like the start of an entry to the learner (they carry a time).
+        let learned = self.learn(sample);
+        let learnable = learned.first().map(|l| l.1).unwrap_or(0);
+        if learnable > timed_best {
+            for (f, _) in learned {
+                scores.push(Score::of(f, sample));
+            }
+        }
+        let mut best: Option<&Score> = None;
+        for s in &scores {
+            if s.entries == 0 {
                 continue;
             }
             let better = match best {
                 None => true,
-                Some((h, p, _)) => hits > h || (hits == h && f.def.priority > p),
+                Some(b) => {
+                    let learned = s.format.def.name == LEARNED;
+                    if learned {
+                        (s.timed, s.entries) > (b.timed, b.entries)
+                    } else {
+                        s.key() > b.key()
+                    }
+                }
             };
             if better {
-                best = Some((hits, f.def.priority, f));
+                best = Some(s);
             }
         }
-        best.map(|(_, _, f)| f.clone())
-            .unwrap_or_else(|| self.plain())
+        let format = best
+            .map(|s| s.format.clone())
+            .unwrap_or_else(|| self.plain());
+        Choice {
+            format,
+            scores,
+            sample_lines: sample.len(),
+        }
     }
+
+    /// Formats learned from `sample`, each with the number of sample lines it was learned from.
+    fn learn(&self, sample: &[&[u8]]) -> Vec<(Arc<Format>, usize)> {
+        let mut out = Vec::new();
+        for l in super::infer::learn_text(sample, 3) {
+            if let Ok(f) = self.learned_text(&l.pattern, None) {
+                out.push((f, l.support));
+            }
+        }
+        let base = self
+            .formats
+            .iter()
+            .find_map(|f| match &f.shape {
+                Shape::Json(j) => Some(j.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        if let Some(j) = super::infer::learn_json(sample, &base) {
+            let n = sample
+                .iter()
+                .filter(|l| super::json_entry_timed(l, &j) == Some(true))
+                .count();
+            out.push((
+                self.learned(
+                    FormatDef {
+                        name: LEARNED.into(),
+                        description: format!(
+                            "JSON lines learned from the file: time {:?}, message {:?}, level {:?}",
+                            j.ts.first().map(String::as_str).unwrap_or(""),
+                            j.message.first().map(String::as_str).unwrap_or(""),
+                            j.level.first().map(String::as_str).unwrap_or("")
+                        ),
+                        json: Some(j),
+                        multiline: false,
+                        ..self.plain.def.clone()
+                    },
+                    Shape::Json(JsonDef::default()),
+                ),
+                n,
+            ));
+        }
+        out
+    }
+
+    /// A format for a layout given by a user (`--layout`, a source's `layout`, a registration's
+    /// `format`): a log4j/logback `PatternLayout`, a Python `logging` format, or `regex:` and a
+    /// regex with named groups (`ts`, `level`, `thread`, `logger`, `myid`, `msg`). An optional
+    /// `time` gives the timestamp format. Classified by every ruleset, as plain text is.
+    pub fn from_layout(&self, spec: &str, time: Option<&str>) -> Result<Arc<Format>> {
+        let err = |reason: String| Error::Format {
+            origin: "layout".into(),
+            reason: format!("{spec:?}: {reason}"),
+        };
+        let (layout, regex) = match spec.strip_prefix("regex:") {
+            Some(r) => (None, Some(r.to_string())),
+            None => (Some(spec.to_string()), None),
+        };
+        let shape = match (&layout, &regex) {
+            (Some(l), _) => Shape::Text(Layout::from_pattern(l, time).map_err(err)?),
+            (_, Some(r)) => Shape::Text(Layout::from_regex(r, time).map_err(err)?),
+            _ => return Err(err("empty layout".into())),
+        };
+        Ok(self.learned(
+            FormatDef {
+                name: GIVEN.into(),
+                description: format!("the layout given: {spec}"),
+                layout,
+                regex,
+                time: time.map(str::to_string),
+                multiline: true,
+                priority: 0,
+                ..self.plain.def.clone()
+            },
+            shape,
+        ))
+    }
+
+    /// A learned text layout (a pattern from [`infer`](super::infer)).
+    fn learned_text(&self, pattern: &str, time: Option<&str>) -> Result<Arc<Format>> {
+        let shape =
+            Shape::Text(
+                Layout::from_pattern(pattern, time).map_err(|reason| Error::Format {
+                    origin: "learned".into(),
+                    reason,
+                })?,
+            );
+        Ok(self.learned(
+            FormatDef {
+                name: LEARNED.into(),
+                description: format!("layout learned from the file: {pattern}"),
+                layout: Some(pattern.to_string()),
+                multiline: true,
+                priority: -1,
+                ..self.plain.def.clone()
+            },
+            shape,
+        ))
+    }
+
+    /// A format outside the registry, classified by every ruleset (the plain format's
+    /// classifier).
+    fn learned(&self, def: FormatDef, shape: Shape) -> Arc<Format> {
+        let shape = match (shape, &def.json) {
+            (Shape::Json(_), Some(j)) => Shape::Json(j.clone()),
+            (s, _) => s,
+        };
+        Arc::new(Format {
+            def,
+            shape,
+            classifier: self.plain.classifier.clone(),
+            origin: "learned".into(),
+        })
+    }
+}
+
+/// Name of a format learned from a file's own lines.
+pub const LEARNED: &str = "inferred";
+/// Name of a format built from a layout the user gave.
+pub const GIVEN: &str = "layout";
+
+/// How well one format reads a sample.
+#[derive(Debug, Clone)]
+pub struct Score {
+    /// The format.
+    pub format: Arc<Format>,
+    /// Sample lines it reads as the start of an entry.
+    pub entries: usize,
+    /// Of those, the lines whose timestamp it reads (read fully).
+    pub timed: usize,
+}
+
+impl Score {
+    fn of(format: Arc<Format>, sample: &[&[u8]]) -> Score {
+        let (mut entries, mut timed) = (0, 0);
+        for l in sample {
+            match format.read_head(l) {
+                Some(true) => {
+                    entries += 1;
+                    timed += 1;
+                }
+                Some(false) => entries += 1,
+                None => {}
+            }
+        }
+        Score {
+            format,
+            entries,
+            timed,
+        }
+    }
+
+    fn key(&self) -> (usize, usize, i32) {
+        (self.timed, self.entries, self.format.def.priority)
+    }
+}
+
+/// The format chosen for a file, and how every candidate scored.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// The format chosen.
+    pub format: Arc<Format>,
+    /// Every candidate's score (shipped formats in definition order, then learned ones).
+    pub scores: Vec<Score>,
+    /// Lines in the sample.
+    pub sample_lines: usize,
 }
 
 /// Formats that list the same rulesets share one compiled classifier.
@@ -304,24 +506,24 @@ fn compile(
 impl Format {
     /// True when `line` starts a new entry in this format.
     pub fn head_matches(&self, line: &[u8]) -> bool {
-        match &self.shape {
-            Shape::Text(l) => l.parse(line).is_some(),
-            Shape::Json(j) => json_head(line, j),
-            Shape::Plain => true,
-        }
+        self.read_head(line).is_some()
     }
-}
 
-fn json_head(line: &[u8], j: &JsonDef) -> bool {
-    let t = line.trim_ascii();
-    if t.first() != Some(&b'{') {
-        return false;
-    }
-    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(t) {
-        Ok(m) => {
-            j.message.iter().any(|k| m.contains_key(k)) || j.ts.iter().any(|k| m.contains_key(k))
+    /// `Some(timed)` when `line` starts a new entry in this format: `timed` says whether its
+    /// timestamp was read (a format without one never reads it).
+    pub fn read_head(&self, line: &[u8]) -> Option<bool> {
+        match &self.shape {
+            Shape::Text(l) => {
+                let p = l.parse(line)?;
+                Some(p.time.as_ref().is_some_and(|c| {
+                    crate::time::ZoneConverter::new(crate::time::Tz::Utc)
+                        .to_nanos(c)
+                        .is_some()
+                }))
+            }
+            Shape::Json(j) => super::json_entry_timed(line, j),
+            Shape::Plain => Some(false),
         }
-        Err(_) => false,
     }
 }
 

@@ -121,7 +121,7 @@ impl Layout {
                 i += 1; // conversion char (s, d, f)
                 let f = match name {
                     "asctime" => {
-                        time_spec.get_or_insert_with(|| "ISO8601".to_string());
+                        time_spec.get_or_insert_with(|| "RFC3339".to_string());
                         Field::Time
                     }
                     "levelname" => Field::Level,
@@ -155,7 +155,10 @@ impl Layout {
             let f = match conv {
                 "d" | "date" => {
                     let spec = match opt {
-                        None | Some("ISO8601") | Some("DEFAULT") => "ISO8601",
+                        // A bare `%d` reads any ISO 8601 form (`,` or `.`, `T` or a space, a
+                        // zone or none); `%d{ISO8601}` is log4j's exact form.
+                        None | Some("") => "RFC3339",
+                        Some("ISO8601") | Some("DEFAULT") => "ISO8601",
                         Some(s) => s,
                     };
                     time_spec = Some(spec.to_string());
@@ -223,17 +226,61 @@ impl Layout {
         }
     }
 
+    /// Like [`parse`](Self::parse), but says why a line does not match: where the furthest
+    /// attempt failed and what the layout expected there.
+    pub fn explain(&self, line: &[u8]) -> Result<Parts, Mismatch> {
+        match self {
+            Layout::Pattern { tokens, time } => {
+                let mut parts = Parts::default();
+                let mut budget = 64u32;
+                let mut trace = Furthest::default();
+                if match_from(
+                    tokens,
+                    0,
+                    line,
+                    0,
+                    time,
+                    &mut parts,
+                    &mut budget,
+                    &mut trace,
+                ) {
+                    return Ok(parts);
+                }
+                let (column, ti, why) = trace.0.unwrap_or((0, 0, "a match"));
+                let expected = if !why.is_empty() {
+                    why.to_string()
+                } else {
+                    match tokens.get(ti) {
+                        Some(TokenSeq(Token::Lit(l))) => {
+                            format!("{:?}", String::from_utf8_lossy(l.needle()))
+                        }
+                        Some(TokenSeq(Token::Field(f))) => field_class(*f).to_string(),
+                        None => "the end of the line".to_string(),
+                    }
+                };
+                Err(Mismatch { column, expected })
+            }
+            Layout::Regex { .. } => self.parse(line).ok_or(Mismatch {
+                column: 0,
+                expected: "a match of the regex".to_string(),
+            }),
+        }
+    }
+
     /// Matches a whole line (without its newline).
     pub fn parse(&self, line: &[u8]) -> Option<Parts> {
         match self {
             Layout::Pattern { tokens, time } => {
                 // Fast reject: a layout that starts with a time needs a digit first.
-                if self.starts_with_time() && !line.first().is_some_and(u8::is_ascii_digit) {
+                if self.starts_with_time()
+                    && time.starts_with_digit()
+                    && !line.first().is_some_and(u8::is_ascii_digit)
+                {
                     return None;
                 }
                 let mut parts = Parts::default();
                 let mut budget = 64u32;
-                if match_from(tokens, 0, line, 0, time, &mut parts, &mut budget) {
+                if match_from(tokens, 0, line, 0, time, &mut parts, &mut budget, &mut ()) {
                     Some(parts)
                 } else {
                     None
@@ -262,6 +309,19 @@ impl Layout {
                 })
             }
         }
+    }
+}
+
+/// What a field holds, for explanations.
+fn field_class(f: Field) -> &'static str {
+    match f {
+        Field::Level => "a level word",
+        Field::Logger => "a logger name (letters, digits, `_$.-/`)",
+        Field::LineNo => "a line number",
+        Field::Thread => "a thread name",
+        Field::Myid => "a myid value",
+        Field::Time => "a timestamp",
+        Field::Message | Field::Skip => "text",
     }
 }
 
@@ -295,7 +355,40 @@ fn set(parts: &mut Parts, f: Field, r: (usize, usize)) {
     }
 }
 
-fn match_from(
+/// Where a match failed, for [`Layout::explain`]: the hot path uses `()`, which records
+/// nothing and compiles away.
+trait Trace {
+    fn fail(&mut self, pos: usize, ti: usize, why: &'static str);
+}
+
+impl Trace for () {
+    #[inline(always)]
+    fn fail(&mut self, _: usize, _: usize, _: &'static str) {}
+}
+
+/// The furthest failure seen: (byte position, token index, reason).
+#[derive(Debug, Default)]
+struct Furthest(Option<(usize, usize, &'static str)>);
+
+impl Trace for Furthest {
+    fn fail(&mut self, pos: usize, ti: usize, why: &'static str) {
+        if self.0.is_none_or(|(p, _, _)| pos >= p) {
+            self.0 = Some((pos, ti, why));
+        }
+    }
+}
+
+/// Why a layout does not read a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Byte offset in the line where the furthest attempt failed.
+    pub column: usize,
+    /// What the layout expected there.
+    pub expected: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn match_from<T: Trace>(
     tokens: &[TokenSeq],
     ti: usize,
     line: &[u8],
@@ -303,26 +396,45 @@ fn match_from(
     time: &TimeFormat,
     parts: &mut Parts,
     budget: &mut u32,
+    trace: &mut T,
 ) -> bool {
     if *budget == 0 {
         return false;
     }
     *budget -= 1;
     let Some(TokenSeq(tok)) = tokens.get(ti) else {
+        if pos != line.len() {
+            trace.fail(pos, ti, "the end of the line");
+        }
         return pos == line.len();
     };
     match tok {
         Token::Lit(l) => {
             let l = l.needle();
-            line[pos..].starts_with(l)
-                && match_from(tokens, ti + 1, line, pos + l.len(), time, parts, budget)
+            if !line[pos..].starts_with(l) {
+                trace.fail(pos, ti, "");
+                return false;
+            }
+            match_from(
+                tokens,
+                ti + 1,
+                line,
+                pos + l.len(),
+                time,
+                parts,
+                budget,
+                trace,
+            )
         }
         Token::Field(Field::Time) => match time.parse_prefix(&line[pos..]) {
             Some((c, used)) => {
                 parts.time = Some(c);
-                match_from(tokens, ti + 1, line, pos + used, time, parts, budget)
+                match_from(tokens, ti + 1, line, pos + used, time, parts, budget, trace)
             }
-            None => false,
+            None => {
+                trace.fail(pos, ti, "a timestamp");
+                false
+            }
         },
         Token::Field(f) => {
             let next = tokens.get(ti + 1).map(|t| &t.0);
@@ -333,6 +445,7 @@ fn match_from(
                         set(parts, *f, (pos, line.len()));
                         true
                     } else {
+                        trace.fail(pos, ti, field_class(*f));
                         false
                     }
                 }
@@ -346,6 +459,7 @@ fn match_from(
                         from = end + step;
                         let span = &line[pos..end];
                         if !field_ok(*f, span) {
+                            trace.fail(pos, ti, field_class(*f));
                             // Logger, line and level fields are character classes: once a span
                             // fails, every longer span fails too.
                             let monotonic = match f {
@@ -359,13 +473,14 @@ fn match_from(
                             continue;
                         }
                         set(parts, *f, (pos, end));
-                        if match_from(tokens, ti + 1, line, end, time, parts, budget) {
+                        if match_from(tokens, ti + 1, line, end, time, parts, budget, trace) {
                             return true;
                         }
                         if *budget == 0 {
                             return false;
                         }
                     }
+                    trace.fail(pos, ti + 1, "");
                     false
                 }
                 Some(Token::Field(_)) => false,

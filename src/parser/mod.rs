@@ -5,6 +5,7 @@
 //! order, folding continuation lines (stack traces) into the entry they belong to.
 
 pub mod format;
+pub mod infer;
 pub mod layout;
 pub mod mention;
 pub mod rules;
@@ -355,20 +356,7 @@ impl EntryParser {
         let obj: json::Object<'_> = serde_json::from_slice(t).ok()?;
         let get = |keys: &[String]| keys.iter().find_map(|k| obj.get(k));
         let mut e = self.base(offset, lineno);
-        e.ts = get(&j.ts).and_then(|v| match v {
-            json::Val::Str(s) => crate::time::TimeFormat::Iso8601
-                .parse_prefix(s.as_bytes())
-                .and_then(|(c, _)| self.zone.to_nanos(&c)),
-            json::Val::Num(f, _) => Some(if f > 1e17 {
-                // seconds, milliseconds or nanoseconds since the epoch, by magnitude
-                f as i64
-            } else if f > 1e11 {
-                (f * 1e6) as i64
-            } else {
-                (f * 1e9) as i64
-            }),
-            json::Val::Other(_) => None,
-        });
+        e.ts = get(&j.ts).and_then(|v| json_time(&v, &self.zone));
         e.level = get(&j.level).and_then(|v| Level::parse(&v.text()));
         e.logger = get(&j.logger).map(|v| self.names.intern_at(1, &v.text()));
         e.thread = get(&j.thread).map(|v| self.names.intern_at(0, &v.text()));
@@ -382,6 +370,57 @@ impl EntryParser {
         }
         Some(e)
     }
+}
+
+/// A JSON timestamp: an ISO 8601 string, or seconds, milliseconds, microseconds or nanoseconds
+/// since the epoch (by magnitude), as a number or a string of digits.
+fn json_time(v: &json::Val<'_>, zone: &ZoneConverter) -> Option<i64> {
+    let from_number = |f: f64| {
+        Some(if f > 1e17 {
+            f as i64
+        } else if f > 1e14 {
+            (f * 1e3) as i64
+        } else if f > 1e11 {
+            (f * 1e6) as i64
+        } else {
+            (f * 1e9) as i64
+        })
+    };
+    match v {
+        json::Val::Str(s) => {
+            let b = s.as_bytes();
+            match crate::time::TimeFormat::Iso8601.parse_prefix(b) {
+                Some((c, _)) => zone.to_nanos(&c),
+                None if !b.is_empty() && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
+                    from_number(s.parse().ok()?)
+                }
+                None => None,
+            }
+        }
+        json::Val::Num(f, _) => from_number(*f),
+        json::Val::Other(_) => None,
+    }
+}
+
+/// Whether a JSON line is an entry of mapping `j`, and whether its time reads (for scoring a
+/// format on a sample).
+fn json_entry_timed(line: &[u8], j: &JsonDef) -> Option<bool> {
+    let t = line.trim_ascii();
+    if t.first() != Some(&b'{') {
+        return None;
+    }
+    let obj: json::Object<'_> = serde_json::from_slice(t).ok()?;
+    let has = |keys: &[String]| keys.iter().any(|k| obj.get(k).is_some());
+    if !has(&j.message) && !has(&j.ts) {
+        return None;
+    }
+    let zone = ZoneConverter::new(Tz::Utc);
+    Some(
+        j.ts.iter()
+            .find_map(|k| obj.get(k))
+            .and_then(|v| json_time(&v, &zone))
+            .is_some(),
+    )
 }
 
 /// A JSON object read without building a tree: keys and raw values borrowed from the line.

@@ -76,6 +76,8 @@ pub struct Civil {
     pub nanos: u32,
     /// Offset from UTC stated in the text, in seconds, if any.
     pub offset: Option<i32>,
+    /// The text had no year (syslog's `Nov 24 22:02:29`): `year` is to be chosen by the reader.
+    pub no_year: bool,
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -127,6 +129,9 @@ impl ZoneConverter {
 
     /// UTC nanoseconds for `c`; a stated offset wins over the source's zone.
     pub fn to_nanos(&self, c: &Civil) -> Option<i64> {
+        if c.no_year {
+            return self.yearless(c);
+        }
         if !c.valid() {
             return None;
         }
@@ -157,6 +162,26 @@ impl ZoneConverter {
     }
 }
 
+impl ZoneConverter {
+    /// A time written without its year: the latest year that does not put it more than a day
+    /// in the future (how syslog readers date `Nov 24 22:02:29`).
+    fn yearless(&self, c: &Civil) -> Option<i64> {
+        let now = super::now_nanos();
+        let this_year = civil_from_nanos(now).year;
+        for year in [this_year, this_year - 1] {
+            let mut d = *c;
+            d.no_year = false;
+            d.year = year;
+            if let Some(t) = self.to_nanos(&d) {
+                if t <= now.saturating_add(86_400_000_000_000) {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// One element of a compiled date pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
@@ -172,6 +197,11 @@ pub enum Part {
     Minute,
     /// `ss`
     Second,
+    /// `MMM`: an English month abbreviation (`Nov`), any case.
+    MonthName,
+    /// `d` (one letter): a day of one or two digits, or two characters padded with a space
+    /// (syslog's `Nov  4`).
+    DayPadded,
     /// Fraction with exactly this many digits.
     Fraction(usize),
     /// `X`/`XXX`/`Z`: an offset like `Z`, `+0200`, `+02:00`.
@@ -196,8 +226,10 @@ pub enum TimeFormat {
 
 impl TimeFormat {
     /// Compiles a format name or Java date pattern: `ISO8601` (log4j's `yyyy-MM-dd HH:mm:ss,SSS`),
-    /// `RFC3339`, `epoch`, `epoch_ms`, or letters `yyyy MM dd HH mm ss SSS XXX` with literals
-    /// (quoted text in `'...'`).
+    /// `RFC3339`, `epoch`, `epoch_ms`, or letters `yyyy MM MMM dd d HH mm ss SSS XXX` with
+    /// literals (quoted text in `'...'`). A pattern without `yyyy` (syslog's `MMM d HH:mm:ss`)
+    /// leaves the year to the [`ZoneConverter`]: the latest year that does not put the time in
+    /// the future.
     pub fn compile(spec: &str) -> Result<TimeFormat, String> {
         match spec {
             "ISO8601" | "" => return TimeFormat::compile("yyyy-MM-dd HH:mm:ss,SSS"),
@@ -215,7 +247,9 @@ impl TimeFormat {
             match c {
                 b'y' if run == 4 => parts.push(Part::Year),
                 b'M' if run == 2 => parts.push(Part::Month),
+                b'M' if run == 3 => parts.push(Part::MonthName),
                 b'd' if run == 2 => parts.push(Part::Day),
+                b'd' if run == 1 => parts.push(Part::DayPadded),
                 b'H' if run == 2 => parts.push(Part::Hour),
                 b'm' if run == 2 => parts.push(Part::Minute),
                 b's' if run == 2 => parts.push(Part::Second),
@@ -243,6 +277,26 @@ impl TimeFormat {
             i += run;
         }
         Ok(TimeFormat::Pattern(parts))
+    }
+
+    /// True when every timestamp in this format starts with an ASCII digit (a quick reject for
+    /// lines that cannot start with one).
+    pub fn starts_with_digit(&self) -> bool {
+        match self {
+            TimeFormat::Pattern(parts) => matches!(
+                parts.first(),
+                Some(
+                    Part::Year
+                        | Part::Month
+                        | Part::Day
+                        | Part::Hour
+                        | Part::Minute
+                        | Part::Second
+                        | Part::Fraction(_)
+                )
+            ),
+            TimeFormat::Iso8601 | TimeFormat::EpochSeconds | TimeFormat::EpochMillis => true,
+        }
     }
 
     /// Parses a timestamp at the start of `s`; returns the fields and the number of bytes used.
@@ -292,6 +346,7 @@ pub fn civil_from_nanos(n: i64) -> Civil {
         second: (sod % 60) as u32,
         nanos,
         offset: Some(0),
+        no_year: false,
     }
 }
 
@@ -309,7 +364,10 @@ fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
 }
 
 fn parse_pattern(parts: &[Part], s: &[u8]) -> Option<(Civil, usize)> {
-    let mut c = Civil::default();
+    let mut c = Civil {
+        no_year: !parts.contains(&Part::Year),
+        ..Civil::default()
+    };
     let mut i = 0;
     for p in parts {
         match p {
@@ -324,6 +382,19 @@ fn parse_pattern(parts: &[Part], s: &[u8]) -> Option<(Civil, usize)> {
             Part::Day => {
                 c.day = digits(s, i, 2)?;
                 i += 2;
+            }
+            Part::DayPadded => {
+                let (d, used) = match (s.get(i), s.get(i + 1)) {
+                    (Some(b' '), _) => (digits(s, i + 1, 1)?, 2),
+                    (_, Some(b'0'..=b'9')) => (digits(s, i, 2)?, 2),
+                    _ => (digits(s, i, 1)?, 1),
+                };
+                c.day = d;
+                i += used;
+            }
+            Part::MonthName => {
+                c.month = month_name(s.get(i..i + 3)?)?;
+                i += 3;
             }
             Part::Hour => {
                 c.hour = digits(s, i, 2)?;
@@ -358,6 +429,20 @@ fn parse_pattern(parts: &[Part], s: &[u8]) -> Option<(Civil, usize)> {
         }
     }
     Some((c, i))
+}
+
+/// The month (1-12) of an English three-letter abbreviation, any case.
+fn month_name(b: &[u8]) -> Option<u32> {
+    const NAMES: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    let l = [
+        b.first()?.to_ascii_lowercase(),
+        b.get(1)?.to_ascii_lowercase(),
+        b.get(2)?.to_ascii_lowercase(),
+    ];
+    NAMES.iter().position(|n| **n == l).map(|i| i as u32 + 1)
 }
 
 /// Parses `Z`, `+02`, `+0200`, `+02:00` at the start of `s`: (seconds east, bytes used).
