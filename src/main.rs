@@ -30,7 +30,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Incident(a) => cli::ask::incident(g, a),
         Cmd::Skew(a) => cli::ask::skew(g, a),
         Cmd::Sources => cli::ask::sources(g),
-        Cmd::Formats(a) => cli::tools::formats(&registry()?, a.check),
+        Cmd::Formats(a) => match &a.explain {
+            Some(f) => cli::tools::explain(&registry()?, f, a.lines),
+            None => cli::tools::formats(&registry()?, a.check),
+        },
         Cmd::Serve(a) => cli::tools::serve(a, g, &g.data_dir(), registry()?),
         Cmd::Txnlog(TxnlogCmd::Dump(a)) => cli::txn::txnlog_dump(a),
         Cmd::Snapshot(SnapshotCmd::Dump { files }) => cli::txn::snapshot_dump(files),

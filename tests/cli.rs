@@ -559,3 +559,159 @@ fn incidents_window_honours_tz() {
     assert_eq!(n(&["--since", &local, "--tz", "+01:00"]), list.len());
     assert_eq!(n(&["--until", &local, "--tz", "+01:00"]), 0);
 }
+
+/// Lines in layouts no shipped format knows, as applications write them.
+const FOREIGN: &[(&str, &str)] = &[
+    (
+        "py-threads.log",
+        "2026-11-24 22:02:29,123 INFO [Thread-3 (zk_loop)] kazoo.client - Connecting to 127.0.0.1(127.0.0.1):2181, use_ssl: False\n\
+         2026-11-24 22:02:30,000 WARNING [Thread-3 (zk_loop)] kazoo.client - Connection dropped: socket connection broken\n\
+         Traceback (most recent call last):\n  File \"svc.py\", line 3, in <module>\n\
+         2026-11-24 22:02:31,500 INFO [MainThread] svc - registered ephemeral znode /services/calc/calc-a session 0x100000a1b2c0000\n",
+    ),
+    (
+        "logback.log",
+        "2026-11-24 22:02:29.123 [zk worker 1] INFO  c.e.ledger.Service - role change: standby -> primary\n\
+         2026-11-24 22:02:30.456 [main-EventThread] WARN  o.a.c.f.state.ConnectionStateManager - State change: SUSPENDED\n",
+    ),
+    (
+        "syslog.log",
+        "Nov 24 22:02:29 host-3 calc-c[1234]: role change: standby -> primary\n\
+         Nov 24 22:02:30 host-3 calc-c[1234]: Session has expired\n",
+    ),
+    (
+        "structlog.jsonl",
+        "{\"event\": \"role change: standby -> primary\", \"level\": \"info\", \"timestamp\": \"2026-11-24T22:02:29.123Z\", \"logger\": \"svc\"}\n\
+         {\"event\": \"Session has expired\", \"level\": \"warning\", \"timestamp\": \"2026-11-24T22:02:30.000Z\", \"logger\": \"kazoo.client\"}\n",
+    ),
+];
+
+#[test]
+fn unknown_layouts_are_learned_with_timestamps_levels_and_threads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, text) in FOREIGN {
+        let p = tmp.path().join(name);
+        write(&p, text.as_bytes());
+        let out = Command::cargo_bin("zklens")
+            .expect("binary")
+            .args(["parse", "-o", "jsonl"])
+            .arg(&p)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{name}: {out:?}");
+        let ev = jsonl(&out.stdout);
+        assert!(ev.len() >= 2, "{name}: {ev:?}");
+        for e in &ev {
+            assert!(e["ts"].is_string(), "{name}: no time in {e}");
+            // (the traditional syslog file format records no level)
+            assert!(
+                e["level"].is_string() || *name == "syslog.log",
+                "{name}: no level in {e}"
+            );
+        }
+        let kinds: Vec<&str> = ev.iter().filter_map(|e| e["kind"].as_str()).collect();
+        match *name {
+            "py-threads.log" => {
+                assert_eq!(ev[0]["thread"], "Thread-3 (zk_loop)");
+                assert_eq!(ev[0]["logger"], "kazoo.client");
+                assert_eq!(
+                    kinds,
+                    [
+                        "client.connecting",
+                        "client.disconnected",
+                        "service.registered"
+                    ]
+                );
+                // The traceback folds into the entry before it.
+                assert!(ev[1]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Traceback")));
+                assert_eq!(ev[2]["session"], "0x100000a1b2c0000");
+            }
+            "logback.log" => {
+                assert_eq!(ev[0]["thread"], "zk worker 1");
+                assert_eq!(ev[1]["logger"], "o.a.c.f.state.ConnectionStateManager");
+                assert_eq!(kinds[0], "service.role");
+            }
+            "syslog.log" => {
+                assert_eq!(ev[0]["logger"], "calc-c");
+                assert_eq!(kinds, ["service.role", "client.session_expired"]);
+                assert!(ev[0]["ts"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("-11-24T22:02:29")));
+            }
+            "structlog.jsonl" => {
+                assert_eq!(ev[0]["message"], "role change: standby -> primary");
+                assert_eq!(kinds, ["service.role", "client.session_expired"]);
+            }
+            _ => {}
+        }
+    }
+    // --explain names the learned layout and says why the shipped ones do not fit.
+    let out = Command::cargo_bin("zklens")
+        .expect("binary")
+        .args(["formats", "--explain"])
+        .arg(tmp.path().join("py-threads.log"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "chosen: inferred (layout learned from the file: %d{RFC3339} %p [%t] %c - %m)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("no  python-logging         column 29: expected a logger name"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_layout_given_on_the_command_line_is_used() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path().join("odd.log");
+    write(
+        &p,
+        b"24/11/2026 22:02:29.123 | calc | WARNING | Session has expired\n\
+          24/11/2026 22:02:30.000 | calc | INFO | Zookeeper connection established, state: CONNECTED\n",
+    );
+    let run = |args: &[&str]| {
+        Command::cargo_bin("zklens")
+            .expect("binary")
+            .arg("parse")
+            .args(args)
+            .arg(&p)
+            .output()
+            .expect("runs")
+    };
+    let out = run(&[
+        "-o",
+        "jsonl",
+        "--layout",
+        "%(asctime)s | %(name)s | %(levelname)s | %(message)s",
+        "--layout-time",
+        "dd/MM/yyyy HH:mm:ss.SSS",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let ev = jsonl(&out.stdout);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["ts"], "2026-11-24T22:02:29.123Z");
+    assert_eq!(ev[0]["logger"], "calc");
+    assert_eq!(ev[0]["kind"], "client.session_expired");
+    let out = run(&[
+        "-o",
+        "jsonl",
+        "--layout",
+        r"regex:^(?P<ts>\S+ \S+) \| (?P<logger>\S+) \| (?P<level>\w+) \| (?P<msg>.*)$",
+        "--layout-time",
+        "dd/MM/yyyy HH:mm:ss.SSS",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(jsonl(&out.stdout)[1]["kind"], "client.connected");
+    // A layout that cannot be compiled is an error that says why, exit 2.
+    let out = run(&["--layout", "%(asctime)s no message field"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no message field"));
+}

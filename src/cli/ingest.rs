@@ -13,30 +13,37 @@ use zklens::render::write_events;
 use zklens::source::text::TextOptions;
 
 use super::out::Out;
-use super::{IngestArgs, ParseArgs};
+use super::{IngestArgs, InputArgs, ParseArgs};
 
 /// The format `--format` names, if any.
+/// The format `--format NAME` or `--layout PATTERN` forces, if either is given.
 fn forced_format(
     registry: &Registry,
-    name: Option<&str>,
+    input: &InputArgs,
     hint: &str,
 ) -> Result<Option<std::sync::Arc<zklens::parser::format::Format>>> {
-    name.map(|n| {
-        registry
-            .get(n)
-            .with_context(|| format!("unknown format {n:?}{hint}"))
-    })
-    .transpose()
+    if let Some(l) = &input.layout {
+        return Ok(Some(
+            registry
+                .from_layout(l, input.layout_time.as_deref())
+                .context("--layout")?,
+        ));
+    }
+    input
+        .format
+        .as_deref()
+        .map(|n| {
+            registry
+                .get(n)
+                .with_context(|| format!("unknown format {n:?}{hint}"))
+        })
+        .transpose()
 }
 
 /// `zklens ingest`.
 pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
     let (tz, node_tz) = a.input.tz.per_node();
-    let format = forced_format(
-        registry,
-        a.input.format.as_deref(),
-        "; `zklens formats` lists them",
-    )?;
+    let format = forced_format(registry, &a.input, "; `zklens formats` lists them")?;
     let opts = IngestOptions {
         text: TextOptions {
             format,
@@ -157,7 +164,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
 /// `zklens parse`.
 pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     let opts = TextOptions {
-        format: forced_format(registry, a.input.format.as_deref(), "")?,
+        format: forced_format(registry, &a.input, "")?,
         tz: a.input.tz.zone()?,
         ..TextOptions::default()
     };

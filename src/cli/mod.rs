@@ -190,6 +190,16 @@ pub struct InputArgs {
     /// Use this format for every text file instead of detecting one (see `zklens formats`)
     #[arg(long, value_name = "NAME")]
     pub format: Option<String>,
+    /// Read every text file with this layout instead of detecting one: a log4j/logback pattern
+    /// (`%d [%t] %-5p %c - %m%n`), a Python logging format (`%(asctime)s %(levelname)s
+    /// %(name)s: %(message)s`), or `regex:` and a regex with named groups ts, level, thread,
+    /// logger, myid, msg
+    #[arg(long, value_name = "PATTERN", conflicts_with = "format")]
+    pub layout: Option<String>,
+    /// Timestamp format of --layout's time: Java letters (`dd/MM/yyyy HH:mm:ss.SSS`, `MMM d
+    /// HH:mm:ss`), ISO8601, RFC3339, epoch or epoch_ms [default: any ISO 8601 form]
+    #[arg(long, value_name = "SPEC", requires = "layout")]
+    pub layout_time: Option<String>,
     #[command(flatten)]
     pub tz: TzFlag,
 }
@@ -360,6 +370,13 @@ pub struct FormatsArgs {
     /// Check every rule's examples classify as the rule says; exit 2 if any does not
     #[arg(long)]
     pub check: bool,
+    /// Show, for FILE's first lines, why each candidate format (shipped or learned from the
+    /// file) reads them or not, how each scored, and which one is chosen
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub explain: Option<PathBuf>,
+    /// With --explain: how many lines to explain
+    #[arg(long, default_value_t = 5, requires = "explain")]
+    pub lines: usize,
 }
 
 /// The process's exit status for a command's outcome: its own code, 2 for an error (printed),

@@ -36,6 +36,85 @@ pub fn formats(registry: &Registry, check: bool) -> Result<u8> {
     Ok(if failures.is_empty() { 0 } else { 2 })
 }
 
+/// `zklens formats --explain FILE`: how every candidate format scores on the file's sample,
+/// which one is chosen, and for the first `lines` lines why each reads them or not.
+pub fn explain(registry: &Registry, path: &std::path::Path, lines: usize) -> Result<u8> {
+    use zklens::source::{self, Content};
+    let content = source::sniff(path)?;
+    let gzip = match content {
+        Content::Text { gzip } => gzip,
+        Content::Empty => anyhow::bail!("{}: the file is empty", path.display()),
+        other => anyhow::bail!(
+            "{}: not a text log ({other:?}); `zklens txnlog` and `zklens snapshot` read ZooKeeper's binary files",
+            path.display()
+        ),
+    };
+    let file = source::SourceFile {
+        path: path.to_path_buf(),
+        node: String::new(),
+        content,
+        size: 0,
+    };
+    let sample = source::text::sample(&file, gzip)?;
+    let refs: Vec<&[u8]> = sample.iter().map(Vec::as_slice).collect();
+    let choice = registry.choose(&refs);
+    let mut out = Out::new();
+    writeln!(
+        out,
+        "{}: {} non-empty lines sampled from the start",
+        path.display(),
+        choice.sample_lines
+    )?;
+    writeln!(
+        out,
+        "  {:<24} {:>9} {:>11}",
+        "format", "entries", "with time"
+    )?;
+    let n = choice.sample_lines.max(1);
+    for s in &choice.scores {
+        let chosen = std::sync::Arc::ptr_eq(&s.format, &choice.format);
+        let learned = match &s.format.def.layout {
+            Some(l) if s.format.origin == "learned" => format!("  {l}"),
+            _ if s.format.origin == "learned" => format!("  {}", s.format.def.description),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{} {:<24} {:>4} {:>3}% {:>5} {:>3}%{}",
+            if chosen { "*" } else { " " },
+            s.format.def.name,
+            s.entries,
+            s.entries * 100 / n,
+            s.timed,
+            s.timed * 100 / n,
+            learned
+        )?;
+    }
+    if choice.format.def.name == "plain" {
+        writeln!(
+            out,
+            "  no format reads any line: plain text, one entry per line, no timestamps (give the layout with --layout)"
+        )?;
+    }
+    writeln!(
+        out,
+        "chosen: {} ({})",
+        choice.format.def.name, choice.format.def.description
+    )?;
+    for (i, l) in refs.iter().take(lines).enumerate() {
+        let shown: String = String::from_utf8_lossy(l).chars().take(160).collect();
+        writeln!(out, "\nline {}: {shown}", i + 1)?;
+        for s in &choice.scores {
+            match s.format.explain(l) {
+                Ok(fields) => writeln!(out, "  yes {:<22} {fields}", s.format.def.name)?,
+                Err(why) => writeln!(out, "  no  {:<22} {why}", s.format.def.name)?,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
 /// `zklens serve`: the configuration file, overridden by the flags.
 pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Result<u8> {
     use zklens::serve::config::{ServeConfig, StaticSource};
@@ -77,6 +156,7 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
             node: node.to_string(),
             url: url.to_string(),
             format: None,
+            layout: None,
             tz: None,
         });
     }

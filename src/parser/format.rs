@@ -317,6 +317,23 @@ impl Registry {
         out
     }
 
+    /// The format a source names: a format's name, else a layout (a pattern with `%`
+    /// conversions, or `regex:` and a regex); see [`from_layout`](Self::from_layout).
+    pub fn resolve(&self, spec: &str) -> Result<Arc<Format>> {
+        if let Some(f) = self.get(spec) {
+            return Ok(f);
+        }
+        if spec.contains('%') || spec.starts_with("regex:") {
+            return self.from_layout(spec, None);
+        }
+        Err(Error::Format {
+            origin: "format".into(),
+            reason: format!(
+                "unknown format {spec:?}: neither a format's name (`zklens formats` lists them) nor a layout (a pattern with % conversions, or regex:...)"
+            ),
+        })
+    }
+
     /// A format for a layout given by a user (`--layout`, a source's `layout`, a registration's
     /// `format`): a log4j/logback `PatternLayout`, a Python `logging` format, or `regex:` and a
     /// regex with named groups (`ts`, `level`, `thread`, `logger`, `myid`, `msg`). An optional
@@ -509,6 +526,73 @@ impl Format {
         self.read_head(line).is_some()
     }
 
+    /// Why this format reads `line` as an entry or not: the fields it finds, or where and why
+    /// it stops (for `zklens formats --explain`).
+    pub fn explain(&self, line: &[u8]) -> std::result::Result<String, String> {
+        let text = |r: Option<(usize, usize)>| {
+            r.map(|(a, b)| String::from_utf8_lossy(&line[a..b]).trim().to_string())
+        };
+        match &self.shape {
+            Shape::Text(l) => {
+                let p = l.explain(line).map_err(|m| {
+                    let found: String = String::from_utf8_lossy(&line[m.column.min(line.len())..])
+                        .chars()
+                        .take(24)
+                        .collect();
+                    format!(
+                        "column {}: expected {}, found {found:?}",
+                        m.column, m.expected
+                    )
+                })?;
+                let mut out = Vec::new();
+                match p
+                    .time
+                    .as_ref()
+                    .map(|c| crate::time::ZoneConverter::new(crate::time::Tz::Utc).to_nanos(c))
+                {
+                    Some(Some(t)) => out.push(format!("time {}", crate::time::rfc3339(t))),
+                    Some(None) => return Err("the timestamp is not a valid date".into()),
+                    None => out.push("no time".into()),
+                }
+                for (name, v) in [
+                    ("level", text(p.level)),
+                    ("thread", text(p.thread)),
+                    ("logger", text(p.logger)),
+                    ("myid", text(p.myid)),
+                ] {
+                    if let Some(v) = v.filter(|v| !v.is_empty()) {
+                        out.push(format!("{name} {v:?}"));
+                    }
+                }
+                Ok(out.join(", "))
+            }
+            Shape::Json(j) => {
+                let t = line.trim_ascii();
+                if t.first() != Some(&b'{') {
+                    return Err("not a JSON object".into());
+                }
+                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(t) {
+                    return Err(format!("not valid JSON: {e}"));
+                }
+                match super::json_entry_timed(line, j) {
+                    Some(true) => Ok(format!(
+                        "JSON with a time under one of {:?}",
+                        j.ts.iter().take(4).collect::<Vec<_>>()
+                    )),
+                    Some(false) => Err(format!(
+                        "JSON, but no readable time under any of {:?}, or no message under any of {:?}",
+                        j.ts, j.message
+                    )),
+                    None => Err(format!(
+                        "JSON without any of the keys {:?} or {:?}",
+                        j.ts, j.message
+                    )),
+                }
+            }
+            Shape::Plain => Ok("one line, no fields".into()),
+        }
+    }
+
     /// `Some(timed)` when `line` starts a new entry in this format: `timed` says whether its
     /// timestamp was read (a format without one never reads it).
     pub fn read_head(&self, line: &[u8]) -> Option<bool> {
@@ -560,4 +644,99 @@ pub fn check_examples(registry: &Registry) -> Vec<String> {
         }
     }
     fails
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> Registry {
+        Registry::load(&[] as &[&str]).expect("embedded formats load")
+    }
+
+    fn chosen(lines: &[&str]) -> Arc<Format> {
+        let s: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        reg().choose(&s).format
+    }
+
+    #[test]
+    fn a_shipped_format_wins_a_tie_with_a_learned_layout() {
+        let f = chosen(&[
+            "2026-11-24 22:02:29,123 [myid:1] - INFO  [main:QuorumPeer@1455] - LOOKING",
+            "2026-11-24 22:02:29,223 [myid:1] - WARN  [main:QuorumPeer@1455] - x",
+        ]);
+        assert_eq!(f.def.name, "zookeeper-log4j");
+    }
+
+    #[test]
+    fn an_unknown_layout_is_learned_not_plain() {
+        let f = chosen(&[
+            "2026-11-24 22:02:29,123 INFO [Thread-3 (zk_loop)] kazoo.client - Connecting to x",
+            "Traceback (most recent call last):",
+            "2026-11-24 22:02:29,223 ERROR [MainThread] svc - boom",
+        ]);
+        assert_eq!(f.def.name, LEARNED);
+        assert_eq!(f.def.layout.as_deref(), Some("%d{RFC3339} %p [%t] %c - %m"));
+    }
+
+    #[test]
+    fn a_format_that_reads_more_lines_fully_wins_over_the_first_that_matches() {
+        // python-basic reads the first line (no time), a learned layout the other two, with
+        // their time: more lines read fully.
+        let f = chosen(&[
+            "INFO:kazoo.client:Connecting to x",
+            "2026-11-24 22:02:29,223 INFO:kazoo.client:Connecting to y",
+            "2026-11-24 22:02:29,323 INFO:kazoo.client:Connecting to z",
+        ]);
+        assert_eq!(f.def.name, LEARNED);
+        let f = chosen(&["INFO:kazoo.client:Connecting to x", "plain words"]);
+        assert_eq!(f.def.name, "python-basic");
+        let f = chosen(&[
+            "2026-11-24T22:02:29.223Z | INFO | svc | hello",
+            "2026-11-24T22:02:30.223Z | WARN | svc | there",
+        ]);
+        assert_eq!(f.def.name, LEARNED);
+    }
+
+    #[test]
+    fn json_keys_are_learned_when_the_shipped_names_miss_the_message() {
+        let f = chosen(&[
+            r#"{"event": "became PRIMARY", "level": "info", "timestamp": "2026-11-24T22:02:29.123Z"}"#,
+            r#"{"event": "connected", "level": "warning", "timestamp": "2026-11-24T22:02:30Z"}"#,
+        ]);
+        assert_eq!(f.def.name, LEARNED);
+        match &f.shape {
+            Shape::Json(j) => assert_eq!(j.message.first().map(String::as_str), Some("event")),
+            _ => panic!("a JSON format"),
+        }
+        // The shipped mapping reads its own keys fully: it stays.
+        let f = chosen(&[r#"{"ts": "2026-11-24T22:02:29.123Z", "level": "INFO", "msg": "x"}"#]);
+        assert_eq!(f.def.name, "jsonl");
+    }
+
+    #[test]
+    fn layouts_given_by_users_compile_or_say_why() {
+        let r = reg();
+        let f = r
+            .resolve("%(asctime)s %(levelname)s [%(threadName)s] %(name)s - %(message)s")
+            .expect("python layout");
+        assert!(f.head_matches(
+            b"2026-11-24 22:02:29,123 INFO [Thread-3 (zk_loop)] kazoo.client - Connecting"
+        ));
+        let f = r
+            .from_layout("%d{dd/MM/yyyy HH:mm:ss} %-5p %c - %m%n", None)
+            .expect("log4j layout");
+        assert_eq!(
+            f.read_head(b"24/11/2026 22:02:29 INFO  a.B - x"),
+            Some(true)
+        );
+        let f = r
+            .resolve(r"regex:^(?P<ts>\S+) (?P<level>\w+) (?P<msg>.*)$")
+            .expect("regex layout");
+        assert_eq!(f.read_head(b"2026-11-24T22:02:29Z INFO hello"), Some(true));
+        assert!(r.resolve("python-logging").is_ok());
+        let e = r.resolve("no-such-format").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("unknown format")));
+        assert!(r.resolve("%(asctime)s no message").is_err());
+    }
 }

@@ -406,7 +406,8 @@ fn header(line: &str) -> Option<Vec<Piece>> {
                         p => flush(&mut out, &mut lit, p),
                     }
                 }
-            } else if is_logger(inner) {
+            } else if is_logger(inner) && inner.contains('.') {
+                // `[kazoo.client]`; a bare `[MainThread]` is a thread.
                 flush(&mut out, &mut lit, Piece::Logger);
             } else if inner.is_empty() {
                 break;

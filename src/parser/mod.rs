@@ -402,8 +402,8 @@ fn json_time(v: &json::Val<'_>, zone: &ZoneConverter) -> Option<i64> {
     }
 }
 
-/// Whether a JSON line is an entry of mapping `j`, and whether its time reads (for scoring a
-/// format on a sample).
+/// Whether a JSON line is an entry of mapping `j` (`Some`), and whether it is read fully: its
+/// time reads and its message is under a message key (for scoring a format on a sample).
 fn json_entry_timed(line: &[u8], j: &JsonDef) -> Option<bool> {
     let t = line.trim_ascii();
     if t.first() != Some(&b'{') {
@@ -416,10 +416,12 @@ fn json_entry_timed(line: &[u8], j: &JsonDef) -> Option<bool> {
     }
     let zone = ZoneConverter::new(Tz::Utc);
     Some(
-        j.ts.iter()
-            .find_map(|k| obj.get(k))
-            .and_then(|v| json_time(&v, &zone))
-            .is_some(),
+        has(&j.message)
+            && j.ts
+                .iter()
+                .find_map(|k| obj.get(k))
+                .and_then(|v| json_time(&v, &zone))
+                .is_some(),
     )
 }
 

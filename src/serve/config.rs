@@ -97,8 +97,12 @@ pub struct EnsembleServer {
     pub logs: Vec<PathBuf>,
     /// Its data directory (transaction logs in `version-2/` are followed).
     pub data_dir: Option<PathBuf>,
-    /// Log format (detected when absent).
+    /// Log format: a format's name, or a layout (detected when absent).
     pub format: Option<String>,
+    /// Its logs' layout: a log4j/logback pattern, a Python logging format, or `regex:...`
+    /// (wins over `format`).
+    #[serde(default)]
+    pub layout: Option<String>,
     /// Zone of zone-less timestamps in its logs (else `node_tz`, else `tz`).
     pub tz: Option<String>,
 }
@@ -111,8 +115,12 @@ pub struct StaticSource {
     pub node: String,
     /// `file:///...` or `http(s)://...`.
     pub url: String,
-    /// Format (detected when absent).
+    /// Format: a format's name, or a layout (detected when absent).
     pub format: Option<String>,
+    /// Its layout: a log4j/logback pattern, a Python logging format, or `regex:...` (wins over
+    /// `format`).
+    #[serde(default)]
+    pub layout: Option<String>,
     /// Zone of zone-less timestamps in it (else `node_tz`, else `tz`).
     #[serde(default)]
     pub tz: Option<String>,

@@ -290,12 +290,12 @@ impl Manager {
             }
         };
         let forced = match format {
-            Some(f) => match self.shared.registry.get(f) {
-                Some(f) => Some(f),
-                None => {
+            Some(f) => match self.shared.registry.resolve(f) {
+                Ok(f) => Some(f),
+                Err(e) => {
                     note(
                         &mut st.notices,
-                        format!("unknown format {f:?}; detecting it from the content"),
+                        format!("{e}; detecting the format from the content"),
                     );
                     None
                 }
@@ -645,6 +645,25 @@ pub fn prepare(
     registry: Registry,
 ) -> Result<(Arc<Shared>, IndexSink)> {
     cfg.validate()?;
+    // A configured format or layout that does not compile is a configuration error, not a
+    // notice found later on one source.
+    let named = cfg
+        .sources
+        .iter()
+        .map(|s| (&s.node, s.layout.as_ref().or(s.format.as_ref())))
+        .chain(
+            cfg.ensemble
+                .server
+                .iter()
+                .map(|s| (&s.node, s.layout.as_ref().or(s.format.as_ref()))),
+        );
+    for (node, spec) in named {
+        if let Some(spec) = spec {
+            registry
+                .resolve(spec)
+                .map_err(|e| Error::Param(format!("configuration, node {node}: {e}")))?;
+        }
+    }
     let sink = IndexSink::open(&dir, 2)?;
     let committed = sink.pending().clone();
     let handed: BTreeMap<String, _> = committed
@@ -708,11 +727,23 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         for s in &shared.cfg.ensemble.server {
             for l in &s.logs {
                 let url = format!("file://{}", l.display());
-                m.follow(&url, &s.node, s.format.as_deref(), s.tz.as_deref(), None);
+                m.follow(
+                    &url,
+                    &s.node,
+                    s.layout.as_deref().or(s.format.as_deref()),
+                    s.tz.as_deref(),
+                    None,
+                );
             }
         }
         for s in &shared.cfg.sources {
-            m.follow(&s.url, &s.node, s.format.as_deref(), s.tz.as_deref(), None);
+            m.follow(
+                &s.url,
+                &s.node,
+                s.layout.as_deref().or(s.format.as_deref()),
+                s.tz.as_deref(),
+                None,
+            );
         }
     }
     let stop = Arc::new(AtomicBool::new(false));

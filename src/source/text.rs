@@ -18,7 +18,7 @@ use crate::checkpoint::{Checkpoint, CheckpointDelta};
 /// Longest line kept whole (longer lines are cut here and reported).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 /// Lines sampled to detect a format.
-pub const DETECT_LINES: usize = 64;
+pub const DETECT_LINES: usize = 128;
 /// Notices of one kind kept per file before they are summarised.
 const MAX_NOTICES: usize = 20;
 
@@ -70,6 +70,14 @@ pub struct TextReport {
 
 /// Detects the format of a text source from its first lines.
 pub fn detect(file: &SourceFile, gzip: bool, registry: &Registry) -> Result<Arc<Format>> {
+    let sample = sample(file, gzip)?;
+    let refs: Vec<&[u8]> = sample.iter().map(Vec::as_slice).collect();
+    Ok(registry.detect(&refs))
+}
+
+/// The first non-empty lines of a text source (at most [`DETECT_LINES`]), the sample its
+/// format is chosen (or learned) from.
+pub fn sample(file: &SourceFile, gzip: bool) -> Result<Vec<Vec<u8>>> {
     let r = super::open(&file.path, gzip)?;
     let mut lr = LineReader::new(r, 0, 0, 16 * 1024);
     let mut sample: Vec<Vec<u8>> = Vec::new();
@@ -89,8 +97,7 @@ pub fn detect(file: &SourceFile, gzip: bool, registry: &Registry) -> Result<Arc<
             }
         }
     }
-    let refs: Vec<&[u8]> = sample.iter().map(Vec::as_slice).collect();
-    Ok(registry.detect(&refs))
+    Ok(sample)
 }
 
 /// Reads a text source from byte `from` (line number `from_line`) to its end, calling `emit` for
