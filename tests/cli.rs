@@ -715,3 +715,31 @@ fn a_layout_given_on_the_command_line_is_used() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no message field"));
 }
+
+#[test]
+fn ids_named_anywhere_in_an_entry_are_extracted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path().join("zookeeper.log");
+    // ZooKeeper 3.4 puts the exception's message, which names the session, on the next line.
+    write(
+        &p,
+        b"2026-11-24 22:02:29,123 [myid:1] - WARN  [NIOServerCxn.Factory:0.0.0.0/0.0.0.0:2181:NIOServerCnxn@357] - caught end of stream exception\n\
+          EndOfStreamException: Unable to read additional data from client sessionid 0x14b2c0000, likely client has closed socket\n\
+          \tat org.apache.zookeeper.server.NIOServerCnxn.doIO(NIOServerCnxn.java:228)\n\
+          2026-11-24 22:02:30,000 [myid:1] - INFO  [main:Svc@1] - lease renewed (Session: 0x14b2c0001)\n\
+          2026-11-24 22:02:31,000 [myid:1] - ERROR [main:Svc@1] - handler failed\n\
+          java.lang.IllegalStateException: lease lost\n\
+          Caused by: java.io.IOException: no reply for session_id=0x14b2c0002 after 3 tries\n",
+    );
+    let out = Command::cargo_bin("zklens")
+        .expect("binary")
+        .args(["parse", "-o", "jsonl"])
+        .arg(&p)
+        .output()
+        .expect("runs");
+    let ev = jsonl(&out.stdout);
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    assert_eq!(ev[0]["session"], "0x14b2c0000");
+    assert_eq!(ev[1]["session"], "0x14b2c0001");
+    assert_eq!(ev[2]["session"], "0x14b2c0002");
+}

@@ -261,6 +261,12 @@ impl EntryParser {
         if let Some(c) = found {
             e.kind = c.kind;
         }
+        // Ids named after the headline (an exception's message on the next line).
+        if attrs.session.is_none() || attrs.zxid.is_none() {
+            if let Some((_, rest)) = e.message.split_once('\n') {
+                classifier.fill_mentions(rest, logger, &mut attrs);
+            }
+        }
         // A JSON source may already carry attributes: keep them unless a rule found better ones.
         e.attrs.overlay(attrs);
         if &*e.kind == "election.leading" && e.attrs.leader.is_none() {

@@ -494,6 +494,31 @@ impl Classifier {
             }
         });
         // 3. Fallback rules fill what is still missing; they classify only what nothing did.
+        if let Some(c) = self.fill(headline, logger, attrs, &mut caps) {
+            won.get_or_insert(c);
+        }
+        attrs.derive();
+        won
+    }
+
+    /// Runs the fallback rules (mentions) on more of an entry's text — the lines after its
+    /// headline (`caught end of stream exception` / `…client sessionid 0x…` on the next line)
+    /// — filling only attributes still missing.
+    pub fn fill_mentions(&self, text: &str, logger: Option<&str>, attrs: &mut Attrs) {
+        let mut caps = Caps::default();
+        self.fill(text, logger, attrs, &mut caps);
+        attrs.derive();
+    }
+
+    /// The fallback rules on `headline`: fills missing attributes; the first that matched.
+    fn fill<'a>(
+        &'a self,
+        headline: &str,
+        logger: Option<&str>,
+        attrs: &mut Attrs,
+        caps: &mut Caps<'a>,
+    ) -> Option<Classified> {
+        let mut won = None;
         for &i in &self.fallbacks {
             let r = &self.rules[i];
             let filled = match &r.tpl {
@@ -509,7 +534,7 @@ impl Classifier {
             {
                 continue;
             }
-            if !self.capture(i, headline, logger, &mut caps) {
+            if !self.capture(i, headline, logger, caps) {
                 continue;
             }
             let mut extra = Attrs::default();
@@ -524,7 +549,6 @@ impl Classifier {
                 });
             }
         }
-        attrs.derive();
         won
     }
 }
