@@ -15,12 +15,25 @@
 
 Text logs use `%(asctime)s %(levelname)s %(name)s: %(message)s`; `--log-format json` writes one
 JSON object per line. kazoo's own loggers (kazoo.client, kazoo.protocol.connection) go to the same
-file.
+file. Other layouts (samples/incident-2, record-incident-2.py), each written by the real library:
+
+- `pythread`: `%(asctime)s %(levelname)s [%(threadName)s] %(name)s - %(message)s` (Python >= 3.10
+  names threads `Thread-3 (zk_loop)`);
+- `jsonlogger`: python-json-logger's JsonFormatter (Debian's python3-pythonjsonlogger) with
+  `%(asctime)s %(levelname)s %(threadName)s %(name)s %(message)s` and the `extra` fields;
+- `structlog`: structlog (Debian's python3-structlog) rendering JSON, kazoo's stdlib records
+  through its ProcessorFormatter;
+- `syslog`: logging.handlers.SysLogHandler to --syslog-address (UDP host:port) with the ident
+  `<instance>[<pid>]: ` and `%(levelname)s %(name)s [%(threadName)s] %(message)s`: the file is
+  whatever the syslog daemon writes.
+
+`--layout-out FILE` writes the exact layout used (a JSON object: logger, layout) for the manifest.
 """
 import argparse
 import datetime
 import json
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -47,29 +60,109 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(d)
 
 
+class StructlogAdapter:
+    """The service's own lines through structlog: `extra` fields become key-value pairs."""
+
+    def __init__(self, logger):
+        self.l = logger
+
+    def info(self, msg, extra=None):
+        self.l.info(msg, **(extra or {}))
+
+    def warning(self, msg, extra=None):
+        self.l.warning(msg, **(extra or {}))
+
+
+def setup_logging(a):
+    """The root handler for --log-format; returns the service's logger and {logger, layout}."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = a.log_format
+    if fmt != "syslog":
+        os.makedirs(os.path.dirname(a.log_file), exist_ok=True)
+    pyver = "Python %d.%d.%d logging" % sys.version_info[:3]
+    if fmt == "json":
+        h = logging.FileHandler(a.log_file)
+        h.setFormatter(JsonFormatter())
+        layout = {"logger": pyver + ", service.py JsonFormatter", "layout": "json: ts level logger msg [session zxid path]"}
+    elif fmt == "jsonlogger":
+        from pythonjsonlogger import jsonlogger
+        import importlib.metadata as md
+        pattern = "%(asctime)s %(levelname)s %(threadName)s %(name)s %(message)s"
+        h = logging.FileHandler(a.log_file)
+        h.setFormatter(jsonlogger.JsonFormatter(pattern))
+        layout = {"logger": "python-json-logger %s JsonFormatter (%s)" % (md.version("python-json-logger"), pyver),
+                  "layout": pattern}
+    elif fmt == "structlog":
+        import structlog
+        import importlib.metadata as md
+        from structlog.processors import CallsiteParameter, CallsiteParameterAdder
+        pre = [
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            CallsiteParameterAdder([CallsiteParameter.THREAD_NAME]),
+        ]
+        structlog.configure(
+            processors=[structlog.stdlib.filter_by_level] + pre
+            + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True)
+        h = logging.FileHandler(a.log_file)
+        h.setFormatter(structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.JSONRenderer()],
+            foreign_pre_chain=pre + [structlog.stdlib.ExtraAdder()]))
+        root.addHandler(h)
+        return StructlogAdapter(structlog.get_logger(a.name)), {
+            "logger": "structlog %s JSONRenderer, stdlib ProcessorFormatter (%s)" % (md.version("structlog"), pyver),
+            "layout": "json: add_log_level, add_logger_name, TimeStamper(fmt='iso', utc=True), "
+                      "CallsiteParameterAdder([THREAD_NAME]), event"}
+    elif fmt == "syslog":
+        host, _, port = (a.syslog_address or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise SystemExit("--log-format syslog needs --syslog-address host:port")
+        h = logging.handlers.SysLogHandler(address=(host, int(port)),
+                                           facility=logging.handlers.SysLogHandler.LOG_LOCAL0)
+        h.ident = "%s[%d]: " % (a.instance, os.getpid())
+        pattern = "%(levelname)s %(name)s [%(threadName)s] %(message)s"
+        h.setFormatter(logging.Formatter(pattern))
+        layout = {"logger": pyver + " SysLogHandler (UDP, facility local0, ident '<instance>[<pid>]: ')",
+                  "layout": pattern}
+    else:
+        pattern = ("%(asctime)s %(levelname)s [%(threadName)s] %(name)s - %(message)s" if fmt == "pythread"
+                   else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        h = logging.FileHandler(a.log_file)
+        h.setFormatter(logging.Formatter(pattern))
+        layout = {"logger": pyver, "layout": pattern}
+    root.addHandler(h)
+    return logging.getLogger(a.name), layout
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
     ap.add_argument("--instance", required=True)
     ap.add_argument("--zk", required=True)
     ap.add_argument("--log-file", required=True)
-    ap.add_argument("--log-format", choices=["text", "json"], default="text")
+    ap.add_argument("--log-format", choices=["text", "json", "pythread", "jsonlogger", "structlog", "syslog"],
+                    default="text")
+    ap.add_argument("--syslog-address", default=None, help="host:port of the syslog daemon (UDP)")
+    ap.add_argument("--layout-out", default=None, help="write the layout used here (JSON)")
     ap.add_argument("--timeout", type=float, default=4.0, help="session timeout, seconds")
     ap.add_argument("--burst", type=int, default=0, help="extra item writes per tick")
     ap.add_argument("--retry-max-delay", type=float, default=None,
                     help="cap kazoo's reconnect back-off (seconds; default kazoo's 60 s)")
     a = ap.parse_args()
 
-    os.makedirs(os.path.dirname(a.log_file), exist_ok=True)
-    h = logging.FileHandler(a.log_file)
-    if a.log_format == "json":
-        h.setFormatter(JsonFormatter())
-    else:
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(h)
-    root.setLevel(logging.INFO)
-    log = logging.getLogger(a.name)
+    log, layout = setup_logging(a)
+    # What a registration says of its log: a format name zklens ships, or the layout itself.
+    reg_format = {"json": "jsonl", "text": "python-logging", "jsonlogger": "jsonl", "structlog": "jsonl",
+                  "syslog": "syslog"}.get(a.log_format, layout["layout"])
+    if a.layout_out:
+        with open(a.layout_out, "w") as f:
+            json.dump(layout, f)
 
     retry = None
     if a.retry_max_delay is not None:
@@ -118,7 +211,7 @@ def main():
         data = json.dumps({
             "service": a.name, "instance": a.instance, "host": "127.0.0.1",
             "logs": [{"url": "file://" + os.path.abspath(a.log_file),
-                      "format": "jsonl" if a.log_format == "json" else "python-logging"}],
+                      "format": reg_format}],
         }).encode()
         try:
             zk.create(me, data, ephemeral=True)

@@ -5,6 +5,7 @@ recording script (samples/record/record.sh) and a CLI for the Rust integration t
 
     zkharness.py start    --dir D [--servers 3] [--base-port 21810] [--tick 500]
                           [--extra key=value ...] [--debian-layout N ...] [--owner-pid PID]
+                          [--layout N=PATTERN ...] [--jars J1:J2:...]
                           [--timeout 60]          # prints the leader's id once there is one
     zkharness.py leader   --dir D [--timeout 60]  # prints the leader's id (waits for a quorum)
     zkharness.py kill N | stop N | pause N | resume N | restart N [--wait]  --dir D
@@ -21,9 +22,14 @@ distinct base ports for tests that run in parallel.
 Log layouts: upstream `%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n`, except for the
 servers given with --debian-layout (default: server 3 when there are 3 or more; pass
 `--debian-layout 0` for none), which use Debian's /etc/zookeeper/conf layout without `[myid:N]`.
+`--layout N=PATTERN` gives server N any log4j 1.2 ConversionPattern instead (it wins over
+--debian-layout).
 Debian's zookeeper.jar has no logging binding: the servers run with slf4j-log4j12 and log4j 1.2
 on the class path (the rest comes from the jar's manifest Class-Path) or they write no log.
 Every JVM runs with TZ=UTC and -Xmx256m.
+`--jars` replaces that class path (after the conf dir) for another ZooKeeper build, e.g. the
+3.4.6 jars bundled in pyspark 2.4.8 (samples/record/zk34.sh): zookeeper, log4j 1.2, slf4j-api,
+slf4j-log4j12 (3.4's jar has no manifest class path, so every jar it needs must be listed).
 
 No stray JVMs: `start` leaves a small watchdog process (D/watchdog.pid) that SIGKILLs every
 server of D as soon as the owner process dies (--owner-pid, default the process that ran the
@@ -61,12 +67,13 @@ class HarnessError(SystemExit):
         super().__init__("zkharness: " + msg)
 
 
-def classpath(conf):
-    missing = [j for j in JARS if not os.path.exists(j)]
+def classpath(conf, jars=None):
+    jars = jars or JARS
+    missing = [j for j in jars if not os.path.exists(j)]
     if missing:
         raise HarnessError("missing %s (apt-get install zookeeper liblog4j1.2-java libslf4j-java)"
                            % ", ".join(missing))
-    return ":".join([conf] + JARS)
+    return ":".join([conf] + list(jars))
 
 
 def meta_path(d):
@@ -130,6 +137,7 @@ def write_config(d, meta, n):
     with open(os.path.join(conf, "zoo.cfg"), "w") as f:
         f.write("\n".join(lines) + "\n")
     layout = DEBIAN if n in meta.get("debian_layout", []) else UPSTREAM
+    layout = meta.get("layouts", {}).get(str(n), layout)
     with open(os.path.join(conf, "log4j.properties"), "w") as f:
         f.write(
             "log4j.rootLogger=INFO, FILE\n"
@@ -209,7 +217,7 @@ def start_server(d, n):
     p = subprocess.Popen(
         ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dzookeeper.log.dir=" + logs,
          "-Dzookeeper.preAllocSize=%d" % meta.get("prealloc_kb", 65536),
-         "-cp", classpath(conf), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+         "-cp", classpath(conf, meta.get("jars")), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
          os.path.join(conf, "zoo.cfg")],
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
         start_new_session=True)
@@ -305,10 +313,12 @@ def wait_serving(d, n, timeout=60.0):
 
 
 def start(d, servers=3, base_port=21810, tick=500, debian_layout=None, extra=(), prealloc_kb=65536,
-          wait=True, owner_pid=None, timeout=60.0):
+          wait=True, owner_pid=None, timeout=60.0, layouts=None, jars=None):
     """Writes the configuration of every server, starts them and (wait=True) returns the leader's
     id. owner_pid: the watchdog kills the ensemble when that process dies (None: this process;
-    0: no watchdog). debian_layout: server ids using Debian's layout (None: server 3 if any)."""
+    0: no watchdog). debian_layout: server ids using Debian's layout (None: server 3 if any).
+    layouts: {server id: log4j ConversionPattern} overriding both. jars: the class path to run
+    instead of Debian's 3.8 (None: JARS)."""
     d = os.path.abspath(d)
     os.makedirs(d, exist_ok=True)
     if os.path.exists(meta_path(d)):
@@ -320,7 +330,10 @@ def start(d, servers=3, base_port=21810, tick=500, debian_layout=None, extra=(),
         debian_layout = [3] if servers >= 3 else []
     meta = {"servers": servers, "base_port": base_port, "tick": tick, "pids": {},
             "debian_layout": [n for n in debian_layout if n], "extra": list(extra),
-            "prealloc_kb": prealloc_kb}
+            "prealloc_kb": prealloc_kb,
+            "layouts": {str(k): v for k, v in (layouts or {}).items()}}
+    if jars:
+        meta["jars"] = list(jars)
     save(d, meta)
     busy = [p for n in range(1, servers + 1) for p in ports(meta, n) if not port_free(p)]
     if busy:
@@ -416,6 +429,9 @@ def main():
                     help="server id using Debian's log layout (repeatable; default 3; 0 = none)")
     ap.add_argument("--extra", action="append", default=[], help="zoo.cfg key=value (repeatable)")
     ap.add_argument("--prealloc-kb", type=int, default=65536)
+    ap.add_argument("--layout", action="append", default=[],
+                    help="N=PATTERN: server N's log4j ConversionPattern (repeatable)")
+    ap.add_argument("--jars", default=None, help="class path (':'-separated) instead of Debian's 3.8")
     ap.add_argument("--owner-pid", type=int, default=None,
                     help="kill the ensemble when this process dies (default: the caller; 0: never)")
     ap.add_argument("--wait", action="store_true", help="restart: wait until the server serves")
@@ -427,8 +443,15 @@ def main():
         return
     if a.action == "start":
         owner = os.getppid() if a.owner_pid is None else a.owner_pid
+        layouts = {}
+        for kv in a.layout:
+            k, sep, v = kv.partition("=")
+            if not sep or not k.strip().isdigit():
+                raise HarnessError("--layout wants N=PATTERN, got %r" % kv)
+            layouts[int(k)] = v
         n = start(d, a.servers, a.base_port, a.tick, a.debian_layout, a.extra, a.prealloc_kb,
-                  owner_pid=owner, timeout=a.timeout)
+                  owner_pid=owner, timeout=a.timeout, layouts=layouts,
+                  jars=a.jars.split(":") if a.jars else None)
         print(n)
         print("zkharness: ensemble of %d up in %s, zk%d leads" % (a.servers, d, n), file=sys.stderr)
     elif a.action == "leader":
