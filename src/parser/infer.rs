@@ -369,7 +369,8 @@ fn header(line: &str) -> Option<Vec<Piece>> {
                         }
                     }
                     i += used;
-                    break;
+                    // The application's own header may follow (`INFO kazoo.client [...] msg`).
+                    continue;
                 }
                 continue;
             }
@@ -430,6 +431,25 @@ fn header(line: &str) -> Option<Vec<Piece>> {
             i += wend;
             continue;
         }
+        // `QuorumPeerConfig:177` (log4j `%c{1}:%L`).
+        if let Some((class, line)) = bare.split_once(':') {
+            if !line.is_empty()
+                && line.bytes().all(|c| c.is_ascii_digit())
+                && (is_logger(class) || is_name(class))
+                && file_line(bare).is_none()
+            {
+                flush(&mut out, &mut lit, Piece::Logger);
+                lit.push(':');
+                flush(&mut out, &mut lit, Piece::LineNo);
+                if bare.len() < word.len() {
+                    lit.push(':');
+                    i += wend;
+                    break;
+                }
+                i += wend;
+                continue;
+            }
+        }
         if let Some(n) = file_line(bare) {
             flush(&mut out, &mut lit, Piece::Skip("file"));
             lit.push(':');
@@ -458,7 +478,12 @@ fn header(line: &str) -> Option<Vec<Piece>> {
                 i += wend;
                 break;
             }
-            if next.starts_with(" - ") || next.starts_with(" | ") || next.starts_with(" : ") {
+            let bracket_next = next.starts_with(" [") && bare.contains('.');
+            if next.starts_with(" - ")
+                || next.starts_with(" | ")
+                || next.starts_with(" : ")
+                || bracket_next
+            {
                 flush(&mut out, &mut lit, Piece::Logger);
                 i += wend;
                 continue;
@@ -486,7 +511,19 @@ fn header(line: &str) -> Option<Vec<Piece>> {
         lit.push_str(&line[i..i + ws]);
     }
     flush(&mut out, &mut lit, Piece::Message);
-    // A layout ending in a literal after the message cannot be: the message takes the rest.
+    // Two loggers (syslog's tag, then the application's logger): the last one is the logger.
+    let loggers = out.iter().filter(|p| **p == Piece::Logger).count();
+    if loggers > 1 {
+        let mut seen = 0;
+        for p in out.iter_mut() {
+            if *p == Piece::Logger {
+                seen += 1;
+                if seen < loggers {
+                    *p = Piece::Skip("tag");
+                }
+            }
+        }
+    }
     Some(out)
 }
 
@@ -705,6 +742,18 @@ mod tests {
         assert_eq!(
             learn(&["Nov  4 22:02:29 host-3 calc-c[1234]: role change: standby -> primary"]),
             "%d{MMM d HH:mm:ss} %X{host} %c[%X{pid}]: %m"
+        );
+        assert_eq!(
+            learn(&["Nov 29 22:58:09 localhost audit-1[18367]: INFO kazoo.client [Thread-3 (zk_loop)] Connecting to x"]),
+            "%d{MMM d HH:mm:ss} %X{host} %X{tag}[%X{pid}]: %p %c [%t] %m"
+        );
+        assert_eq!(
+            learn(&["[main] 2026-11-29 22:58:04,654 INFO  QuorumPeerConfig:177 - Reading configuration"]),
+            "[%t] %d{RFC3339} %p %c:%L - %m"
+        );
+        assert_eq!(
+            learn(&["2026-11-29T22:58:05.136+0000 INFO  [main] QuorumPeerConfig:177 - Reading"]),
+            "%d{RFC3339} %p [%t] %c:%L - %m"
         );
         assert_eq!(
             learn(&["1732485749.123 ERROR svc.py:42 boom"]),

@@ -206,6 +206,71 @@ struct Head {
     rec: TxnRecord,
 }
 
+/// Most ephemeral znodes followed at once (a bound on memory; ZooKeeper's own limit is far
+/// lower in practice).
+const MAX_EPHEMERALS: usize = 1_000_000;
+
+/// Ephemeral znodes by owner, followed through the transactions in zxid order, to name what a
+/// `closeSession` deleted when its record does not: servers before 3.6 (and 3.6+ with
+/// `zookeeper.closeSessionTxn.enabled=false`) write no paths in it.
+#[derive(Debug, Default)]
+struct Ephemerals {
+    by_session: HashMap<u64, Vec<String>>,
+    owner: HashMap<String, u64>,
+}
+
+impl Ephemerals {
+    /// Follows one transaction; for a `closeSession` without paths, the ephemerals its session
+    /// held (as far as the logs read tell).
+    fn apply(&mut self, session: u64, op: &Op) -> Option<Vec<String>> {
+        match op {
+            Op::Create {
+                path,
+                ephemeral: true,
+                ..
+            } => {
+                if self.owner.len() < MAX_EPHEMERALS
+                    && self.owner.insert(path.clone(), session).is_none()
+                {
+                    self.by_session
+                        .entry(session)
+                        .or_default()
+                        .push(path.clone());
+                }
+                None
+            }
+            Op::Delete { path } | Op::DeleteContainer { path } => {
+                if let Some(s) = self.owner.remove(path) {
+                    if let Some(v) = self.by_session.get_mut(&s) {
+                        v.retain(|p| p != path);
+                    }
+                }
+                None
+            }
+            Op::Multi { ops: Some(ops) } => {
+                // A failed multi changed nothing.
+                if !ops.iter().any(|o| matches!(o.op, Op::Error { .. })) {
+                    for o in ops {
+                        self.apply(session, &o.op);
+                    }
+                }
+                None
+            }
+            Op::CloseSession { paths_to_delete } => {
+                let held = self.by_session.remove(&session).unwrap_or_default();
+                for p in &held {
+                    self.owner.remove(p);
+                }
+                match paths_to_delete {
+                    Some(_) => None,
+                    None => Some(held),
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Reads the txn logs `files` together, in zxid order, calling `emit` once per distinct
 /// transaction (skipping zxids in `known`).
 pub fn read_txnlogs(
@@ -256,6 +321,7 @@ pub fn read_txnlogs(
         }
     }
     let mut kinds: HashMap<String, Arc<str>> = HashMap::new();
+    let mut ephemerals = Ephemerals::default();
     let mut run: Option<(u64, u64)> = None;
     while let Some(Reverse((zxid, first))) = heap.pop() {
         let mut holders = vec![first];
@@ -268,6 +334,7 @@ pub fn read_txnlogs(
         }
         let recs: Vec<Head> = holders.iter().filter_map(|&j| heads[j].take()).collect();
         if let Some(h) = recs.first() {
+            let deleted = ephemerals.apply(h.rec.session, &h.rec.op);
             if !in_ranges(known, zxid) {
                 let mut replicas: Vec<Arc<str>> = holders
                     .iter()
@@ -291,7 +358,11 @@ pub fn read_txnlogs(
                     }
                 }
                 let file = &files[holders[0]];
-                emit(txn_event(&h.rec, file, replicas, &mut kinds))?;
+                let mut ev = txn_event(&h.rec, file, replicas, &mut kinds);
+                if let Some(paths) = deleted {
+                    ev.paths = paths;
+                }
+                emit(ev)?;
                 rep.events += 1;
                 run = match run {
                     Some((lo, hi)) if zxid == hi + 1 => Some((lo, zxid)),
