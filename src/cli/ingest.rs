@@ -11,6 +11,7 @@ use zklens::parser::Registry;
 use zklens::pipeline::batch::{self as ingest, IngestOptions, Status};
 use zklens::render::write_events;
 use zklens::source::text::TextOptions;
+use zklens::source::NodeRule;
 
 use super::out::Out;
 use super::{IngestArgs, ParseArgs};
@@ -43,7 +44,11 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             tz,
             node_tz,
             max_line: a.max_line.max(1024),
-            node: a.node.clone(),
+        },
+        nodes: match (&a.node, &a.node_from) {
+            (Some(n), _) => NodeRule::Fixed(n.clone()),
+            (None, Some(r)) => NodeRule::from_arg(r)?,
+            (None, None) => NodeRule::Auto,
         },
         threads: a.threads,
     };

@@ -18,13 +18,15 @@ use crate::parser::{Notice, Registry};
 use crate::sink::Batch;
 use crate::source::text::{TextFile, TextOptions, TextReport};
 use crate::source::txn::{SnapshotFile, TxnLogFiles};
-use crate::source::{self, Content, Source, SourceFile, FINGERPRINT_LEN};
+use crate::source::{self, Content, NodeOrigin, NodeRule, Source, SourceFile, FINGERPRINT_LEN};
 
 /// How to ingest.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
-    /// Text reading options (format, zone, node override, line limit).
+    /// Text reading options (format, zone, line limit).
     pub text: TextOptions,
+    /// How nodes are named.
+    pub nodes: NodeRule,
     /// Worker threads (0 = one per core).
     pub threads: usize,
 }
@@ -60,6 +62,8 @@ pub struct FileOutcome {
     pub path: PathBuf,
     /// Node it was attributed to.
     pub node: String,
+    /// Where the node's name came from.
+    pub node_origin: NodeOrigin,
     /// What happened.
     pub status: Status,
     /// Notices (with offsets).
@@ -123,17 +127,20 @@ pub fn ingest(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Summary> {
     let start = Instant::now();
-    let (found, errors) = source::discover(paths);
+    let (found, errors) = source::discover_with(paths, &opts.nodes);
     let mut sink = IndexSink::open(dir, worker_count(opts.threads))?;
     let mut summary = Summary::default();
     for e in errors {
         let path = match &e {
-            Error::Io { path, .. } | Error::BadInput { path, .. } => path.clone(),
+            Error::Io { path, .. }
+            | Error::BadInput { path, .. }
+            | Error::NodeName { path, .. } => path.clone(),
             _ => PathBuf::new(),
         };
         summary.files.push(FileOutcome {
             path,
             node: String::new(),
+            node_origin: NodeOrigin::Unknown,
             status: Status::Failed(e),
             notices: vec![],
         });
@@ -245,6 +252,7 @@ pub fn ingest(
         summary.files.push(FileOutcome {
             path: file.path.clone(),
             node: file.node.clone(),
+            node_origin: file.node_origin.clone(),
             status,
             notices,
         });
@@ -270,6 +278,7 @@ pub fn ingest(
                 outcomes.push(FileOutcome {
                     path: p.file.path.clone(),
                     node: p.file.node.clone(),
+                    node_origin: p.file.node_origin.clone(),
                     status: if unchanged {
                         Status::Unchanged
                     } else {
@@ -287,6 +296,7 @@ pub fn ingest(
             Err(e) => outcomes.push(FileOutcome {
                 path: p.file.path.clone(),
                 node: p.file.node.clone(),
+                node_origin: p.file.node_origin.clone(),
                 status: Status::Failed(e),
                 notices,
             }),
@@ -332,6 +342,7 @@ fn outcome(file: &SourceFile, status: Status) -> FileOutcome {
     FileOutcome {
         path: file.path.clone(),
         node: file.node.clone(),
+        node_origin: file.node_origin.clone(),
         status,
         notices: vec![],
     }

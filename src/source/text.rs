@@ -33,8 +33,6 @@ pub struct TextOptions {
     pub node_tz: Vec<(String, Tz)>,
     /// Longest line kept.
     pub max_line: usize,
-    /// Node name override.
-    pub node: Option<String>,
 }
 
 impl Default for TextOptions {
@@ -44,7 +42,6 @@ impl Default for TextOptions {
             tz: Tz::Utc,
             node_tz: Vec::new(),
             max_line: DEFAULT_MAX_LINE,
-            node: None,
         }
     }
 }
@@ -108,7 +105,7 @@ pub fn read_text(
         Some(f) => f.clone(),
         None => detect(file, gzip, registry)?,
     };
-    let node = opts.node.as_deref().unwrap_or(&file.node);
+    let node = file.node.as_str();
     let tz = opts
         .node_tz
         .iter()
@@ -317,11 +314,7 @@ impl Source for TextFile<'_> {
             fp_len: fp.len,
             offset: rep.end_offset,
             line: rep.end_line,
-            node: self
-                .opts
-                .node
-                .clone()
-                .unwrap_or_else(|| self.file.node.clone()),
+            node: self.file.node.clone(),
             format: rep.format.clone(),
             events: prior_events + rep.events,
             file: None,
