@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints};
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints, Coverage};
 use crate::error::{Error, Result};
 use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
@@ -46,6 +46,10 @@ pub enum Status {
         events: u64,
         /// Bytes read.
         bytes: u64,
+        /// How much of the entries read was understood (text files).
+        coverage: Option<Coverage>,
+        /// The first entry without a timestamp, when too few have one (text files).
+        first_untimed: Option<Notice>,
     },
     /// Already fully indexed.
     Unchanged,
@@ -83,6 +87,8 @@ pub struct Summary {
     pub events: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// How much of the text files' entries was understood.
+    pub coverage: Coverage,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -272,6 +278,7 @@ pub fn ingest(
                 summary.lines += rep.lines;
                 summary.events += rep.events;
                 summary.bytes += rep.bytes;
+                summary.coverage = summary.coverage.plus(rep.coverage);
                 notices.extend(rep.notices.iter().cloned());
                 deltas.extend(delta);
                 let unchanged = p.offset() > 0 && rep.bytes == 0;
@@ -288,6 +295,8 @@ pub fn ingest(
                             lines: rep.lines,
                             events: rep.events,
                             bytes: rep.bytes,
+                            coverage: Some(rep.coverage),
+                            first_untimed: rep.first_untimed,
                         }
                     },
                     notices,
@@ -457,6 +466,8 @@ fn read_binary(
                     lines: 0,
                     events: 0,
                     bytes: f.size,
+                    coverage: None,
+                    first_untimed: None,
                 },
             };
             out.push((f.clone(), status, notices.remove(&i).unwrap_or_default()));
@@ -499,6 +510,8 @@ fn read_binary(
                         lines: 0,
                         events: src.events(),
                         bytes: f.size,
+                        coverage: None,
+                        first_untimed: None,
                     },
                     notices,
                 ));

@@ -13,7 +13,7 @@ use crate::time::Tz;
 
 use super::lines::LineReader;
 use super::{sink_error, Batch, Progress, Source, SourceFile};
-use crate::checkpoint::{Checkpoint, CheckpointDelta};
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Coverage};
 
 /// Longest line kept whole (longer lines are cut here and reported).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -63,7 +63,16 @@ pub struct TextReport {
     pub end_line: u64,
     /// Things worth telling the user, with offsets.
     pub notices: Vec<Notice>,
+    /// How much of the entries read was understood.
+    pub coverage: Coverage,
+    /// The first entry without a timestamp (its offset and first line, cut at
+    /// [`SHOWN_LINE`] characters), when fewer than
+    /// [`MIN_TIMESTAMPED`](crate::checkpoint::MIN_TIMESTAMPED) of the entries have one.
+    pub first_untimed: Option<Notice>,
 }
+
+/// Characters of a line shown in a warning.
+pub const SHOWN_LINE: usize = 200;
 
 /// Detects the format of a text source from its first lines.
 pub fn detect(file: &SourceFile, gzip: bool, registry: &Registry) -> Result<Arc<Format>> {
@@ -138,6 +147,7 @@ pub fn read_text(
     let mut long_lines = 0u64;
     let mut bad_utf8: Option<u64> = None;
     let mut nul: Option<u64> = None;
+    let mut untimed: Option<u64> = None;
     loop {
         let line = match lr.next_line() {
             Ok(Some(l)) => l,
@@ -191,12 +201,26 @@ pub fn read_text(
         let (bytes, offset, number) = (line.bytes, line.offset, line.number);
         if let Some(ev) = parser.push_checked(bytes, text, offset, number) {
             report.events += 1;
+            report.coverage.count(&ev);
+            if ev.ts.is_none() {
+                untimed.get_or_insert(ev.offset);
+            }
             emit(ev)?;
         }
     }
     if let Some(ev) = parser.finish() {
         report.events += 1;
+        report.coverage.count(&ev);
+        if ev.ts.is_none() {
+            untimed.get_or_insert(ev.offset);
+        }
         emit(ev)?;
+    }
+    if report.coverage.poorly_timestamped() {
+        report.first_untimed = untimed.map(|offset| Notice {
+            offset,
+            message: line_at(&file.path, gzip, offset).unwrap_or_default(),
+        });
     }
     report.end_offset = lr.offset();
     report.bytes = report.end_offset - from;
@@ -221,6 +245,23 @@ pub fn read_text(
     report.notices.extend(parser.take_notices());
     report.notices.sort_by_key(|n| n.offset);
     Ok(report)
+}
+
+/// The line at byte `offset` of a text source, cut at [`SHOWN_LINE`] characters (for a
+/// warning that shows it).
+fn line_at(path: &std::path::Path, gzip: bool, offset: u64) -> Option<String> {
+    let mut r = super::open(path, gzip).ok()?;
+    io::copy(&mut (&mut r).take(offset), &mut io::sink()).ok()?;
+    let mut buf = Vec::new();
+    let cap = (SHOWN_LINE * 4) as u64;
+    io::BufRead::read_until(&mut r.take(cap), b'\n', &mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.trim_end_matches(['\n', '\r']);
+    let mut out: String = line.chars().take(SHOWN_LINE).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    Some(out)
 }
 
 /// Events handed to a sink at once by [`TextFile`].
@@ -318,6 +359,13 @@ impl Source for TextFile<'_> {
             format: rep.format.clone(),
             events: prior_events + rep.events,
             file: None,
+            coverage: Some(
+                self.from
+                    .as_ref()
+                    .and_then(|c| c.coverage)
+                    .unwrap_or_default()
+                    .plus(rep.coverage),
+            ),
         };
         let last = Batch {
             events: batch,
