@@ -14,7 +14,7 @@
 //! | `GET /api/incidents/{id}/html` | its report (self-contained HTML) |
 //! | `GET /api/skew` | each node's clock offset, with bounds |
 //! | `GET /api/index` | what the index holds: `{"events", "sources"}` |
-//! | `GET /api/sources` | every source: state, lag, refusals |
+//! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
 //! | `GET /metrics` | Prometheus text format |
 //!

@@ -198,9 +198,9 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[-_.]\d{4}-?\d{2}-?\d{2}(?:[-_T.]?\d{2}(?:[-:.]?\d{2}){0,2})?(?:[-_.]\d{1,4})?$")
         .expect("constant regex")
 });
-/// A directory named by a date (`2026-11-24`, `20261124`, `2026-11-24T13`).
+/// A directory named by a date (`2026-11-24`, `20261124`, `2026-11`, `2026-11-24T13`).
 static DATE_DIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\d{4}[-_.]?\d{2}[-_.]?\d{2}(?:[-_T.]?\d{2}(?:[-:.]?\d{2}){0,2})?$")
+    Regex::new(r"^\d{4}[-_.]?\d{2}(?:[-_.]?\d{2}(?:[-_T.]?\d{2}(?:[-:.]?\d{2}){0,2})?)?$")
         .expect("constant regex")
 });
 /// Evidence of a ZooKeeper server's id in its log.
@@ -298,7 +298,8 @@ fn facts(f: &SourceFile, scan: bool) -> Facts {
         .unwrap_or_default();
     let text = matches!(f.content, Content::Text { .. });
     let binary = matches!(f.content, Content::TxnLog { .. } | Content::Snapshot { .. });
-    let stem_of = if binary { None } else { stem(&name) };
+    // Only text logs' names count: an empty or binary file beside them is no node of its own.
+    let stem_of = if text { stem(&name) } else { None };
     let mut dirs = Vec::new();
     let mut prefix = String::new();
     if let Some(parent) = f.path.parent() {
@@ -374,7 +375,8 @@ pub fn myid_in_text(text: &[u8]) -> Option<u64> {
             .next()
             .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
             .and_then(|s| s.parse::<u64>().ok());
-        if let Some(id) = id {
+        // 0 is a standalone server's (`SyncThread:0`): no member of an ensemble.
+        if let Some(id) = id.filter(|&id| id > 0) {
             ids.insert(id);
             if ids.len() > 1 {
                 return None;
@@ -398,7 +400,7 @@ fn read_myid(p: &Path) -> Option<u64> {
     let f = std::fs::File::open(p).ok()?;
     let mut s = String::new();
     f.take(32).read_to_string(&mut s).ok()?;
-    s.trim().parse().ok()
+    s.trim().parse().ok().filter(|&id| id > 0)
 }
 
 /// A group of files that are one node, before it is named.
@@ -890,8 +892,20 @@ mod tests {
                 "collected/2026-11-24/zk1/zookeeper.log",
                 "collected/2026-11-25/zk1/zookeeper.log",
                 "collected/20261124/zk2/logs/zookeeper.log",
+                "collected/2026-11/zk2/logs/zookeeper.log.1",
             ]),
-            ["zk1", "zk1", "zk2"]
+            ["zk1", "zk1", "zk2", "zk2"]
+        );
+        assert!(is_generic_dir("2026-11-24T13"));
+        assert!(!is_generic_dir("zk-2026"));
+        // An empty file beside a service's log is no node of its own.
+        assert_eq!(
+            run_with(&[
+                ("svc/calc-a.log", TEXT),
+                ("svc/notes.txt", Content::Empty),
+                ("svc/core.bin", Content::Binary { offset: 0 }),
+            ]),
+            ["calc-a", "svc", "svc"]
         );
     }
 
@@ -966,6 +980,11 @@ mod tests {
         );
         // Two ids: no evidence.
         assert_eq!(myid_in_text(b"[myid:1] a\n[myid:2] b\n"), None);
+        // A standalone server is no member.
+        assert_eq!(
+            myid_in_text(b"2012-01-01 00:00:00,000 - INFO  [SyncThread:0:FileTxnLog@199] - x\n"),
+            None
+        );
     }
 
     /// Writes files under a temporary directory and names them as one run.
