@@ -17,6 +17,8 @@ use std::fs::Metadata;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Event, KIND_LOG};
+
 /// Identity of a file on its file system (device + inode), so a followed file is recognised
 /// after a rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +70,69 @@ pub struct Checkpoint {
     /// Identity of the file being followed (`zklens serve` tails files across rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileId>,
+    /// How much of a text source's entries were understood (absent for txn logs, snapshots and
+    /// sources indexed before it was counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// The share of entries with a timestamp below which a source is reported as not understood.
+pub const MIN_TIMESTAMPED: f64 = 0.95;
+
+/// How much of a text source was understood: entries read, those with a timestamp, those
+/// classified beyond `log`. Counted where entries become events (the batch reader, followed
+/// sources), one event at a time with [`Coverage::count`].
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Coverage {
+    /// Entries (events) counted.
+    pub entries: u64,
+    /// Entries with a timestamp.
+    pub timestamped: u64,
+    /// Entries with a kind other than `log`.
+    pub classified: u64,
+}
+
+impl Coverage {
+    /// Counts one entry.
+    pub fn count(&mut self, e: &Event) {
+        self.entries += 1;
+        self.timestamped += u64::from(e.ts.is_some());
+        self.classified += u64::from(&*e.kind != KIND_LOG);
+    }
+
+    /// Both counted together.
+    pub fn plus(self, o: Coverage) -> Coverage {
+        Coverage {
+            entries: self.entries + o.entries,
+            timestamped: self.timestamped + o.timestamped,
+            classified: self.classified + o.classified,
+        }
+    }
+
+    /// The share of entries with a timestamp (None: no entries).
+    pub fn timestamped_share(&self) -> Option<f64> {
+        share(self.timestamped, self.entries)
+    }
+
+    /// The share of entries classified beyond `log` (None: no entries).
+    pub fn classified_share(&self) -> Option<f64> {
+        share(self.classified, self.entries)
+    }
+
+    /// Fewer than [`MIN_TIMESTAMPED`] of its entries have a timestamp.
+    pub fn poorly_timestamped(&self) -> bool {
+        self.timestamped_share()
+            .is_some_and(|s| s < MIN_TIMESTAMPED)
+    }
+}
+
+fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// A share as a percentage with one decimal, rounded down (so `100.0%` means all of them).
+pub fn percent(share: f64) -> String {
+    format!("{:.1}%", (share * 1000.0).floor() / 10.0)
 }
 
 impl Checkpoint {

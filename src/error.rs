@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file's node could not be named (a `--node-from` pattern that does not match its path).
+    #[error("{path}: {reason}")]
+    NodeName {
+        /// The file concerned.
+        path: PathBuf,
+        /// Why it has no name.
+        reason: String,
+    },
     /// A log-format or rule definition is invalid.
     #[error("format definition {origin}: {reason}")]
     Format {
@@ -122,7 +130,7 @@ impl Error {
     /// 500.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::Query(_) | Error::Time(_) | Error::Param(_) => 400,
+            Error::Query(_) | Error::Time(_) | Error::Param(_) | Error::NodeName { .. } => 400,
             Error::NotFound(_) => 404,
             Error::NoIndex { .. } => 503,
             Error::Sink(inner) => inner.http_status(),

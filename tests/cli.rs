@@ -742,4 +742,195 @@ fn ids_named_anywhere_in_an_entry_are_extracted() {
     assert_eq!(ev[0]["session"], "0x14b2c0000");
     assert_eq!(ev[1]["session"], "0x14b2c0001");
     assert_eq!(ev[2]["session"], "0x14b2c0002");
+
+/// Runs zklens on the index in `data`, in `dir` (relative paths, so nothing above the test's
+/// directory names a node).
+fn zk_at(data: &Path, dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("zklens").expect("binary");
+    c.env_remove("ZKLENS_DATA_DIR")
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(dir);
+    c
+}
+
+#[test]
+fn nodes_are_named_by_what_tells_files_apart() {
+    let e = env();
+    let run = e.logs.parent().expect("parent").join("run");
+    let other = SERVER
+        .replace("myid:1", "myid:2")
+        .replace("myid=1", "myid=2");
+    write(&run.join("apps/calc-a.log"), CLIENT.as_bytes());
+    write(&run.join("apps/calc-a.log.1"), CLIENT.as_bytes());
+    write(&run.join("apps/calc-b.log"), CLIENT.as_bytes());
+    write(&run.join("host-3/zookeeper.log.2"), SERVER.as_bytes());
+    // A server log whose path names nothing: its myid names it.
+    write(&run.join("srv/zookeeper.log"), other.as_bytes());
+    let out = zk_at(&e.data, &run)
+        .args(["ingest", "--threads", "1", "apps", "host-3", "srv"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // The summary says where a name came from when it is not the directory's.
+    let line = |path: &str| {
+        stdout
+            .lines()
+            .find(|l| l.ends_with(path))
+            .unwrap_or_else(|| panic!("no line for {path} in\n{stdout}"))
+            .trim_start()
+            .to_string()
+    };
+    assert!(line("apps/calc-a.log").starts_with("calc-a (file name) "));
+    assert!(line("apps/calc-a.log.1").starts_with("calc-a (file name) "));
+    assert!(line("apps/calc-b.log").starts_with("calc-b (file name) "));
+    assert!(line("host-3/zookeeper.log.2").starts_with("host-3 "));
+    assert!(line("srv/zookeeper.log").starts_with("zk2 (myid 2) "));
+    assert_eq!(count(&e, "node:calc-a"), 6);
+    assert_eq!(count(&e, "node:calc-b"), 3);
+    assert_eq!(count(&e, "node:host-3"), 5);
+    assert_eq!(count(&e, "node:zk2"), 5);
+    assert_eq!(count(&e, "node:apps"), 0);
+
+    // --node-from REGEX: a path it does not match is an error naming the path; the rest go on.
+    let data2 = e.data.with_extension("2");
+    let out = zk_at(&data2, &run)
+        .args([
+            "ingest",
+            "--node-from",
+            r"^apps/(?P<node>[a-z]+)",
+            "apps",
+            "srv",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("srv/zookeeper.log: --node-from") && err.contains("does not match"),
+        "{err}"
+    );
+    let n = |q: &str| -> usize {
+        let out = zk_at(&data2, &run)
+            .args(["query", "-c", q])
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(usize::MAX)
+    };
+    assert_eq!(n("node:calc"), 9);
+    assert_eq!(n("node:zk2"), 0);
+
+    // --node-from file, and a bad regex is refused before anything is read.
+    let data3 = e.data.with_extension("3");
+    zk_at(&data3, &run)
+        .args(["ingest", "-q", "--node-from", "file", "host-3"])
+        .assert()
+        .success();
+    let out = zk_at(&data3, &run)
+        .args(["query", "-c", "node:zookeeper"])
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    zk_at(&data3, &run)
+        .args(["ingest", "--node-from", "(", "host-3"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_layout_nobody_knows_is_warned_about() {
+    let e = env();
+    // No timestamp anywhere: no format, shipped or learned, can give its entries a time.
+    let unknown = e.logs.join("odd/odd.log");
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!("user=u{i} action=login result=ok\n"));
+    }
+    write(&unknown, text.as_bytes());
+    for quiet in [false, true] {
+        let data = e.data.with_extension(if quiet { "q" } else { "v" });
+        let mut c = zk_at(&data, &e.logs);
+        c.arg("ingest");
+        if quiet {
+            c.arg("-q");
+        }
+        let out = c.arg(&e.logs).output().expect("run");
+        let (stdout, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        // One warning, for that file: its format, its share, the first line without a time.
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{err}");
+        let w = warnings[0];
+        assert!(w.contains(&unknown.display().to_string()), "{w}");
+        assert!(
+            w.contains("only 0.0% of ") && w.contains(" entries have a timestamp"),
+            "{w}"
+        );
+        assert!(
+            w.contains("at byte offset 0: user=u0 action=login result=ok"),
+            "{w}"
+        );
+        if quiet {
+            assert!(stdout.is_empty(), "{stdout}");
+        } else {
+            // The summary shows the same format and shares per file.
+            let row = stdout
+                .lines()
+                .find(|l| l.ends_with("odd/odd.log"))
+                .unwrap_or_else(|| panic!("{stdout}"));
+            let format = row.split_whitespace().nth(1).unwrap_or_default();
+            assert!(w.contains(&format!("with format {format} ")), "{w} / {row}");
+            assert!(row.contains(" 0.0% "), "{row}");
+            let zk1 = stdout
+                .lines()
+                .find(|l| l.ends_with("zk1/logs/zookeeper.log"))
+                .unwrap_or_else(|| panic!("{stdout}"));
+            // 5 entries, all with a time; 3 classified (election, leading, expiry).
+            assert!(zk1.contains(" 100.0% ") && zk1.contains(" 60.0% "), "{zk1}");
+        }
+    }
+    // parse --stats: per file, then the totals.
+    let out = zk(&e)
+        .args(["parse", "--stats"])
+        .arg(&e.logs)
+        .output()
+        .expect("run");
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(err.contains("warning") && err.contains("odd.log"), "{err}");
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert!(
+        rows.iter()
+            .any(|l| l.ends_with("odd/odd.log") && l.contains(" 0.0% ")),
+        "{stdout}"
+    );
+    let totals = rows
+        .iter()
+        .find(|l| l.starts_with("3 files"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // 8 entries with a time (5 server + 3 client), the odd file's without.
+    assert!(
+        totals.contains("% timestamped") && !totals.contains("100.0% timestamped"),
+        "{totals}"
+    );
+    // `zklens sources` keeps the shares.
+    let out = zk_at(&e.data.with_extension("v"), &e.logs)
+        .arg("sources")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let odd = stdout
+        .lines()
+        .find(|l| l.ends_with("odd/odd.log"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(odd.contains("0.0% timestamped"), "{odd}");
 }

@@ -423,6 +423,11 @@ fn serve_reads_zone_less_timestamps_in_the_configured_zones() {
     for n in ["a", "b", "c"] {
         append(&logs.join(format!("{n}.log")), &[line(n)]);
     }
+    // A line no format understands: indexed without a timestamp, and counted so.
+    append(
+        &logs.join("d.log"),
+        &["d says hello at no time".to_string()],
+    );
     let config = tmp.path().join("serve.toml");
     std::fs::write(
         &config,
@@ -447,6 +452,10 @@ url = "file://{logs}/b.log"
 [[sources]]
 node = "c"
 url = "file://{logs}/c.log"
+
+[[sources]]
+node = "d"
+url = "file://{logs}/d.log"
 "#,
             logs = logs.display()
         ),
@@ -475,7 +484,8 @@ url = "file://{logs}/c.log"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let ts = || -> BTreeMap<String, String> {
+    // node → (ts, kind)
+    let ts = || -> BTreeMap<String, (String, String)> {
         let out = Command::new(exe())
             .env_remove("ZKLENS_DATA_DIR")
             .env_remove("ZKLENS_SERVER")
@@ -490,17 +500,25 @@ url = "file://{logs}/c.log"
             .map(|v| {
                 (
                     v["node"].as_str().unwrap_or_default().to_string(),
-                    v["ts"].as_str().unwrap_or_default().to_string(),
+                    (
+                        v["ts"].as_str().unwrap_or_default().to_string(),
+                        v["kind"].as_str().unwrap_or_default().to_string(),
+                    ),
                 )
             })
             .collect()
     };
     let t0 = Instant::now();
-    let mut got = ts();
-    while got.len() < 3 && t0.elapsed() < Duration::from_secs(30) {
+    let mut events = ts();
+    while events.len() < 4 && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
-        got = ts();
+        events = ts();
     }
+    let got: BTreeMap<String, String> = events
+        .iter()
+        .filter(|(n, _)| *n != "d")
+        .map(|(n, (t, _))| (n.clone(), t.clone()))
+        .collect();
     let want: BTreeMap<String, String> = [
         ("a", "2026-11-24T20:00:00.000Z"), // Asia/Tokyo, UTC+9 (the source's own zone)
         ("b", "2026-11-25T10:00:00.000Z"), // America/New_York, UTC-5 (the default zone)
@@ -511,4 +529,37 @@ url = "file://{logs}/c.log"
     .collect();
     let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
     assert_eq!(got, want, "\n{log}");
+
+    // Coverage per source: entries, those with a timestamp, those classified beyond `log`, in
+    // /api/sources and /metrics, as the index has them.
+    let sources: serde_json::Value =
+        serde_json::from_str(&get(port, "/api/sources").expect("/api/sources")).expect("json");
+    let metrics = get(port, "/metrics").expect("/metrics");
+    for (node, (t, kind)) in &events {
+        let src = sources["sources"]
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["node"] == node.as_str()))
+            .unwrap_or_else(|| panic!("no source {node} in {sources}"));
+        let timestamped = u64::from(!t.is_empty());
+        let classified = u64::from(kind != "log");
+        assert_eq!(
+            (
+                &src["coverage"]["entries"],
+                &src["coverage"]["timestamped"],
+                &src["coverage"]["classified"]
+            ),
+            (&1.into(), &timestamped.into(), &classified.into()),
+            "{node}: {src}"
+        );
+        let url = format!("file://{}/{node}.log", logs.display());
+        for (name, v) in [
+            ("zklens_source_entries_total", 1),
+            ("zklens_source_entries_timestamped_total", timestamped),
+            ("zklens_source_entries_classified_total", classified),
+        ] {
+            let want = format!("{name}{{source=\"{url}\",node=\"{node}\"}} {v}\n");
+            assert!(metrics.contains(&want), "{want} not in\n{metrics}");
+        }
+    }
+    assert_eq!(events["d"].0, "", "{events:?}");
 }

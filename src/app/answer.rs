@@ -127,4 +127,7 @@ pub struct IndexedSource {
     pub offset: u64,
     /// Path or URL.
     pub path: String,
+    /// How much of its entries was understood (text sources indexed since it is counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::checkpoint::Coverage>,
 }

@@ -367,6 +367,7 @@ pub fn indexed(idx: &IndexHandle) -> Indexed {
                 events: c.events,
                 offset: c.offset,
                 path: c.path.clone(),
+                coverage: c.coverage,
             })
             .collect(),
     }

@@ -8,6 +8,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use zklens::app::{self, Backend, Found, Local, Window};
+use zklens::checkpoint::percent;
 use zklens::event::parse_id;
 use zklens::query;
 use zklens::remote::Remote;
@@ -170,11 +171,16 @@ pub fn sources(g: &Global) -> Result<u8> {
     let idx = backend(g, &[])?.indexed()?;
     let mut out = Out::new();
     writeln!(out, "{} events indexed", idx.events)?;
+    let share = |s: Option<f64>| s.map_or_else(|| "-".to_string(), percent);
     for s in &idx.sources {
+        let (t, c) = s.coverage.map_or_else(
+            || ("-".to_string(), "-".to_string()),
+            |c| (share(c.timestamped_share()), share(c.classified_share())),
+        );
         writeln!(
             out,
-            "  {:<10} {:<22} {:>8} events  {:>10} bytes  {}",
-            s.node, s.format, s.events, s.offset, s.path
+            "  {:<10} {:<22} {:>8} events  {:>10} bytes  {:>6} timestamped  {:>6} classified  {}",
+            s.node, s.format, s.events, s.offset, t, c, s.path
         )?;
     }
     out.flush()?;

@@ -5,12 +5,15 @@ use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 
+use zklens::checkpoint::{percent, Coverage};
 use zklens::event::Event;
 use zklens::index::DataDir;
+use zklens::parser::Notice;
 use zklens::parser::Registry;
 use zklens::pipeline::batch::{self as ingest, IngestOptions, Status};
 use zklens::render::write_events;
 use zklens::source::text::TextOptions;
+use zklens::source::NodeRule;
 
 use super::out::Out;
 use super::{IngestArgs, InputArgs, ParseArgs};
@@ -40,6 +43,85 @@ fn forced_format(
         .transpose()
 }
 
+/// One file's line in a summary.
+struct Row {
+    node: String,
+    format: String,
+    events: String,
+    coverage: Option<Coverage>,
+    path: String,
+}
+
+/// A node with where its name came from, when that is not simply its directory.
+fn node_label(node: &str, note: Option<String>) -> String {
+    match note {
+        Some(n) => format!("{node} ({n})"),
+        None => node.to_string(),
+    }
+}
+
+/// A share for people, `-` when there is none.
+fn shown(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_string(), percent)
+}
+
+/// Files as a table: node, format, events, timestamped and classified shares, path.
+fn write_rows(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let w = rows.iter().map(|r| r.node.len()).max().unwrap_or(0).max(4);
+    let f = rows
+        .iter()
+        .map(|r| r.format.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    writeln!(
+        out,
+        "  {:<w$}  {:<f$}  {:>8}  {:>11}  {:>10}  file",
+        "node", "format", "events", "timestamped", "classified"
+    )?;
+    for r in rows {
+        let (t, c) = r.coverage.map_or_else(
+            || ("-".to_string(), "-".to_string()),
+            |c| (shown(c.timestamped_share()), shown(c.classified_share())),
+        );
+        writeln!(
+            out,
+            "  {:<w$}  {:<f$}  {:>8}  {:>11}  {:>10}  {}",
+            r.node, r.format, r.events, t, c, r.path
+        )?;
+    }
+    Ok(())
+}
+
+/// Warns about a file whose entries mostly have no timestamp: its format was not understood.
+fn warn_coverage(
+    err: &mut impl Write,
+    path: &std::path::Path,
+    format: &str,
+    c: &Coverage,
+    first_untimed: Option<&Notice>,
+) -> io::Result<()> {
+    if !c.poorly_timestamped() {
+        return Ok(());
+    }
+    let shown_line = first_untimed.map_or_else(String::new, |n| {
+        format!(
+            "; the first without one, at byte offset {}: {}",
+            n.offset, n.message
+        )
+    });
+    writeln!(
+        err,
+        "zklens: warning: {}: only {} of {} entries have a timestamp with format {format} (its layout was not understood){shown_line}",
+        path.display(),
+        shown(c.timestamped_share()),
+        c.entries,
+    )
+}
+
 /// `zklens ingest`.
 pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
     let (tz, node_tz) = a.input.tz.per_node();
@@ -50,7 +132,11 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             tz,
             node_tz,
             max_line: a.max_line.max(1024),
-            node: a.node.clone(),
+        },
+        nodes: match (&a.node, &a.node_from) {
+            (Some(n), _) => NodeRule::Fixed(n.clone()),
+            (None, Some(r)) => NodeRule::from_arg(r)?,
+            (None, None) => NodeRule::Auto,
         },
         threads: a.threads,
     };
@@ -92,6 +178,16 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
                 n.offset, n.message
             )?;
         }
+        // Not understood: said even with -q (a warning, not progress).
+        if let Status::Indexed {
+            format,
+            coverage: Some(c),
+            first_untimed,
+            ..
+        } = &f.status
+        {
+            warn_coverage(&mut err, &f.path, format, c, first_untimed.as_ref())?;
+        }
     }
     if !a.quiet {
         let mut out = Out::new();
@@ -119,34 +215,45 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             secs,
             summary.bytes as f64 / 1e6 / secs
         )?;
-        for f in &summary.files {
-            if let Status::Indexed {
-                format,
-                from,
-                events,
-                ..
-            } = &f.status
-            {
-                let resumed = if *from > 0 {
-                    format!(" (from byte {from})")
-                } else {
-                    String::new()
-                };
-                let n = if format == "txnlog" {
-                    "merged".to_string()
-                } else {
-                    format!("{events} events")
-                };
-                writeln!(
-                    out,
-                    "  {:<10} {:<22} {:>15}  {}{}",
-                    f.node,
+        let rows: Vec<Row> = summary
+            .files
+            .iter()
+            .filter_map(|f| {
+                let Status::Indexed {
                     format,
-                    n,
-                    f.path.display(),
-                    resumed
-                )?;
-            }
+                    from,
+                    events,
+                    coverage,
+                    ..
+                } = &f.status
+                else {
+                    return None;
+                };
+                let mut path = f.path.display().to_string();
+                if *from > 0 {
+                    path.push_str(&format!(" (from byte {from})"));
+                }
+                Some(Row {
+                    node: node_label(&f.node, f.node_origin.note()),
+                    format: format.clone(),
+                    events: if format == "txnlog" {
+                        "merged".to_string()
+                    } else {
+                        events.to_string()
+                    },
+                    coverage: *coverage,
+                    path,
+                })
+            })
+            .collect();
+        write_rows(&mut out, &rows)?;
+        if summary.coverage.entries > 0 {
+            writeln!(
+                out,
+                "text entries: {} timestamped, {} classified beyond `log`",
+                shown(summary.coverage.timestamped_share()),
+                shown(summary.coverage.classified_share())
+            )?;
         }
         if !summary.kinds.is_empty() {
             writeln!(out, "events by kind:")?;
@@ -178,6 +285,8 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     let mut out = Out::new();
     let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
     let (mut bytes, mut lines, mut events) = (0u64, 0u64, 0u64);
+    let mut coverage = Coverage::default();
+    let mut rows: Vec<Row> = Vec::new();
     for f in &files {
         let gzip = match f.content {
             zklens::source::Content::Text { gzip } => gzip,
@@ -204,7 +313,8 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
                 bytes += rep.bytes;
                 lines += rep.lines;
                 events += rep.events;
-                for n in rep.notices {
+                coverage = coverage.plus(rep.coverage);
+                for n in &rep.notices {
                     eprintln!(
                         "zklens: {}: at byte offset {}: {}",
                         f.path.display(),
@@ -212,6 +322,20 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
                         n.message
                     );
                 }
+                warn_coverage(
+                    &mut io::stderr().lock(),
+                    &f.path,
+                    &rep.format,
+                    &rep.coverage,
+                    rep.first_untimed.as_ref(),
+                )?;
+                rows.push(Row {
+                    node: node_label(&f.node, f.node_origin.note()),
+                    format: rep.format,
+                    events: rep.events.to_string(),
+                    coverage: Some(rep.coverage),
+                    path: f.path.display().to_string(),
+                });
             }
             Err(e) => {
                 failed += 1;
@@ -222,10 +346,13 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     out.flush()?;
     if a.stats {
         let secs = start.elapsed().as_secs_f64().max(1e-9);
+        write_rows(&mut out, &rows)?;
         writeln!(
             out,
-            "{} files, {lines} lines, {events} events, {:.1} MB in {secs:.3} s: {:.1} MB/s, {:.0} lines/s",
+            "{} files, {lines} lines, {events} events ({} timestamped, {} classified beyond `log`), {:.1} MB in {secs:.3} s: {:.1} MB/s, {:.0} lines/s",
             files.len(),
+            shown(coverage.timestamped_share()),
+            shown(coverage.classified_share()),
             bytes as f64 / 1e6,
             bytes as f64 / 1e6 / secs,
             lines as f64 / secs

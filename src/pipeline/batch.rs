@@ -11,20 +11,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints};
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Checkpoints, Coverage};
 use crate::error::{Error, Result};
 use crate::index::{DataDir, IndexSink};
 use crate::parser::{Notice, Registry};
 use crate::sink::Batch;
 use crate::source::text::{TextFile, TextOptions, TextReport};
 use crate::source::txn::{SnapshotFile, TxnLogFiles};
-use crate::source::{self, Content, Source, SourceFile, FINGERPRINT_LEN};
+use crate::source::{self, Content, NodeOrigin, NodeRule, Source, SourceFile, FINGERPRINT_LEN};
 
 /// How to ingest.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
-    /// Text reading options (format, zone, node override, line limit).
+    /// Text reading options (format, zone, line limit).
     pub text: TextOptions,
+    /// How nodes are named.
+    pub nodes: NodeRule,
     /// Worker threads (0 = one per core).
     pub threads: usize,
 }
@@ -44,6 +46,10 @@ pub enum Status {
         events: u64,
         /// Bytes read.
         bytes: u64,
+        /// How much of the entries read was understood (text files).
+        coverage: Option<Coverage>,
+        /// The first entry without a timestamp, when too few have one (text files).
+        first_untimed: Option<Notice>,
     },
     /// Already fully indexed.
     Unchanged,
@@ -60,6 +66,8 @@ pub struct FileOutcome {
     pub path: PathBuf,
     /// Node it was attributed to.
     pub node: String,
+    /// Where the node's name came from.
+    pub node_origin: NodeOrigin,
     /// What happened.
     pub status: Status,
     /// Notices (with offsets).
@@ -79,6 +87,8 @@ pub struct Summary {
     pub events: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// How much of the text files' entries was understood.
+    pub coverage: Coverage,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -123,17 +133,20 @@ pub fn ingest(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Summary> {
     let start = Instant::now();
-    let (found, errors) = source::discover(paths);
+    let (found, errors) = source::discover_with(paths, &opts.nodes);
     let mut sink = IndexSink::open(dir, worker_count(opts.threads))?;
     let mut summary = Summary::default();
     for e in errors {
         let path = match &e {
-            Error::Io { path, .. } | Error::BadInput { path, .. } => path.clone(),
+            Error::Io { path, .. }
+            | Error::BadInput { path, .. }
+            | Error::NodeName { path, .. } => path.clone(),
             _ => PathBuf::new(),
         };
         summary.files.push(FileOutcome {
             path,
             node: String::new(),
+            node_origin: NodeOrigin::Unknown,
             status: Status::Failed(e),
             notices: vec![],
         });
@@ -245,6 +258,7 @@ pub fn ingest(
         summary.files.push(FileOutcome {
             path: file.path.clone(),
             node: file.node.clone(),
+            node_origin: file.node_origin.clone(),
             status,
             notices,
         });
@@ -264,12 +278,14 @@ pub fn ingest(
                 summary.lines += rep.lines;
                 summary.events += rep.events;
                 summary.bytes += rep.bytes;
+                summary.coverage = summary.coverage.plus(rep.coverage);
                 notices.extend(rep.notices.iter().cloned());
                 deltas.extend(delta);
                 let unchanged = p.offset() > 0 && rep.bytes == 0;
                 outcomes.push(FileOutcome {
                     path: p.file.path.clone(),
                     node: p.file.node.clone(),
+                    node_origin: p.file.node_origin.clone(),
                     status: if unchanged {
                         Status::Unchanged
                     } else {
@@ -279,6 +295,8 @@ pub fn ingest(
                             lines: rep.lines,
                             events: rep.events,
                             bytes: rep.bytes,
+                            coverage: Some(rep.coverage),
+                            first_untimed: rep.first_untimed,
                         }
                     },
                     notices,
@@ -287,6 +305,7 @@ pub fn ingest(
             Err(e) => outcomes.push(FileOutcome {
                 path: p.file.path.clone(),
                 node: p.file.node.clone(),
+                node_origin: p.file.node_origin.clone(),
                 status: Status::Failed(e),
                 notices,
             }),
@@ -332,6 +351,7 @@ fn outcome(file: &SourceFile, status: Status) -> FileOutcome {
     FileOutcome {
         path: file.path.clone(),
         node: file.node.clone(),
+        node_origin: file.node_origin.clone(),
         status,
         notices: vec![],
     }
@@ -446,6 +466,8 @@ fn read_binary(
                     lines: 0,
                     events: 0,
                     bytes: f.size,
+                    coverage: None,
+                    first_untimed: None,
                 },
             };
             out.push((f.clone(), status, notices.remove(&i).unwrap_or_default()));
@@ -488,6 +510,8 @@ fn read_binary(
                         lines: 0,
                         events: src.events(),
                         bytes: f.size,
+                        coverage: None,
+                        first_untimed: None,
                     },
                     notices,
                 ));

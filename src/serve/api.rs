@@ -14,7 +14,7 @@
 //! | `GET /api/incidents/{id}/html` | its report (self-contained HTML) |
 //! | `GET /api/skew` | each node's clock offset, with bounds |
 //! | `GET /api/index` | what the index holds: `{"events", "sources"}` |
-//! | `GET /api/sources` | every source: state, lag, refusals |
+//! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
 //! | `GET /metrics` | Prometheus text format |
 //!
@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{self, Filter, IncidentEntry, Window};
+use crate::checkpoint::Coverage;
 use crate::error::Error;
 use crate::event::parse_id;
 use crate::time::Tz;
@@ -309,6 +310,9 @@ fn esc(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A metric family of sources' coverage: name, help, the count it shows.
+type CoverageFamily = (&'static str, &'static str, fn(&Coverage) -> u64);
+
 async fn metrics(State(s): St) -> Response {
     let m = &s.metrics;
     let st = s.status();
@@ -380,6 +384,37 @@ async fn metrics(State(s): St) -> Response {
             esc(&src.node),
             src.events
         );
+    }
+    let families: [CoverageFamily; 3] = [
+        (
+            "zklens_source_entries_total",
+            "Entries read from a text source (over everything indexed from it, across restarts).",
+            |c| c.entries,
+        ),
+        (
+            "zklens_source_entries_timestamped_total",
+            "Entries of a text source that have a timestamp.",
+            |c| c.timestamped,
+        ),
+        (
+            "zklens_source_entries_classified_total",
+            "Entries of a text source classified beyond `log`.",
+            |c| c.classified,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for src in st.sources.values() {
+            if let Some(c) = &src.coverage {
+                let _ = writeln!(
+                    out,
+                    "{name}{{source=\"{}\",node=\"{}\"}} {}",
+                    esc(&src.url),
+                    esc(&src.node),
+                    value(c)
+                );
+            }
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::app;
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpoints, Coverage};
 use crate::discovery::{DiscoveryEvent, EnsembleMember, Registration};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
@@ -73,6 +73,9 @@ pub struct SourceStatus {
     pub offset: u64,
     /// Bytes written to the source and not indexed yet (files only).
     pub lag_bytes: Option<u64>,
+    /// How much of its entries was understood: entries, timestamped, classified beyond `log`
+    /// (counted over everything indexed from it, across restarts; text sources only).
+    pub coverage: Option<Coverage>,
     /// Last notices about it.
     pub notices: Vec<String>,
 }
@@ -273,6 +276,7 @@ impl Manager {
             bytes: 0,
             offset: 0,
             lag_bytes: None,
+            coverage: None,
             notices: Vec::new(),
         };
         let target = match target {
@@ -499,6 +503,9 @@ impl Sink for LiveSink {
                 st.events += n;
                 st.bytes += batch.bytes;
                 st.offset = d.to.offset;
+                if d.to.coverage.is_some() {
+                    st.coverage = d.to.coverage;
+                }
                 if !d.to.format.is_empty() {
                     st.format = d.to.format.clone();
                 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Checkpoint, CheckpointDelta};
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Coverage};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::parser::format::Format;
@@ -42,17 +42,33 @@ struct Assembler {
     parser: Option<EntryParser>,
     source_name: String,
     last_line: Instant,
+    /// What was understood of the entries handed out (from the checkpoint resumed on).
+    coverage: Coverage,
 }
 
 impl Assembler {
-    fn new(spec: FollowSpec, registry: Arc<Registry>, source_name: String) -> Self {
+    fn new(
+        spec: FollowSpec,
+        registry: Arc<Registry>,
+        source_name: String,
+        resume: Option<&Checkpoint>,
+    ) -> Self {
         Assembler {
             spec,
             registry,
             parser: None,
             source_name,
             last_line: Instant::now(),
+            coverage: resume.and_then(|c| c.coverage).unwrap_or_default(),
         }
+    }
+
+    /// Counts the events handed out.
+    fn counted(&mut self, events: Vec<Event>) -> Vec<Event> {
+        for e in &events {
+            self.coverage.count(e);
+        }
+        events
     }
 
     fn parser(&mut self, first: &[TailLine]) -> Option<&mut EntryParser> {
@@ -93,6 +109,11 @@ impl Assembler {
 
     /// Parses lines; returns the events completed.
     fn push(&mut self, lines: &[TailLine]) -> Vec<Event> {
+        let out = self.parse(lines);
+        self.counted(out)
+    }
+
+    fn parse(&mut self, lines: &[TailLine]) -> Vec<Event> {
         let mut out = Vec::new();
         if lines.is_empty() {
             // Quiet: index the entry being assembled once it has waited long enough.
@@ -118,10 +139,12 @@ impl Assembler {
 
     /// Ends the entry being assembled (the source is going away).
     fn finish(&mut self) -> Vec<Event> {
-        self.parser
+        let out = self
+            .parser
             .as_mut()
             .map(|p| p.finish().into_iter().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.counted(out)
     }
 
     /// The checkpoint to commit: the reader's position, pulled back to the entry being
@@ -140,6 +163,7 @@ impl Assembler {
             cp.format = format;
         }
         cp.events = events;
+        cp.coverage = Some(self.coverage);
         cp
     }
 }
@@ -163,7 +187,7 @@ impl FileTail {
         registry: Arc<Registry>,
     ) -> FileTail {
         let tailer = Tailer::new(&path, resume.clone(), spec.max_line);
-        let asm = Assembler::new(spec, registry, path.display().to_string());
+        let asm = Assembler::new(spec, registry, path.display().to_string(), resume.as_ref());
         let events = resume.as_ref().map_or(0, |c| c.events);
         let last = asm.checkpoint(tailer.checkpoint(), events);
         FileTail {
@@ -283,7 +307,7 @@ impl HttpRange {
             .build()
             .into();
         let cp = resume.unwrap_or_else(|| Checkpoint::start(spec.key.clone()));
-        let asm = Assembler::new(spec, registry, url.clone());
+        let asm = Assembler::new(spec, registry, url.clone(), Some(&cp));
         HttpRange {
             agent,
             partial: Vec::new(),

@@ -1,17 +1,20 @@
 //! Sources: where events come from. This module finds files under the paths a user gives,
 //! recognises what each one is by its content (text log, gzip-compressed text, ZooKeeper
-//! transaction log, snapshot, other binary), names the node each belongs to from the directory
-//! layout, fingerprints files so re-ingesting one does not duplicate it, and reads text sources
-//! line by line into the [`parser`](crate::parser).
+//! transaction log, snapshot, other binary), names the node each belongs to from the paths of
+//! all files of the run and ZooKeeper's myid evidence ([`nodes`]), fingerprints files so
+//! re-ingesting one does not duplicate it, and reads text sources line by line into the
+//! [`parser`](crate::parser).
 
 pub mod follow;
 pub mod lines;
+pub mod nodes;
 pub mod tail;
 pub mod text;
 pub mod txn;
 pub mod txnwatch;
 pub mod vec;
 
+pub use nodes::{NodeOrigin, NodeRule};
 pub use vec::VecSource;
 
 use std::fs::File;
@@ -113,6 +116,10 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The node it belongs to.
     pub node: String,
+    /// Where the node's name came from.
+    pub node_origin: NodeOrigin,
+    /// The ZooKeeper server id its content or data directory shows, when it shows one.
+    pub myid: Option<u64>,
     /// What it contains.
     pub content: Content,
     /// Size on disk.
@@ -122,55 +129,6 @@ pub struct SourceFile {
 const TXNLOG_MAGIC: &[u8; 4] = b"ZKLG";
 const SNAP_MAGIC: &[u8; 4] = b"ZKSN";
 const SNIFF: usize = 8192;
-
-/// Directory names that say what a directory holds rather than whose it is.
-const GENERIC_DIRS: &[&str] = &[
-    "logs",
-    "log",
-    "data",
-    "datalog",
-    "datalogdir",
-    "version-2",
-    "var",
-    "tmp",
-    "zookeeper",
-    "current",
-    "archive",
-    "rotated",
-];
-
-/// Names the node a file belongs to: the nearest directory above it (below `root` when the file
-/// was found by walking `root`) that is not a generic name like `logs` or `version-2`; else the
-/// file's name without extensions (`calc-a.log` → `calc-a`).
-pub fn node_from_path(path: &Path, root: Option<&Path>) -> String {
-    let rel = root.and_then(|r| path.strip_prefix(r).ok()).unwrap_or(path);
-    let mut dirs: Vec<&str> = rel
-        .parent()
-        .map(|p| {
-            p.components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(s) => s.to_str(),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.reverse();
-    for d in dirs {
-        if !GENERIC_DIRS.contains(&d.to_ascii_lowercase().as_str()) && !d.starts_with('.') {
-            return d.to_string();
-        }
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("unknown");
-    name.split('.')
-        .next()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(name)
-        .to_string()
-}
 
 /// Opens a file for reading, transparently decompressing gzip.
 pub fn open(path: &Path, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
@@ -228,22 +186,29 @@ pub fn sniff(path: &Path) -> Result<Content> {
 }
 
 /// Finds every file under `paths` (directories are walked recursively, in name order; hidden
-/// entries and symbolic links to directories are skipped). Problems are returned beside the
-/// files found, never instead of them.
+/// entries, ZooKeeper's metadata files and symbolic links to directories are skipped) and names
+/// the node of each from all of them ([`nodes`]). Problems are returned beside the files found,
+/// never instead of them.
 pub fn discover(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Error>) {
+    discover_with(paths, &NodeRule::Auto)
+}
+
+/// [`discover`], naming nodes by `rule`. A file the rule cannot name is an error, not a file.
+pub fn discover_with(paths: &[PathBuf], rule: &NodeRule) -> (Vec<SourceFile>, Vec<Error>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, p, &mut files, &mut errors),
-            Ok(m) => add(p, None, m.len(), &mut files, &mut errors),
+            Ok(m) if m.is_dir() => walk(p, &mut files, &mut errors),
+            Ok(m) => add(p, m.len(), &mut files, &mut errors),
             Err(e) => errors.push(Error::io(p, e)),
         }
     }
+    errors.extend(nodes::assign(&mut files, rule));
     (files, errors)
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
+fn walk(dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -260,31 +225,27 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<E
         }
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            walk(root, &path, files, errors);
+            walk(&path, files, errors);
         } else if ft.is_file() {
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-            add(&path, Some(root), size, files, errors);
+            add(&path, size, files, errors);
         } else if ft.is_symlink() {
             if let Ok(m) = std::fs::metadata(&path) {
                 if m.is_file() {
-                    add(&path, Some(root), m.len(), files, errors);
+                    add(&path, m.len(), files, errors);
                 }
             }
         }
     }
 }
 
-fn add(
-    path: &Path,
-    root: Option<&Path>,
-    size: u64,
-    files: &mut Vec<SourceFile>,
-    errors: &mut Vec<Error>,
-) {
+fn add(path: &Path, size: u64, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
     match sniff(path) {
         Ok(content) => files.push(SourceFile {
             path: path.to_path_buf(),
-            node: node_from_path(path, root),
+            node: String::new(),
+            node_origin: NodeOrigin::default(),
+            myid: None,
             content,
             size,
         }),
@@ -331,28 +292,6 @@ pub fn fnv1a(b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn node_names_from_layout() {
-        let n = |p: &str, r: Option<&str>| node_from_path(Path::new(p), r.map(Path::new));
-        assert_eq!(
-            n(
-                "samples/incident-1/zk1/logs/zookeeper.log",
-                Some("samples/incident-1")
-            ),
-            "zk1"
-        );
-        assert_eq!(
-            n(
-                "samples/incident-1/zk2/data/version-2/log.100000001",
-                Some("samples")
-            ),
-            "zk2"
-        );
-        assert_eq!(n("calc-a.log", None), "calc-a");
-        assert_eq!(n("/tmp/x/calc-a/logs/calc-a.log", None), "calc-a");
-        assert_eq!(n("in/zookeeper.log", Some("in")), "zookeeper");
-    }
 
     #[test]
     fn sniffing_recognises_content() {

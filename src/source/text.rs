@@ -13,7 +13,7 @@ use crate::time::Tz;
 
 use super::lines::LineReader;
 use super::{sink_error, Batch, Progress, Source, SourceFile};
-use crate::checkpoint::{Checkpoint, CheckpointDelta};
+use crate::checkpoint::{Checkpoint, CheckpointDelta, Coverage};
 
 /// Longest line kept whole (longer lines are cut here and reported).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -33,8 +33,6 @@ pub struct TextOptions {
     pub node_tz: Vec<(String, Tz)>,
     /// Longest line kept.
     pub max_line: usize,
-    /// Node name override.
-    pub node: Option<String>,
 }
 
 impl Default for TextOptions {
@@ -44,7 +42,6 @@ impl Default for TextOptions {
             tz: Tz::Utc,
             node_tz: Vec::new(),
             max_line: DEFAULT_MAX_LINE,
-            node: None,
         }
     }
 }
@@ -66,7 +63,16 @@ pub struct TextReport {
     pub end_line: u64,
     /// Things worth telling the user, with offsets.
     pub notices: Vec<Notice>,
+    /// How much of the entries read was understood.
+    pub coverage: Coverage,
+    /// The first entry without a timestamp (its offset and first line, cut at
+    /// [`SHOWN_LINE`] characters), when fewer than
+    /// [`MIN_TIMESTAMPED`](crate::checkpoint::MIN_TIMESTAMPED) of the entries have one.
+    pub first_untimed: Option<Notice>,
 }
+
+/// Characters of a line shown in a warning.
+pub const SHOWN_LINE: usize = 200;
 
 /// Detects the format of a text source from its first lines.
 pub fn detect(file: &SourceFile, gzip: bool, registry: &Registry) -> Result<Arc<Format>> {
@@ -115,7 +121,7 @@ pub fn read_text(
         Some(f) => f.clone(),
         None => detect(file, gzip, registry)?,
     };
-    let node = opts.node.as_deref().unwrap_or(&file.node);
+    let node = file.node.as_str();
     let tz = opts
         .node_tz
         .iter()
@@ -148,6 +154,7 @@ pub fn read_text(
     let mut long_lines = 0u64;
     let mut bad_utf8: Option<u64> = None;
     let mut nul: Option<u64> = None;
+    let mut untimed: Option<u64> = None;
     loop {
         let line = match lr.next_line() {
             Ok(Some(l)) => l,
@@ -201,12 +208,26 @@ pub fn read_text(
         let (bytes, offset, number) = (line.bytes, line.offset, line.number);
         if let Some(ev) = parser.push_checked(bytes, text, offset, number) {
             report.events += 1;
+            report.coverage.count(&ev);
+            if ev.ts.is_none() {
+                untimed.get_or_insert(ev.offset);
+            }
             emit(ev)?;
         }
     }
     if let Some(ev) = parser.finish() {
         report.events += 1;
+        report.coverage.count(&ev);
+        if ev.ts.is_none() {
+            untimed.get_or_insert(ev.offset);
+        }
         emit(ev)?;
+    }
+    if report.coverage.poorly_timestamped() {
+        report.first_untimed = untimed.map(|offset| Notice {
+            offset,
+            message: line_at(&file.path, gzip, offset).unwrap_or_default(),
+        });
     }
     report.end_offset = lr.offset();
     report.bytes = report.end_offset - from;
@@ -231,6 +252,23 @@ pub fn read_text(
     report.notices.extend(parser.take_notices());
     report.notices.sort_by_key(|n| n.offset);
     Ok(report)
+}
+
+/// The line at byte `offset` of a text source, cut at [`SHOWN_LINE`] characters (for a
+/// warning that shows it).
+fn line_at(path: &std::path::Path, gzip: bool, offset: u64) -> Option<String> {
+    let mut r = super::open(path, gzip).ok()?;
+    io::copy(&mut (&mut r).take(offset), &mut io::sink()).ok()?;
+    let mut buf = Vec::new();
+    let cap = (SHOWN_LINE * 4) as u64;
+    io::BufRead::read_until(&mut r.take(cap), b'\n', &mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.trim_end_matches(['\n', '\r']);
+    let mut out: String = line.chars().take(SHOWN_LINE).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    Some(out)
 }
 
 /// Events handed to a sink at once by [`TextFile`].
@@ -324,14 +362,17 @@ impl Source for TextFile<'_> {
             fp_len: fp.len,
             offset: rep.end_offset,
             line: rep.end_line,
-            node: self
-                .opts
-                .node
-                .clone()
-                .unwrap_or_else(|| self.file.node.clone()),
+            node: self.file.node.clone(),
             format: rep.format.clone(),
             events: prior_events + rep.events,
             file: None,
+            coverage: Some(
+                self.from
+                    .as_ref()
+                    .and_then(|c| c.coverage)
+                    .unwrap_or_default()
+                    .plus(rep.coverage),
+            ),
         };
         let last = Batch {
             events: batch,

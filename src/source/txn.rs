@@ -199,6 +199,7 @@ pub fn binary_checkpoint_as(file: &SourceFile, key: String) -> Option<Checkpoint
         .into(),
         events: 0,
         file: None,
+        coverage: None,
     })
 }
 

@@ -50,7 +50,8 @@ impl Source for TxnLogFollower {
 
     fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
         let paths: Vec<PathBuf> = self.dirs.iter().map(|(d, _)| d.clone()).collect();
-        let (found, _) = super::discover(&paths);
+        // Named after the configured servers below: no need to read myid evidence.
+        let (found, _) = super::discover_with(&paths, &super::NodeRule::Dir);
         let mut files: Vec<_> = found
             .into_iter()
             .filter(|f| matches!(f.content, Content::TxnLog { .. }))
@@ -139,7 +140,8 @@ impl Source for SnapshotWatcher {
 
     fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
         let paths: Vec<PathBuf> = self.dirs.iter().map(|(d, _)| d.clone()).collect();
-        let (found, _) = super::discover(&paths);
+        // Named after the configured servers below: no need to read myid evidence.
+        let (found, _) = super::discover_with(&paths, &super::NodeRule::Dir);
         for mut f in found
             .into_iter()
             .filter(|f| matches!(f.content, Content::Snapshot { .. }))
