@@ -78,6 +78,10 @@ const ATTRS: &[&str] = &[
     "duration_ms",
     "timeout_ms",
     "state",
+    // The same attribute written in decimal where ZooKeeper usually writes hex (3.4.0-3.4.2
+    // printed zxids with `+ zxid`): `{zxid_dec}` / `(?P<zxid_dec>\d+)` set `zxid`.
+    "zxid_dec",
+    "session_dec",
 ];
 
 /// Compiles a template into (template, regex source, literal pieces).
@@ -655,7 +659,7 @@ pub fn required_literal(re: &str) -> Option<String> {
 }
 
 fn has(a: &Attrs, name: &str) -> bool {
-    match name {
+    match name.strip_suffix("_dec").unwrap_or(name) {
         "session" => a.session.is_some(),
         "zxid" => a.zxid.is_some(),
         "epoch" => a.epoch.is_some(),
@@ -683,6 +687,8 @@ fn num(v: &str, hex: bool) -> Option<u64> {
 /// Sets one attribute from captured text (ignored when it does not parse).
 pub fn apply(a: &mut Attrs, name: &str, v: &str) {
     match name {
+        "zxid_dec" => a.zxid = num(v, false),
+        "session_dec" => a.session = num(v, false),
         "session" => a.session = num(v, true),
         "zxid" => a.zxid = num(v, true),
         "epoch" => a.epoch = num(v, !v.bytes().all(|b| b.is_ascii_digit())),
