@@ -428,7 +428,17 @@ def value(expr, before):
         return "3"
     if "name" in e or "thread" in e:
         return "QuorumPeer[myid=1]"
-    return "x"
+    if re.search(r"\brequest\b|\breq\b|\bsi\b|request\)", e):
+        return "sessionid:0x100000a1b2c0000 type:create cxid:0x1 zxid:0x100000013 txntype:1 reqpath:/app/node"
+    if re.search(r"packet|\bqp\b|gettype|type", e):
+        return "PROPOSAL"
+    if re.search(r"enabled|\bis[a-z]|secure|bool|\?", e):
+        return "true"
+    if re.search(r"len|bytes|version", e):
+        return "2"
+    if re.search(r"config|conf|prop|key", e):
+        return "zookeeper.snapCount"
+    return "value"
 
 
 # ---- catalogue ------------------------------------------------------------------------------

@@ -805,3 +805,28 @@ mod tests {
         assert!(Classifier::new(&[rule("x", "a {session b")]).is_err());
     }
 }
+
+#[cfg(test)]
+mod prefilter_tests {
+    use crate::parser::Registry;
+
+    /// Every embedded rule has a prefilter (a literal prefix or a literal the Aho-Corasick
+    /// automaton finds): none is tried on every line.
+    #[test]
+    fn no_embedded_rule_runs_on_every_line() {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        for f in reg.formats().iter().chain(std::iter::once(&reg.plain())) {
+            let c = &f.classifier;
+            let unfiltered: Vec<String> = c
+                .always
+                .iter()
+                .map(|&i| format!("{} {}", c.rules[i].origin, c.rules[i].kind))
+                .collect();
+            assert!(
+                unfiltered.is_empty(),
+                "format {}: rules tried on every line: {unfiltered:?}",
+                f.def.name
+            );
+        }
+    }
+}
