@@ -11,7 +11,7 @@ const SERVER: &str = "\
 2026-11-24 22:02:29,123 [myid:1] - INFO  [QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled):QuorumPeer@1525] - LOOKING
 2026-11-24 22:02:29,523 [myid:1] - INFO  [QuorumPeer[myid=1](plain=[0:0:0:0:0:0:0:0]:2181)(secure=disabled):Leader@581] - LEADING - LEADER ELECTION TOOK - 400 MS
 2026-11-24 22:02:35,000 [myid:1] - INFO  [SessionTracker:ZooKeeperServer@632] - Expiring session 0x100000a1b2c0000, timeout of 4000ms exceeded
-2026-11-24 22:02:36,000 [myid:1] - WARN  [SyncThread:1:SyncRequestProcessor@371] - Unexpected exception
+2026-11-24 22:02:36,000 [myid:1] - WARN  [NIOWorkerThread-1:NIOServerCnxn@371] - Unexpected exception
 java.io.IOException: boom
 \tat a.b.C(C.java:1)
 2026-11-24 22:02:37,000 [myid:1] - INFO  [CommitProcessor:1:FinalRequestProcessor@1] - nothing special

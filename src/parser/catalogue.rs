@@ -86,7 +86,8 @@ pub struct Statement {
     pub releases: Vec<String>,
     /// The kind it must classify to, or [`NONE`].
     pub kind: String,
-    /// A message as the statement writes it.
+    /// A message as the statement writes it (after a `\n`: the stack trace's first line, which
+    /// the parser reads when the first says nothing).
     pub example: String,
     /// The attributes the example must yield (none other, but an epoch derived from the zxid).
     #[serde(default)]
@@ -212,7 +213,12 @@ fn check_one(
             tz: Tz::Utc,
         },
     );
-    let mut events: Vec<_> = p.push(line.as_bytes(), 0, 1).into_iter().collect();
+    // A multi-line example: the first line in the layout, the rest as its stack trace.
+    let mut events: Vec<_> = line
+        .split('\n')
+        .zip(1..)
+        .filter_map(|(l, n)| p.push(l.as_bytes(), 0, n))
+        .collect();
     events.extend(p.finish());
     let [e] = events.as_slice() else {
         return Err(format!("{} entries from one line", events.len()));
