@@ -32,8 +32,27 @@ pub fn formats(registry: &Registry, check: bool) -> Result<u8> {
         writeln!(out, "FAIL {fail}")?;
     }
     writeln!(out, "{} examples checked, {} failed", total, failures.len())?;
+    // The catalogue of every release's log statements, against the same rules.
+    let catalogue = zklens::parser::catalogue::embedded()?;
+    let report = zklens::parser::catalogue::check(registry, &catalogue);
+    for fail in &report.failures {
+        writeln!(out, "FAIL catalogue {fail}")?;
+    }
+    writeln!(
+        out,
+        "{} catalogued statements checked ({} with a kind, {} with none on purpose; {} examples), {} failed",
+        report.statements,
+        report.with_kind,
+        report.none,
+        report.examples,
+        report.failures.len()
+    )?;
     out.flush()?;
-    Ok(if failures.is_empty() { 0 } else { 2 })
+    Ok(if failures.is_empty() && report.failures.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
 /// `zklens formats --explain FILE`: how every candidate format scores on the file's sample,

@@ -4,6 +4,7 @@
 //! rules classify its message. An [`EntryParser`] applies one format to one source's lines in
 //! order, folding continuation lines (stack traces) into the entry they belong to.
 
+pub mod catalogue;
 pub mod format;
 pub mod infer;
 pub mod layout;

@@ -78,6 +78,10 @@ const ATTRS: &[&str] = &[
     "duration_ms",
     "timeout_ms",
     "state",
+    // The same attribute written in decimal where ZooKeeper usually writes hex (3.4.0-3.4.2
+    // printed zxids with `+ zxid`): `{zxid_dec}` / `(?P<zxid_dec>\d+)` set `zxid`.
+    "zxid_dec",
+    "session_dec",
 ];
 
 /// Compiles a template into (template, regex source, literal pieces).
@@ -679,7 +683,7 @@ pub fn required_literal(re: &str) -> Option<String> {
 }
 
 fn has(a: &Attrs, name: &str) -> bool {
-    match name {
+    match name.strip_suffix("_dec").unwrap_or(name) {
         "session" => a.session.is_some(),
         "zxid" => a.zxid.is_some(),
         "epoch" => a.epoch.is_some(),
@@ -707,6 +711,8 @@ fn num(v: &str, hex: bool) -> Option<u64> {
 /// Sets one attribute from captured text (ignored when it does not parse).
 pub fn apply(a: &mut Attrs, name: &str, v: &str) {
     match name {
+        "zxid_dec" => a.zxid = num(v, false),
+        "session_dec" => a.session = num(v, false),
         "session" => a.session = num(v, true),
         "zxid" => a.zxid = num(v, true),
         "epoch" => a.epoch = num(v, !v.bytes().all(|b| b.is_ascii_digit())),
@@ -821,5 +827,30 @@ mod tests {
         assert!(Classifier::new(&[rule("x", "a {nosuch} b")]).is_err());
         assert!(Classifier::new(&[rule("x", "a {session:blob} b")]).is_err());
         assert!(Classifier::new(&[rule("x", "a {session b")]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod prefilter_tests {
+    use crate::parser::Registry;
+
+    /// Every embedded rule has a prefilter (a literal prefix or a literal the Aho-Corasick
+    /// automaton finds): none is tried on every line.
+    #[test]
+    fn no_embedded_rule_runs_on_every_line() {
+        let reg = Registry::load(&[] as &[&str]).expect("embedded formats load");
+        for f in reg.formats().iter().chain(std::iter::once(&reg.plain())) {
+            let c = &f.classifier;
+            let unfiltered: Vec<String> = c
+                .always
+                .iter()
+                .map(|&i| format!("{} {}", c.rules[i].origin, c.rules[i].kind))
+                .collect();
+            assert!(
+                unfiltered.is_empty(),
+                "format {}: rules tried on every line: {unfiltered:?}",
+                f.def.name
+            );
+        }
     }
 }

@@ -55,7 +55,8 @@ impl FieldType {
 fn default_type(name: &str) -> FieldType {
     match name {
         "session" | "zxid" => FieldType::Hex,
-        "epoch" | "server" | "leader" | "duration_ms" | "timeout_ms" => FieldType::Int,
+        "epoch" | "server" | "leader" | "duration_ms" | "timeout_ms" | "zxid_dec"
+        | "session_dec" => FieldType::Int,
         "path" => FieldType::Path,
         "peer" => FieldType::Word,
         _ => FieldType::Any,
