@@ -742,6 +742,7 @@ fn ids_named_anywhere_in_an_entry_are_extracted() {
     assert_eq!(ev[0]["session"], "0x14b2c0000");
     assert_eq!(ev[1]["session"], "0x14b2c0001");
     assert_eq!(ev[2]["session"], "0x14b2c0002");
+}
 
 /// Runs zklens on the index in `data`, in `dir` (relative paths, so nothing above the test's
 /// directory names a node).

@@ -71,6 +71,8 @@ pub fn explain(registry: &Registry, path: &std::path::Path, lines: usize) -> Res
     let file = source::SourceFile {
         path: path.to_path_buf(),
         node: String::new(),
+        node_origin: Default::default(),
+        myid: None,
         content,
         size: 0,
     };
