@@ -253,7 +253,11 @@ impl Registry {
                 None => true,
                 Some(b) => {
                     let learned = s.format.def.name == LEARNED;
-                    if learned {
+                    if learned && b.format.def.name == LEARNED {
+                        // Between learned layouts, on equal reads, the one with more fields.
+                        (s.timed, s.entries, s.format.fields())
+                            > (b.timed, b.entries, b.format.fields())
+                    } else if learned {
                         (s.timed, s.entries) > (b.timed, b.entries)
                     } else {
                         s.key() > b.key()
@@ -590,6 +594,14 @@ impl Format {
                 }
             }
             Shape::Plain => Ok("one line, no fields".into()),
+        }
+    }
+
+    /// How many fields its layout has (0 for JSON and plain text).
+    fn fields(&self) -> usize {
+        match &self.shape {
+            Shape::Text(l) => l.fields(),
+            _ => 0,
         }
     }
 

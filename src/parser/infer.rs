@@ -478,7 +478,7 @@ fn header(line: &str) -> Option<Vec<Piece>> {
                 i += wend;
                 break;
             }
-            let bracket_next = next.starts_with(" [") && bare.contains('.');
+            let bracket_next = next.starts_with(" [") && (bare.contains('.') || in_header);
             if next.starts_with(" - ")
                 || next.starts_with(" | ")
                 || next.starts_with(" : ")
@@ -748,7 +748,9 @@ mod tests {
             "%d{MMM d HH:mm:ss} %X{host} %X{tag}[%X{pid}]: %p %c [%t] %m"
         );
         assert_eq!(
-            learn(&["[main] 2026-11-29 22:58:04,654 INFO  QuorumPeerConfig:177 - Reading configuration"]),
+            learn(&[
+                "[main] 2026-11-29 22:58:04,654 INFO  QuorumPeerConfig:177 - Reading configuration"
+            ]),
             "[%t] %d{RFC3339} %p %c:%L - %m"
         );
         assert_eq!(

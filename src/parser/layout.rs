@@ -216,6 +216,17 @@ impl Layout {
         })
     }
 
+    /// How many fields the layout names (a regex: its named groups).
+    pub fn fields(&self) -> usize {
+        match self {
+            Layout::Pattern { tokens, .. } => tokens
+                .iter()
+                .filter(|t| matches!(t.0, Token::Field(_)))
+                .count(),
+            Layout::Regex { re, .. } => re.capture_names().flatten().count(),
+        }
+    }
+
     /// True when the layout begins with a timestamp (lines that do not are continuations).
     pub fn starts_with_time(&self) -> bool {
         match self {
