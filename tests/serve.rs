@@ -428,6 +428,11 @@ fn serve_reads_zone_less_timestamps_in_the_configured_zones() {
         &logs.join("d.log"),
         &["d says hello at no time".to_string()],
     );
+    // A layout only its configuration knows (day first, `|` between fields).
+    append(
+        &logs.join("e.log"),
+        &["25/11/2026 05:00:00 | WARNING | kazoo.client | Session has expired".to_string()],
+    );
     let config = tmp.path().join("serve.toml");
     std::fs::write(
         &config,
@@ -456,6 +461,11 @@ url = "file://{logs}/c.log"
 [[sources]]
 node = "d"
 url = "file://{logs}/d.log"
+
+[[sources]]
+node = "e"
+url = "file://{logs}/e.log"
+layout = "%d{{dd/MM/yyyy HH:mm:ss}} | %p | %c | %m"
 "#,
             logs = logs.display()
         ),
@@ -510,7 +520,7 @@ url = "file://{logs}/d.log"
     };
     let t0 = Instant::now();
     let mut events = ts();
-    while events.len() < 4 && t0.elapsed() < Duration::from_secs(30) {
+    while events.len() < 5 && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
         events = ts();
     }
@@ -523,6 +533,7 @@ url = "file://{logs}/d.log"
         ("a", "2026-11-24T20:00:00.000Z"), // Asia/Tokyo, UTC+9 (the source's own zone)
         ("b", "2026-11-25T10:00:00.000Z"), // America/New_York, UTC-5 (the default zone)
         ("c", "2026-11-25T04:00:00.000Z"), // Europe/Berlin, UTC+1 (the node's zone)
+        ("e", "2026-11-25T10:00:00.000Z"), // read with its configured layout
     ]
     .into_iter()
     .map(|(n, t)| (n.to_string(), t.to_string()))
@@ -562,4 +573,34 @@ url = "file://{logs}/d.log"
         }
     }
     assert_eq!(events["d"].0, "", "{events:?}");
+    assert_eq!(events["e"].1, "client.session_expired", "{events:?}");
+}
+
+#[test]
+fn a_configured_layout_that_does_not_compile_stops_serve_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[[sources]]\nnode = \"x\"\nurl = \"file:///dev/null\"\nlayout = \"%d no message\"\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(exe())
+        .env_remove("ZKLENS_DATA_DIR")
+        .env_remove("ZKLENS_SERVER")
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run zklens serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("node x") && err.contains("no message field"),
+        "{err}"
+    );
 }
