@@ -122,6 +122,15 @@ fn warn_coverage(
     )
 }
 
+/// How `--node` / `--node-from` name nodes (else by the paths and myid evidence).
+fn node_rule(input: &InputArgs) -> Result<NodeRule> {
+    Ok(match (&input.node, &input.node_from) {
+        (Some(n), _) => NodeRule::Fixed(n.clone()),
+        (None, Some(r)) => NodeRule::from_arg(r)?,
+        (None, None) => NodeRule::Auto,
+    })
+}
+
 /// `zklens ingest`.
 pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
     let (tz, node_tz) = a.input.tz.per_node();
@@ -133,11 +142,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             node_tz,
             max_line: a.max_line.max(1024),
         },
-        nodes: match (&a.node, &a.node_from) {
-            (Some(n), _) => NodeRule::Fixed(n.clone()),
-            (None, Some(r)) => NodeRule::from_arg(r)?,
-            (None, None) => NodeRule::Auto,
-        },
+        nodes: node_rule(&a.input)?,
         threads: a.threads,
     };
     let bar = if !a.quiet && io::stderr().is_terminal() {
@@ -276,7 +281,7 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
         ..TextOptions::default()
     };
     let format = a.output.format.events()?;
-    let (files, errors) = zklens::source::discover(&a.input.paths);
+    let (files, errors) = zklens::source::discover_with(&a.input.paths, &node_rule(&a.input)?);
     let mut failed = errors.len();
     for e in errors {
         eprintln!("zklens: {e}");

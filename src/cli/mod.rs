@@ -200,6 +200,15 @@ pub struct InputArgs {
     /// HH:mm:ss`), ISO8601, RFC3339, epoch or epoch_ms [default: any ISO 8601 form]
     #[arg(long, value_name = "SPEC", requires = "layout")]
     pub layout_time: Option<String>,
+    /// Attribute every file to this node instead of naming nodes from the paths
+    #[arg(long, value_name = "NAME", conflicts_with = "node_from")]
+    pub node: Option<String>,
+    /// Name each file's node from its nearest directory (`dir`), its file name (`file`), or a
+    /// regex over its path whose group `(?P<node>..)`, else first group, is the name (a path it
+    /// does not match is an error). Default: the path component that tells the file apart from
+    /// the others, and ZooKeeper servers' myid
+    #[arg(long, value_name = "dir|file|REGEX")]
+    pub node_from: Option<String>,
     #[command(flatten)]
     pub tz: TzFlag,
 }
@@ -243,15 +252,6 @@ pub struct CorpusArgs {
 pub struct IngestArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Attribute every file to this node instead of naming nodes from the paths
-    #[arg(long, value_name = "NAME", conflicts_with = "node_from")]
-    pub node: Option<String>,
-    /// Name each file's node from its nearest directory (`dir`), its file name (`file`), or a
-    /// regex over its path whose group `(?P<node>..)`, else first group, is the name (a path it
-    /// does not match is an error). Default: the path component that tells the file apart from
-    /// the others, and ZooKeeper servers' myid
-    #[arg(long, value_name = "dir|file|REGEX")]
-    pub node_from: Option<String>,
     /// Worker threads [default: one per core]
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
