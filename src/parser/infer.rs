@@ -318,23 +318,32 @@ fn header(line: &str) -> Option<Vec<Piece>> {
     }
     let mut tokens = 0;
     let mut after_level = false;
+    let mut after_logger = false;
     while i < b.len() && tokens < 16 {
         tokens += 1;
-        // Separators: spaces, and a lone `-`, `|` or `:` between spaces.
+        // Separators: spaces, and a lone `:` or a run of `-` or `|` between spaces.
         let sep_start = i;
         loop {
             match b.get(i) {
                 Some(b' ' | b'\t') => i += 1,
-                Some(b'-' | b'|' | b':')
-                    if i > sep_start && b.get(i + 1).is_none_or(|c| *c == b' ') =>
-                {
-                    i += 1
+                Some(&c @ (b'-' | b'|' | b':')) if i > sep_start => {
+                    let run = if c == b':' {
+                        1
+                    } else {
+                        b[i..].iter().take_while(|x| **x == c).count()
+                    };
+                    if b.get(i + run).is_none_or(|x| *x == b' ') {
+                        i += run;
+                    } else {
+                        break;
+                    }
                 }
                 _ => break,
             }
         }
         let mut sep = &line[sep_start..i];
-        if after_level {
+        if after_level || after_logger {
+            after_logger = false;
             // Level padding (`%-5p`) varies from line to line: keep one space.
             if sep.starts_with(' ') {
                 let t = sep.trim_start_matches(' ');
@@ -423,6 +432,10 @@ fn header(line: &str) -> Option<Vec<Piece>> {
         let word = &rest[..wend];
         let bare = word.strip_suffix(':').unwrap_or(word);
         if is_level(bare) {
+            // Right-aligned levels (`%5p`) pad on the left: one space, the field takes the rest.
+            while lit.ends_with("  ") {
+                lit.pop();
+            }
             flush(&mut out, &mut lit, Piece::Level);
             if bare.len() < word.len() {
                 lit.push(':');
@@ -479,19 +492,26 @@ fn header(line: &str) -> Option<Vec<Piece>> {
                 break;
             }
             let bracket_next = next.starts_with(" [") && (bare.contains('.') || in_header);
-            if next.starts_with(" - ")
-                || next.starts_with(" | ")
-                || next.starts_with(" : ")
+            // A padded logger (`%-40.40logger : `) keeps one space; the field takes the rest.
+            let padded = next.trim_start_matches(' ');
+            if padded.starts_with("- ")
+                || padded.starts_with("| ")
+                || padded.starts_with(": ") && next.starts_with(' ')
                 || bracket_next
             {
                 flush(&mut out, &mut lit, Piece::Logger);
+                after_logger = true;
                 i += wend;
                 continue;
             }
         }
         if !word.is_empty() && word.bytes().all(|c| c.is_ascii_digit()) {
             // A process or thread id, when more header follows it.
-            let next = rest[wend..].trim_start();
+            // (past a `---` separator, as Spring Boot writes)
+            let next = rest[wend..]
+                .trim_start()
+                .trim_start_matches(['-', '|'])
+                .trim_start();
             let nw = next.split([' ', '\t']).next().unwrap_or("");
             if next.starts_with('[') || is_level(nw.strip_suffix(':').unwrap_or(nw)) {
                 flush(&mut out, &mut lit, Piece::Skip("pid"));
@@ -511,6 +531,19 @@ fn header(line: &str) -> Option<Vec<Piece>> {
         lit.push_str(&line[i..i + ws]);
     }
     flush(&mut out, &mut lit, Piece::Message);
+    // A logger after the message, in parentheses (Kafka's `... (kafka.server.ReplicaManager)`).
+    if let Some(inner) = line.strip_suffix(')').and_then(|l| {
+        let open = l.rfind(" (")?;
+        Some(&l[open + 2..])
+    }) {
+        if is_logger(inner) && inner.contains('.') && !out.contains(&Piece::Logger) {
+            out.extend([
+                Piece::Lit(" (".into()),
+                Piece::Logger,
+                Piece::Lit(")".into()),
+            ]);
+        }
+    }
     // Two loggers (syslog's tag, then the application's logger): the last one is the logger.
     let loggers = out.iter().filter(|p| **p == Piece::Logger).count();
     if loggers > 1 {
@@ -756,6 +789,21 @@ mod tests {
         assert_eq!(
             learn(&["2026-11-29T22:58:05.136+0000 INFO  [main] QuorumPeerConfig:177 - Reading"]),
             "%d{RFC3339} %p [%t] %c:%L - %m"
+        );
+        assert_eq!(
+            learn(&[
+                "2026-11-24 22:02:29.123  INFO 12345 --- [           main] o.a.c.f.state.ConnectionStateManager     : State change: SUSPENDED",
+                "2026-11-24 22:02:30.123  WARN 12345 --- [ain-EventThread] o.a.c.f.s.ConnectionStateManager         : State change: LOST",
+                "2026-11-24 22:02:31.123 ERROR 12345 --- [ain-EventThread] o.a.c.ConnectionState                    : Connection timed out",
+            ]),
+            "%d{RFC3339} %p %X{pid} --- [%t] %c : %m"
+        );
+        assert_eq!(
+            learn(&[
+                "[2026-11-24 22:02:29,123] INFO [ReplicaManager broker=1] Stopped fetchers (kafka.server.ReplicaManager)",
+                "[2026-11-24 22:02:30,123] WARN [ZooKeeperClient Kafka server] Session expired. (kafka.zookeeper.ZooKeeperClient)",
+            ]),
+            "[%d{RFC3339}] %p [%t] %m (%c)"
         );
         assert_eq!(
             learn(&["1732485749.123 ERROR svc.py:42 boom"]),

@@ -343,8 +343,10 @@ fn field_ok(f: Field, v: &[u8]) -> bool {
             !t.is_empty() && t.len() <= 11 && t.iter().all(u8::is_ascii_alphabetic)
         }
         Field::Logger => {
-            !v.is_empty()
-                && v.iter().all(|&c| {
+            // Padding after the name (`%-40.40logger`) is allowed, not inside it.
+            let name = v.trim_ascii_end();
+            !name.is_empty()
+                && name.iter().all(|&c| {
                     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.' | b'-' | b'/')
                 })
         }
