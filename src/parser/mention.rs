@@ -92,6 +92,13 @@ impl Mention {
     /// The span of the hex value of the leftmost mention in `text`.
     pub fn find(&self, text: &str) -> Option<(usize, usize)> {
         let b = text.as_bytes();
+        // Every value starts with `0x`: a text without one names nothing (one SIMD scan,
+        // before the keys' automaton).
+        static HEX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"0x"));
+        if HEX.find(b).is_none() {
+            return None;
+        }
         // The leftmost key occurrence (a SIMD scan where there is none); at its start, the
         // keys that occur there, longest first (the alternation's order), until one leads to
         // a value; else on from the next byte.

@@ -245,11 +245,16 @@ impl EntryParser {
         let mut attrs = Attrs::default();
         let classifier = &self.format.classifier;
         let logger = e.logger.as_deref();
-        let mut found = classifier.classify(e.headline(), logger, &mut attrs);
+        // One scan for the end of the headline; the lines after it, if any.
+        let (headline, rest) = match memchr::memchr(b'\n', e.message.as_bytes()) {
+            Some(i) => (&e.message[..i], Some(&e.message[i + 1..])),
+            None => (e.message.as_str(), None),
+        };
+        let mut found = classifier.classify(headline, logger, &mut attrs);
         if found.as_ref().is_none_or(|c| &*c.kind == KIND_LOG) {
             // "Unexpected exception" + the exception's own message on the next line: the
             // second line says what happened.
-            if let Some(second) = e.message.split('\n').nth(1) {
+            if let Some(second) = rest.map(|r| r.split('\n').next().unwrap_or(r)) {
                 let mut a2 = Attrs::default();
                 if let Some(c) = classifier.classify(second, logger, &mut a2) {
                     if &*c.kind != KIND_LOG {
@@ -264,7 +269,7 @@ impl EntryParser {
         }
         // Ids named after the headline (an exception's message on the next line).
         if attrs.session.is_none() || attrs.zxid.is_none() {
-            if let Some((_, rest)) = e.message.split_once('\n') {
+            if let Some(rest) = rest {
                 classifier.fill_mentions(rest, logger, &mut attrs);
             }
         }
