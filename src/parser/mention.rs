@@ -96,9 +96,7 @@ impl Mention {
         // before the keys' automaton).
         static HEX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"0x"));
-        if HEX.find(b).is_none() {
-            return None;
-        }
+        HEX.find(b)?;
         // The leftmost key occurrence (a SIMD scan where there is none); at its start, the
         // keys that occur there, longest first (the alternation's order), until one leads to
         // a value; else on from the next byte.
