@@ -7,9 +7,7 @@
 //! That is exactly the regex
 //! `(?-u:\b)(?:KEY1|KEY2|…)\s*[=:]?\s*0x(?P<attr>[0-9a-fA-F]{1,16})(?-u:\b)` with the keys
 //! longest first, which [`Mention::regex`] builds and the tests compare against; the native
-//! matcher finds the same (leftmost) match without a regex engine.
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+//! matcher finds the same (leftmost) match without a regex engine, starting from the `0x`s.
 
 /// A compiled mention rule.
 #[derive(Debug, Clone)]
@@ -18,30 +16,12 @@ pub struct Mention {
     attr: String,
     /// The keys, longest first (the order the regex alternation prefers).
     keys: Vec<String>,
-    ac: AhoCorasick,
+    /// The keys' last bytes.
+    last: Vec<u8>,
 }
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Skips Unicode whitespace (what the regex's `\s` matches) from `i`.
-fn skip_ws(text: &str, mut i: usize) -> usize {
-    let b = text.as_bytes();
-    while i < b.len() {
-        if b[i] < 0x80 {
-            if matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-                i += 1;
-                continue;
-            }
-            break;
-        }
-        match text[i..].chars().next() {
-            Some(c) if c.is_whitespace() => i += c.len_utf8(),
-            _ => break,
-        }
-    }
-    i
 }
 
 impl Mention {
@@ -53,24 +33,25 @@ impl Mention {
         for k in keys {
             let ok = !k.is_empty()
                 && k.bytes().next().is_some_and(is_word)
-                && k.bytes().all(|b| is_word(b) || b == b' ');
+                && k.bytes().last().is_some_and(is_word)
+                && k.bytes().all(|b| is_word(b) || b == b' ')
+                && !k.contains("0x");
             if !ok {
                 return Err(format!(
-                    "mention key {k:?}: keys are words (letters, digits, _), spaces between"
+                    "mention key {k:?}: keys are words (letters, digits, _), spaces between, without 0x"
                 ));
             }
         }
         let mut keys = keys.to_vec();
         keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         keys.dedup();
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&keys)
-            .map_err(|e| e.to_string())?;
+        let mut last: Vec<u8> = keys.iter().filter_map(|k| k.bytes().last()).collect();
+        last.sort_unstable();
+        last.dedup();
         Ok(Mention {
             attr: attr.to_string(),
             keys,
-            ac,
+            last,
         })
     }
 
@@ -90,55 +71,71 @@ impl Mention {
     }
 
     /// The span of the hex value of the leftmost mention in `text`.
+    ///
+    /// Every value starts with `0x`, so the search starts there: for each `0x` (left to right,
+    /// one SIMD scan) whose hex digits make a value, the text before it, back over whitespace
+    /// and one `=` or `:`, must end with a key (the longest that does, as the alternation
+    /// prefers) that starts at a word boundary. Keys are words without `0x` in them, so the
+    /// match of an earlier `0x` always starts before that of a later one: this is the regex's
+    /// leftmost match.
     pub fn find(&self, text: &str) -> Option<(usize, usize)> {
-        let b = text.as_bytes();
-        // Every value starts with `0x`: a text without one names nothing (one SIMD scan,
-        // before the keys' automaton).
         static HEX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"0x"));
-        HEX.find(b)?;
-        // The leftmost key occurrence (a SIMD scan where there is none); at its start, the
-        // keys that occur there, longest first (the alternation's order), until one leads to
-        // a value; else on from the next byte.
-        let mut at = 0;
-        while at < b.len() {
-            let m = self.ac.find(aho_corasick::Input::new(text).range(at..))?;
-            let s = m.start();
-            if s == 0 || !is_word(b[s - 1]) {
-                for k in &self.keys {
-                    if b[s..].starts_with(k.as_bytes()) {
-                        if let Some(span) = self.value_after(text, s + k.len()) {
-                            return Some(span);
-                        }
+        let b = text.as_bytes();
+        for p in HEX.find_iter(b) {
+            let Some(span) = value_at(b, p) else { continue };
+            let e = key_end(text, p);
+            // Keys end with a word byte: the byte before `e` rules most of them out at once.
+            let Some(&last) = e.checked_sub(1).and_then(|i| b.get(i)) else {
+                continue;
+            };
+            if !self.last.contains(&last) {
+                continue;
+            }
+            for k in &self.keys {
+                let kb = k.as_bytes();
+                if kb.last() == Some(&last) && e >= kb.len() && &b[e - kb.len()..e] == kb {
+                    let s = e - kb.len();
+                    if s == 0 || !is_word(b[s - 1]) {
+                        return Some(span);
                     }
                 }
             }
-            at = s + 1;
         }
         None
     }
+}
 
-    /// After a key ending at `i`: `\s*[=:]?\s*0x` then 1-16 hex digits ending at a boundary.
-    fn value_after(&self, text: &str, i: usize) -> Option<(usize, usize)> {
-        let b = text.as_bytes();
-        let mut i = skip_ws(text, i);
-        if matches!(b.get(i), Some(b'=' | b':')) {
-            i = skip_ws(text, i + 1);
-        }
-        if b.get(i) != Some(&b'0') || b.get(i + 1) != Some(&b'x') {
-            return None;
-        }
-        let start = i + 2;
-        let mut end = start;
-        while end < b.len() && b[end].is_ascii_hexdigit() {
-            end += 1;
-        }
-        let n = end - start;
-        if n == 0 || n > 16 || b.get(end).is_some_and(|&c| is_word(c)) {
-            return None;
-        }
-        Some((start, end))
+/// The hex digits of a value whose `0x` is at `p`: 1 to 16 of them, ending at a word boundary.
+fn value_at(b: &[u8], p: usize) -> Option<(usize, usize)> {
+    let start = p + 2;
+    let n = b[start.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .count();
+    let end = start + n;
+    if n == 0 || n > 16 || b.get(end).is_some_and(|&c| is_word(c)) {
+        return None;
     }
+    Some((start, end))
+}
+
+/// Where a key must end for a value at `p`: back over whitespace, one `=` or `:`, whitespace.
+fn key_end(text: &str, p: usize) -> usize {
+    let back_ws = |mut i: usize| {
+        while let Some(c) = text[..i].chars().next_back() {
+            if !c.is_whitespace() {
+                break;
+            }
+            i -= c.len_utf8();
+        }
+        i
+    };
+    let mut e = back_ws(p);
+    if e > 0 && matches!(text.as_bytes()[e - 1], b'=' | b':') {
+        e = back_ws(e - 1);
+    }
+    e
 }
 
 #[cfg(test)]
