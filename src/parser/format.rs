@@ -627,7 +627,7 @@ impl Format {
 /// classify with the rule's kind (an earlier rule taking it is a failure too). Returns the
 /// failures, one line each.
 pub fn check_examples(registry: &Registry) -> Vec<String> {
-    let mut fails = Vec::new();
+    let mut fails = registry.plain.classifier.regex_errors();
     for f in registry
         .formats()
         .iter()

@@ -97,7 +97,9 @@ struct Compiled {
     /// For `match` templates and anchored regexes: the literal text the message must start with.
     prefix: Option<String>,
     kind: Arc<str>,
-    re: Regex,
+    re: LazyRegex,
+    /// The attributes its matches capture.
+    names: Vec<String>,
     /// The template, when the native matcher can decide it (else the regex does).
     tpl: Option<Template>,
     /// A mention rule's native matcher (its regex is the reference).
@@ -107,6 +109,33 @@ struct Compiled {
     logger: Option<String>,
     set: Vec<(String, String)>,
     origin: String,
+}
+
+/// A rule's regex, compiled the first time it is needed.
+#[derive(Debug)]
+struct LazyRegex {
+    src: String,
+    re: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    fn new(src: String) -> LazyRegex {
+        LazyRegex {
+            src,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the regex compiled already.
+    fn set(&self, re: Regex) {
+        let _ = self.re.set(Some(re));
+    }
+
+    /// The regex (`None` if its source does not compile: a generated regex that would be a
+    /// bug, which the tests rule out by compiling every embedded rule's).
+    fn get(&self) -> Option<&Regex> {
+        self.re.get_or_init(|| Regex::new(&self.src).ok()).as_ref()
+    }
 }
 
 /// A compiled set of rules (one per format: the union of its rulesets, in order).
@@ -246,9 +275,31 @@ impl Classifier {
                 _ => Err("a rule needs exactly one of match, contains, regex, mention".to_string()),
             }
             .map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
-            let re = Regex::new(&src).map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
-            for name in re.capture_names().flatten() {
-                if !ATTRS.contains(&name) {
+            // A rule the native matcher decides (a template, a mention) needs its regex only
+            // when a template gives up: compiled then, not at start (most never are; compiling
+            // them all was most of a process's start-up). Raw regexes are compiled and checked
+            // now.
+            let native = mention.is_some() || tpl.as_ref().is_some_and(Template::native);
+            let re = LazyRegex::new(src);
+            let names: Vec<String> = if native {
+                match (&tpl, &mention) {
+                    (Some(t), _) => t.names().to_vec(),
+                    (None, Some(m)) => vec![m.attr().to_string()],
+                    (None, None) => Vec::new(),
+                }
+            } else {
+                let compiled =
+                    Regex::new(&re.src).map_err(|e| format!("{origin}: rule {}: {e}", r.kind))?;
+                let names: Vec<String> = compiled
+                    .capture_names()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect();
+                re.set(compiled);
+                names
+            };
+            for name in &names {
+                if !ATTRS.contains(&name.as_str()) {
                     return Err(format!(
                         "{origin}: rule {}: unknown attribute group {name:?}",
                         r.kind
@@ -301,6 +352,7 @@ impl Classifier {
                 prefix,
                 kind: Arc::from(r.kind.as_str()),
                 re,
+                names,
                 tpl,
                 mention,
                 literal: longest
@@ -405,16 +457,31 @@ impl Classifier {
                 Outcome::GaveUp => {}
             }
         }
-        let mut locs = r.re.capture_locations();
-        if r.re.captures_read(&mut locs, headline).is_none() {
+        let Some(re) = r.re.get() else {
+            return false;
+        };
+        let mut locs = re.capture_locations();
+        if re.captures_read(&mut locs, headline).is_none() {
             return false;
         }
-        for (g, name) in r.re.capture_names().enumerate() {
+        for (g, name) in re.capture_names().enumerate() {
             if let (Some(name), Some(sp)) = (name, locs.get(g)) {
                 caps.push(name, sp);
             }
         }
         true
+    }
+
+    /// Rules whose regex (compiled only when first needed) does not compile: `origin: kind:
+    /// error` each. Run by `zklens formats --check` and the tests.
+    pub fn regex_errors(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter_map(|r| match Regex::new(&r.re.src) {
+                Ok(_) => None,
+                Err(e) => Some(format!("{}: rule {}: {e}", r.origin, r.kind)),
+            })
+            .collect()
     }
 
     /// Classifies a message headline; fills `attrs` from the matching rule's captures.
@@ -525,10 +592,7 @@ impl Classifier {
         let mut won = None;
         for &i in &self.fallbacks {
             let r = &self.rules[i];
-            let filled = match &r.tpl {
-                Some(t) => t.names().iter().all(|n| has(attrs, n)),
-                None => r.re.capture_names().flatten().all(|n| has(attrs, n)),
-            };
+            let filled = r.names.iter().all(|n| has(attrs, n));
             if filled {
                 continue; // nothing left for it to fill
             }

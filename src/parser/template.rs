@@ -78,6 +78,8 @@ enum Piece {
 pub struct Template {
     pieces: Vec<Piece>,
     anchored: bool,
+    /// An unanchored template's first literal, searched for (built once, not per match).
+    first: Option<memmem::Finder<'static>>,
     /// Attribute names of the captured placeholders, by slot.
     names: Vec<String>,
 }
@@ -144,9 +146,14 @@ impl Template {
         if !rest.is_empty() {
             pieces.push(Piece::Lit(rest.to_string()));
         }
+        let first = match (anchored, pieces.first()) {
+            (false, Some(Piece::Lit(l))) => Some(memmem::Finder::new(l.as_bytes()).into_owned()),
+            _ => None,
+        };
         Ok(Template {
             pieces,
             anchored,
+            first,
             names,
         })
     }
@@ -211,10 +218,9 @@ impl Template {
         if self.anchored {
             return self.at(0, text, 0, spans, &mut budget);
         }
-        let Some(Piece::Lit(first)) = self.pieces.first() else {
+        let Some(finder) = &self.first else {
             return Outcome::GaveUp;
         };
-        let finder = memmem::Finder::new(first.as_bytes());
         let mut from = 0;
         while let Some(i) = finder.find(&text.as_bytes()[from..]) {
             let s = from + i;
