@@ -79,10 +79,18 @@ impl Mention {
     /// match of an earlier `0x` always starts before that of a later one: this is the regex's
     /// leftmost match.
     pub fn find(&self, text: &str) -> Option<(usize, usize)> {
-        static HEX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"0x"));
+        self.find_at(text, hex_positions(text.as_bytes()))
+    }
+
+    /// [`find`](Self::find) given the positions of the `0x`s in `text` (left to right), found
+    /// once for every mention rule that reads the same text.
+    pub fn find_at(
+        &self,
+        text: &str,
+        hex: impl IntoIterator<Item = usize>,
+    ) -> Option<(usize, usize)> {
         let b = text.as_bytes();
-        for p in HEX.find_iter(b) {
+        for p in hex {
             let Some(span) = value_at(b, p) else { continue };
             let e = key_end(text, p);
             // Keys end with a word byte: the byte before `e` rules most of them out at once.
@@ -104,6 +112,13 @@ impl Mention {
         }
         None
     }
+}
+
+/// The positions of `0x` in `b`, left to right (one SIMD scan).
+pub fn hex_positions(b: &[u8]) -> memchr::memmem::FindIter<'_, 'static> {
+    static HEX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"0x"));
+    HEX.find_iter(b)
 }
 
 /// The hex digits of a value whose `0x` is at `p`: 1 to 16 of them, ending at a word boundary.

@@ -590,11 +590,47 @@ impl Classifier {
         caps: &mut Caps<'a>,
     ) -> Option<Classified> {
         let mut won = None;
+        // Where the `0x`s are, found once for every mention rule (none: no mention can match).
+        // (Up to 16 kept on the stack; a text with more is searched by each rule itself.)
+        let mut hex: Option<([usize; 16], usize, bool)> = None;
         for &i in &self.fallbacks {
             let r = &self.rules[i];
             let filled = r.names.iter().all(|n| has(attrs, n));
             if filled {
                 continue; // nothing left for it to fill
+            }
+            if let (Some(m), None) = (&r.mention, &r.logger) {
+                let (at, n, more) = hex.get_or_insert_with(|| {
+                    let mut at = [0usize; 16];
+                    let mut n = 0;
+                    for p in super::mention::hex_positions(headline.as_bytes()) {
+                        if n == at.len() {
+                            return (at, n, true);
+                        }
+                        at[n] = p;
+                        n += 1;
+                    }
+                    (at, n, false)
+                });
+                if *n == 0 {
+                    continue;
+                }
+                let found = if *more {
+                    m.find(headline)
+                } else {
+                    m.find_at(headline, at[..*n].iter().copied())
+                };
+                let Some(span) = found else {
+                    continue;
+                };
+                let mut extra = Attrs::default();
+                apply(&mut extra, m.attr(), &headline[span.0..span.1]);
+                attrs.fill_missing(extra);
+                won.get_or_insert(Classified {
+                    kind: r.kind.clone(),
+                    rule: i,
+                });
+                continue;
             }
             if r.literal
                 .as_ref()
