@@ -16,8 +16,8 @@ pub struct Mention {
     attr: String,
     /// The keys, longest first (the order the regex alternation prefers).
     keys: Vec<String>,
-    /// The keys' last bytes.
-    last: Vec<u8>,
+    /// The keys grouped by their last byte, each group longest first.
+    by_last: Vec<(u8, Vec<Box<[u8]>>)>,
 }
 
 fn is_word(b: u8) -> bool {
@@ -45,13 +45,19 @@ impl Mention {
         let mut keys = keys.to_vec();
         keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         keys.dedup();
-        let mut last: Vec<u8> = keys.iter().filter_map(|k| k.bytes().last()).collect();
-        last.sort_unstable();
-        last.dedup();
+        let mut by_last: Vec<(u8, Vec<Box<[u8]>>)> = Vec::new();
+        for k in &keys {
+            let Some(l) = k.bytes().last() else { continue };
+            let kb: Box<[u8]> = k.as_bytes().into();
+            match by_last.iter_mut().find(|(b, _)| *b == l) {
+                Some((_, g)) => g.push(kb),
+                None => by_last.push((l, vec![kb])),
+            }
+        }
         Ok(Mention {
             attr: attr.to_string(),
             keys,
-            last,
+            by_last,
         })
     }
 
@@ -97,12 +103,18 @@ impl Mention {
             let Some(&last) = e.checked_sub(1).and_then(|i| b.get(i)) else {
                 continue;
             };
-            if !self.last.contains(&last) {
+            let Some((_, group)) = self.by_last.iter().find(|(l, _)| *l == last) else {
                 continue;
-            }
-            for k in &self.keys {
-                let kb = k.as_bytes();
-                if kb.last() == Some(&last) && e >= kb.len() && &b[e - kb.len()..e] == kb {
+            };
+            for kb in group {
+                // (short keys: compared inline from the end, no memcmp call)
+                if e >= kb.len()
+                    && b[e - kb.len()..e]
+                        .iter()
+                        .rev()
+                        .zip(kb.iter().rev())
+                        .all(|(x, y)| x == y)
+                {
                     let s = e - kb.len();
                     if s == 0 || !is_word(b[s - 1]) {
                         return Some(span);
