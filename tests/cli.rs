@@ -560,6 +560,18 @@ fn incidents_window_honours_tz() {
     assert_eq!(n(&["--until", &local, "--tz", "+01:00"]), 0);
 }
 
+/// `zklens parse -o jsonl FILE`'s events (the command must succeed).
+fn parse_jsonl(p: &Path) -> Vec<Value> {
+    let out = Command::cargo_bin("zklens")
+        .expect("binary")
+        .args(["parse", "-o", "jsonl"])
+        .arg(p)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}: {out:?}", p.display());
+    jsonl(&out.stdout)
+}
+
 /// Lines in layouts no shipped format knows, as applications write them.
 const FOREIGN: &[(&str, &str)] = &[
     (
@@ -592,14 +604,7 @@ fn unknown_layouts_are_learned_with_timestamps_levels_and_threads() {
     for (name, text) in FOREIGN {
         let p = tmp.path().join(name);
         write(&p, text.as_bytes());
-        let out = Command::cargo_bin("zklens")
-            .expect("binary")
-            .args(["parse", "-o", "jsonl"])
-            .arg(&p)
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{name}: {out:?}");
-        let ev = jsonl(&out.stdout);
+        let ev = parse_jsonl(&p);
         assert!(ev.len() >= 2, "{name}: {ev:?}");
         for e in &ev {
             assert!(e["ts"].is_string(), "{name}: no time in {e}");
@@ -731,13 +736,7 @@ fn ids_named_anywhere_in_an_entry_are_extracted() {
           java.lang.IllegalStateException: lease lost\n\
           Caused by: java.io.IOException: no reply for session_id=0x14b2c0002 after 3 tries\n",
     );
-    let out = Command::cargo_bin("zklens")
-        .expect("binary")
-        .args(["parse", "-o", "jsonl"])
-        .arg(&p)
-        .output()
-        .expect("runs");
-    let ev = jsonl(&out.stdout);
+    let ev = parse_jsonl(&p);
     assert_eq!(ev.len(), 3, "{ev:?}");
     assert_eq!(ev[0]["session"], "0x14b2c0000");
     assert_eq!(ev[1]["session"], "0x14b2c0001");
