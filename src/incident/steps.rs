@@ -48,6 +48,7 @@ fn is_primary(e: &Event) -> bool {
     e.attrs
         .state
         .as_deref()
+        .map(str::to_ascii_lowercase)
         .is_some_and(|s| s.ends_with("primary") || s.ends_with("leader") || s.ends_with("master"))
 }
 

@@ -366,3 +366,19 @@ fn incidents_serialize_as_the_flat_record_in_its_key_order() {
     assert_eq!(v["old_leader"], 3);
     assert_eq!(v["new_leader"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_takeover_worded_in_capitals_is_a_service_failover() {
+    let mut l = Log(Vec::new());
+    let role = |s: &str| Attrs {
+        state: Some(s.into()),
+        ..Attrs::default()
+    };
+    l.at(1.0, "calc-a", "service.role", role("primary")).logger = Some("calc".into());
+    l.at(2.0, "calc-b", "service.role", role("PRIMARY")).logger = Some("calc".into());
+    let ev: Vec<&Event> = l.0.iter().collect();
+    let f = super::steps::service_failovers(&ev, 0, i64::MAX);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f[1].0.from.as_deref(), Some("calc-a"));
+    assert_eq!(f[1].0.to, "calc-b");
+}
