@@ -23,6 +23,7 @@ pub mod index;
 pub mod parser;
 pub mod pipeline;
 pub mod query;
+pub mod recipe;
 pub mod remote;
 pub mod render;
 pub mod serve;
