@@ -61,6 +61,28 @@ fn kazoo_election_holders_of_incident_1() {
 }
 
 #[test]
+fn a_zookeeper_3_4_record_without_closesession_paths_gives_the_same_story() {
+    // samples/zk34.manifest.toml: calc-a -> calc-b at the leader failover (calc-a gave the
+    // role up), calc-b -> calc-a when calc-b's session 0x1a2298898dd0002 expired.
+    let t = timelines("zk34");
+    let calc = holders(&t, "/election/calc");
+    assert_eq!(
+        calc[..3],
+        [
+            ("calc-a".to_string(), Some(End::NodeDeleted)),
+            ("calc-b".to_string(), Some(End::SessionExpired)),
+            ("calc-a".to_string(), calc[2].1),
+        ],
+        "{calc:?}"
+    );
+    let expired = &t
+        .iter()
+        .find(|t| t.parent == "/election/calc")
+        .map(|t| t.holdings[1].session);
+    assert_eq!(*expired, Some(0x1a2298898dd0002));
+}
+
+#[test]
 fn curator_leader_latch_holders_of_incident_2() {
     let t = timelines("incident-2");
     let latch: Vec<&Timeline> = t
