@@ -29,6 +29,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Incidents(a) => cli::ask::incidents(g, a),
         Cmd::Incident(a) => cli::ask::incident(g, a),
         Cmd::Skew(a) => cli::ask::skew(g, a),
+        Cmd::Recipes(a) => cli::ask::recipes(g, a),
         Cmd::Sources => cli::ask::sources(g),
         Cmd::Formats(a) => match &a.explain {
             Some(f) => cli::tools::explain(&registry()?, f, a.lines),

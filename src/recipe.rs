@@ -74,7 +74,7 @@ pub fn schemes(origin: &str, text: &str) -> Result<Vec<Scheme>> {
 }
 
 /// Why a holding ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum End {
     /// The holder's session expired (a `closeSession` the server issued).
@@ -85,30 +85,108 @@ pub enum End {
     NodeDeleted,
 }
 
-/// One holder's time at the head of a recipe parent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One holder's time at the head of a recipe parent. In JSON, ids are `0x…` hex and times
+/// RFC 3339, as everywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holding {
     /// The instance: the data written in its znode, else its session's other (registration)
     /// znode's name, else the session id.
     pub holder: String,
     /// Its session.
+    #[serde(with = "hex")]
     pub session: u64,
     /// Its znode.
     pub znode: String,
     /// The zxid from which it held (its create, or the removal that made it the lowest).
+    #[serde(with = "hex")]
     pub from_zxid: u64,
     /// The time of that transaction (ns since the epoch).
+    #[serde(rename = "from", with = "time")]
     pub from_ts: i64,
     /// The zxid at which it stopped holding, if it did in the record read.
+    #[serde(with = "opt_hex")]
     pub until_zxid: Option<u64>,
     /// The time of that transaction.
+    #[serde(rename = "until", with = "opt_time")]
     pub until_ts: Option<i64>,
     /// Why it stopped.
     pub ended: Option<End>,
 }
 
+/// `0x…` hex ids in JSON.
+mod hex {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::event::hex_id(*v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let t = String::deserialize(d)?;
+        crate::event::parse_id(&t).ok_or_else(|| D::Error::custom(format!("not an id: {t:?}")))
+    }
+}
+
+/// Optional `0x…` hex ids.
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => crate::recipe::hex::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let t: Option<String> = Option::deserialize(d)?;
+        t.map(|t| {
+            crate::event::parse_id(&t)
+                .ok_or_else(|| serde::de::Error::custom(format!("not an id: {t:?}")))
+        })
+        .transpose()
+    }
+}
+
+/// RFC 3339 times in JSON.
+mod time {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::time::rfc3339(*v))
+    }
+
+    pub fn parse<E: Error>(t: &str) -> Result<i64, E> {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .and_then(|d| d.timestamp_nanos_opt())
+            .ok_or_else(|| E::custom(format!("not an RFC 3339 time: {t:?}")))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+}
+
+/// Optional RFC 3339 times.
+mod opt_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => crate::recipe::time::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let t: Option<String> = Option::deserialize(d)?;
+        t.map(|t| crate::recipe::time::parse(&t)).transpose()
+    }
+}
+
 /// The holders of one recipe parent, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     /// The parent znode (`/election/calc`).
     pub parent: String,
@@ -149,6 +227,9 @@ fn created_data<'a>(message: &'a str, path: &str) -> Option<&'a str> {
         && !data.starts_with('#'))
     .then_some(data)
 }
+
+/// The kinds of the events [`timelines`] reads.
+pub const NEEDS: &[&str] = &["txn.create", "txn.delete", "txn.closeSession"];
 
 /// Rebuilds every recipe parent's holder timeline from the transactions among `events` (in zxid
 /// order; other events are ignored).
@@ -403,6 +484,27 @@ mod tests {
         let t = timelines(&ev, &s);
         assert_eq!(t[0].scheme, "curator-leader-latch");
         assert_eq!(t[0].holdings[0].holder, "ledger-1");
+    }
+
+    #[test]
+    fn json_has_hex_ids_and_rfc3339_times_and_reads_back() {
+        let h = Holding {
+            holder: "calc-a".into(),
+            session: 0x20000fef88a0000,
+            znode: "/e/x".into(),
+            from_zxid: 0x10000000b,
+            from_ts: 1_795_577_949_186_000_000,
+            until_zxid: None,
+            until_ts: None,
+            ended: None,
+        };
+        let j = serde_json::to_value(&h).expect("json");
+        assert_eq!(j["session"], "0x20000fef88a0000");
+        assert_eq!(j["from_zxid"], "0x10000000b");
+        assert_eq!(j["from"], "2026-11-25T03:39:09.186Z");
+        assert!(j["until"].is_null());
+        let back: Holding = serde_json::from_value(j).expect("reads back");
+        assert_eq!(back, h);
     }
 
     #[test]

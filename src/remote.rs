@@ -148,6 +148,9 @@ impl Backend for Remote {
     fn skew(&self) -> Result<Vec<Skew>> {
         self.get("/api/skew", &[])
     }
+    fn recipes(&self) -> Result<Vec<crate::recipe::Timeline>> {
+        self.get("/api/recipes", &[])
+    }
     fn indexed(&self) -> Result<Indexed> {
         self.get("/api/index", &[])
     }

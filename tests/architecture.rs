@@ -35,7 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("query", &["error", "time", "event", "index"]),
     ("incident", &["error", "time", "event"]),
     ("recipe", &["error", "time", "event"]),
-    ("render", &["error", "time", "event", "incident"]),
+    ("render", &["error", "time", "event", "incident", "recipe"]),
     (
         "pipeline",
         &[
@@ -60,10 +60,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "index",
             "query",
             "incident",
+            "recipe",
             "render",
         ],
     ),
-    ("remote", &["error", "time", "event", "incident", "app"]),
+    (
+        "remote",
+        &["error", "time", "event", "incident", "recipe", "app"],
+    ),
     (
         "serve",
         &[

@@ -93,3 +93,32 @@ fn curator_leader_latch_holders_of_incident_2() {
     // ledger-1 (the Curator service) holds the latch first.
     assert_eq!(latch[0].holdings[0].holder, "ledger-1", "{latch:#?}");
 }
+
+#[test]
+fn zklens_recipes_shows_the_timelines_from_the_index() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1");
+    let zk = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("zklens")
+            .expect("binary")
+            .env_remove("ZKLENS_DATA_DIR")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let out = zk(&["ingest", "-q", &root.to_string_lossy()]);
+    assert!(out.status.success(), "{out:?}");
+    let out = zk(&["recipes", "/election/calc", "-o", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // The same story as read straight from the txn logs.
+    let direct = timelines("incident-1");
+    let want =
+        serde_json::to_value(direct.iter().find(|t| t.parent == "/election/calc")).expect("json");
+    assert_eq!(v[0], want);
+    assert_eq!(v[0]["holdings"][1]["ended"], "session_expired");
+    // Nothing under a path: exit 1, like a query that finds nothing.
+    assert_eq!(zk(&["recipes", "/nothing"]).status.code(), Some(1));
+}

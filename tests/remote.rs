@@ -184,6 +184,9 @@ fn remote_answers_are_the_local_answers() {
         vec!["incidents", "-o", "json"],
         vec!["skew"],
         vec!["skew", "-o", "json"],
+        vec!["recipes"],
+        vec!["recipes", "/election/calc", "-o", "json"],
+        vec!["recipes", "/nothing"],
         vec!["sources"],
     ] {
         same(&data, port, &args);

@@ -28,6 +28,8 @@ pub trait Backend {
     fn incident_html(&self, id: &str) -> Result<String>;
     /// Each node's clock offset.
     fn skew(&self) -> Result<Vec<Skew>>;
+    /// Every recipe parent's holder timeline.
+    fn recipes(&self) -> Result<Vec<crate::recipe::Timeline>>;
     /// What the index holds.
     fn indexed(&self) -> Result<Indexed>;
 }
@@ -71,6 +73,9 @@ impl Backend for Local {
     }
     fn skew(&self) -> Result<Vec<Skew>> {
         super::skews(&self.idx)
+    }
+    fn recipes(&self) -> Result<Vec<crate::recipe::Timeline>> {
+        super::recipes(&self.idx)
     }
     fn indexed(&self) -> Result<Indexed> {
         Ok(super::indexed(&self.idx))

@@ -16,7 +16,9 @@ use zklens::render::{self, write_events, IncidentLine};
 
 use super::flags::{EventOpts, Format};
 use super::out::Out;
-use super::{Global, IdArgs, IncidentArgs, IncidentsArgs, QueryArgs, RunArgs, SkewArgs};
+use super::{
+    Global, IdArgs, IncidentArgs, IncidentsArgs, QueryArgs, RecipesArgs, RunArgs, SkewArgs,
+};
 
 /// What answers: the service of `--server`, else the index in the data directory (opened
 /// now), with the incident definitions of `queries`.
@@ -164,6 +166,23 @@ pub fn skew(g: &Global, a: &SkewArgs) -> Result<u8> {
     }
     out.flush()?;
     Ok(if skews.is_empty() { 1 } else { 0 })
+}
+
+/// `zklens recipes [PATH]`.
+pub fn recipes(g: &Global, a: &RecipesArgs) -> Result<u8> {
+    let mut list = backend(g, &[])?.recipes()?;
+    if let Some(p) = &a.path {
+        let p = p.trim_end_matches('/');
+        list.retain(|t| t.parent == p || t.parent.starts_with(&format!("{p}/")));
+    }
+    let mut out = Out::new();
+    if a.output.format == Format::Json {
+        render::json(&mut out, &list)?;
+    } else {
+        render::recipes_table(&mut out, &list)?;
+    }
+    out.flush()?;
+    Ok(if list.is_empty() { 1 } else { 0 })
 }
 
 /// `zklens sources`.

@@ -97,6 +97,9 @@ pub enum Cmd {
     Run(RunArgs),
     /// Each node's clock offset from the ensemble's transaction clock, with bounds, from causality
     Skew(SkewArgs),
+    /// Leader elections and locks (Curator, kazoo, sequential znodes) as the txn logs record
+    /// them: who held each, from which zxid and time, until when, and why it ended
+    Recipes(RecipesArgs),
     /// Incidents detected in the index (leader failovers, session expiries)
     Incidents(IncidentsArgs),
     /// One incident's timeline: a post-mortem, one line per step, with its evidence
@@ -366,6 +369,15 @@ pub struct IncidentArgs {
 /// `skew`.
 #[derive(Debug, Args)]
 pub struct SkewArgs {
+    #[command(flatten)]
+    pub output: Output<ListFormats>,
+}
+
+/// `recipes`.
+#[derive(Debug, Args)]
+pub struct RecipesArgs {
+    /// Only the recipe parents under this znode path (`/election`)
+    pub path: Option<String>,
     #[command(flatten)]
     pub output: Output<ListFormats>,
 }

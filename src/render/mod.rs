@@ -16,7 +16,7 @@ use serde::Serialize;
 
 pub use events::{write_events, OutputFormat, Row};
 pub use incident::{summary, text, text_with_skew};
-pub use tables::{incidents_table, skew_table, IncidentLine};
+pub use tables::{incidents_table, recipes_table, skew_table, IncidentLine};
 
 /// Writes `value` as pretty-printed JSON and a newline (`-o json` of every command).
 pub fn json(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {

@@ -62,6 +62,34 @@ pub fn skew_table(out: &mut dyn Write, skews: &[Skew]) -> io::Result<()> {
     )
 }
 
+/// Recipe holder timelines: one block per parent, one line per holding.
+pub fn recipes_table(out: &mut dyn Write, list: &[crate::recipe::Timeline]) -> io::Result<()> {
+    for t in list {
+        writeln!(out, "{} ({})", t.parent, t.scheme)?;
+        for h in &t.holdings {
+            let until = match (h.until_ts, h.until_zxid) {
+                (Some(ts), Some(z)) => format!("{} 0x{z:x}", crate::time::rfc3339(ts)),
+                _ => "still holding".to_string(),
+            };
+            let why = match h.ended {
+                Some(crate::recipe::End::SessionExpired) => "session expired",
+                Some(crate::recipe::End::SessionClosed) => "session closed",
+                Some(crate::recipe::End::NodeDeleted) => "node deleted",
+                None => "",
+            };
+            writeln!(
+                out,
+                "  {:<16} session 0x{:x}  from {} 0x{:x}  until {until}  {why}",
+                h.holder,
+                h.session,
+                crate::time::rfc3339(h.from_ts),
+                h.from_zxid
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //! | `GET /api/incidents/{id}` | one incident with its `summary` and post-mortem `text` |
 //! | `GET /api/incidents/{id}/html` | its report (self-contained HTML) |
 //! | `GET /api/skew` | each node's clock offset, with bounds |
+//! | `GET /api/recipes` | every recipe parent's holder timeline (from the txn logs) |
 //! | `GET /api/index` | what the index holds: `{"events", "sources"}` |
 //! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
@@ -53,6 +54,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/incidents/{id}", get(incident))
         .route("/api/incidents/{id}/html", get(incident_html))
         .route("/api/skew", get(skew))
+        .route("/api/recipes", get(recipes))
         .route("/api/index", get(index))
         .route("/api/sources", get(sources))
         .route("/api/registrations", get(registrations))
@@ -267,6 +269,10 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
 
 async fn skew(State(s): St) -> Response {
     answer(blocking(move || app::skews(&*s.index()?)).await)
+}
+
+async fn recipes(State(s): St) -> Response {
+    answer(blocking(move || app::recipes(&*s.index()?)).await)
 }
 
 async fn index(State(s): St) -> Response {
