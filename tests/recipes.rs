@@ -119,6 +119,24 @@ fn zklens_recipes_shows_the_timelines_from_the_index() {
         serde_json::to_value(direct.iter().find(|t| t.parent == "/election/calc")).expect("json");
     assert_eq!(v[0], want);
     assert_eq!(v[0]["holdings"][1]["ended"], "session_expired");
+    // --since/--until keep the holdings that overlap the window: calc-b until its expiry at
+    // 03:39:33.301, then calc-a.
+    let out = zk(&[
+        "recipes",
+        "/election/calc",
+        "-o",
+        "json",
+        "--since",
+        "2026-11-25 03:39:30",
+        "--until",
+        "2026-11-25 03:40:00",
+    ]);
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let held: Vec<&str> = w[0]["holdings"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|h| h["holder"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(held, ["calc-b", "calc-a"], "{w}");
     // Nothing under a path: exit 1, like a query that finds nothing.
     assert_eq!(zk(&["recipes", "/nothing"]).status.code(), Some(1));
 }

@@ -175,6 +175,22 @@ pub fn recipes(g: &Global, a: &RecipesArgs) -> Result<u8> {
         let p = p.trim_end_matches('/');
         list.retain(|t| t.parent == p || t.parent.starts_with(&format!("{p}/")));
     }
+    // --since/--until: the holdings that overlap the window.
+    let w = a.window.window()?;
+    let now = zklens::time::now_nanos();
+    let bound = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| zklens::time::parse_time(t, w.tz, now))
+            .transpose()
+    };
+    let (since, until) = (bound(&w.since)?, bound(&w.until)?);
+    for t in &mut list {
+        t.holdings.retain(|h| {
+            since.is_none_or(|s| h.until_ts.is_none_or(|u| u >= s))
+                && until.is_none_or(|u| h.from_ts < u)
+        });
+    }
+    list.retain(|t| !t.holdings.is_empty());
     let mut out = Out::new();
     if a.output.format == Format::Json {
         render::json(&mut out, &list)?;

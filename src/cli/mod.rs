@@ -379,6 +379,8 @@ pub struct RecipesArgs {
     /// Only the recipe parents under this znode path (`/election`)
     pub path: Option<String>,
     #[command(flatten)]
+    pub window: WindowFlags,
+    #[command(flatten)]
     pub output: Output<ListFormats>,
 }
 
