@@ -68,14 +68,7 @@ pub fn explain(registry: &Registry, path: &std::path::Path, lines: usize) -> Res
             path.display()
         ),
     };
-    let file = source::SourceFile {
-        path: path.to_path_buf(),
-        node: String::new(),
-        node_origin: Default::default(),
-        myid: None,
-        content,
-        size: 0,
-    };
+    let file = source::SourceFile::unnamed(path, content, 0);
     let sample = source::text::sample(&file, gzip)?;
     let refs: Vec<&[u8]> = sample.iter().map(Vec::as_slice).collect();
     let choice = registry.choose(&refs);

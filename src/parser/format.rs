@@ -238,7 +238,7 @@ impl Registry {
         let timed_best = best_shipped.map(|k| k.0).unwrap_or(0);
         // Lines that look like the start of an entry to the learner (they carry a time).
         let learned = self.learn(sample);
-        let learnable = learned.first().map(|l| l.1).unwrap_or(0);
+        let learnable = learned.iter().map(|l| l.1).max().unwrap_or(0);
         if learnable > timed_best {
             for (f, _) in learned {
                 scores.push(Score::of(f, sample));
@@ -611,11 +611,7 @@ impl Format {
         match &self.shape {
             Shape::Text(l) => {
                 let p = l.parse(line)?;
-                Some(p.time.as_ref().is_some_and(|c| {
-                    crate::time::ZoneConverter::new(crate::time::Tz::Utc)
-                        .to_nanos(c)
-                        .is_some()
-                }))
+                Some(p.time.as_ref().is_some_and(crate::time::Civil::readable))
             }
             Shape::Json(j) => super::json_entry_timed(line, j),
             Shape::Plain => Some(false),

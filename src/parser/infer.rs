@@ -162,8 +162,7 @@ fn time_at(s: &str) -> Option<(String, usize)> {
         });
     for (spec, f) in COMPILED.iter() {
         if let Some((c, used)) = f.parse_prefix(b) {
-            let conv = crate::time::ZoneConverter::new(crate::time::Tz::Utc);
-            if conv.to_nanos(&c).is_none() {
+            if !c.readable() {
                 continue;
             }
             // An ISO time followed by a zone after a space (`22:02:29,123 +0100`): spell it

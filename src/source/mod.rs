@@ -239,16 +239,23 @@ fn walk(dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
     }
 }
 
-fn add(path: &Path, size: u64, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
-    match sniff(path) {
-        Ok(content) => files.push(SourceFile {
+impl SourceFile {
+    /// A file not named yet (its node is decided over the run's files, see [`nodes`]).
+    pub fn unnamed(path: &Path, content: Content, size: u64) -> SourceFile {
+        SourceFile {
             path: path.to_path_buf(),
             node: String::new(),
             node_origin: NodeOrigin::default(),
             myid: None,
             content,
             size,
-        }),
+        }
+    }
+}
+
+fn add(path: &Path, size: u64, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
+    match sniff(path) {
+        Ok(content) => files.push(SourceFile::unnamed(path, content, size)),
         Err(e) => errors.push(e),
     }
 }

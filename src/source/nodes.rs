@@ -692,14 +692,7 @@ fn contains_words(s: &str, label: &str) -> bool {
 pub fn name_paths(paths: &[(PathBuf, Content)], rule: &NodeRule) -> Vec<(String, NodeOrigin)> {
     let mut files: Vec<SourceFile> = paths
         .iter()
-        .map(|(p, c)| SourceFile {
-            path: p.clone(),
-            node: String::new(),
-            node_origin: NodeOrigin::default(),
-            myid: None,
-            content: *c,
-            size: 0,
-        })
+        .map(|(p, c)| SourceFile::unnamed(p, *c, 0))
         .collect();
     let _ = assign(&mut files, rule);
     files.into_iter().map(|f| (f.node, f.node_origin)).collect()
@@ -932,14 +925,7 @@ mod tests {
         // A path the regex does not match is an error naming it.
         let mut files: Vec<SourceFile> = paths
             .iter()
-            .map(|(p, c)| SourceFile {
-                path: p.clone(),
-                node: String::new(),
-                node_origin: NodeOrigin::default(),
-                myid: None,
-                content: *c,
-                size: 0,
-            })
+            .map(|(p, c)| SourceFile::unnamed(p, *c, 0))
             .collect();
         let re = NodeRule::from_arg(r"logs/(\w+)").expect("regex");
         let errors = assign(&mut files, &re);

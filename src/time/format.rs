@@ -100,6 +100,11 @@ impl Civil {
             && self.second <= 60
     }
 
+    /// True when the fields name a real instant (a valid date and time), whatever the zone.
+    pub fn readable(&self) -> bool {
+        ZoneConverter::new(Tz::Utc).to_nanos(self).is_some()
+    }
+
     /// Nanoseconds since the Unix epoch of these fields read as UTC (ignoring any offset).
     fn utc_nanos(&self) -> i64 {
         let days = days_from_civil(self.year, self.month, self.day);
