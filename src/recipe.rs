@@ -33,8 +33,26 @@ struct SchemeDef {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default = "default_claim_skew_ms")]
+    claim_skew_ms: i64,
     #[serde(default)]
     scheme: Vec<SchemeDef>,
+}
+
+fn default_claim_skew_ms() -> i64 {
+    500
+}
+
+/// The recipe definitions: the naming schemes, and how far a service's claim may sit outside
+/// its holding before it counts as a disagreement with the record.
+#[derive(Debug, Clone)]
+pub struct Recipes {
+    /// The naming schemes, in the order they are tried.
+    pub schemes: Vec<Scheme>,
+    /// A service's role claim this close (ms) to the edges of its holding agrees with the
+    /// record: clocks of the service's host and the server's differ, and a claim follows the
+    /// transaction that made it true.
+    pub claim_skew_ms: i64,
 }
 
 /// A compiled naming scheme.
@@ -49,12 +67,24 @@ pub struct Scheme {
 
 /// Compiles the schemes of a `recipes.toml` text; `origin` names it in errors.
 pub fn schemes(origin: &str, text: &str) -> Result<Vec<Scheme>> {
+    Ok(load(origin, text)?.schemes)
+}
+
+/// Reads a `recipes.toml` text; `origin` names it in errors.
+pub fn load(origin: &str, text: &str) -> Result<Recipes> {
     let bad = |reason: String| Error::Format {
         origin: origin.to_string(),
         reason,
     };
     let f: File = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-    f.scheme
+    if !(0..=3_600_000).contains(&f.claim_skew_ms) {
+        return Err(bad(format!(
+            "claim_skew_ms = {} is outside 0..=3600000",
+            f.claim_skew_ms
+        )));
+    }
+    let schemes = f
+        .scheme
         .into_iter()
         .map(|d| {
             let child = Regex::new(&d.child).map_err(|e| bad(format!("{}: {e}", d.name)))?;
@@ -70,7 +100,11 @@ pub fn schemes(origin: &str, text: &str) -> Result<Vec<Scheme>> {
                 child,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Scheme>>>()?;
+    Ok(Recipes {
+        schemes,
+        claim_skew_ms: f.claim_skew_ms,
+    })
 }
 
 /// Why a holding ended.
@@ -103,6 +137,10 @@ pub struct Holding {
     /// The time of that transaction (ns since the epoch).
     #[serde(rename = "from", with = "time")]
     pub from_ts: i64,
+    /// It held at a snapshot whose transactions before are not in the record: it held from
+    /// `from_zxid` at the latest, maybe long before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_snapshot: bool,
     /// The zxid at which it stopped holding, if it did in the record read.
     #[serde(with = "opt_hex")]
     pub until_zxid: Option<u64>,
@@ -190,10 +228,68 @@ mod opt_time {
 pub struct Timeline {
     /// The parent znode (`/election/calc`).
     pub parent: String,
+    /// The service it elects or locks for: the parent folder of its candidates' registrations
+    /// (`/services/calc/calc-a` → `calc`), else the parent's own name (generic words such as
+    /// `leader` or `lock` skipped: `/pay/leader` → `pay`).
+    #[serde(default)]
+    pub service: String,
     /// The naming scheme of its children.
     pub scheme: String,
+    /// Every instance that was a candidate (each session once), in order of first candidacy.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
     /// Who held it, in order.
     pub holdings: Vec<Holding>,
+}
+
+/// A candidate of a recipe: its instance name and session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Named as holders are (see [`Holding::holder`]).
+    pub name: String,
+    /// Its session.
+    #[serde(with = "hex")]
+    pub session: u64,
+}
+
+/// Path components that say what a znode is for, not whose it is.
+const GENERIC: &[&str] = &[
+    "leader",
+    "leaders",
+    "election",
+    "elections",
+    "leader-election",
+    "leader_election",
+    "leaderelection",
+    "lock",
+    "locks",
+    "latch",
+    "latches",
+    "mutex",
+    "selector",
+];
+
+/// The service a recipe parent serves, by its name alone.
+fn service_of_parent(parent: &str) -> String {
+    parent
+        .rsplit('/')
+        .find(|c| !c.is_empty() && !GENERIC.contains(&c.to_ascii_lowercase().as_str()))
+        .or_else(|| parent.rsplit('/').find(|c| !c.is_empty()))
+        .unwrap_or(parent)
+        .to_string()
+}
+
+/// The instance a holder's data and its session's registration name: the data, unless it is
+/// only an IP address (Curator writes the client's address when no id is set, the same for
+/// every instance on a host) and a registration names the instance better.
+fn instance_name(data: Option<&str>, registration: Option<&str>, session: u64) -> String {
+    let reg = registration.and_then(|r| r.rsplit('/').next());
+    match (data, reg) {
+        (Some(d), Some(r)) if d.parse::<std::net::IpAddr>().is_ok() => r.to_string(),
+        (Some(d), _) => d.to_string(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => crate::event::hex_id(session),
+    }
 }
 
 /// A candidate znode still alive.
@@ -203,21 +299,25 @@ struct Candidate {
     znode: String,
     session: u64,
     data: Option<String>,
+    /// Known from a snapshot only (created before the transactions read).
+    seeded: bool,
 }
 
 #[derive(Debug, Default)]
 struct Parent {
     scheme: String,
+    /// Every candidate's (session, data), once per session.
+    joined: Vec<(u64, Option<String>)>,
     live: Vec<Candidate>,
     /// The current holder's znode, and where its holding is in `holdings`.
     head: Option<(String, usize)>,
     holdings: Vec<(Holding, Option<String>)>,
 }
 
-/// The data a `create` wrote, from the transaction's line (`create /path,DATA,[acl...`): short
-/// printable text only.
+/// The data a create wrote, from the transaction's line (`create /path,DATA,[acl...`, also
+/// `create2`): short printable text only.
 fn created_data<'a>(message: &'a str, path: &str) -> Option<&'a str> {
-    let at = message.find(&format!("create {path},"))? + "create ".len() + path.len() + 1;
+    let at = message.find(&format!(" {path},"))? + 1 + path.len() + 1;
     let rest = &message[at..];
     let end = rest.rfind(",[").or_else(|| rest.rfind(",v{"))?;
     let data = rest[..end].trim();
@@ -228,19 +328,58 @@ fn created_data<'a>(message: &'a str, path: &str) -> Option<&'a str> {
     .then_some(data)
 }
 
-/// The kinds of the events [`timelines`] reads.
-pub const NEEDS: &[&str] = &["txn.create", "txn.delete", "txn.closeSession"];
+/// The kinds of the events [`timelines`] reads: the creates, deletes and closeSessions of the
+/// txn logs, and the sessions' ephemerals in snapshots (for candidates created before the
+/// oldest transaction read).
+pub const NEEDS: &[&str] = &[
+    "txn.create",
+    "txn.create2",
+    "txn.delete",
+    "txn.closeSession",
+    "snapshot.session",
+];
+
+/// Splits a znode path into (parent, child); None for top-level nodes.
+fn split(path: &str) -> Option<(&str, &str)> {
+    match path.rsplit_once('/') {
+        Some((p, c)) if !p.is_empty() => Some((p, c)),
+        _ => None,
+    }
+}
+
+/// The scheme a child's name follows, and its sequence number.
+fn scheme_of<'s>(schemes: &'s [Scheme], child: &str) -> Option<(&'s Scheme, u64)> {
+    schemes.iter().find_map(|s| {
+        let c = s.child.captures(child)?;
+        let seq = c.name("seq")?.as_str().parse::<u64>().ok()?;
+        Some((s, seq))
+    })
+}
 
 /// Rebuilds every recipe parent's holder timeline from the transactions among `events` (in zxid
-/// order; other events are ignored).
-pub fn timelines(events: &[Event], schemes: &[Scheme]) -> Vec<Timeline> {
+/// order; other events are ignored). Snapshots' sessions (`snapshot.session`) bring the
+/// candidates whose create no transaction read records: their holdings start at the snapshot
+/// (`from_snapshot`), the earliest the record shows them.
+pub fn timelines<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    schemes: &[Scheme],
+) -> Vec<Timeline> {
     let mut txns: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.kind.starts_with("txn.") && e.attrs.zxid.is_some())
+        .into_iter()
+        .filter(|e| {
+            (e.kind.starts_with("txn.") || &*e.kind == "snapshot.session") && e.attrs.zxid.is_some()
+        })
         .collect();
-    txns.sort_by_key(|e| e.attrs.zxid);
+    // A snapshot named for zxid Z holds Z's effect: it comes after Z's transaction.
+    txns.sort_by_key(|e| (e.attrs.zxid, &*e.kind == "snapshot.session"));
+    // The znodes whose creation the record shows: a snapshot never seeds them.
+    let created: std::collections::HashSet<&str> = txns
+        .iter()
+        .filter(|e| e.kind.starts_with("txn.create"))
+        .filter_map(|e| e.attrs.path.as_deref())
+        .collect();
     let mut parents: BTreeMap<String, Parent> = BTreeMap::new();
-    // A session's other ephemerals (its registration): the first one's name.
+    // A session's other ephemerals (its registration): the first one's path.
     let mut registered: HashMap<u64, String> = HashMap::new();
     // Where each candidate znode lives.
     let mut owner: HashMap<String, String> = HashMap::new();
@@ -249,39 +388,18 @@ pub fn timelines(events: &[Event], schemes: &[Scheme]) -> Vec<Timeline> {
         let ts = e.ts.unwrap_or(0);
         let session = e.attrs.session.unwrap_or(0);
         let mut touched: Vec<(String, Option<(String, End)>)> = Vec::new();
+        // (path, data, seeded) of the candidates this event brings.
+        let mut new: Vec<(&str, Option<String>, bool)> = Vec::new();
         match &*e.kind {
             "txn.create" | "txn.create2" if e.attrs.state.as_deref() == Some("ephemeral") => {
-                let Some(path) = e.attrs.path.as_deref() else {
-                    continue;
-                };
-                let (parent, child) = match path.rsplit_once('/') {
-                    Some((p, c)) if !p.is_empty() => (p, c),
-                    _ => continue,
-                };
-                let found = schemes.iter().find_map(|s| {
-                    let c = s.child.captures(child)?;
-                    let seq = c.name("seq")?.as_str().parse::<u64>().ok()?;
-                    Some((s, seq))
-                });
-                match found {
-                    Some((s, seq)) => {
-                        let p = parents.entry(parent.to_string()).or_default();
-                        if p.scheme.is_empty() {
-                            p.scheme = s.name.clone();
-                        }
-                        p.live.push(Candidate {
-                            seq,
-                            znode: path.to_string(),
-                            session,
-                            data: created_data(&e.message, path).map(str::to_string),
-                        });
-                        owner.insert(path.to_string(), parent.to_string());
-                        touched.push((parent.to_string(), None));
-                    }
-                    None => {
-                        registered
-                            .entry(session)
-                            .or_insert_with(|| child.to_string());
+                if let Some(path) = e.attrs.path.as_deref() {
+                    new.push((path, created_data(&e.message, path).map(str::to_string), false));
+                }
+            }
+            "snapshot.session" => {
+                for path in &e.paths {
+                    if !created.contains(path.as_str()) && !owner.contains_key(path) {
+                        new.push((path, None, true));
                     }
                 }
             }
@@ -320,6 +438,34 @@ pub fn timelines(events: &[Event], schemes: &[Scheme]) -> Vec<Timeline> {
             }
             _ => {}
         }
+        for (path, data, seeded) in new {
+            let Some((parent, child)) = split(path) else {
+                continue;
+            };
+            let Some((s, seq)) = scheme_of(schemes, child) else {
+                registered
+                    .entry(session)
+                    .or_insert_with(|| path.to_string());
+                continue;
+            };
+            let p = parents.entry(parent.to_string()).or_default();
+            if p.scheme.is_empty() {
+                p.scheme = s.name.clone();
+            }
+            if !p.joined.iter().any(|(x, _)| *x == session) {
+                p.joined.push((session, data.clone()));
+            }
+            p.live.retain(|c| c.znode != path);
+            p.live.push(Candidate {
+                seq,
+                znode: path.to_string(),
+                session,
+                data,
+                seeded,
+            });
+            owner.insert(path.to_string(), parent.to_string());
+            touched.push((parent.to_string(), None));
+        }
         for (parent, removed) in touched {
             let Some(p) = parents.get_mut(&parent) else {
                 continue;
@@ -356,6 +502,7 @@ pub fn timelines(events: &[Event], schemes: &[Scheme]) -> Vec<Timeline> {
                         znode: l.znode,
                         from_zxid: zxid,
                         from_ts: ts,
+                        from_snapshot: l.seeded,
                         until_zxid: None,
                         until_ts: None,
                         ended: None,
@@ -365,24 +512,264 @@ pub fn timelines(events: &[Event], schemes: &[Scheme]) -> Vec<Timeline> {
             }
         }
     }
+    let reg = |s: u64| registered.get(&s).map(String::as_str);
     parents
         .into_iter()
         .filter(|(_, p)| !p.holdings.is_empty())
-        .map(|(parent, p)| Timeline {
-            parent,
-            scheme: p.scheme,
-            holdings: p
-                .holdings
-                .into_iter()
-                .map(|(mut h, data)| {
-                    h.holder = data
-                        .or_else(|| registered.get(&h.session).cloned())
-                        .unwrap_or_else(|| crate::event::hex_id(h.session));
-                    h
-                })
-                .collect(),
+        .map(|(parent, p)| {
+            // The service: the folder most of its candidates registered in.
+            let mut folders: Vec<&str> = p
+                .joined
+                .iter()
+                .filter_map(|(s, _)| reg(*s)?.rsplit_once('/'))
+                .filter_map(|(dir, _)| dir.rsplit('/').next())
+                .filter(|d| !d.is_empty())
+                .collect();
+            folders.sort_unstable();
+            let service = folders
+                .chunk_by(|a, b| a == b)
+                .max_by_key(|c| c.len())
+                .and_then(|c| c.first())
+                .map_or_else(|| service_of_parent(&parent), |d| d.to_string());
+            Timeline {
+                service,
+                scheme: p.scheme,
+                instances: p
+                    .joined
+                    .iter()
+                    .map(|(s, d)| Instance {
+                        name: instance_name(d.as_deref(), reg(*s), *s),
+                        session: *s,
+                    })
+                    .collect(),
+                holdings: p
+                    .holdings
+                    .into_iter()
+                    .map(|(mut h, data)| {
+                        h.holder = instance_name(data.as_deref(), reg(h.session), h.session);
+                        h
+                    })
+                    .collect(),
+                parent,
+            }
         })
         .collect()
+}
+
+/// The kind of a service's own role line (`became PRIMARY`, `role change: standby -> primary`).
+pub const SERVICE_ROLE: &str = "service.role";
+
+/// A service's role line that claims the primary role (primary, leader, master).
+pub fn claims_primary(e: &Event) -> bool {
+    &*e.kind == SERVICE_ROLE
+        && e.attrs
+            .state
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .is_some_and(|s| {
+                s.ends_with("primary") || s.ends_with("leader") || s.ends_with("master")
+            })
+}
+
+/// The recipe instances a service's line speaks for: by its session when it names one (a
+/// candidate's session), else by its node's name (an instance's name, any case). Each as
+/// (timeline index, instance), the timelines whose parent the line names first.
+pub fn speakers<'t>(timelines: &'t [Timeline], e: &Event) -> Vec<(usize, &'t Instance)> {
+    let mut out: Vec<(usize, &Instance)> = Vec::new();
+    for (i, t) in timelines.iter().enumerate() {
+        let found = match e.attrs.session {
+            Some(s) if t.instances.iter().any(|x| x.session == s) => {
+                t.instances.iter().find(|x| x.session == s)
+            }
+            _ => t
+                .instances
+                .iter()
+                .rfind(|x| x.name.eq_ignore_ascii_case(&e.node)),
+        };
+        if let Some(x) = found {
+            out.push((i, x));
+        }
+    }
+    out.sort_by_key(|(i, _)| {
+        timelines
+            .get(*i)
+            .is_none_or(|t| !e.message.contains(t.parent.as_str()))
+    });
+    out
+}
+
+/// Does `x` (matched by session when the line named one, else by name) hold timeline `t` at
+/// `at`, give or take `skew` ns?
+fn holds(t: &Timeline, x: &Instance, by_session: bool, at: i64, skew: i64) -> bool {
+    t.holdings.iter().any(|h| {
+        let mine = if by_session {
+            h.session == x.session
+        } else {
+            h.holder == x.name
+        };
+        mine && h.from_ts.saturating_sub(skew) <= at
+            && at <= h.until_ts.unwrap_or(i64::MAX).saturating_add(skew)
+    })
+}
+
+/// A service claiming a role the record says it did not hold: a split-brain signal. Claims in
+/// a row by the same instance while the same holder held are one disagreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The claimant (instance name).
+    pub instance: String,
+    /// Its session, when its line named one.
+    pub session: Option<u64>,
+    /// The node whose log holds the claims.
+    pub node: String,
+    /// The recipe parent it claims.
+    pub parent: String,
+    /// That recipe's service.
+    pub service: String,
+    /// How many claims.
+    pub claims: usize,
+    /// First claim (ns).
+    pub first: i64,
+    /// Last claim (ns).
+    pub last: i64,
+    /// The first claim's `file:offset`.
+    pub evidence: String,
+    /// The claimed role as the line words it.
+    pub role: String,
+    /// Who held the recipe at the first claim, by the record (None: nobody).
+    pub holder: Option<Holding>,
+    /// The claimant's last holding that had ended before the first claim.
+    pub lost: Option<Holding>,
+}
+
+/// The claims among `claims` (time order) that the record contradicts. Claims are judged only
+/// inside the record's span (`span`: the first and last transaction's times) and from the
+/// recipe's first holding on: outside them the record cannot say who held.
+pub fn disagreements(
+    timelines: &[Timeline],
+    claims: &[&Event],
+    claim_skew_ms: i64,
+    span: (i64, i64),
+) -> Vec<Disagreement> {
+    let skew = claim_skew_ms.saturating_mul(1_000_000);
+    let mut out: Vec<Disagreement> = Vec::new();
+    for e in claims.iter().copied().filter(|e| claims_primary(e)) {
+        let Some(at) = e.ts else { continue };
+        if at < span.0 || at > span.1 {
+            continue;
+        }
+        let who = speakers(timelines, e);
+        let by_session = e.attrs.session.is_some_and(|s| who.iter().any(|(_, x)| x.session == s));
+        let Some(&(ti, x)) = who.first() else { continue };
+        let Some(t) = timelines.get(ti) else { continue };
+        if t.holdings.first().is_none_or(|h| at < h.from_ts) {
+            continue;
+        }
+        if who
+            .iter()
+            .filter_map(|(i, x)| Some((timelines.get(*i)?, *x)))
+            .any(|(t, x)| holds(t, x, by_session, at, skew))
+        {
+            continue;
+        }
+        let holder = t
+            .holdings
+            .iter()
+            .rfind(|h| h.from_ts <= at && at <= h.until_ts.unwrap_or(i64::MAX))
+            .cloned();
+        if let Some(d) = out.last_mut().filter(|d| {
+            d.instance == x.name
+                && d.parent == t.parent
+                && d.holder.as_ref().map(|h| &h.znode) == holder.as_ref().map(|h| &h.znode)
+        }) {
+            d.claims += 1;
+            d.last = at;
+            continue;
+        }
+        let lost = t
+            .holdings
+            .iter()
+            .filter(|h| {
+                (if by_session {
+                    h.session == x.session
+                } else {
+                    h.holder == x.name
+                }) && h.until_ts.is_some_and(|u| u < at)
+            })
+            .next_back()
+            .cloned();
+        out.push(Disagreement {
+            instance: x.name.clone(),
+            session: e.attrs.session,
+            node: e.node.to_string(),
+            parent: t.parent.clone(),
+            service: t.service.clone(),
+            claims: 1,
+            first: at,
+            last: at,
+            evidence: format!("{}:{}", e.source, e.offset),
+            role: e.attrs.state.clone().unwrap_or_default(),
+            holder,
+            lost,
+        });
+    }
+    out
+}
+
+impl Disagreement {
+    /// In words, for a warning.
+    pub fn describe(&self) -> String {
+        let ms = |ns: i64| ns / 1_000_000;
+        let claims = if self.claims == 1 {
+            format!(
+                "{} ({}) claims {} at {}",
+                self.instance,
+                self.node,
+                self.role,
+                crate::time::rfc3339(self.first)
+            )
+        } else {
+            format!(
+                "{} ({}) claims {} {} times from {} to {} ({} ms)",
+                self.instance,
+                self.node,
+                self.role,
+                self.claims,
+                crate::time::rfc3339(self.first),
+                crate::time::rfc3339(self.last),
+                ms(self.last - self.first)
+            )
+        };
+        let held = match &self.holder {
+            Some(h) => format!(
+                "{} held {} since zxid {} (its znode {})",
+                h.holder,
+                self.parent,
+                crate::event::hex_id(h.from_zxid),
+                h.znode
+            ),
+            None => format!("nobody held {}", self.parent),
+        };
+        let lost = match &self.lost {
+            Some(l) => format!(
+                "; {} had lost it at zxid {}{} {} ms before",
+                self.instance,
+                l.until_zxid.map(crate::event::hex_id).unwrap_or_default(),
+                match l.ended {
+                    Some(End::SessionExpired) => " (session expired)",
+                    Some(End::SessionClosed) => " (session closed)",
+                    Some(End::NodeDeleted) => " (znode deleted)",
+                    None => "",
+                },
+                l.until_ts.map_or(0, |u| ms(self.first - u))
+            ),
+            None => format!("; {} did not hold it then", self.instance),
+        };
+        format!(
+            "split brain? {claims}, but the record says {held}{lost} (evidence {})",
+            self.evidence
+        )
+    }
 }
 
 #[cfg(test)]
@@ -494,6 +881,7 @@ mod tests {
             znode: "/e/x".into(),
             from_zxid: 0x10000000b,
             from_ts: 1_795_577_949_186_000_000,
+            from_snapshot: false,
             until_zxid: None,
             until_ts: None,
             ended: None,

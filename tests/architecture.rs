@@ -33,7 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("index", &["error", "time", "event", "checkpoint", "sink"]),
     ("query", &["error", "time", "event", "index"]),
-    ("incident", &["error", "time", "event"]),
+    ("incident", &["error", "time", "event", "recipe"]),
     ("recipe", &["error", "time", "event"]),
     ("render", &["error", "time", "event", "incident", "recipe"]),
     (

@@ -75,7 +75,7 @@ impl Backend for Local {
         super::skews(&self.idx)
     }
     fn recipes(&self) -> Result<Vec<crate::recipe::Timeline>> {
-        super::recipes(&self.idx)
+        super::recipes(&self.idx, &self.queries)
     }
     fn indexed(&self) -> Result<Indexed> {
         Ok(super::indexed(&self.idx))

@@ -96,15 +96,16 @@ fn all(idx: &IndexHandle, q: &str) -> Result<Vec<Event>> {
     Ok(run(idx, &parse(q)?, Tz::Utc, None, false)?.events)
 }
 
-/// Every recipe parent's holder timeline, from the committed transactions in the index.
-pub fn recipes(idx: &IndexHandle) -> Result<Vec<crate::recipe::Timeline>> {
+/// Every recipe parent's holder timeline, from the committed transactions in the index, with
+/// the naming schemes of `queries` (`recipes.toml`, else the embedded ones).
+pub fn recipes(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<crate::recipe::Timeline>> {
     let q: Vec<String> = crate::recipe::NEEDS
         .iter()
         .map(|k| format!("kind:{k}"))
         .collect();
     let events = all(idx, &q.join(" OR "))?;
-    let schemes = crate::recipe::schemes("embedded:recipes.toml", crate::recipe::EMBEDDED)?;
-    Ok(crate::recipe::timelines(&events, &schemes))
+    let defs = incident::Definitions::load(queries)?;
+    Ok(crate::recipe::timelines(&events, &defs.recipes.schemes))
 }
 
 /// The events incidents are built from, and the incidents they show.

@@ -170,7 +170,7 @@ pub fn skew(g: &Global, a: &SkewArgs) -> Result<u8> {
 
 /// `zklens recipes [PATH]`.
 pub fn recipes(g: &Global, a: &RecipesArgs) -> Result<u8> {
-    let mut list = backend(g, &[])?.recipes()?;
+    let mut list = backend(g, &a.queries.dirs)?.recipes()?;
     if let Some(p) = &a.path {
         let p = p.trim_end_matches('/');
         list.retain(|t| t.parent == p || t.parent.starts_with(&format!("{p}/")));

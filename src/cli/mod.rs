@@ -381,6 +381,8 @@ pub struct RecipesArgs {
     #[command(flatten)]
     pub window: WindowFlags,
     #[command(flatten)]
+    pub queries: QueriesFlag,
+    #[command(flatten)]
     pub output: Output<ListFormats>,
 }
 

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use super::connections::{connections, Connections};
 use super::roles::Roles;
+use super::services::Services;
 use super::window::ts;
 use crate::event::Event;
+use crate::recipe::Recipes;
 
 /// A leader's quorum line: an epoch formed.
 pub const FORMED: &str = "quorum.formed";
@@ -17,8 +19,19 @@ pub const CREATE_SESSION: &str = "txn.createSession";
 /// A leader expiring a session.
 pub const EXPIRED: &str = "session.expired";
 
-/// The kinds [`Context`] itself reads (each detector declares the rest).
-pub const KINDS: &[&str] = &[FORMED, CLOSE_SESSION, CREATE_SESSION];
+/// The kinds [`Context`] itself reads (each detector declares the rest): formations, sessions'
+/// creation and close, and the recipes' transactions ([`crate::recipe::NEEDS`]) with the
+/// services' role lines.
+pub const KINDS: &[&str] = &[
+    FORMED,
+    CLOSE_SESSION,
+    CREATE_SESSION,
+    "txn.create",
+    "txn.create2",
+    "txn.delete",
+    "snapshot.session",
+    crate::recipe::SERVICE_ROLE,
+];
 
 /// The events of one detection and what is derived from them.
 pub struct Context<'e> {
@@ -34,16 +47,19 @@ pub struct Context<'e> {
     pub closes: BTreeMap<u64, &'e Event>,
     /// Each session's timeout (ms) from its createSession txn.
     pub timeouts: BTreeMap<u64, u64>,
+    /// The recipes' holders and the services' role lines.
+    pub services: Services<'e>,
 }
 
 impl<'e> Context<'e> {
-    /// Orders `events` and derives what the detectors share.
-    pub fn new(events: &'e [Event]) -> Context<'e> {
+    /// Orders `events` and derives what the detectors share, the recipes read with `recipes`.
+    pub fn new(events: &'e [Event], recipes: &Recipes) -> Context<'e> {
         let mut ev: Vec<&Event> = events.iter().filter(|e| e.ts.is_some()).collect();
         ev.sort_by_key(|e| (e.ts, e.offset));
         let formed: Vec<&Event> = ev.iter().copied().filter(|e| &*e.kind == FORMED).collect();
         let roles = Roles::new(&ev);
         let conns = connections(&ev);
+        let services = Services::new(&ev, recipes);
         let mut cx = Context {
             ev,
             formed,
@@ -51,6 +67,7 @@ impl<'e> Context<'e> {
             conns,
             closes: BTreeMap::new(),
             timeouts: BTreeMap::new(),
+            services,
         };
         let closes = cx
             .ev

@@ -154,6 +154,8 @@ pub struct Definitions {
     pub rejoin: RejoinDef,
     /// election-storm.
     pub storm: StormDef,
+    /// The recipes whose holders are the services' primaries (`recipes.toml`).
+    pub recipes: crate::recipe::Recipes,
 }
 
 impl Definitions {
@@ -174,7 +176,19 @@ impl Definitions {
                 }
             }
         }
+        let mut recipes = (
+            "embedded:recipes.toml".to_string(),
+            crate::recipe::EMBEDDED.to_string(),
+        );
+        for d in dirs {
+            let p = d.as_ref().join("recipes.toml");
+            if p.exists() {
+                let t = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+                recipes = (p.display().to_string(), t);
+            }
+        }
         Ok(Definitions {
+            recipes: crate::recipe::load(&recipes.0, &recipes.1)?,
             failover: parse(&texts, "leader-failover.toml")?,
             expiry: parse(&texts, "session-expiry.toml")?,
             quorum: parse(&texts, "quorum-loss.toml")?,

@@ -6,7 +6,7 @@ use super::context::{Context, CLOSE_SESSION, EXPIRED};
 use super::defs::ExpiryDef;
 use super::model::{Detail, Expiry, Incident, IncidentKind};
 use super::roles::leader_of;
-use super::steps::{close_step, service_failovers, step, SERVICE_ROLE};
+use super::steps::{close_step, step, SERVICE_ROLE};
 use super::window::{from, ts};
 use super::{Detector, Findings, Needs};
 use crate::event::hex_id;
@@ -83,11 +83,15 @@ impl Detector for SessionExpiry {
                 ));
                 end = end.max(ts(n));
             }
-            for (sf, st) in service_failovers(&cx.ev, at, at + x.service_window_ms * MS) {
+            let svc = cx
+                .services
+                .between(at, at + x.service_window_ms * MS, &[s], true);
+            for st in svc.steps {
                 end = end.max(st.at);
-                d.service_failovers.push(sf);
                 steps.push(st);
             }
+            d.service_failovers = svc.failovers;
+            d.warnings = svc.warnings;
             steps.sort_by_key(|s| s.at);
             found.expiries.push(Incident {
                 id: format!("session-expiry-{}", hex_id(s)),

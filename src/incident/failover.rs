@@ -11,7 +11,7 @@ use super::context::{Context, EXPIRED};
 use super::defs::FailoverDef;
 use super::model::{Detail, Failover, Incident, IncidentKind, Leadership};
 use super::roles::{leader_of, STEP_DOWN_KINDS};
-use super::steps::{close_step, service_failovers, step, unknown, SERVICE_ROLE};
+use super::steps::{close_step, step, unknown, SERVICE_ROLE};
 use super::window::{before, span, ts};
 use super::{Detector, FailoverFinding, Findings, Needs};
 use crate::event::{hex_id, Event};
@@ -246,11 +246,18 @@ impl LeaderFailover {
             }
         }
         let until = formed_at + d.service_window_ms * MS;
-        for (sf, st) in service_failovers(ev, start, until) {
+        let mine: Vec<u64> = f
+            .sessions_expired
+            .iter()
+            .filter_map(|s| crate::event::parse_id(s))
+            .collect();
+        let svc = cx.services.between(start, until, &mine, false);
+        for st in svc.steps {
             end = end.max(st.at);
-            f.service_failovers.push(sf);
             steps.push(st);
         }
+        f.service_failovers = svc.failovers;
+        f.warnings = svc.warnings;
         for (m, st) in sessions_moved(ev, &cx.conns, start, until) {
             f.sessions_moved.push(m);
             steps.push(st);

@@ -5,8 +5,9 @@
 //! One [`Detector`] per incident kind, one file each; each declares the event kinds it reads
 //! ([`Detector::needs`]: their union is what a caller loads, see [`needs`]) and takes its
 //! windows from its definition (`queries/*.toml`, [`Definitions`]). Shared helpers: [`window`]
-//! (time-ordered spans by binary search), [`roles`], [`connections`], [`steps`], and the
-//! [`Context`] every detector reads. This module runs them in order, each reading what the
+//! (time-ordered spans by binary search), [`roles`], [`connections`], [`steps`], [`services`]
+//! (services' primaries from the recipes in the record), and the [`Context`] every detector
+//! reads. This module runs them in order, each reading what the
 //! ones before it found ([`Findings`]): quorum losses and storms read the failovers, expiries
 //! skip the sessions a failover explains.
 //!
@@ -24,6 +25,7 @@ pub mod model;
 pub mod quorum_loss;
 pub mod rejoin;
 pub mod roles;
+pub mod services;
 pub mod skew;
 pub mod steps;
 pub mod storm;
@@ -35,7 +37,7 @@ pub use context::Context;
 pub use defs::{Definitions, ExpiryDef, FailoverDef, QuorumLossDef, RejoinDef, StormDef, EMBEDDED};
 pub use model::{
     Detail, Expiry, Failover, Incident, IncidentKind, Leadership, QuorumLoss, Record, Rejoin,
-    ServiceFailover, SessionMove, Step, Storm,
+    Notice, ServiceFailover, SessionMove, Step, Storm,
 };
 
 use crate::event::Event;
@@ -167,7 +169,7 @@ pub fn connect_windows(found: &[Incident], defs: &Definitions) -> Vec<(i64, i64)
 
 /// Detects incidents in events (any order; only the kinds of [`needs`] matter).
 pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
-    let cx = Context::new(events);
+    let cx = Context::new(events, &defs.recipes);
     let mut found = Findings::default();
     for d in detectors(defs) {
         d.detect(&cx, &mut found);

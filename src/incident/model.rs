@@ -60,17 +60,70 @@ pub struct Step {
     pub at: i64,
 }
 
-/// A service whose primary changed.
+/// A service whose primary changed. From the record (`source: "record"`): a recipe's holder
+/// changed in the committed transactions, with the services' own lines as corroboration. From
+/// the logs (`source: "logs"`): a service said so and no recipe covers it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServiceFailover {
-    /// Service name (the logger of its role-change line).
+    /// Service name: the recipe's service (its candidates' registration folder), or the logger
+    /// of a role-change line.
     pub service: String,
-    /// Previous primary (node), if known.
+    /// Previous primary (instance), if known.
     pub from: Option<String>,
-    /// New primary (node).
+    /// New primary (instance).
     pub to: String,
+    /// When the new primary took over (RFC 3339 UTC): the transaction that made it the holder,
+    /// or its role-change line.
+    pub at: String,
+    /// Where this row comes from: `record` or `logs`.
+    #[serde(default = "logs")]
+    pub source: String,
+    /// The recipe parent (`/election/calc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
+    /// Why the old holder stopped: `session_expired`, `session_closed`, `node_deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<crate::recipe::End>,
+    /// The zxid that removed the old holder's znode (its delete or closeSession), `0x` hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_zxid: Option<String>,
+    /// When (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The zxid from which the new primary held (the removal itself when it was next in line,
+    /// else its own create), `0x` hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover_zxid: Option<String>,
+    /// When the new primary noticed (RFC 3339 UTC): its first role line or its next write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_at: Option<String>,
+    /// How long the service had no primary that knew it: from the deletion to `noticed_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<u64>,
+    /// The instances' own lines about it, with when each noticed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noticed: Vec<Notice>,
+}
+
+fn logs() -> String {
+    "logs".into()
+}
+
+/// An instance's own line about a role change: when it noticed, what it said.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notice {
+    /// The instance.
+    pub instance: String,
+    /// The node whose log holds the line.
+    pub node: String,
     /// When (RFC 3339 UTC).
     pub at: String,
+    /// What it says: the role as worded, or `write` for a transaction of its session.
+    pub said: String,
+    /// ms after the old holder's deletion (negative: before it).
+    pub after_ms: i64,
+    /// `file:offset`.
+    pub evidence: String,
 }
 
 /// A client session that reconnected to another server.
@@ -120,6 +173,8 @@ pub struct Failover {
     pub sessions_moved: Vec<SessionMove>,
     /// Claims no commit confirms, and why.
     pub unconfirmed: Vec<String>,
+    /// Logs that contradict the record (a service claiming a role it does not hold).
+    pub warnings: Vec<String>,
 }
 
 /// What a session expiry took with it.
@@ -135,6 +190,8 @@ pub struct Expiry {
     pub service_failovers: Vec<ServiceFailover>,
     /// Claims no commit confirms, and why.
     pub unconfirmed: Vec<String>,
+    /// Logs that contradict the record (a service claiming a role it does not hold).
+    pub warnings: Vec<String>,
 }
 
 /// How long a quorum was lost.
@@ -170,6 +227,8 @@ pub struct Storm {
     pub ephemerals_lost: Vec<String>,
     /// Services whose primary changed.
     pub service_failovers: Vec<ServiceFailover>,
+    /// The failovers' warnings.
+    pub warnings: Vec<String>,
 }
 
 /// The facts of an incident, by kind.
@@ -267,6 +326,8 @@ struct OwnedRecord {
     #[serde(default)]
     unconfirmed: Vec<String>,
     #[serde(default)]
+    warnings: Vec<String>,
+    #[serde(default)]
     unavailable_ms: Option<u64>,
     #[serde(default)]
     server: Option<String>,
@@ -294,6 +355,7 @@ impl<'de> Deserialize<'de> for Incident {
                 service_failovers: r.service_failovers,
                 sessions_moved: r.sessions_moved,
                 unconfirmed: r.unconfirmed,
+                warnings: r.warnings,
             }),
             IncidentKind::SessionExpiry => Detail::SessionExpiry(Expiry {
                 session: r.sessions_expired.into_iter().next().unwrap_or_default(),
@@ -301,6 +363,7 @@ impl<'de> Deserialize<'de> for Incident {
                 ephemerals_lost: r.ephemerals_lost,
                 service_failovers: r.service_failovers,
                 unconfirmed: r.unconfirmed,
+                warnings: r.warnings,
             }),
             IncidentKind::QuorumLoss => Detail::QuorumLoss(QuorumLoss {
                 change,
@@ -320,6 +383,7 @@ impl<'de> Deserialize<'de> for Incident {
                 sessions_expired: r.sessions_expired,
                 ephemerals_lost: r.ephemerals_lost,
                 service_failovers: r.service_failovers,
+                warnings: r.warnings,
             }),
         };
         let steps = r
@@ -377,6 +441,9 @@ pub struct Record<'a> {
     pub steps: &'a [Step],
     /// Claims no commit confirms, and why.
     pub unconfirmed: &'a [String],
+    /// Logs that contradict the record: a service claiming a role it does not hold (split
+    /// brain).
+    pub warnings: &'a [String],
     /// quorum-loss: how long the ensemble could not serve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable_ms: Option<u64>,
@@ -404,6 +471,7 @@ impl<'a> Record<'a> {
             sessions_moved: &[],
             steps: &i.steps,
             unconfirmed: &[],
+            warnings: &[],
             unavailable_ms: None,
             server: None,
         };
@@ -417,6 +485,7 @@ impl<'a> Record<'a> {
                 r.service_failovers = &f.service_failovers;
                 r.sessions_moved = &f.sessions_moved;
                 r.unconfirmed = &f.unconfirmed;
+                r.warnings = &f.warnings;
             }
             Detail::SessionExpiry(x) => {
                 r.old_leader = x.leader;
@@ -424,6 +493,7 @@ impl<'a> Record<'a> {
                 r.ephemerals_lost = &x.ephemerals_lost;
                 r.service_failovers = &x.service_failovers;
                 r.unconfirmed = &x.unconfirmed;
+                r.warnings = &x.warnings;
             }
             Detail::QuorumLoss(q) => {
                 r.change(&q.change);
@@ -448,6 +518,7 @@ impl<'a> Record<'a> {
                 r.sessions_expired = Cow::Borrowed(&s.sessions_expired);
                 r.ephemerals_lost = &s.ephemerals_lost;
                 r.service_failovers = &s.service_failovers;
+                r.warnings = &s.warnings;
             }
         }
         r

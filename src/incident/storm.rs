@@ -73,6 +73,10 @@ impl Detector for Storm {
                             .iter()
                             .flat_map(|f| f.1.service_failovers.clone())
                             .collect(),
+                        warnings: group
+                            .iter()
+                            .flat_map(|f| f.1.warnings.clone())
+                            .collect(),
                     }),
                     start_ns: first.0.start_ns,
                 });

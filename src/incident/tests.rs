@@ -243,6 +243,11 @@ fn the_default_needs_are_the_skeleton_the_engine_always_loaded() {
         "txn.createSession",
         "service.role",
         "client.session_expired",
+        // The recipes' transactions (services' primaries from the record, issue 14).
+        "txn.create",
+        "txn.create2",
+        "txn.delete",
+        "snapshot.session",
     ];
     let n = needs(&defs());
     for k in &n.kinds {
@@ -377,7 +382,7 @@ fn a_takeover_worded_in_capitals_is_a_service_failover() {
     l.at(1.0, "calc-a", "service.role", role("primary")).logger = Some("calc".into());
     l.at(2.0, "calc-b", "service.role", role("PRIMARY")).logger = Some("calc".into());
     let ev: Vec<&Event> = l.0.iter().collect();
-    let f = super::steps::service_failovers(&ev, 0, i64::MAX);
+    let f = super::services::service_failovers_from_logs(&ev);
     assert_eq!(f.len(), 2, "{f:?}");
     assert_eq!(f[1].0.from.as_deref(), Some("calc-a"));
     assert_eq!(f[1].0.to, "calc-b");

@@ -302,9 +302,10 @@ var sy=Object.keys(inc.sync||{}).map(function(n){return n+' '+inc.sync[n];});fac
 if(inc.unavailable_ms!=null)fact('unavailable',inc.unavailable_ms+' ms');
 if(inc.server)fact('server',inc.server);
 fact('sessions expired',inc.sessions_expired);fact('ephemerals lost',inc.ephemerals_lost);
-fact('service failovers',(inc.service_failovers||[]).map(function(f){return f.service+': '+(f.from||'?')+' → '+f.to+' at '+f.at;}));
+fact('service failovers',(inc.service_failovers||[]).map(function(f){var r=f.service+': '+(f.from||'?')+' → '+f.to+' at '+f.at;if(f.source==='record'){r+=' (record '+f.recipe+': '+(f.ended||'').replace('_',' ')+' at zxid '+f.deleted_zxid+', takeover '+f.takeover_zxid+(f.gap_ms!=null?'; no primary that knew it for '+f.gap_ms+' ms':'')+')';}else{r+=' (its own log line)';}return r;}));
 fact('sessions moved',(inc.sessions_moved||[]).map(function(m){return m.session+' ('+m.client+') '+m.from+' → '+m.to;}));
 fact('unconfirmed',inc.unconfirmed);
+fact('warnings',inc.warnings);
 var corr=steps.filter(function(s){return s.correction_ms!=null;});
 if(corr.length){var seen={};var parts=[];corr.forEach(function(s){if(!seen[s.node]){seen[s.node]=1;parts.push(s.node+' '+(s.correction_ms>0?'−':'+')+Math.abs(s.correction_ms).toFixed(0)+' ms');}});document.getElementById('skewnote').textContent='times corrected for proven clock skew: '+parts.join(', ');}
 // Legend and node filters

@@ -105,17 +105,43 @@ pub fn text_with_skew(inc: &Incident, skews: &[Skew]) -> String {
         );
     }
     for f in r.service_failovers {
+        let how = match (&f.recipe, &f.deleted_zxid, &f.takeover_zxid) {
+            (Some(recipe), Some(del), Some(take)) => format!(
+                " (record {recipe}: {} at zxid {del}, takeover zxid {take}; {})",
+                match f.ended {
+                    Some(crate::recipe::End::SessionExpired) => "session expired",
+                    Some(crate::recipe::End::SessionClosed) => "session closed",
+                    Some(crate::recipe::End::NodeDeleted) => "znode deleted",
+                    None => "gone",
+                },
+                match f.gap_ms {
+                    Some(g) => format!("no primary that knew it for {g} ms"),
+                    None => "when the new primary noticed is not logged".into(),
+                }
+            ),
+            _ => " (its own log line)".into(),
+        };
         let _ = writeln!(
             s,
-            "  service {}: {} -> {} at {}",
+            "  service {}: {} -> {} at {}{how}",
             f.service,
             f.from.as_deref().unwrap_or("?"),
             f.to,
             f.at
         );
+        for n in &f.noticed {
+            let _ = writeln!(
+                s,
+                "    {} noticed at {} ({:+} ms): {}  [{}]",
+                n.instance, n.at, n.after_ms, n.said, n.evidence
+            );
+        }
     }
     for u in r.unconfirmed {
         let _ = writeln!(s, "  unconfirmed: {u}");
+    }
+    for w in r.warnings {
+        let _ = writeln!(s, "  WARNING: {w}");
     }
     let corrected = |st: &Step| {
         st.at

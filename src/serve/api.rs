@@ -272,7 +272,7 @@ async fn skew(State(s): St) -> Response {
 }
 
 async fn recipes(State(s): St) -> Response {
-    answer(blocking(move || app::recipes(&*s.index()?)).await)
+    answer(blocking(move || app::recipes(&*s.index()?, &s.cfg.queries)).await)
 }
 
 async fn index(State(s): St) -> Response {
