@@ -393,7 +393,11 @@ pub fn timelines<'a>(
         match &*e.kind {
             "txn.create" | "txn.create2" if e.attrs.state.as_deref() == Some("ephemeral") => {
                 if let Some(path) = e.attrs.path.as_deref() {
-                    new.push((path, created_data(&e.message, path).map(str::to_string), false));
+                    new.push((
+                        path,
+                        created_data(&e.message, path).map(str::to_string),
+                        false,
+                    ));
                 }
             }
             "snapshot.session" => {
@@ -659,8 +663,13 @@ pub fn disagreements(
             continue;
         }
         let who = speakers(timelines, e);
-        let by_session = e.attrs.session.is_some_and(|s| who.iter().any(|(_, x)| x.session == s));
-        let Some(&(ti, x)) = who.first() else { continue };
+        let by_session = e
+            .attrs
+            .session
+            .is_some_and(|s| who.iter().any(|(_, x)| x.session == s));
+        let Some(&(ti, x)) = who.first() else {
+            continue;
+        };
         let Some(t) = timelines.get(ti) else { continue };
         if t.holdings.first().is_none_or(|h| at < h.from_ts) {
             continue;
@@ -689,14 +698,13 @@ pub fn disagreements(
         let lost = t
             .holdings
             .iter()
-            .filter(|h| {
+            .rfind(|h| {
                 (if by_session {
                     h.session == x.session
                 } else {
                     h.holder == x.name
                 }) && h.until_ts.is_some_and(|u| u < at)
             })
-            .next_back()
             .cloned();
         out.push(Disagreement {
             instance: x.name.clone(),
@@ -871,6 +879,58 @@ mod tests {
         let t = timelines(&ev, &s);
         assert_eq!(t[0].scheme, "curator-leader-latch");
         assert_eq!(t[0].holdings[0].holder, "ledger-1");
+    }
+
+    #[test]
+    fn candidates_created_before_the_txn_logs_come_from_a_snapshot() {
+        let s = schemes("embedded", EMBEDDED).expect("schemes");
+        let latch = |n: u32| {
+            format!(
+                "/pay/leader/_c_{}-lock-{n:010}",
+                "0123abcd-0000-1111-2222-333344445555"
+            )
+        };
+        // The snapshot at zxid 0x100: session 7 holds the lowest node and is registered; session
+        // 8 waits. Their creates are older than the txn logs read.
+        let mut s7 = txn(0x100, "snapshot.session", 7, None, None);
+        s7.paths = vec![latch(3), "/services/pay/pay-a".into()];
+        let mut s8 = txn(0x100, "snapshot.session", 8, None, None);
+        s8.paths = vec![latch(4)];
+        let mut close = txn(0x105, "txn.closeSession", 7, None, Some("expired"));
+        close.paths = vec![latch(3), "/services/pay/pay-a".into()];
+        // The same snapshot from another server, and one taken after the expiry, change nothing.
+        let ev = vec![s7.clone(), s8.clone(), s7, s8, close];
+        let t = timelines(&ev, &s);
+        assert_eq!(t.len(), 1, "{t:#?}");
+        assert_eq!(t[0].service, "pay", "named by the registration's folder");
+        let h = &t[0].holdings;
+        assert_eq!(h.len(), 2, "{h:#?}");
+        assert_eq!(
+            (h[0].holder.as_str(), h[0].from_zxid, h[0].from_snapshot),
+            ("pay-a", 0x100, true)
+        );
+        assert_eq!(
+            (h[0].until_zxid, h[0].ended),
+            (Some(0x105), Some(End::SessionExpired))
+        );
+        assert_eq!((h[1].holder.as_str(), h[1].from_zxid), ("0x8", 0x105));
+    }
+
+    #[test]
+    fn curator_s_default_ip_data_yields_to_the_registration() {
+        assert_eq!(
+            instance_name(Some("127.0.1.1"), Some("/services/pay/pay-b"), 9),
+            "pay-b"
+        );
+        assert_eq!(instance_name(Some("10.0.0.7"), None, 9), "10.0.0.7");
+        assert_eq!(
+            instance_name(Some("calc-a"), Some("/services/calc/x"), 9),
+            "calc-a"
+        );
+        assert_eq!(instance_name(None, None, 0x1f), "0x1f");
+        assert_eq!(service_of_parent("/app/pay/leader"), "pay");
+        assert_eq!(service_of_parent("/election/calc"), "calc");
+        assert_eq!(service_of_parent("/locks"), "locks");
     }
 
     #[test]

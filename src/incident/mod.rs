@@ -36,8 +36,8 @@ pub mod window;
 pub use context::Context;
 pub use defs::{Definitions, ExpiryDef, FailoverDef, QuorumLossDef, RejoinDef, StormDef, EMBEDDED};
 pub use model::{
-    Detail, Expiry, Failover, Incident, IncidentKind, Leadership, QuorumLoss, Record, Rejoin,
-    Notice, ServiceFailover, SessionMove, Step, Storm,
+    Detail, Expiry, Failover, Incident, IncidentKind, Leadership, Notice, QuorumLoss, Record,
+    Rejoin, ServiceFailover, SessionMove, Step, Storm,
 };
 
 use crate::event::Event;

@@ -300,11 +300,7 @@ impl<'e> Services<'e> {
             n.holder,
             hex_id(n.from_zxid)
         );
-        let at_evidence = self
-            .txns
-            .get(&n.from_zxid)
-            .copied()
-            .or(evidence);
+        let at_evidence = self.txns.get(&n.from_zxid).copied().or(evidence);
         match at_evidence {
             Some(e) => found.steps.push(step(e, summary)),
             None => found.steps.push(Step {

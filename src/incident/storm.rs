@@ -73,10 +73,7 @@ impl Detector for Storm {
                             .iter()
                             .flat_map(|f| f.1.service_failovers.clone())
                             .collect(),
-                        warnings: group
-                            .iter()
-                            .flat_map(|f| f.1.warnings.clone())
-                            .collect(),
+                        warnings: group.iter().flat_map(|f| f.1.warnings.clone()).collect(),
                     }),
                     start_ns: first.0.start_ns,
                 });

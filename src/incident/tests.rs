@@ -387,3 +387,172 @@ fn a_takeover_worded_in_capitals_is_a_service_failover() {
     assert_eq!(f[1].0.from.as_deref(), Some("calc-a"));
     assert_eq!(f[1].0.to, "calc-b");
 }
+
+/// A kazoo `Lock` at /locks/jobs: jobs-a holds, jobs-b waits. jobs-a's session expires at
+/// 10 s (committed closeSession), jobs-b takes over and says so at 10.2 s; jobs-a, stalled,
+/// resumes and keeps claiming PRIMARY at 12-13 s: the record contradicts it. jobs-b writes at
+/// 14 s.
+fn split_brain() -> Vec<Event> {
+    let (a, b) = (0x1000_0000_0000_00a1_u64, 0x2000_0000_0000_00b2_u64);
+    let lock = |n: u32| format!("/locks/jobs/{}__lock__{n:010}", "c".repeat(32));
+    let mut l = Log(Vec::new());
+    let txn = |l: &mut Log, secs: f64, kind: &str, s: u64, zxid: u64, path: &str, data: &str| {
+        let e = l.at(
+            secs,
+            "zk1",
+            kind,
+            Attrs {
+                session: Some(s),
+                zxid: Some(zxid),
+                path: Some(path.to_string()),
+                state: Some("ephemeral".into()),
+                ..Attrs::default()
+            },
+        );
+        e.message = format!(
+            "session 0x{s:x} cxid 0x2 zxid 0x{zxid:x} create {path},{data},[31,s{{'world,'anyone}}"
+        );
+    };
+    txn(
+        &mut l,
+        1.0,
+        "txn.create",
+        a,
+        0x1_0000_0001,
+        "/services/jobs/jobs-a",
+        "{}",
+    );
+    txn(
+        &mut l,
+        1.1,
+        "txn.create",
+        a,
+        0x1_0000_0002,
+        &lock(0),
+        "jobs-a",
+    );
+    txn(
+        &mut l,
+        2.0,
+        "txn.create",
+        b,
+        0x1_0000_0003,
+        "/services/jobs/jobs-b",
+        "{}",
+    );
+    txn(
+        &mut l,
+        2.1,
+        "txn.create",
+        b,
+        0x1_0000_0004,
+        &lock(1),
+        "jobs-b",
+    );
+    let claim = |l: &mut Log, secs: f64, node: &str, s: u64| {
+        l.at(
+            secs,
+            node,
+            "service.role",
+            Attrs {
+                session: Some(s),
+                state: Some("PRIMARY".into()),
+                ..Attrs::default()
+            },
+        )
+        .logger = Some("jobs".into());
+    };
+    claim(&mut l, 1.2, "jobs-a", a);
+    l.at(10.0, "zk1", "session.expired", session_attrs(a, None));
+    let c = l.at(
+        10.001,
+        "zk1",
+        "txn.closeSession",
+        Attrs {
+            session: Some(a),
+            zxid: Some(0x1_0000_0010),
+            state: Some("expired".into()),
+            ..Attrs::default()
+        },
+    );
+    c.paths = vec!["/services/jobs/jobs-a".into(), lock(0)];
+    claim(&mut l, 10.201, "jobs-b", b);
+    for t in [12.0, 12.5, 13.0] {
+        claim(&mut l, t, "jobs-a", a);
+    }
+    // The record goes on (claims after its last transaction are not judged).
+    txn(
+        &mut l,
+        14.0,
+        "txn.create",
+        b,
+        0x1_0000_0011,
+        "/data/jobs/out",
+        "done",
+    );
+    l.0
+}
+
+#[test]
+fn an_expiry_s_service_row_comes_from_the_record_and_a_stale_claim_is_a_warning() {
+    let all = detect(&split_brain(), &defs());
+    let x = find(&all, "session-expiry-0x10000000000000a1");
+    let r = x.record();
+    assert_eq!(r.service_failovers.len(), 1, "{:?}", r.service_failovers);
+    let f = &r.service_failovers[0];
+    assert_eq!(
+        (
+            f.service.as_str(),
+            f.from.as_deref(),
+            f.to.as_str(),
+            f.source.as_str()
+        ),
+        ("jobs", Some("jobs-a"), "jobs-b", "record")
+    );
+    assert_eq!(f.recipe.as_deref(), Some("/locks/jobs"));
+    assert_eq!(f.ended, Some(crate::recipe::End::SessionExpired));
+    assert_eq!(f.deleted_zxid.as_deref(), Some("0x100000010"));
+    assert_eq!(f.takeover_zxid.as_deref(), Some("0x100000010"));
+    // jobs-b said so 200 ms after the closeSession.
+    assert_eq!(f.gap_ms, Some(200));
+    assert!(
+        f.noticed
+            .iter()
+            .any(|n| n.instance == "jobs-b" && n.after_ms == 200 && n.said == "PRIMARY"),
+        "{:?}",
+        f.noticed
+    );
+    // jobs-a's three claims after it lost the lock are one warning naming the real holder.
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    let w = &r.warnings[0];
+    for want in [
+        "jobs-a",
+        "3 times",
+        "jobs-b held /locks/jobs",
+        "session expired",
+    ] {
+        assert!(w.contains(want), "{want:?} not in {w}");
+    }
+    assert!(r
+        .steps
+        .iter()
+        .any(|s| s.node == "jobs-a" && s.summary.contains("split brain")));
+}
+
+#[test]
+fn without_the_txn_logs_the_rows_come_from_the_services_lines() {
+    let ev: Vec<Event> = split_brain()
+        .into_iter()
+        .filter(|e| !e.kind.starts_with("txn.create"))
+        .collect();
+    let all = detect(&ev, &defs());
+    let r = find(&all, "session-expiry-0x10000000000000a1").record();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert!(
+        r.service_failovers
+            .iter()
+            .any(|f| f.source == "logs" && f.to == "jobs-b" && f.from.as_deref() == Some("jobs-a")),
+        "{:?}",
+        r.service_failovers
+    );
+}

@@ -65,7 +65,7 @@ pub fn skew_table(out: &mut dyn Write, skews: &[Skew]) -> io::Result<()> {
 /// Recipe holder timelines: one block per parent, one line per holding.
 pub fn recipes_table(out: &mut dyn Write, list: &[crate::recipe::Timeline]) -> io::Result<()> {
     for t in list {
-        writeln!(out, "{} ({})", t.parent, t.scheme)?;
+        writeln!(out, "{} ({}, service {})", t.parent, t.scheme, t.service)?;
         for h in &t.holdings {
             let until = match (h.until_ts, h.until_zxid) {
                 (Some(ts), Some(z)) => format!("{} 0x{z:x}", crate::time::rfc3339(ts)),
@@ -77,9 +77,11 @@ pub fn recipes_table(out: &mut dyn Write, list: &[crate::recipe::Timeline]) -> i
                 Some(crate::recipe::End::NodeDeleted) => "node deleted",
                 None => "",
             };
+            // Known from a snapshot only: it held by then, maybe long before.
+            let by = if h.from_snapshot { "by" } else { "from" };
             writeln!(
                 out,
-                "  {:<16} session 0x{:x}  from {} 0x{:x}  until {until}  {why}",
+                "  {:<16} session 0x{:x}  {by} {} 0x{:x}  until {until}  {why}",
                 h.holder,
                 h.session,
                 crate::time::rfc3339(h.from_ts),
