@@ -240,6 +240,9 @@ pub struct Timeline {
     pub instances: Vec<Instance>,
     /// Who held it, in order.
     pub holdings: Vec<Holding>,
+    /// The services' claims the record contradicts (see [`Disagreement`]), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A candidate of a recipe: its instance name and session.
@@ -555,9 +558,36 @@ pub fn timelines<'a>(
                     })
                     .collect(),
                 parent,
+                warnings: Vec::new(),
             }
         })
         .collect()
+}
+
+/// The span of the record among `events`: the first and last transaction's times.
+pub fn record_span<'a>(events: impl IntoIterator<Item = &'a Event>) -> (i64, i64) {
+    events
+        .into_iter()
+        .filter(|e| e.kind.starts_with("txn."))
+        .filter_map(|e| e.ts)
+        .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)))
+}
+
+/// Every recipe's timeline among `events` (transactions, snapshots' sessions and the services'
+/// role lines, in any order), each with the warnings of the claims its record contradicts.
+pub fn read(events: &[Event], recipes: &Recipes) -> Vec<Timeline> {
+    let mut list = timelines(events, &recipes.schemes);
+    let mut claims: Vec<&Event> = events
+        .iter()
+        .filter(|e| &*e.kind == SERVICE_ROLE && e.ts.is_some())
+        .collect();
+    claims.sort_by_key(|e| (e.ts, e.offset));
+    for d in disagreements(&list, &claims, recipes.claim_skew_ms, record_span(events)) {
+        if let Some(t) = list.iter_mut().find(|t| t.parent == d.parent) {
+            t.warnings.push(d.describe());
+        }
+    }
+    list
 }
 
 /// The kind of a service's own role line (`became PRIMARY`, `role change: standby -> primary`).

@@ -10,6 +10,10 @@
 //!   (`Nov 29 22:52:12 localhost audit-1[123]: ...`), a Curator service through logback with
 //!   thread names containing spaces, and the flat folder `apps/` (calc-a, calc-b, display-1).
 //! - `zk34`: a ZooKeeper 3.4.6 ensemble (3.4's own wording) with two kazoo services.
+//! - `incident-3` (`record-incident-3.py`): recipes. Curator `LeaderSelector` services registered
+//!   through Curator's `ServiceDiscovery` that log nothing about their role, and naive kazoo
+//!   `Lock` holders (one keeps claiming PRIMARY after its session expired). Its recipe
+//!   expectations are checked in `tests/recipes.rs`.
 //!
 //! Nothing here is derived from zklens's own output: the expectations are the manifest's.
 //! Each test gathers every mismatch and fails once with the whole list.
@@ -62,9 +66,11 @@ fn ms(t: &str) -> i64 {
 fn ingested(sample: &str) -> &'static Path {
     static INCIDENT_2: OnceLock<tempfile::TempDir> = OnceLock::new();
     static ZK34: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static INCIDENT_3: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cell = match sample {
         "incident-2" => &INCIDENT_2,
         "zk34" => &ZK34,
+        "incident-3" => &INCIDENT_3,
         _ => panic!("no sample {sample}"),
     };
     cell.get_or_init(|| {
@@ -159,6 +165,11 @@ fn zk34_every_log_file_is_timestamped() {
     every_log_file_is_timestamped("zk34");
 }
 
+#[test]
+fn incident_3_every_log_file_is_timestamped() {
+    every_log_file_is_timestamped("incident-3");
+}
+
 // ---- the node of every file -------------------------------------------------------------------
 
 /// (node, format, path) of every source in the index: `sources -o json` (the `Indexed` answer:
@@ -245,6 +256,11 @@ fn incident_2_ingest_names_every_file_s_node() {
 #[test]
 fn zk34_ingest_names_every_file_s_node() {
     ingest_names_every_file_s_node("zk34");
+}
+
+#[test]
+fn incident_3_ingest_names_every_file_s_node() {
+    ingest_names_every_file_s_node("incident-3");
 }
 
 // ---- the lines the recording read back are classified, on the right node, at the right time ---
@@ -363,6 +379,11 @@ fn incident_2_facts_in_the_files_are_classified_events() {
 #[test]
 fn zk34_facts_in_the_files_are_classified_events() {
     facts_are_events("zk34");
+}
+
+#[test]
+fn incident_3_facts_in_the_files_are_classified_events() {
+    facts_are_events("incident-3");
 }
 
 // ---- the incidents the recording's driver caused --------------------------------------------------
@@ -542,6 +563,11 @@ fn zk34_incidents_are_the_ones_the_driver_saw() {
     incidents_are_the_ones_the_driver_saw("zk34");
 }
 
+#[test]
+fn incident_3_incidents_are_the_ones_the_driver_saw() {
+    incidents_are_the_ones_the_driver_saw("incident-3");
+}
+
 // ---- the manifest itself --------------------------------------------------------------------------
 
 /// The manifest lists every file of its sample, and nothing that is not there: a re-recording
@@ -583,4 +609,9 @@ fn incident_2_manifest_lists_exactly_the_sample_s_files() {
 #[test]
 fn zk34_manifest_lists_exactly_the_sample_s_files() {
     manifest_lists_exactly_the_sample_s_files("zk34");
+}
+
+#[test]
+fn incident_3_manifest_lists_exactly_the_sample_s_files() {
+    manifest_lists_exactly_the_sample_s_files("incident-3");
 }

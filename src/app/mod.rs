@@ -101,11 +101,12 @@ fn all(idx: &IndexHandle, q: &str) -> Result<Vec<Event>> {
 pub fn recipes(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<crate::recipe::Timeline>> {
     let q: Vec<String> = crate::recipe::NEEDS
         .iter()
+        .chain(&[crate::recipe::SERVICE_ROLE])
         .map(|k| format!("kind:{k}"))
         .collect();
     let events = all(idx, &q.join(" OR "))?;
     let defs = incident::Definitions::load(queries)?;
-    Ok(crate::recipe::timelines(&events, &defs.recipes.schemes))
+    Ok(crate::recipe::read(&events, &defs.recipes))
 }
 
 /// The events incidents are built from, and the incidents they show.

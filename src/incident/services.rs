@@ -67,10 +67,7 @@ impl<'e> Services<'e> {
             .copied()
             .filter(|e| &*e.kind == recipe::SERVICE_ROLE)
             .collect();
-        let record = (
-            txn.iter().map(|e| ts(e)).min().unwrap_or(0),
-            txn.iter().map(|e| ts(e)).max().unwrap_or(0),
-        );
+        let record = recipe::record_span(txn.iter().copied());
         let disagreements = if timelines.is_empty() {
             Vec::new()
         } else {
@@ -96,6 +93,8 @@ impl<'e> Services<'e> {
     /// holdings of those sessions count (a session expiry's own).
     pub fn between(&self, lo: i64, hi: i64, sessions: &[u64], only: bool) -> Found {
         let mut found = Found::default();
+        // The holdings whose end this window tells (parent, znode, end zxid).
+        let mut told: Vec<(&str, &str, u64)> = Vec::new();
         for t in &self.timelines {
             for (i, h) in t.holdings.iter().enumerate() {
                 let (Some(until), Some(uz)) = (h.until_ts, h.until_zxid) else {
@@ -110,6 +109,7 @@ impl<'e> Services<'e> {
                 if !(closed || inside && !only) {
                     continue;
                 }
+                told.push((&t.parent, &h.znode, uz));
                 self.row(t, h, t.holdings.get(i + 1), &mut found);
             }
         }
@@ -125,13 +125,16 @@ impl<'e> Services<'e> {
                 found.steps.push(st);
             }
         }
-        // Claims the record contradicts, from this window or about a holding it ended.
+        // Claims the record contradicts: by a claimant that lost the role, in the incident
+        // that tells that loss; by one that never held it, in the incident around the claim.
         for d in &self.disagreements {
-            let about = found.failovers.iter().any(|f| {
-                f.recipe.as_deref() == Some(d.parent.as_str())
-                    && f.from.as_deref() == Some(d.instance.as_str())
-            });
-            if (lo..=hi).contains(&d.first) || about {
+            let ours = match &d.lost {
+                Some(l) => told
+                    .iter()
+                    .any(|(p, z, u)| *p == d.parent && *z == l.znode && Some(*u) == l.until_zxid),
+                None => (lo..=hi).contains(&d.first),
+            };
+            if ours {
                 found.warnings.push(d.describe());
                 found.steps.push(Step {
                     ts: rfc3339(d.first),
@@ -237,10 +240,11 @@ impl<'e> Services<'e> {
             .iter()
             .find(|o| o.instance == n.holder && o.after_ms >= 0)
             .map(|o| o.after_ms);
-        // Its next write while it held (a session's close is not a write of its own choosing).
+        // Its next write while it held (not the one that ended its holding; a session's close
+        // is not a write of its own choosing).
         let write = self.writes.get(&n.session).and_then(|w| {
             w.iter()
-                .take_while(|e| n.until_zxid.is_none_or(|u| e.attrs.zxid <= Some(u)))
+                .take_while(|e| n.until_zxid.is_none_or(|u| e.attrs.zxid < Some(u)))
                 .find(|e| {
                     e.attrs.zxid > Some(n.from_zxid)
                         && ts(e) >= until

@@ -88,6 +88,9 @@ pub fn recipes_table(out: &mut dyn Write, list: &[crate::recipe::Timeline]) -> i
                 h.from_zxid
             )?;
         }
+        for w in &t.warnings {
+            writeln!(out, "  WARNING: {w}")?;
+        }
     }
     Ok(())
 }
