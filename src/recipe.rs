@@ -374,7 +374,18 @@ pub fn timelines<'a>(
         })
         .collect();
     // A snapshot named for zxid Z holds Z's effect: it comes after Z's transaction.
-    txns.sort_by_key(|e| (e.attrs.zxid, &*e.kind == "snapshot.session"));
+    // One snapshot's sessions stay together.
+    txns.sort_by(|a, b| {
+        let key = |e: &Event| {
+            let snap = &*e.kind == "snapshot.session";
+            (
+                e.attrs.zxid,
+                snap,
+                if snap { e.source.clone() } else { "".into() },
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     // The znodes whose creation the record shows: a snapshot never seeds them.
     let created: std::collections::HashSet<&str> = txns
         .iter()
@@ -386,11 +397,13 @@ pub fn timelines<'a>(
     let mut registered: HashMap<u64, String> = HashMap::new();
     // Where each candidate znode lives.
     let mut owner: HashMap<String, String> = HashMap::new();
-    for e in txns {
+    // Parents whose candidates changed and are not judged yet: one snapshot's sessions are
+    // read together (its state is one instant), so the head is judged after the last of them.
+    let mut touched: Vec<(String, Option<(String, End)>)> = Vec::new();
+    for (k, e) in txns.iter().enumerate() {
         let zxid = e.attrs.zxid.unwrap_or(0);
         let ts = e.ts.unwrap_or(0);
         let session = e.attrs.session.unwrap_or(0);
-        let mut touched: Vec<(String, Option<(String, End)>)> = Vec::new();
         // (path, data, seeded) of the candidates this event brings.
         let mut new: Vec<(&str, Option<String>, bool)> = Vec::new();
         match &*e.kind {
@@ -404,8 +417,13 @@ pub fn timelines<'a>(
                 }
             }
             "snapshot.session" => {
+                // A registration is the session's whatever the record says of the path later;
+                // a candidate (a unique sequential name) only if the record never shows its
+                // create.
                 for path in &e.paths {
-                    if !created.contains(path.as_str()) && !owner.contains_key(path) {
+                    let candidate =
+                        split(path).is_some_and(|(_, c)| scheme_of(schemes, c).is_some());
+                    if !candidate || !created.contains(path.as_str()) && !owner.contains_key(path) {
                         new.push((path, None, true));
                     }
                 }
@@ -473,7 +491,16 @@ pub fn timelines<'a>(
             owner.insert(path.to_string(), parent.to_string());
             touched.push((parent.to_string(), None));
         }
-        for (parent, removed) in touched {
+        let same_snapshot = |n: &&Event| {
+            &*n.kind == "snapshot.session"
+                && &*e.kind == "snapshot.session"
+                && n.attrs.zxid == e.attrs.zxid
+                && n.source == e.source
+        };
+        if txns.get(k + 1).is_some_and(same_snapshot) {
+            continue;
+        }
+        for (parent, removed) in std::mem::take(&mut touched) {
             let Some(p) = parents.get_mut(&parent) else {
                 continue;
             };
@@ -509,7 +536,8 @@ pub fn timelines<'a>(
                         znode: l.znode,
                         from_zxid: zxid,
                         from_ts: ts,
-                        from_snapshot: l.seeded,
+                        // Known from a snapshot and holding as of it: maybe long before.
+                        from_snapshot: l.seeded && &*e.kind == "snapshot.session",
                         until_zxid: None,
                         until_ts: None,
                         ended: None,

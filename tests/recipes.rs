@@ -327,3 +327,67 @@ fn incident_3_split_brain_is_a_warning_in_the_expiry_that_caused_it() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("WARNING: split brain?"), "{text}");
 }
+
+#[test]
+fn holders_created_before_the_txn_logs_read_come_from_a_snapshot() {
+    // As if the ensemble had purged its transaction logs up to zk2's snapshot.100000016 of
+    // samples/incident-3: the four candidates were created before it (czxids 0x100000008 to
+    // 0x100000013), so only the snapshot knows them.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-3");
+    let (files, errors) = source::discover(&[PathBuf::from(&root)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let snap_zxid = 0x1_0000_0016_u64;
+    let mut events: Vec<Event> = Vec::new();
+    let txn: Vec<_> = files
+        .iter()
+        .filter(|f| matches!(f.content, Content::TxnLog { .. }))
+        .cloned()
+        .collect();
+    source::txn::read_txnlogs(&txn, &[], &mut |e| {
+        if e.attrs.zxid.is_some_and(|z| z > snap_zxid) {
+            events.push(e);
+        }
+        Ok(())
+    })
+    .expect("txn logs read");
+    let snap = files
+        .iter()
+        .find(|f| f.path.ends_with("zk2/data/version-2/snapshot.100000016.gz"))
+        .expect("zk2's snapshot");
+    source::txn::read_snapshot(snap, &mut |e| {
+        events.push(e);
+        Ok(())
+    })
+    .expect("snapshot read");
+    let schemes = recipe::schemes("embedded", recipe::EMBEDDED).expect("schemes");
+    let cut = recipe::timelines(&events, &schemes);
+    let full = timelines("incident-3");
+    for parent in ["/election/pay", "/locks/jobs"] {
+        let (c, f) = (
+            cut.iter().find(|t| t.parent == parent).expect("cut"),
+            full.iter().find(|t| t.parent == parent).expect("full"),
+        );
+        assert_eq!(c.holdings.len(), f.holdings.len(), "{parent}: {c:#?}");
+        // The first holder is known from the snapshot on; everything after is the same story.
+        let first = &c.holdings[0];
+        assert!(first.from_snapshot, "{first:?}");
+        assert_eq!(first.from_zxid, snap_zxid);
+        assert_eq!(
+            (
+                &first.holder,
+                first.session,
+                &first.znode,
+                first.until_zxid,
+                first.ended
+            ),
+            (
+                &f.holdings[0].holder,
+                f.holdings[0].session,
+                &f.holdings[0].znode,
+                f.holdings[0].until_zxid,
+                f.holdings[0].ended
+            )
+        );
+        assert_eq!(c.holdings[1..], f.holdings[1..], "{parent}");
+    }
+}
