@@ -386,6 +386,28 @@ pub fn timelines<'a>(
         };
         key(a).cmp(&key(b))
     });
+    // A transaction of an epoch written after a later epoch's first one is a replaced leader's
+    // that stalled and resumed (it sits in its own log only and was never committed: the
+    // quorum had moved on). Txn times are the leaders' clocks; an election lies between the two.
+    let mut first_of_epoch: BTreeMap<u64, i64> = BTreeMap::new();
+    for e in txns.iter().filter(|e| e.kind.starts_with("txn.")) {
+        if let (Some(z), Some(t)) = (e.attrs.zxid, e.ts) {
+            first_of_epoch.entry(z >> 32).or_insert(t);
+        }
+    }
+    let mut later_began = BTreeMap::new();
+    let mut min = i64::MAX;
+    for (epoch, t) in first_of_epoch.iter().rev() {
+        later_began.insert(*epoch, min);
+        min = min.min(*t);
+    }
+    txns.retain(|e| {
+        !e.kind.starts_with("txn.")
+            || match (e.attrs.zxid, e.ts) {
+                (Some(z), Some(t)) => later_began.get(&(z >> 32)).is_none_or(|b| t <= *b),
+                _ => true,
+            }
+    });
     // The znodes whose creation the record shows: a snapshot never seeds them.
     let created: std::collections::HashSet<&str> = txns
         .iter()
@@ -937,6 +959,48 @@ mod tests {
         let t = timelines(&ev, &s);
         assert_eq!(t[0].scheme, "curator-leader-latch");
         assert_eq!(t[0].holdings[0].holder, "ledger-1");
+    }
+
+    #[test]
+    fn a_replaced_leader_s_late_transactions_are_not_the_record() {
+        // Epoch 2's leader stalls; epoch 3 begins at t = 0x300000001 ms; the old leader resumes
+        // and writes a closeSession of epoch 2 into its own log after that (never committed).
+        let s = schemes("embedded", EMBEDDED).expect("schemes");
+        let lock = |n: u32| format!("/election/calc/{}__lock__{n:010}", "b".repeat(32));
+        let mut stale = txn(0x2_0000_0009, "txn.closeSession", 1, None, Some("expired"));
+        stale.ts = Some(0x3_0000_0005 * 1_000_000);
+        stale.paths = vec![lock(0)];
+        let ev = vec![
+            txn(
+                0x2_0000_0001,
+                "txn.create",
+                1,
+                Some(&lock(0)),
+                Some("ephemeral"),
+            ),
+            txn(
+                0x2_0000_0002,
+                "txn.create",
+                2,
+                Some(&lock(1)),
+                Some("ephemeral"),
+            ),
+            stale,
+            txn(0x3_0000_0001, "txn.delete", 1, Some(&lock(0)), None),
+        ];
+        let t = timelines(&ev, &s);
+        let h: Vec<(&str, Option<u64>, Option<End>)> = t[0]
+            .holdings
+            .iter()
+            .map(|h| (h.holder.as_str(), h.until_zxid, h.ended))
+            .collect();
+        assert_eq!(
+            h,
+            vec![
+                ("inst-1", Some(0x3_0000_0001), Some(End::NodeDeleted)),
+                ("inst-2", None, None)
+            ]
+        );
     }
 
     #[test]
