@@ -1109,3 +1109,41 @@ fn gzip_with_trailing_garbage_is_an_error_with_both_offsets_after_the_good_recor
         .unwrap();
     assert!(read >= member_end && read <= gz.len(), "{read} {member_end} {msg}");
 }
+
+#[test]
+fn snapshot_summary_of_200k_sessions_and_ephemerals_is_not_quadratic() {
+    // Each ephemeral's owner was found by scanning the whole session table: 200k x 200k took
+    // 28 s in a release build. Owners are map lookups now; the ceiling is generous (debug).
+    let n: i64 = 200_000;
+    let mut j = J::default().raw(b"ZKSN").i32(2).i64(-1).i32(n as i32);
+    j.0.reserve(n as usize * 120);
+    for s in 0..n {
+        j = j.i64(S1 + s).i32(10000);
+    }
+    j = j.i32(0);
+    j = node(j, "", b"", 0, 0);
+    for s in 0..n {
+        j = node(j, &format!("/e{s}"), b"", S1 + n - 1 - s, 3);
+    }
+    // Two ephemerals of a session the table does not list.
+    j = node(j, "/orphan1", b"", 0x7700, 3);
+    j = node(j, "/orphan2", b"", 0x7700, 3);
+    j = seal(j.str("/"));
+    let bytes = j.0;
+    let t = Instant::now();
+    let mut r = SnapshotReader::new(&bytes[..], "snapshot.big").unwrap();
+    let mut out = Vec::new();
+    let st = snapshot_summary(&mut r, &mut out).unwrap();
+    let took = t.elapsed();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(st.ephemerals, n as u64 + 2);
+    assert!(st.complete);
+    assert!(text.contains(&format!("{:#016x}, 10000, 1\n", S1 + 5)), "session line");
+    assert!(text.contains(&format!("{:#016x} (timeout 10000 ms):\n  /e{}\n", S1, n - 1)));
+    assert!(
+        text.contains("Ephemerals of sessions not in the session table:\n0x00000000007700:\n  /orphan1\n  /orphan2\n"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
