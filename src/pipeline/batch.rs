@@ -174,11 +174,11 @@ pub fn ingest(
             Content::Empty => summary
                 .files
                 .push(outcome(&file, Status::Skipped("empty file".into()))),
-            Content::Binary { offset } => {
+            Content::Binary { offset, why } => {
                 let e = Error::BadInput {
                     path: file.path.clone(),
                     offset,
-                    reason: "binary data (NUL byte), not a text log; skipped".into(),
+                    reason: format!("binary data ({why}), not a text log; skipped"),
                 };
                 summary.files.push(outcome(&file, Status::Failed(e)));
             }

@@ -312,7 +312,10 @@ impl<R: Read> TxnLogReader<R> {
     /// length is corruption and reading stops (false).
     fn skip_record(&mut self, off: u64, len: usize) -> std::io::Result<bool> {
         let want = len as u64 + 1;
-        let got = std::io::copy(&mut (&mut self.inner).take(len as u64), &mut std::io::sink())?;
+        let got = std::io::copy(
+            &mut (&mut self.inner).take(len as u64),
+            &mut std::io::sink(),
+        )?;
         let mut eor = [0u8; 1];
         let n = if got == len as u64 {
             read_full(&mut self.inner, &mut eor)?

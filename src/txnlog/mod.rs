@@ -36,8 +36,8 @@ pub use format::{
     toolkit_record_text,
 };
 pub use log::{
-    max_multi_ops, LogEnd, TxnDigest, TxnLogHeader, TxnLogReader, TxnRecord,
-    DEFAULT_MAX_MULTI_OPS, DEFAULT_MAX_NOTICES, DEFAULT_MAX_RECORD_LEN, JUTE_MAXBUFFER,
+    max_multi_ops, LogEnd, TxnDigest, TxnLogHeader, TxnLogReader, TxnRecord, DEFAULT_MAX_MULTI_OPS,
+    DEFAULT_MAX_NOTICES, DEFAULT_MAX_RECORD_LEN, JUTE_MAXBUFFER,
 };
 pub use op::{err_name, op_name, Acl, Op, SubOp};
 pub use snapshot::{

@@ -971,7 +971,10 @@ fn multi_over_the_sub_op_cap_is_one_notice_and_no_structs() {
     let count = 200_000;
     assert!(count > DEFAULT_MAX_MULTI_OPS);
     let ops = every_op();
-    let file = log_file(&[ops[0].clone(), hostile_multi(50, count), ops[8].clone()], 0);
+    let file = log_file(
+        &[ops[0].clone(), hostile_multi(50, count), ops[8].clone()],
+        0,
+    );
     assert!(file.len() < DEFAULT_MAX_RECORD_LEN);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.1.gz");
@@ -990,7 +993,11 @@ fn multi_over_the_sub_op_cap_is_one_notice_and_no_structs() {
     );
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(notices[0].kind, NoticeKind::BadBody);
-    assert!(notices[0].message.contains("limit"), "{}", notices[0].message);
+    assert!(
+        notices[0].message.contains("limit"),
+        "{}",
+        notices[0].message
+    );
 }
 
 #[test]
@@ -1014,7 +1021,10 @@ fn multi_at_the_cap_builds_at_most_cap_sub_ops_and_one_notice() {
     assert!(matches!(recs[0].op, Op::Malformed { type_code: 14, .. }));
     assert_eq!(notices.len(), 1);
     // A higher record limit raises the cap with it.
-    assert_eq!(max_multi_ops(DEFAULT_MAX_RECORD_LEN * 4), DEFAULT_MAX_RECORD_LEN * 4 / 12);
+    assert_eq!(
+        max_multi_ops(DEFAULT_MAX_RECORD_LEN * 4),
+        DEFAULT_MAX_RECORD_LEN * 4 / 12
+    );
 }
 
 #[test]
@@ -1041,7 +1051,10 @@ fn notices_are_capped_with_a_count_of_the_rest() {
         assert!(r.notices().len() <= DEFAULT_MAX_NOTICES);
     }
     assert_eq!(read, n);
-    assert_eq!(r.notices_suppressed(), (n as u64) - DEFAULT_MAX_NOTICES as u64);
+    assert_eq!(
+        r.notices_suppressed(),
+        (n as u64) - DEFAULT_MAX_NOTICES as u64
+    );
     let notices = r.take_notices();
     assert_eq!(notices.len(), DEFAULT_MAX_NOTICES + 1);
     let last = notices.last().unwrap();
@@ -1061,7 +1074,13 @@ fn notices_are_capped_with_a_count_of_the_rest() {
 #[test]
 fn record_over_the_limit_is_skipped_and_reading_goes_on() {
     // A 3 MiB setData: over the default limit (2 MiB), read with a higher one.
-    let big = digest(hdr(5, 2, opcode::SET_DATA).str("/big").buf(&vec![7u8; 3 << 20]).i32(1)).0;
+    let big = digest(
+        hdr(5, 2, opcode::SET_DATA)
+            .str("/big")
+            .buf(&vec![7u8; 3 << 20])
+            .i32(1),
+    )
+    .0;
     let ops = every_op();
     let file = log_file(&[ops[0].clone(), big, ops[8].clone()], 0);
     let (recs, notices, end) = read_all(&file);
@@ -1070,7 +1089,10 @@ fn record_over_the_limit_is_skipped_and_reading_goes_on() {
     assert_eq!(recs[1].zxid, 9);
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].kind, NoticeKind::TooLarge);
-    assert_eq!(notices[0].offset, recs[0].offset + 12 + u64::from(recs[0].len) + 1);
+    assert_eq!(
+        notices[0].offset,
+        recs[0].offset + 12 + u64::from(recs[0].len) + 1
+    );
     let mut r = TxnLogReader::new(&file[..], "big.log")
         .unwrap()
         .with_max_record_len(4 << 20);
@@ -1107,7 +1129,10 @@ fn gzip_with_trailing_garbage_is_an_error_with_both_offsets_after_the_good_recor
         .and_then(|t| t.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap();
-    assert!(read >= member_end && read <= gz.len(), "{read} {member_end} {msg}");
+    assert!(
+        read >= member_end && read <= gz.len(),
+        "{read} {member_end} {msg}"
+    );
 }
 
 #[test]
@@ -1138,8 +1163,15 @@ fn snapshot_summary_of_200k_sessions_and_ephemerals_is_not_quadratic() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(st.ephemerals, n as u64 + 2);
     assert!(st.complete);
-    assert!(text.contains(&format!("{:#016x}, 10000, 1\n", S1 + 5)), "session line");
-    assert!(text.contains(&format!("{:#016x} (timeout 10000 ms):\n  /e{}\n", S1, n - 1)));
+    assert!(
+        text.contains(&format!("{:#016x}, 10000, 1\n", S1 + 5)),
+        "session line"
+    );
+    assert!(text.contains(&format!(
+        "{:#016x} (timeout 10000 ms):\n  /e{}\n",
+        S1,
+        n - 1
+    )));
     assert!(
         text.contains("Ephemerals of sessions not in the session table:\n0x00000000007700:\n  /orphan1\n  /orphan2\n"),
         "{}",
