@@ -164,3 +164,51 @@ fn binary_files_are_skipped_with_why_and_text_is_not() {
     // The real log beside them is indexed.
     assert!(count(&tmp.path().join("data"), "node:zk1") > 50);
 }
+
+#[test]
+fn years_9999_and_1600_are_untimed_lines_and_query_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("logs/zk1");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let line = |date: &str, msg: &str| {
+        format!("{date} 22:02:29,123 [myid:1] - INFO  [main:QuorumPeer@1] - {msg}\n")
+    };
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&line("2026-11-24", &format!("ordinary line {i}")));
+    }
+    text.push_str(&line("9999-11-24", "far future line"));
+    text.push_str(&line("1600-11-24", "far past line"));
+    std::fs::write(root.join("zookeeper.log"), text).expect("write");
+    let data = tmp.path().join("data");
+    zk(&data)
+        .arg("ingest")
+        .arg(tmp.path().join("logs"))
+        .assert()
+        .success();
+    for q in ["\"far future line\"", "\"far past line\""] {
+        let out = zk(&data)
+            .args(["query", q, "-o", "jsonl"])
+            .output()
+            .expect("run");
+        let rows = String::from_utf8_lossy(&out.stdout).to_string();
+        let row: serde_json::Value =
+            serde_json::from_str(rows.lines().next().unwrap_or_else(|| panic!("{q}: no row")))
+                .expect("json");
+        // No time at all (not 1816, not 2262): an untimed line like any other.
+        assert!(row["ts"].is_null(), "{q}: {row}");
+    }
+    assert_eq!(count(&data, "\"ordinary line\""), 40);
+    for since in ["9999-01-01", "1600-01-01T00:00:00Z"] {
+        let out = zk(&data)
+            .args(["query", "node:zk1", "--since", since])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{since}: {err}");
+        assert!(
+            err.contains("outside the times zklens can hold"),
+            "{since}: {err}"
+        );
+    }
+}

@@ -512,7 +512,8 @@ fn txn_event(
     };
     let bad = !rec.crc_ok || matches!(rec.op, Op::Malformed { .. });
     Event {
-        ts: Some(rec.time_ms.saturating_mul(1_000_000)),
+        // A time out of the range of i64 nanoseconds is no time (never clamped).
+        ts: rec.time_ms.checked_mul(1_000_000),
         node: replicas
             .first()
             .cloned()
@@ -547,7 +548,12 @@ pub fn read_snapshot(
     for n in r.by_ref() {
         let n = n?;
         nodes += 1;
-        newest = newest.max(n.stat.mtime).max(n.stat.ctime);
+        // Times an i64 of nanoseconds cannot hold are not times (a damaged or hostile stat).
+        for t in [n.stat.mtime, n.stat.ctime] {
+            if t.checked_mul(1_000_000).is_some() {
+                newest = newest.max(t);
+            }
+        }
         if let NodeKind::Ephemeral(owner) = n.stat.kind() {
             eph.entry(owner).or_default().push(n.path);
         }
@@ -580,7 +586,7 @@ pub fn read_snapshot(
         };
         attrs.derive();
         emit(Event {
-            ts: (newest > 0).then(|| newest.saturating_mul(1_000_000)),
+            ts: (newest > 0).then(|| newest * 1_000_000),
             node: Arc::from(file.node.as_str()),
             myid: None,
             source: Arc::from(file.path.to_string_lossy().as_ref()),
@@ -615,5 +621,47 @@ mod tests {
         assert!(in_ranges(&r, 20));
         assert!(!in_ranges(&r, 21));
         assert!(!in_ranges(&[], 1));
+    }
+
+    /// A txn log of createSession records at `times` (ms since the epoch).
+    fn log_at(times: &[i64]) -> Vec<u8> {
+        let mut v = b"ZKLG".to_vec();
+        v.extend_from_slice(&2i32.to_be_bytes());
+        v.extend_from_slice(&0i64.to_be_bytes());
+        for (i, t) in times.iter().enumerate() {
+            let mut p = Vec::new();
+            p.extend_from_slice(&(0x100 + i as i64).to_be_bytes());
+            p.extend_from_slice(&0i32.to_be_bytes());
+            p.extend_from_slice(&(i as i64 + 1).to_be_bytes());
+            p.extend_from_slice(&t.to_be_bytes());
+            p.extend_from_slice(&(-10i32).to_be_bytes());
+            p.extend_from_slice(&4000i32.to_be_bytes());
+            v.extend_from_slice(&u64::from(crate::txnlog::jute::adler32(&p)).to_be_bytes());
+            v.extend_from_slice(&(p.len() as i32).to_be_bytes());
+            v.extend_from_slice(&p);
+            v.push(0x42);
+        }
+        v
+    }
+
+    #[test]
+    fn txn_times_outside_the_range_are_no_time() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("log.1");
+        // 2026, 9999-12-31 and 1600-01-01 (ms): the last two are beyond i64 nanoseconds.
+        let times = [1_795_573_566_256, 253_402_214_400_000, -11_676_096_000_000];
+        std::fs::write(&path, log_at(&times)).expect("write");
+        let size = std::fs::metadata(&path).expect("meta").len();
+        let mut file =
+            SourceFile::unnamed(&path, super::super::Content::TxnLog { gzip: false }, size);
+        file.node = "zk1".into();
+        let mut ts = Vec::new();
+        let rep = read_txnlogs(&[file], &[], &mut |e| {
+            ts.push(e.ts);
+            Ok(())
+        })
+        .expect("read");
+        assert_eq!(rep.events, 3);
+        assert_eq!(ts, vec![Some(1_795_573_566_256_000_000), None, None]);
     }
 }
