@@ -212,3 +212,77 @@ fn years_9999_and_1600_are_untimed_lines_and_query_errors() {
         );
     }
 }
+
+#[test]
+fn txnlog_dump_max_record_len_flag() {
+    // A 3 MiB setData between two small records: skipped (with a notice) under the default
+    // limit, read with --max-record-len.
+    let record = |zxid: i64, ty: i32, body: &[u8]| {
+        let mut p = Vec::new();
+        p.extend_from_slice(&0x100i64.to_be_bytes());
+        p.extend_from_slice(&1i32.to_be_bytes());
+        p.extend_from_slice(&zxid.to_be_bytes());
+        p.extend_from_slice(&1_795_573_566_256i64.to_be_bytes());
+        p.extend_from_slice(&ty.to_be_bytes());
+        p.extend_from_slice(body);
+        let mut f = u64::from(adler32(&p)).to_be_bytes().to_vec();
+        f.extend_from_slice(&(p.len() as i32).to_be_bytes());
+        f.extend_from_slice(&p);
+        f.push(0x42);
+        f
+    };
+    let mut big = Vec::new();
+    big.extend_from_slice(&4i32.to_be_bytes());
+    big.extend_from_slice(b"/big");
+    big.extend_from_slice(&(3i32 << 20).to_be_bytes());
+    big.resize(big.len() + (3 << 20), b'x');
+    big.extend_from_slice(&1i32.to_be_bytes());
+    let mut log = b"ZKLG\0\0\0\x02\0\0\0\0\0\0\0\0".to_vec();
+    log.extend(record(1, -10, &4000i32.to_be_bytes()));
+    log.extend(record(2, 5, &big));
+    log.extend(record(3, -10, &4000i32.to_be_bytes()));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("log.1");
+    std::fs::write(&path, &log).expect("write");
+    let data = tmp.path().join("data");
+    let out = zk(&data)
+        .args(["txnlog", "dump", "-o", "jsonl"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("over the limit of 2097152 bytes"), "{err}");
+    let out = zk(&data)
+        .args([
+            "txnlog",
+            "dump",
+            "-o",
+            "jsonl",
+            "--max-record-len",
+            "4194304",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adler-32 (the txn log's record checksum).
+fn adler32(b: &[u8]) -> u32 {
+    let (mut a, mut s) = (1u32, 0u32);
+    for &x in b {
+        a = (a + u32::from(x)) % 65_521;
+        s = (s + a) % 65_521;
+    }
+    (s << 16) | a
+}

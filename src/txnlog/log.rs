@@ -42,10 +42,15 @@ pub const DEFAULT_MAX_MULTI_OPS: usize = (JUTE_MAXBUFFER + 1) / MIN_SUB_OP_LEN;
 /// bounded however damaged the file.
 pub const DEFAULT_MAX_NOTICES: usize = 1000;
 
-/// The most sub-ops of a multi decoded under a record limit of `max_record_len` bytes: what
-/// ZooKeeper could write in that many bytes, and never fewer than [`DEFAULT_MAX_MULTI_OPS`].
+/// The most sub-ops of a multi decoded under a record limit of `max_record_len` bytes:
+/// [`DEFAULT_MAX_MULTI_OPS`] at the default limit or below, raised in proportion with a higher
+/// one (an ensemble with a larger `jute.maxbuffer` can write larger multis).
 pub fn max_multi_ops(max_record_len: usize) -> usize {
-    DEFAULT_MAX_MULTI_OPS.max(max_record_len / MIN_SUB_OP_LEN)
+    let scaled =
+        max_record_len as u128 * DEFAULT_MAX_MULTI_OPS as u128 / DEFAULT_MAX_RECORD_LEN as u128;
+    usize::try_from(scaled)
+        .unwrap_or(usize::MAX)
+        .max(DEFAULT_MAX_MULTI_OPS)
 }
 /// The end-of-record marker byte.
 pub const EOR: u8 = 0x42;

@@ -1021,9 +1021,19 @@ fn multi_at_the_cap_builds_at_most_cap_sub_ops_and_one_notice() {
     assert!(matches!(recs[0].op, Op::Malformed { type_code: 14, .. }));
     assert_eq!(notices.len(), 1);
     // A higher record limit raises the cap with it.
+    assert_eq!(max_multi_ops(DEFAULT_MAX_RECORD_LEN), DEFAULT_MAX_MULTI_OPS);
+    assert_eq!(max_multi_ops(1 << 20), DEFAULT_MAX_MULTI_OPS);
     assert_eq!(
         max_multi_ops(DEFAULT_MAX_RECORD_LEN * 4),
-        DEFAULT_MAX_RECORD_LEN * 4 / 12
+        DEFAULT_MAX_MULTI_OPS * 4
+    );
+    // Opened from a file, with the default limit: the same cap.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.9");
+    std::fs::write(&path, log_file(&[], 0)).unwrap();
+    assert_eq!(
+        open_txnlog(&path).unwrap().max_multi_ops(),
+        DEFAULT_MAX_MULTI_OPS
     );
 }
 
