@@ -259,7 +259,7 @@ fn bad_input_is_reported_and_nothing_else_lost() {
         "a failed file makes the run exit 2: {err}"
     );
     assert!(
-        err.contains("binary.bin: at byte offset 7: binary data"),
+        err.contains("binary.bin: at byte offset 0: binary data (ELF executable)"),
         "{err}"
     );
     assert!(

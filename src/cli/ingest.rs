@@ -144,6 +144,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
         },
         nodes: node_rule(&a.input)?,
         threads: a.threads,
+        max_record_len: a.max_record_len,
     };
     let bar = if !a.quiet && io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);

@@ -150,6 +150,10 @@ pub struct TxnlogDumpArgs {
     pub output: Output<TxnFormats>,
     #[command(flatten)]
     pub tz: TzFlag,
+    /// Largest record read, in bytes (ZooKeeper's jute.maxbuffer is 1048575 by default); a
+    /// longer record is skipped with a notice
+    #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_RECORD_LEN, value_name = "BYTES")]
+    pub max_record_len: usize,
 }
 
 /// `snapshot` subcommands.
@@ -264,6 +268,10 @@ pub struct IngestArgs {
     /// No progress bar and no summary
     #[arg(short, long)]
     pub quiet: bool,
+    /// Largest transaction log record read, in bytes (ZooKeeper's jute.maxbuffer is 1048575 by
+    /// default); a longer record is skipped with a notice
+    #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_RECORD_LEN, value_name = "BYTES")]
+    pub max_record_len: usize,
 }
 
 /// `serve`.

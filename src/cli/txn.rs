@@ -30,7 +30,7 @@ pub fn txnlog_dump(a: &TxnlogDumpArgs) -> Result<u8> {
     let mut failed = false;
     let mut records = 0u64;
     for f in &a.files {
-        let mut r = match zklens::txnlog::open_txnlog(f) {
+        let mut r = match zklens::txnlog::open_txnlog_with(f, a.max_record_len) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("zklens: {e}");

@@ -387,15 +387,16 @@ impl EntryParser {
 /// A JSON timestamp: an ISO 8601 string, or seconds, milliseconds, microseconds or nanoseconds
 /// since the epoch (by magnitude), as a number or a string of digits.
 fn json_time(v: &json::Val<'_>, zone: &ZoneConverter) -> Option<i64> {
+    // Out of the range an i64 of nanoseconds holds: no time (never clamped to 1677 or 2262).
     let from_number = |f: f64| {
-        Some(if f > 1e17 {
-            f as i64
+        crate::time::nanos_from_f64(if f > 1e17 {
+            f
         } else if f > 1e14 {
-            (f * 1e3) as i64
+            f * 1e3
         } else if f > 1e11 {
-            (f * 1e6) as i64
+            f * 1e6
         } else {
-            (f * 1e9) as i64
+            f * 1e9
         })
     };
     match v {

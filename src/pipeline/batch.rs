@@ -29,6 +29,8 @@ pub struct IngestOptions {
     pub nodes: NodeRule,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Largest txn log record read (0 = [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN)).
+    pub max_record_len: usize,
 }
 
 /// What became of one file.
@@ -174,11 +176,11 @@ pub fn ingest(
             Content::Empty => summary
                 .files
                 .push(outcome(&file, Status::Skipped("empty file".into()))),
-            Content::Binary { offset } => {
+            Content::Binary { offset, why } => {
                 let e = Error::BadInput {
                     path: file.path.clone(),
                     offset,
-                    reason: "binary data (NUL byte), not a text log; skipped".into(),
+                    reason: format!("binary data ({why}), not a text log; skipped"),
                 };
                 summary.files.push(outcome(&file, Status::Failed(e)));
             }
@@ -249,7 +251,12 @@ pub fn ingest(
     if let Some(e) = fatal.into_inner().ok().flatten() {
         return Err(e);
     }
-    let (bin, bin_deltas, ranges) = read_binary(&txn_files, &snap_files, &sink, &mut summary)?;
+    let max_record_len = match opts.max_record_len {
+        0 => crate::txnlog::DEFAULT_MAX_RECORD_LEN,
+        n => n,
+    };
+    let (bin, bin_deltas, ranges) =
+        read_binary(&txn_files, &snap_files, max_record_len, &sink, &mut summary)?;
     sink.add_txn_ranges(&ranges);
     for d in bin_deltas {
         sink.apply(d)?;
@@ -430,6 +437,7 @@ type BinaryRead = (Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>);
 fn read_binary(
     txn_files: &[SourceFile],
     snap_files: &[SourceFile],
+    max_record_len: usize,
     sink: &IndexSink,
     summary: &mut Summary,
 ) -> Result<BinaryRead> {
@@ -450,7 +458,8 @@ fn read_binary(
             Ok(())
         };
     if !txn_files.is_empty() {
-        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone());
+        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone())
+            .with_max_record_len(max_record_len);
         src.poll(&mut |b| take(b, &mut deltas, &mut ranges))
             .map_err(unwrap_sink)?;
         let rep = src.take_report().unwrap_or_default();

@@ -560,7 +560,10 @@ impl Compiler<'_> {
                         let t = self.time_of(value)?;
                         Box::new(RangeQuery::new(
                             Bound::Included(Term::from_field_i64(f, t)),
-                            Bound::Excluded(Term::from_field_i64(f, t + 1_000_000_000)),
+                            Bound::Excluded(Term::from_field_i64(
+                                f,
+                                t.saturating_add(1_000_000_000),
+                            )),
                         ))
                     }
                     Kind::Str(f) => {

@@ -43,6 +43,10 @@ pub struct ServeConfig {
     pub tz: Option<String>,
     /// Zones of particular nodes (node name → zone), as `zklens ingest --tz NODE=ZONE`.
     pub node_tz: BTreeMap<String, String>,
+    /// Largest transaction log record read, in bytes (default
+    /// [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN), 2 MiB); raise it for an
+    /// ensemble with a larger `jute.maxbuffer`. As `zklens ingest --max-record-len`.
+    pub max_record_len: usize,
 }
 
 impl Default for ServeConfig {
@@ -61,6 +65,7 @@ impl Default for ServeConfig {
             sources: Vec::new(),
             tz: None,
             node_tz: BTreeMap::new(),
+            max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
         }
     }
 }

@@ -759,7 +759,8 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     if !dirs.is_empty() {
         if let Some(tx) = lock(&manager).sender() {
             let c = &shared.committed_at_start;
-            let txns = TxnLogFollower::new(dirs.clone(), c);
+            let txns =
+                TxnLogFollower::new(dirs.clone(), c).with_max_record_len(shared.cfg.max_record_len);
             let snaps = SnapshotWatcher::new(dirs, c);
             txn_threads.extend(spawn_collector(
                 &shared,

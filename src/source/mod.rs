@@ -90,13 +90,41 @@ pub enum Content {
         /// The file is gzip-compressed.
         gzip: bool,
     },
-    /// Some other binary data: the offset of the first NUL byte seen.
+    /// Some other binary data (see [`sniff`] for what counts as binary).
     Binary {
-        /// Offset of the first NUL byte.
+        /// Offset of the evidence: 0 for a known magic number, else the first NUL or other
+        /// non-text byte.
         offset: u64,
+        /// Why it was judged binary.
+        why: BinaryWhy,
     },
     /// An empty file.
     Empty,
+}
+
+/// Why a file was judged binary (see [`binary_evidence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryWhy {
+    /// A known binary format's magic number (its name).
+    Magic(&'static str),
+    /// This share (percent) of the sniffed bytes is NUL.
+    Nul(u8),
+    /// This share (percent) of the sniffed non-NUL bytes is control characters or invalid
+    /// UTF-8.
+    Control(u8),
+}
+
+impl std::fmt::Display for BinaryWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BinaryWhy::Magic(name) => write!(f, "{name}"),
+            BinaryWhy::Nul(p) => write!(f, "{p}% of its first bytes are NUL"),
+            BinaryWhy::Control(p) => write!(
+                f,
+                "{p}% of its first non-NUL bytes are control characters or invalid UTF-8"
+            ),
+        }
+    }
 }
 
 /// Small files of a ZooKeeper data directory that are not logs (`myid`, `currentEpoch`,
@@ -128,7 +156,88 @@ pub struct SourceFile {
 
 const TXNLOG_MAGIC: &[u8; 4] = b"ZKLG";
 const SNAP_MAGIC: &[u8; 4] = b"ZKSN";
+/// Bytes of a file (after gzip decompression) its content is judged from.
 const SNIFF: usize = 8192;
+/// A file whose sniffed bytes are more than this share (percent) NUL is binary; fewer NULs are
+/// damage inside a text log (a crash's zero-filled block, a stray byte): it is read as text and
+/// the NULs are reported.
+pub const MAX_TEXT_NUL_PERCENT: usize = 30;
+/// A file whose other (non-NUL) sniffed bytes are more than this share (percent) control
+/// characters or invalid UTF-8 is binary.
+pub const MAX_TEXT_CONTROL_PERCENT: usize = 10;
+
+/// Magic numbers of binary formats found beside logs, with their names. (`ZKLG`, `ZKSN` and
+/// gzip are recognised before these.)
+const BINARY_MAGIC: &[(&[u8], &str)] = &[
+    (b"\x7fELF", "ELF executable"),
+    (b"PK\x03\x04", "zip archive (or jar)"),
+    (b"\xca\xfe\xba\xbe", "Java class file"),
+    (
+        b"\x28\xb5\x2f\xfd",
+        "zstd-compressed data (decompress it first)",
+    ),
+    (
+        b"\xff\x06\x00\x00sNaPpY",
+        "snappy-framed data (decompress it first)",
+    ),
+    (
+        b"\x82SNAPPY\x00",
+        "snappy-java stream (decompress it first)",
+    ),
+    (b"BZh", "bzip2-compressed data (decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed data (decompress it first)"),
+    (b"\x89PNG", "PNG image"),
+    (b"%PDF-", "PDF document"),
+    (b"\xff\xfe", "UTF-16 text (convert it to UTF-8 first)"),
+    (b"\xfe\xff", "UTF-16 text (convert it to UTF-8 first)"),
+    (b"SQLite format 3\x00", "SQLite database"),
+];
+
+/// Why `head` (a file's first bytes) is not text, if it is not: a known magic number, a high
+/// share of NUL bytes, or a high share of control characters and invalid UTF-8 among the rest.
+/// A few NULs or odd bytes in text are damage, not a format: such a file is text.
+pub fn binary_evidence(head: &[u8]) -> Option<(u64, BinaryWhy)> {
+    if let Some((_, name)) = BINARY_MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some((0, BinaryWhy::Magic(name)));
+    }
+    let nuls = memchr::memchr_iter(0, head).count();
+    let first_nul = memchr::memchr(0, head).map_or(0, |i| i as u64);
+    if nuls * 100 > head.len() * MAX_TEXT_NUL_PERCENT {
+        return Some((
+            first_nul,
+            BinaryWhy::Nul((nuls * 100 / head.len().max(1)) as u8),
+        ));
+    }
+    let mut odd = 0usize;
+    let mut first_odd: Option<usize> = None;
+    let mut at = 0usize;
+    for chunk in head.utf8_chunks() {
+        for (i, b) in chunk.valid().bytes().enumerate() {
+            let control = b < 0x20 && !matches!(b, 0 | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1b)
+                || b == 0x7f;
+            if control {
+                odd += 1;
+                first_odd.get_or_insert(at + i);
+            }
+        }
+        at += chunk.valid().len();
+        let bad = chunk.invalid().len();
+        // A character cut by the end of the sample is not evidence.
+        if bad > 0 && at + bad < head.len() {
+            odd += bad;
+            first_odd.get_or_insert(at);
+        }
+        at += bad;
+    }
+    let others = head.len() - nuls;
+    if others == 0 || odd * 100 > others * MAX_TEXT_CONTROL_PERCENT {
+        return Some((
+            first_odd.map_or(first_nul, |i| i as u64),
+            BinaryWhy::Control((odd * 100).checked_div(others).unwrap_or(100) as u8),
+        ));
+    }
+    None
+}
 
 /// Opens a file for reading, transparently decompressing gzip.
 pub fn open(path: &Path, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
@@ -143,7 +252,10 @@ pub fn open(path: &Path, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
     })
 }
 
-/// Judges a file's content from its first bytes.
+/// Judges a file's content from its first [`SNIFF`] bytes (decompressed, for gzip): a
+/// transaction log or snapshot by its magic number, [`Content::Binary`] when
+/// [`binary_evidence`] finds some, else text (a stray NUL byte does not make a log binary: it
+/// is read, and the NUL reported).
 pub fn sniff(path: &Path) -> Result<Content> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut head = Vec::with_capacity(SNIFF);
@@ -176,10 +288,10 @@ pub fn sniff(path: &Path) -> Result<Content> {
         Content::TxnLog { gzip }
     } else if head.starts_with(SNAP_MAGIC) {
         Content::Snapshot { gzip }
-    } else if let Some(i) = memchr::memchr(0, &head) {
-        Content::Binary { offset: i as u64 }
     } else if head.is_empty() {
         Content::Empty
+    } else if let Some((offset, why)) = binary_evidence(&head) {
+        Content::Binary { offset, why }
     } else {
         Content::Text { gzip }
     })
@@ -317,10 +429,10 @@ mod tests {
             sniff(&w("c", b"ZKLG\0\0\0\x02")).ok(),
             Some(Content::TxnLog { gzip: false })
         );
-        assert_eq!(
-            sniff(&w("d", b"ab\0cd")).ok(),
-            Some(Content::Binary { offset: 2 })
-        );
+        assert!(matches!(
+            sniff(&w("d", b"ab\0\0\0\0cd")).ok(),
+            Some(Content::Binary { offset: 2, .. })
+        ));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, b"ZKSN\0\0\0\x02").expect("gz");
         let gz = gz.finish().expect("gz");
@@ -329,5 +441,38 @@ mod tests {
             Some(Content::Snapshot { gzip: true })
         );
         assert!(sniff(&w("f.gz", &[0x1f, 0x8b, 1, 2, 3])).is_err());
+    }
+
+    #[test]
+    fn a_few_nuls_in_text_are_damage_not_binary() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let line = b"2026-11-24 22:02:29,123 [myid:1] - INFO  [main:A@1] - hello\n";
+        let mut text: Vec<u8> = line.repeat(100);
+        text[10] = 0;
+        // A crash's zero-filled block (1 KiB of the first 8 KiB) is damage too.
+        text[2000..3024].fill(0);
+        let p = d.path().join("zookeeper.log");
+        std::fs::write(&p, &text).expect("write");
+        assert_eq!(sniff(&p).ok(), Some(Content::Text { gzip: false }));
+        assert_eq!(binary_evidence(&text), None);
+        // Half NUL, or mostly control bytes: binary, with why.
+        assert_eq!(
+            binary_evidence(&[b'a', 0].repeat(100)),
+            Some((1, BinaryWhy::Nul(50)))
+        );
+        assert!(matches!(
+            binary_evidence(&[1u8, 2, 3, b'a'].repeat(100)),
+            Some((0, BinaryWhy::Control(75)))
+        ));
+        assert_eq!(
+            binary_evidence(b"\x7fELF\x02\x01"),
+            Some((0, BinaryWhy::Magic("ELF executable")))
+        );
+        // Valid UTF-8 beyond ASCII is text; a character cut by the end of the sample too.
+        assert_eq!(
+            binary_evidence("caf\u{e9} \u{1F600}\n".repeat(50).as_bytes()),
+            None
+        );
+        assert_eq!(binary_evidence(&"\u{e9}".as_bytes()[..1]), None);
     }
 }

@@ -896,7 +896,13 @@ mod tests {
             run_with(&[
                 ("svc/calc-a.log", TEXT),
                 ("svc/notes.txt", Content::Empty),
-                ("svc/core.bin", Content::Binary { offset: 0 }),
+                (
+                    "svc/core.bin",
+                    Content::Binary {
+                        offset: 0,
+                        why: super::super::BinaryWhy::Nul(100),
+                    },
+                ),
             ]),
             ["calc-a", "svc", "svc"]
         );

@@ -56,6 +56,7 @@ const BATCH: usize = 4096;
 pub struct TxnLogFiles<'a> {
     files: &'a [SourceFile],
     known: Vec<(u64, u64)>,
+    max_record_len: usize,
     report: Option<TxnReport>,
 }
 
@@ -65,8 +66,15 @@ impl<'a> TxnLogFiles<'a> {
         TxnLogFiles {
             files,
             known,
+            max_record_len: txnlog::DEFAULT_MAX_RECORD_LEN,
             report: None,
         }
+    }
+
+    /// Sets the largest txn record read (default [`txnlog::DEFAULT_MAX_RECORD_LEN`]).
+    pub fn with_max_record_len(mut self, max: usize) -> Self {
+        self.max_record_len = max;
+        self
     }
 
     /// What reading found (once read).
@@ -82,7 +90,7 @@ impl Source for TxnLogFiles<'_> {
 
     fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
         let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-        let rep = read_txnlogs(self.files, &self.known, &mut |e| {
+        let rep = read_txnlogs_with(self.files, &self.known, self.max_record_len, &mut |e| {
             batch.push(e);
             if batch.len() >= BATCH {
                 let events = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -144,12 +152,22 @@ impl Source for SnapshotFile {
     }
 
     fn poll(&mut self, emit: &mut dyn FnMut(Batch) -> Result<()>) -> Result<Progress> {
+        // Handed out in batches as they are made: memory follows a batch, not the snapshot.
         let mut events = Vec::new();
+        let mut count = 0u64;
         let res = read_snapshot(&self.file, &mut |e| {
             events.push(e);
+            count += 1;
+            if events.len() >= BATCH {
+                emit(Batch {
+                    events: std::mem::take(&mut events),
+                    ..Batch::default()
+                })
+                .map_err(sink_error)?;
+            }
             Ok(())
         });
-        self.events = events.len() as u64;
+        self.events = count;
         match res {
             Ok((_, notices)) => {
                 let delta = binary_checkpoint(&self.file).map(|cp| CheckpointDelta::new(None, cp));
@@ -163,6 +181,7 @@ impl Source for SnapshotFile {
                 .map_err(sink_error)?;
                 Ok(Progress::Done)
             }
+            Err(e @ crate::error::Error::Sink(_)) => Err(e),
             Err(e) => {
                 emit(Batch {
                     events,
@@ -213,11 +232,14 @@ const MAX_EPHEMERALS: usize = 1_000_000;
 
 /// Ephemeral znodes by owner, followed through the transactions in zxid order, to name what a
 /// `closeSession` deleted when its record does not: servers before 3.6 (and 3.6+ with
-/// `zookeeper.closeSessionTxn.enabled=false`) write no paths in it.
+/// `zookeeper.closeSessionTxn.enabled=false`) write no paths in it. Every step is a map
+/// operation (a session's paths are kept in creation order by a sequence number), so a session
+/// holding many ephemerals costs no more per delete than one holding few.
 #[derive(Debug, Default)]
 struct Ephemerals {
-    by_session: HashMap<u64, Vec<String>>,
-    owner: HashMap<String, u64>,
+    by_session: HashMap<u64, BTreeMap<u64, String>>,
+    owner: HashMap<String, (u64, u64)>,
+    seq: u64,
 }
 
 impl Ephemerals {
@@ -230,20 +252,20 @@ impl Ephemerals {
                 ephemeral: true,
                 ..
             } => {
-                if self.owner.len() < MAX_EPHEMERALS
-                    && self.owner.insert(path.clone(), session).is_none()
-                {
+                if self.owner.len() < MAX_EPHEMERALS && !self.owner.contains_key(path) {
+                    self.seq += 1;
+                    self.owner.insert(path.clone(), (session, self.seq));
                     self.by_session
                         .entry(session)
                         .or_default()
-                        .push(path.clone());
+                        .insert(self.seq, path.clone());
                 }
                 None
             }
             Op::Delete { path } | Op::DeleteContainer { path } => {
-                if let Some(s) = self.owner.remove(path) {
+                if let Some((s, seq)) = self.owner.remove(path) {
                     if let Some(v) = self.by_session.get_mut(&s) {
-                        v.retain(|p| p != path);
+                        v.remove(&seq);
                     }
                 }
                 None
@@ -258,7 +280,12 @@ impl Ephemerals {
                 None
             }
             Op::CloseSession { paths_to_delete } => {
-                let held = self.by_session.remove(&session).unwrap_or_default();
+                let held: Vec<String> = self
+                    .by_session
+                    .remove(&session)
+                    .unwrap_or_default()
+                    .into_values()
+                    .collect();
                 for p in &held {
                     self.owner.remove(p);
                 }
@@ -272,17 +299,34 @@ impl Ephemerals {
     }
 }
 
+/// Most notices kept per file about transactions that differ between servers (the rest are
+/// counted in one more notice): bounded memory however many records two logs disagree on.
+const MAX_DIVERGENCE_NOTICES: usize = 100;
+
 /// Reads the txn logs `files` together, in zxid order, calling `emit` once per distinct
-/// transaction (skipping zxids in `known`).
+/// transaction (skipping zxids in `known`), with the default record limit.
 pub fn read_txnlogs(
     files: &[SourceFile],
     known: &[(u64, u64)],
     emit: &mut dyn FnMut(Event) -> Result<()>,
 ) -> Result<TxnReport> {
+    read_txnlogs_with(files, known, txnlog::DEFAULT_MAX_RECORD_LEN, emit)
+}
+
+/// [`read_txnlogs`] with a record limit of `max_record_len` bytes. A file that cannot be
+/// opened, or whose reading fails (a damaged compressed stream), is reported in
+/// [`TxnReport::failed`] with the offset; what was read from it before is kept, and the other
+/// files are read to their ends. Only `emit`'s own error stops the whole.
+pub fn read_txnlogs_with(
+    files: &[SourceFile],
+    known: &[(u64, u64)],
+    max_record_len: usize,
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<TxnReport> {
     let mut rep = TxnReport::default();
     let mut readers: Vec<Option<TxnLogReader<DynRead>>> = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
-        match txnlog::open_txnlog(&f.path) {
+        match txnlog::open_txnlog_with(&f.path, max_record_len) {
             Ok(r) => readers.push(Some(r)),
             Err(e) => {
                 rep.failed.push((i, e));
@@ -295,32 +339,31 @@ pub fn read_txnlogs(
     let advance = |i: usize,
                    readers: &mut Vec<Option<TxnLogReader<DynRead>>>,
                    rep: &mut TxnReport|
-     -> Result<Option<Head>> {
-        let Some(r) = readers[i].as_mut() else {
-            return Ok(None);
-        };
-        match r.next() {
-            Some(Ok(rec)) => {
-                rep.records += 1;
-                Ok(Some(Head { rec }))
-            }
-            Some(Err(e)) => Err(e),
-            None => {
-                let notes: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
-                if !notes.is_empty() {
-                    rep.notices.entry(i).or_default().extend(notes);
-                }
-                readers[i] = None;
-                Ok(None)
-            }
+     -> Option<Head> {
+        let r = readers[i].as_mut()?;
+        let next = r.next();
+        if let Some(Ok(rec)) = next {
+            rep.records += 1;
+            return Some(Head { rec });
         }
+        // The end of this file, or a failure that ends it alone.
+        let notes: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
+        if !notes.is_empty() {
+            rep.notices.entry(i).or_default().extend(notes);
+        }
+        if let Some(Err(e)) = next {
+            rep.failed.push((i, e));
+        }
+        readers[i] = None;
+        None
     };
     for (i, head) in heads.iter_mut().enumerate() {
-        if let Some(h) = advance(i, &mut readers, &mut rep)? {
+        if let Some(h) = advance(i, &mut readers, &mut rep) {
             heap.push(Reverse((h.rec.zxid, i)));
             *head = Some(h);
         }
     }
+    let mut diverging: HashMap<usize, u64> = HashMap::new();
     let mut kinds: HashMap<String, Arc<str>> = HashMap::new();
     let mut ephemerals = Ephemerals::default();
     let mut run: Option<(u64, u64)> = None;
@@ -347,6 +390,11 @@ pub fn read_txnlogs(
                 let name = h.rec.op.name();
                 for (k, other) in recs.iter().enumerate().skip(1) {
                     if other.rec.op.name() != name {
+                        let seen = diverging.entry(holders[k]).or_default();
+                        *seen += 1;
+                        if *seen > MAX_DIVERGENCE_NOTICES as u64 {
+                            continue;
+                        }
                         rep.notices.entry(holders[k]).or_default().push(Notice {
                             offset: other.rec.offset,
                             message: format!(
@@ -378,7 +426,7 @@ pub fn read_txnlogs(
             }
         }
         for j in holders {
-            if let Some(h) = advance(j, &mut readers, &mut rep)? {
+            if let Some(h) = advance(j, &mut readers, &mut rep) {
                 heap.push(Reverse((h.rec.zxid, j)));
                 heads[j] = Some(h);
             }
@@ -386,6 +434,17 @@ pub fn read_txnlogs(
     }
     if let Some(r) = run {
         rep.ranges.push(r);
+    }
+    for (i, n) in diverging {
+        if n > MAX_DIVERGENCE_NOTICES as u64 {
+            rep.notices.entry(i).or_default().push(Notice {
+                offset: 0,
+                message: format!(
+                    "{} more transactions differ from another server's copy (not listed)",
+                    n - MAX_DIVERGENCE_NOTICES as u64
+                ),
+            });
+        }
     }
     Ok(rep)
 }
@@ -453,7 +512,8 @@ fn txn_event(
     };
     let bad = !rec.crc_ok || matches!(rec.op, Op::Malformed { .. });
     Event {
-        ts: Some(rec.time_ms.saturating_mul(1_000_000)),
+        // A time out of the range of i64 nanoseconds is no time (never clamped).
+        ts: rec.time_ms.checked_mul(1_000_000),
         node: replicas
             .first()
             .cloned()
@@ -488,7 +548,12 @@ pub fn read_snapshot(
     for n in r.by_ref() {
         let n = n?;
         nodes += 1;
-        newest = newest.max(n.stat.mtime).max(n.stat.ctime);
+        // Times an i64 of nanoseconds cannot hold are not times (a damaged or hostile stat).
+        for t in [n.stat.mtime, n.stat.ctime] {
+            if t.checked_mul(1_000_000).is_some() {
+                newest = newest.max(t);
+            }
+        }
         if let NodeKind::Ephemeral(owner) = n.stat.kind() {
             eph.entry(owner).or_default().push(n.path);
         }
@@ -521,7 +586,7 @@ pub fn read_snapshot(
         };
         attrs.derive();
         emit(Event {
-            ts: (newest > 0).then(|| newest.saturating_mul(1_000_000)),
+            ts: (newest > 0).then(|| newest * 1_000_000),
             node: Arc::from(file.node.as_str()),
             myid: None,
             source: Arc::from(file.path.to_string_lossy().as_ref()),
@@ -556,5 +621,47 @@ mod tests {
         assert!(in_ranges(&r, 20));
         assert!(!in_ranges(&r, 21));
         assert!(!in_ranges(&[], 1));
+    }
+
+    /// A txn log of createSession records at `times` (ms since the epoch).
+    fn log_at(times: &[i64]) -> Vec<u8> {
+        let mut v = b"ZKLG".to_vec();
+        v.extend_from_slice(&2i32.to_be_bytes());
+        v.extend_from_slice(&0i64.to_be_bytes());
+        for (i, t) in times.iter().enumerate() {
+            let mut p = Vec::new();
+            p.extend_from_slice(&(0x100 + i as i64).to_be_bytes());
+            p.extend_from_slice(&0i32.to_be_bytes());
+            p.extend_from_slice(&(i as i64 + 1).to_be_bytes());
+            p.extend_from_slice(&t.to_be_bytes());
+            p.extend_from_slice(&(-10i32).to_be_bytes());
+            p.extend_from_slice(&4000i32.to_be_bytes());
+            v.extend_from_slice(&u64::from(crate::txnlog::jute::adler32(&p)).to_be_bytes());
+            v.extend_from_slice(&(p.len() as i32).to_be_bytes());
+            v.extend_from_slice(&p);
+            v.push(0x42);
+        }
+        v
+    }
+
+    #[test]
+    fn txn_times_outside_the_range_are_no_time() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("log.1");
+        // 2026, 9999-12-31 and 1600-01-01 (ms): the last two are beyond i64 nanoseconds.
+        let times = [1_795_573_566_256, 253_402_214_400_000, -11_676_096_000_000];
+        std::fs::write(&path, log_at(&times)).expect("write");
+        let size = std::fs::metadata(&path).expect("meta").len();
+        let mut file =
+            SourceFile::unnamed(&path, super::super::Content::TxnLog { gzip: false }, size);
+        file.node = "zk1".into();
+        let mut ts = Vec::new();
+        let rep = read_txnlogs(&[file], &[], &mut |e| {
+            ts.push(e.ts);
+            Ok(())
+        })
+        .expect("read");
+        assert_eq!(rep.events, 3);
+        assert_eq!(ts, vec![Some(1_795_573_566_256_000_000), None, None]);
     }
 }

@@ -29,6 +29,7 @@ pub struct TxnLogFollower {
     dirs: DataDirs,
     known: Vec<(u64, u64)>,
     seen: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    max_record_len: usize,
 }
 
 impl TxnLogFollower {
@@ -39,7 +40,15 @@ impl TxnLogFollower {
             dirs,
             known: committed.txn_ranges.clone(),
             seen: Vec::new(),
+            max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
         }
+    }
+
+    /// Sets the largest txn record read (default
+    /// [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN)).
+    pub fn with_max_record_len(mut self, max: usize) -> Self {
+        self.max_record_len = max;
+        self
     }
 }
 
@@ -77,7 +86,7 @@ impl Source for TxnLogFollower {
             return Ok(Progress::Idle);
         }
         let mut events = Vec::new();
-        match super::txn::read_txnlogs(&files, &self.known, &mut |e| {
+        match super::txn::read_txnlogs_with(&files, &self.known, self.max_record_len, &mut |e| {
             events.push(e);
             Ok(())
         }) {

@@ -105,14 +105,16 @@ impl Civil {
         ZoneConverter::new(Tz::Utc).to_nanos(self).is_some()
     }
 
-    /// Nanoseconds since the Unix epoch of these fields read as UTC (ignoring any offset).
-    fn utc_nanos(&self) -> i64 {
+    /// Nanoseconds since the Unix epoch of these fields read as UTC (ignoring any offset);
+    /// `None` outside what an `i64` of nanoseconds holds (about 1677-09-21 to 2262-04-11).
+    fn utc_nanos(&self) -> Option<i64> {
         let days = days_from_civil(self.year, self.month, self.day);
         let secs = days * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
             + i64::from(self.second);
-        secs * 1_000_000_000 + i64::from(self.nanos)
+        secs.checked_mul(1_000_000_000)?
+            .checked_add(i64::from(self.nanos))
     }
 }
 
@@ -140,7 +142,7 @@ impl ZoneConverter {
         if !c.valid() {
             return None;
         }
-        let local = c.utc_nanos();
+        let local = c.utc_nanos()?;
         let off = match (c.offset, self.tz) {
             (Some(o), _) => o,
             (None, Tz::Utc) => 0,
@@ -163,7 +165,7 @@ impl ZoneConverter {
                 }
             }
         };
-        Some(local - i64::from(off) * 1_000_000_000)
+        local.checked_sub(i64::from(off) * 1_000_000_000)
     }
 }
 
@@ -317,14 +319,22 @@ impl TimeFormat {
                 let txt = std::str::from_utf8(&s[..n]).ok()?;
                 let v: f64 = txt.parse().ok()?;
                 let nanos = if *self == TimeFormat::EpochMillis {
-                    (v * 1e6) as i64
+                    nanos_from_f64(v * 1e6)?
                 } else {
-                    (v * 1e9) as i64
+                    nanos_from_f64(v * 1e9)?
                 };
                 Some((civil_from_nanos(nanos), n))
             }
         }
     }
+}
+
+/// Nanoseconds held in an `f64`, as an `i64`: `None` when not finite or outside the range an
+/// `i64` holds (a cast would silently clamp it to 1677 or 2262).
+pub fn nanos_from_f64(v: f64) -> Option<i64> {
+    // 2^63 is exactly representable; every f64 below it in magnitude fits an i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (v.is_finite() && v > -LIMIT && v < LIMIT).then_some(v as i64)
 }
 
 /// Civil UTC fields of a nanosecond timestamp (offset 0).

@@ -7,7 +7,7 @@
 
 mod format;
 
-pub use format::{civil_from_nanos, Civil, Part, TimeFormat, Tz, ZoneConverter};
+pub use format::{civil_from_nanos, nanos_from_f64, Civil, Part, TimeFormat, Tz, ZoneConverter};
 
 use crate::error::{Error, Result};
 
@@ -15,13 +15,13 @@ use crate::error::{Error, Result};
 pub fn parse_time(s: &str, tz: Tz, now: i64) -> Result<i64> {
     let t = s.trim();
     if let Some(d) = parse_duration(t) {
-        return Ok(now - d);
+        return now.checked_sub(d).ok_or_else(|| out_of_range(t));
     }
     let b = t.as_bytes();
     let zone = ZoneConverter::new(tz);
     if let Some((c, used)) = TimeFormat::Iso8601.parse_prefix(b) {
         if used == b.len() {
-            return zone.to_nanos(&c).ok_or_else(|| bad(t));
+            return zone.to_nanos(&c).ok_or_else(|| invalid(t, &c));
         }
     }
     // Date-time without seconds, or a date alone.
@@ -35,11 +35,34 @@ pub fn parse_time(s: &str, tz: Tz, now: i64) -> Result<i64> {
                 .ok()
                 .and_then(|f| f.parse_prefix(b))
             {
-                return zone.to_nanos(&c).ok_or_else(|| bad(t));
+                return zone.to_nanos(&c).ok_or_else(|| invalid(t, &c));
             }
         }
     }
     Err(bad(t))
+}
+
+/// Fields that were read but name no instant zklens can hold: out of range (the same fields in
+/// another year would be a time), or no real date or time.
+fn invalid(t: &str, c: &Civil) -> Error {
+    let elsewhen = Civil { year: 2000, ..*c };
+    if elsewhen.readable() {
+        out_of_range(t)
+    } else {
+        bad(t)
+    }
+}
+
+/// The first and last years a time can have (an `i64` of nanoseconds since 1970 holds
+/// 1677-09-21 to 2262-04-11); a time outside is refused, never wrapped or clamped.
+pub const MIN_YEAR: i32 = 1677;
+/// See [`MIN_YEAR`].
+pub const MAX_YEAR: i32 = 2262;
+
+fn out_of_range(t: &str) -> Error {
+    Error::Time(format!(
+        "{t:?} is outside the times zklens can hold ({MIN_YEAR}-09-21 to {MAX_YEAR}-04-11 UTC)"
+    ))
 }
 
 fn bad(t: &str) -> Error {
@@ -124,5 +147,47 @@ mod tests {
         assert!(parse_time("2026-11-24", Tz::Utc, now).is_ok());
         assert!(parse_time("yesterday-ish", Tz::Utc, now).is_err());
         assert!(parse_time("15 parsecs", Tz::Utc, now).is_err());
+    }
+
+    #[test]
+    fn years_outside_1677_2262_are_errors_never_wrapped() {
+        let now = 1_764_021_749_000_000_000;
+        for t in [
+            "9999-01-01T00:00:00Z",
+            "9999-12-31 23:59:59",
+            "1600-01-01",
+            "2262-04-12",
+            "1677-09-20T00:00:00Z",
+        ] {
+            match parse_time(t, Tz::Utc, now) {
+                Err(Error::Time(m)) => assert!(m.contains("outside"), "{t}: {m}"),
+                other => panic!("{t}: {other:?}"),
+            }
+        }
+        // The edges that fit, and a duration reaching before 1677.
+        assert!(parse_time("2262-04-11", Tz::Utc, now).is_ok());
+        assert!(parse_time("1677-09-22", Tz::Utc, now).is_ok());
+        assert!(parse_time("15250w", Tz::Utc, now).is_ok());
+        assert!(parse_time("2026-13-01", Tz::Utc, now).is_err());
+        // A line's fields in year 9999 or 1600 give no time (not 1816, no panic).
+        let c = Civil {
+            year: 9999,
+            month: 1,
+            day: 1,
+            ..Civil::default()
+        };
+        assert_eq!(ZoneConverter::new(Tz::Utc).to_nanos(&c), None);
+        let c = Civil { year: 1600, ..c };
+        assert_eq!(ZoneConverter::new(Tz::Utc).to_nanos(&c), None);
+        let b = b"9999-01-01T00:00:00.000+01:00 x";
+        let (c, _) = TimeFormat::Iso8601.parse_prefix(b).expect("fields");
+        assert_eq!(ZoneConverter::new(Tz::Utc).to_nanos(&c), None);
+        // Epoch numbers beyond the range are no time (a cast would clamp them to 2262).
+        assert_eq!(
+            TimeFormat::EpochMillis.parse_prefix(b"253402300800000 x"),
+            None
+        );
+        assert_eq!(nanos_from_f64(f64::INFINITY), None);
+        assert_eq!(nanos_from_f64(1e6), Some(1_000_000));
     }
 }

@@ -514,18 +514,17 @@ pub fn snapshot_summary<R: Read, W: Write>(
         let _ = writeln!(text, "{:#016x}, {}, {}", s.id, s.timeout_ms, n);
     }
     let _ = writeln!(text, "Ephemerals by session:");
+    // Each session takes its ephemerals out of the map: what is left belongs to sessions the
+    // table does not list (one map operation per session, whatever the sizes).
     for s in reader.sessions() {
-        if let Some(paths) = eph.get(&s.id) {
+        if let Some(paths) = eph.remove(&s.id) {
             let _ = writeln!(text, "{:#016x} (timeout {} ms):", s.id, s.timeout_ms);
-            for p in paths {
+            for p in &paths {
                 let _ = writeln!(text, "  {p}");
             }
         }
     }
-    let orphans: Vec<_> = eph
-        .iter()
-        .filter(|(id, _)| !reader.sessions().iter().any(|s| s.id == **id))
-        .collect();
+    let orphans = eph;
     if !orphans.is_empty() {
         let _ = writeln!(text, "Ephemerals of sessions not in the session table:");
         for (id, paths) in orphans {

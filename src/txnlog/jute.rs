@@ -66,6 +66,16 @@ pub(crate) enum JuteError {
         /// The length read.
         len: i32,
     },
+    /// A vector with more elements than the reader's limit allows (a multi with more sub-ops
+    /// than ZooKeeper could write within its record limit).
+    TooMany {
+        /// Position of the count.
+        at: usize,
+        /// The count read.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl JuteError {
@@ -75,7 +85,9 @@ impl JuteError {
 
     pub(crate) fn at(&self) -> usize {
         match self {
-            JuteError::Eof { at } | JuteError::BadLength { at, .. } => *at,
+            JuteError::Eof { at }
+            | JuteError::BadLength { at, .. }
+            | JuteError::TooMany { at, .. } => *at,
         }
     }
 }
@@ -87,6 +99,10 @@ impl fmt::Display for JuteError {
             JuteError::BadLength { at, len } => {
                 write!(f, "unreasonable length {len} (at payload byte {at})")
             }
+            JuteError::TooMany { at, count, max } => write!(
+                f,
+                "{count} elements, more than the limit of {max} (at payload byte {at}): not decoded"
+            ),
         }
     }
 }

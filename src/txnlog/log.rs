@@ -2,10 +2,12 @@
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::jute::{adler32, Cursor};
 use super::op::{decode_top, Op};
-use super::{read_full, Notice, NoticeKind};
+use super::{read_full, Compression, Notice, NoticeKind};
 use crate::error::{Error, Result};
 
 /// `"ZKLG"` as a big-endian int (`FileTxnLog.TXNLOG_MAGIC`).
@@ -16,8 +18,40 @@ pub const TXNLOG_VERSION: i32 = 2;
 pub const FILE_HEADER_LEN: u64 = 16;
 /// Size of a `TxnHeader` at the start of every payload.
 pub const TXN_HEADER_LEN: usize = 32;
-/// Default largest payload accepted (a longer length is reported as corruption).
-pub const DEFAULT_MAX_RECORD_LEN: usize = 128 << 20;
+/// ZooKeeper's default `jute.maxbuffer` (0xfffff bytes, just under 1 MiB): the largest request
+/// (and so, give or take its header, transaction) a server accepts unless configured otherwise.
+pub const JUTE_MAXBUFFER: usize = 0xfffff;
+/// Default largest record payload read into memory: 2 MiB, twice ZooKeeper's default
+/// `jute.maxbuffer` (headroom for the txn header, digest and `jute.maxbuffer.extrasize`).
+/// A longer record whose end-of-record byte stands where its length says is skipped with a
+/// notice (streamed past, never held) and reading goes on; a longer length that is not followed
+/// by an end-of-record byte is corruption and ends reading. Raise it for an ensemble run with a
+/// larger `jute.maxbuffer`: `--max-record-len` on `zklens txnlog dump` and `zklens ingest`,
+/// `max_record_len` in the serve configuration.
+pub const DEFAULT_MAX_RECORD_LEN: usize = 2 << 20;
+/// The smallest multi sub-op ZooKeeper writes: its type, its buffer's length and an `ErrorTxn`'s
+/// code (12 bytes).
+pub const MIN_SUB_OP_LEN: usize = 12;
+/// Default most sub-ops decoded in one `multi`: as many as ZooKeeper could write within its
+/// default `jute.maxbuffer` (87 381). A multi declaring more is one malformed record with one
+/// notice, with nothing built for its sub-ops. It grows with the record limit
+/// ([`max_multi_ops`]).
+pub const DEFAULT_MAX_MULTI_OPS: usize = (JUTE_MAXBUFFER + 1) / MIN_SUB_OP_LEN;
+/// Default most notices one reader holds until they are taken: the rest are counted, and the
+/// count is reported as one more notice (see [`TxnLogReader::take_notices`]), so memory stays
+/// bounded however damaged the file.
+pub const DEFAULT_MAX_NOTICES: usize = 1000;
+
+/// The most sub-ops of a multi decoded under a record limit of `max_record_len` bytes:
+/// [`DEFAULT_MAX_MULTI_OPS`] at the default limit or below, raised in proportion with a higher
+/// one (an ensemble with a larger `jute.maxbuffer` can write larger multis).
+pub fn max_multi_ops(max_record_len: usize) -> usize {
+    let scaled =
+        max_record_len as u128 * DEFAULT_MAX_MULTI_OPS as u128 / DEFAULT_MAX_RECORD_LEN as u128;
+    usize::try_from(scaled)
+        .unwrap_or(usize::MAX)
+        .max(DEFAULT_MAX_MULTI_OPS)
+}
 /// The end-of-record marker byte.
 pub const EOR: u8 = 0x42;
 
@@ -111,6 +145,13 @@ pub struct TxnLogReader<R: Read> {
     end: Option<LogEnd>,
     notices: Vec<Notice>,
     max_record_len: usize,
+    max_multi_ops: usize,
+    max_notices: usize,
+    /// Notices not kept (over `max_notices`): how many, and the first one's offset.
+    suppressed: u64,
+    suppressed_from: u64,
+    /// The decompressor's position in the file, when the input is compressed.
+    compressed: Option<(Compression, Arc<AtomicU64>)>,
     records: u64,
 }
 
@@ -159,14 +200,41 @@ impl<R: Read> TxnLogReader<R> {
             end: None,
             notices: Vec::new(),
             max_record_len: DEFAULT_MAX_RECORD_LEN,
+            max_multi_ops: DEFAULT_MAX_MULTI_OPS,
+            max_notices: DEFAULT_MAX_NOTICES,
+            suppressed: 0,
+            suppressed_from: 0,
+            compressed: None,
             records: 0,
         })
     }
 
-    /// Sets the largest payload length accepted (default [`DEFAULT_MAX_RECORD_LEN`]).
+    /// Sets the largest payload length read (default [`DEFAULT_MAX_RECORD_LEN`]), and with it
+    /// the most sub-ops decoded in a multi ([`max_multi_ops`]).
     pub fn with_max_record_len(mut self, max: usize) -> Self {
         self.max_record_len = max;
+        self.max_multi_ops = max_multi_ops(max);
         self
+    }
+
+    /// Sets the most notices held until taken (default [`DEFAULT_MAX_NOTICES`]).
+    pub fn with_max_notices(mut self, max: usize) -> Self {
+        self.max_notices = max;
+        self
+    }
+
+    /// Tells the reader the input is decompressed from a file, and where the decompressor stands
+    /// in it (bytes of the file consumed), so a damaged stream is reported at both offsets.
+    pub fn with_compressed_position(mut self, kind: Compression, pos: Arc<AtomicU64>) -> Self {
+        if kind != Compression::Plain {
+            self.compressed = Some((kind, pos));
+        }
+        self
+    }
+
+    /// The most sub-ops of one multi this reader decodes.
+    pub fn max_multi_ops(&self) -> usize {
+        self.max_multi_ops
     }
 
     /// The file header.
@@ -194,17 +262,43 @@ impl<R: Read> TxnLogReader<R> {
         self.end
     }
 
-    /// Notices so far.
+    /// Notices held so far (at most the limit; see [`notices_suppressed`](Self::notices_suppressed)).
     pub fn notices(&self) -> &[Notice] {
         &self.notices
     }
 
-    /// Takes the notices collected so far.
+    /// Notices past the limit since they were last taken: counted, not kept.
+    pub fn notices_suppressed(&self) -> u64 {
+        self.suppressed
+    }
+
+    /// Takes the notices collected so far; when some were over the limit, a last notice says
+    /// how many and from which offset. A caller that takes them as it goes sees every one.
     pub fn take_notices(&mut self) -> Vec<Notice> {
-        std::mem::take(&mut self.notices)
+        let mut v = std::mem::take(&mut self.notices);
+        if self.suppressed > 0 {
+            v.push(Notice {
+                path: self.path.clone(),
+                offset: self.suppressed_from,
+                kind: NoticeKind::Suppressed,
+                message: format!(
+                    "{} more notice(s) from this offset on are not listed (limit {} per file)",
+                    self.suppressed, self.max_notices
+                ),
+            });
+            self.suppressed = 0;
+        }
+        v
     }
 
     fn notice(&mut self, offset: u64, kind: NoticeKind, message: String) {
+        if self.notices.len() >= self.max_notices {
+            if self.suppressed == 0 {
+                self.suppressed_from = offset;
+            }
+            self.suppressed += 1;
+            return;
+        }
         self.notices.push(Notice {
             path: self.path.clone(),
             offset,
@@ -218,8 +312,57 @@ impl<R: Read> TxnLogReader<R> {
         None
     }
 
+    /// Streams past a record of `len` bytes, longer than the limit: when its end-of-record
+    /// byte is where its length says, it is skipped with a notice (true: go on); otherwise the
+    /// length is corruption and reading stops (false).
+    fn skip_record(&mut self, off: u64, len: usize) -> std::io::Result<bool> {
+        let want = len as u64 + 1;
+        let got = std::io::copy(
+            &mut (&mut self.inner).take(len as u64),
+            &mut std::io::sink(),
+        )?;
+        let mut eor = [0u8; 1];
+        let n = if got == len as u64 {
+            read_full(&mut self.inner, &mut eor)?
+        } else {
+            0
+        };
+        if got + n as u64 == want && eor[0] == EOR {
+            self.offset = off + 12 + want;
+            self.notice(
+                off,
+                NoticeKind::TooLarge,
+                format!(
+                    "record of {len} bytes is over the limit of {} bytes (ZooKeeper's \
+                     jute.maxbuffer is {JUTE_MAXBUFFER} by default): skipped; raise \
+                     --max-record-len (max_record_len in the serve configuration) to read it",
+                    self.max_record_len
+                ),
+            );
+            return Ok(true);
+        }
+        self.notice(
+            off,
+            NoticeKind::BadLength,
+            format!(
+                "unreasonable record length {len} (limit {}; {}): reading stops here",
+                self.max_record_len,
+                if got + (n as u64) < want {
+                    "the file ends before it"
+                } else {
+                    "no end-of-record byte after it"
+                }
+            ),
+        );
+        self.stop(LogEnd::BadLength);
+        Ok(false)
+    }
+
     /// An I/O error while reading the record at `off`. A decompressor's "unexpected end of
-    /// file" (a cut `.gz` copy) is a torn record, not an error.
+    /// file" (a cut `.gz` copy) is a torn record, not an error. Any other error (a damaged
+    /// compressed stream, trailing garbage after it) is returned with the offset of the record
+    /// in the decompressed stream and, for a compressed file, how far into the file the
+    /// decompressor had read.
     fn read_error(&mut self, off: u64, e: std::io::Error) -> Option<Result<TxnRecord>> {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             self.notice(
@@ -230,7 +373,25 @@ impl<R: Read> TxnLogReader<R> {
             return self.stop(LogEnd::Torn);
         }
         self.end = Some(LogEnd::IoError);
-        Some(Err(Error::io(&self.path, e)))
+        let reason = match &self.compressed {
+            Some((kind, pos)) => format!(
+                "{} stream damaged: {e} (offset {off} of the decompressed stream; the \
+                 decompressor had read {} bytes of the compressed file); the {} record(s) \
+                 before it were read",
+                kind.name(),
+                pos.load(Ordering::Relaxed),
+                self.records
+            ),
+            None => format!(
+                "read error: {e}; the {} record(s) before it were read",
+                self.records
+            ),
+        };
+        Some(Err(Error::BadInput {
+            path: self.path.clone(),
+            offset: off,
+            reason,
+        }))
     }
 
     fn read_record(&mut self) -> Option<Result<TxnRecord>> {
@@ -273,14 +434,16 @@ impl<R: Read> TxnLogReader<R> {
             }
             let ulen = match usize::try_from(len) {
                 Ok(l) if l <= self.max_record_len => l,
-                _ => {
+                Ok(l) => match self.skip_record(off, l) {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(e) => return self.read_error(off, e),
+                },
+                Err(_) => {
                     self.notice(
                         off,
                         NoticeKind::BadLength,
-                        format!(
-                            "unreasonable record length {len} (limit {}): reading stops here",
-                            self.max_record_len
-                        ),
+                        format!("unreasonable record length {len}: reading stops here"),
                     );
                     return self.stop(LogEnd::BadLength);
                 }
@@ -372,7 +535,7 @@ impl<R: Read> TxnLogReader<R> {
         let type_code = c.i32().unwrap_or(0);
         let body_off = off + 12;
         let mut digest = None;
-        let op = match decode_top(type_code, &mut c) {
+        let op = match decode_top(type_code, &mut c, self.max_multi_ops) {
             Ok(Op::Unknown { type_code }) => {
                 self.notice(
                     off,
@@ -420,11 +583,22 @@ impl<R: Read> TxnLogReader<R> {
             }
         };
         if let Op::Multi { ops: Some(ops) } = &op {
-            for (i, s) in ops.iter().enumerate() {
-                if let Op::Malformed { reason, .. } = &s.op {
-                    let msg = format!("multi (zxid {zxid:#x}) sub-op {i} undecodable: {reason}");
-                    self.notice(off, NoticeKind::BadBody, msg);
-                }
+            // One notice per record, however many of its sub-ops are undecodable.
+            let mut bad = ops.iter().enumerate().filter_map(|(i, s)| match &s.op {
+                Op::Malformed { reason, .. } => Some((i, reason)),
+                _ => None,
+            });
+            if let Some((i, reason)) = bad.next() {
+                let more = bad.count();
+                let msg = if more == 0 {
+                    format!("multi (zxid {zxid:#x}) sub-op {i} undecodable: {reason}")
+                } else {
+                    format!(
+                        "multi (zxid {zxid:#x}) sub-op {i} undecodable: {reason} \
+                         (and {more} more undecodable sub-op(s))"
+                    )
+                };
+                self.notice(off, NoticeKind::BadBody, msg);
             }
         }
         TxnRecord {

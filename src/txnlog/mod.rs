@@ -26,6 +26,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -33,7 +35,10 @@ pub use format::{
     jsonl, snapshot_summary, toolkit_dump, toolkit_eof_line, toolkit_header_line, toolkit_line,
     toolkit_record_text,
 };
-pub use log::{LogEnd, TxnDigest, TxnLogHeader, TxnLogReader, TxnRecord};
+pub use log::{
+    max_multi_ops, LogEnd, TxnDigest, TxnLogHeader, TxnLogReader, TxnRecord, DEFAULT_MAX_MULTI_OPS,
+    DEFAULT_MAX_NOTICES, DEFAULT_MAX_RECORD_LEN, JUTE_MAXBUFFER,
+};
 pub use op::{err_name, op_name, Acl, Op, SubOp};
 pub use snapshot::{
     AclCacheEntry, NodeKind, SnapNode, SnapSession, SnapshotHeader, SnapshotReader,
@@ -57,6 +62,10 @@ pub enum NoticeKind {
     BadHeader,
     /// The snapshot ends before its structure is complete: reading stopped.
     Truncated,
+    /// A record longer than the reader's limit: skipped whole (not read into memory).
+    TooLarge,
+    /// Notices over the reader's limit: how many were counted and not kept.
+    Suppressed,
 }
 
 /// A problem found in a file, with its position. Reported, never fatal.
@@ -111,11 +120,57 @@ pub enum Compression {
     Snappy,
 }
 
+impl Compression {
+    /// Its name in messages (`gzip`, `zstd`, `snappy`, `plain`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Plain => "plain",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Snappy => "snappy",
+        }
+    }
+}
+
 /// A boxed reader over decompressed bytes.
 pub type DynRead = Box<dyn Read + Send>;
 
+/// A buffered reader that counts the bytes its consumer has consumed: the position of a
+/// decompressor in its compressed file.
+#[derive(Debug)]
+struct Counting<R> {
+    inner: R,
+    pos: Arc<AtomicU64>,
+}
+
+impl<R: BufRead> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos.fetch_add(amt as u64, Ordering::Relaxed);
+        self.inner.consume(amt);
+    }
+}
+
 /// Opens a file and wraps it in the decompressor its first bytes call for.
 pub fn open_decompressed(path: &Path) -> Result<(DynRead, Compression)> {
+    let (r, kind, _) = open_decompressed_counted(path)?;
+    Ok((r, kind))
+}
+
+/// [`open_decompressed`], with the number of bytes of the file the decompressor has consumed
+/// so far (its position in the compressed file: where a damaged stream is).
+pub fn open_decompressed_counted(path: &Path) -> Result<(DynRead, Compression, Arc<AtomicU64>)> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut br = BufReader::with_capacity(1 << 16, f);
     let head = br.fill_buf().map_err(|e| Error::io(path, e))?;
@@ -128,21 +183,35 @@ pub fn open_decompressed(path: &Path) -> Result<(DynRead, Compression)> {
     } else {
         Compression::Plain
     };
+    let pos = Arc::new(AtomicU64::new(0));
+    let br = Counting {
+        inner: br,
+        pos: pos.clone(),
+    };
     let r: DynRead = match kind {
         Compression::Plain => Box::new(br),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(br)),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
         Compression::Zstd => {
             Box::new(zstd::Decoder::with_buffer(br).map_err(|e| Error::io(path, e))?)
         }
         Compression::Snappy => Box::new(snappy::SnappyStreamReader::new(br)),
     };
-    Ok((r, kind))
+    Ok((r, kind, pos))
 }
 
-/// Opens a transaction log file (plain, gzip or zstd compressed) for streaming.
+/// Opens a transaction log file (plain, gzip or zstd compressed) for streaming, with the
+/// default limits.
 pub fn open_txnlog(path: &Path) -> Result<TxnLogReader<DynRead>> {
-    let (r, _) = open_decompressed(path)?;
-    TxnLogReader::new(r, path)
+    open_txnlog_with(path, DEFAULT_MAX_RECORD_LEN)
+}
+
+/// [`open_txnlog`] with a record limit of `max_record_len` bytes (see
+/// [`DEFAULT_MAX_RECORD_LEN`]).
+pub fn open_txnlog_with(path: &Path, max_record_len: usize) -> Result<TxnLogReader<DynRead>> {
+    let (r, kind, pos) = open_decompressed_counted(path)?;
+    Ok(TxnLogReader::new(r, path)?
+        .with_max_record_len(max_record_len)
+        .with_compressed_position(kind, pos))
 }
 
 /// Opens a snapshot file (plain, `.gz`, `.snappy`, or zstd) for streaming.

@@ -349,7 +349,14 @@ fn create(c: &mut Cursor<'_>, create2: bool, v0: bool) -> Result<Op, JuteError> 
 /// Decodes the body of `type_code` at the cursor. `top` is true for a record body (where
 /// `check` is not a valid txn type and `multi`/`createSession`/`closeSession`/`setACL`/`reconfig`
 /// are), false for a multi sub-op.
-pub(crate) fn decode_body(type_code: i32, c: &mut Cursor<'_>, top: bool) -> Result<Op, JuteError> {
+/// `max_ops` is the most sub-ops a multi may declare: a larger count is refused before anything
+/// is built (see [`DEFAULT_MAX_MULTI_OPS`](super::log::DEFAULT_MAX_MULTI_OPS)).
+pub(crate) fn decode_body(
+    type_code: i32,
+    c: &mut Cursor<'_>,
+    top: bool,
+    max_ops: usize,
+) -> Result<Op, JuteError> {
     use opcode::*;
     Ok(match type_code {
         CREATE | CREATE2 => create(c, type_code == CREATE2, false)?,
@@ -407,8 +414,16 @@ pub(crate) fn decode_body(type_code: i32, c: &mut Cursor<'_>, top: bool) -> Resu
             }
         }
         MULTI if top => {
+            let at = c.pos();
             let ops = match c.vec_len()? {
                 None => None,
+                Some(n) if n > max_ops => {
+                    return Err(JuteError::TooMany {
+                        at,
+                        count: n,
+                        max: max_ops,
+                    })
+                }
                 Some(n) => {
                     let mut v = Vec::new();
                     for _ in 0..n {
@@ -428,7 +443,8 @@ pub(crate) fn decode_body(type_code: i32, c: &mut Cursor<'_>, top: bool) -> Resu
 fn decode_sub(type_code: i32, raw: Option<&[u8]>) -> SubOp {
     let bytes = raw.unwrap_or(&[]);
     let mut c = Cursor::new(bytes);
-    let op = match decode_body(type_code, &mut c, false) {
+    // A sub-op is never a multi: no count limit applies inside it.
+    let op = match decode_body(type_code, &mut c, false, 0) {
         Ok(op) => op,
         Err(e) => Op::Malformed {
             type_code,
@@ -443,10 +459,15 @@ fn decode_sub(type_code: i32, raw: Option<&[u8]>) -> SubOp {
 }
 
 /// Decodes a top-level body with ZooKeeper's fallbacks: a `create` body that ends early is
-/// re-read as `CreateTxnV0`; a `closeSession` without (complete) body has no paths.
-pub(crate) fn decode_top(type_code: i32, c: &mut Cursor<'_>) -> Result<Op, JuteError> {
+/// re-read as `CreateTxnV0`; a `closeSession` without (complete) body has no paths. A multi
+/// declaring more than `max_ops` sub-ops is refused whole.
+pub(crate) fn decode_top(
+    type_code: i32,
+    c: &mut Cursor<'_>,
+    max_ops: usize,
+) -> Result<Op, JuteError> {
     let start = c.pos();
-    match decode_body(type_code, c, true) {
+    match decode_body(type_code, c, true, max_ops) {
         Ok(op) => Ok(op),
         Err(e) if e.is_eof() && type_code == opcode::CREATE => {
             c.set_pos(start);

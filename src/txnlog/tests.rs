@@ -945,3 +945,247 @@ mod props {
         }
     }
 }
+
+// ---- Hostile transaction logs: bounded cost (issue 15) ----
+
+/// A multi record declaring `count` sub-ops of 8 bytes each (a type and a null buffer): the
+/// smallest thing that looks like a sub-op, and nothing ZooKeeper writes.
+fn hostile_multi(zxid: i64, count: usize) -> Vec<u8> {
+    let mut j = hdr(100, zxid, opcode::MULTI).i32(count as i32);
+    j.0.reserve(count * 8);
+    for _ in 0..count {
+        j = j.i32(opcode::DELETE).i32(-1);
+    }
+    j.0
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn multi_over_the_sub_op_cap_is_one_notice_and_no_structs() {
+    // 200 000 sub-ops in 1.6 MB: within the record limit, over the sub-op cap.
+    let count = 200_000;
+    assert!(count > DEFAULT_MAX_MULTI_OPS);
+    let ops = every_op();
+    let file = log_file(
+        &[ops[0].clone(), hostile_multi(50, count), ops[8].clone()],
+        0,
+    );
+    assert!(file.len() < DEFAULT_MAX_RECORD_LEN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.1.gz");
+    std::fs::write(&path, gzip(&file)).unwrap();
+    let mut r = open_txnlog(&path).unwrap();
+    let recs: Vec<TxnRecord> = r.by_ref().map(|x| x.unwrap()).collect();
+    let notices = r.take_notices();
+    // The good records before and after are read; the multi is one malformed record.
+    assert_eq!(recs.len(), 3);
+    assert!(matches!(recs[0].op, Op::CreateSession { .. }));
+    assert!(matches!(recs[2].op, Op::SetData { .. }));
+    assert!(
+        matches!(&recs[1].op, Op::Malformed { type_code: 14, reason } if reason.contains("200000")),
+        "{:?}",
+        recs[1].op
+    );
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].kind, NoticeKind::BadBody);
+    assert!(
+        notices[0].message.contains("limit"),
+        "{}",
+        notices[0].message
+    );
+}
+
+#[test]
+fn multi_at_the_cap_builds_at_most_cap_sub_ops_and_one_notice() {
+    let cap = DEFAULT_MAX_MULTI_OPS;
+    let ops = every_op();
+    let file = log_file(&[hostile_multi(50, cap), ops[8].clone()], 0);
+    let (recs, notices, end) = read_all(&file);
+    assert_eq!(end, Some(LogEnd::Eof));
+    assert_eq!(recs.len(), 2);
+    let Op::Multi { ops: Some(subs) } = &recs[0].op else {
+        panic!("{:?}", recs[0].op)
+    };
+    assert!(subs.len() <= cap);
+    assert!(subs.iter().all(|s| matches!(s.op, Op::Malformed { .. })));
+    // One notice for the record, not one per undecodable sub-op.
+    assert_eq!(notices.len(), 1, "{} notices", notices.len());
+    assert!(notices[0].message.contains(&format!("{} more", cap - 1)));
+    // One more sub-op is over the cap: nothing is built.
+    let (recs, notices, _) = read_all(&log_file(&[hostile_multi(50, cap + 1)], 0));
+    assert!(matches!(recs[0].op, Op::Malformed { type_code: 14, .. }));
+    assert_eq!(notices.len(), 1);
+    // A higher record limit raises the cap with it.
+    assert_eq!(max_multi_ops(DEFAULT_MAX_RECORD_LEN), DEFAULT_MAX_MULTI_OPS);
+    assert_eq!(max_multi_ops(1 << 20), DEFAULT_MAX_MULTI_OPS);
+    assert_eq!(
+        max_multi_ops(DEFAULT_MAX_RECORD_LEN * 4),
+        DEFAULT_MAX_MULTI_OPS * 4
+    );
+    // Opened from a file, with the default limit: the same cap.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.9");
+    std::fs::write(&path, log_file(&[], 0)).unwrap();
+    assert_eq!(
+        open_txnlog(&path).unwrap().max_multi_ops(),
+        DEFAULT_MAX_MULTI_OPS
+    );
+}
+
+#[test]
+fn notices_are_capped_with_a_count_of_the_rest() {
+    // 5 000 records with a bad checksum: every record is read, at most the limit of notices is
+    // held, and one more notice counts the rest.
+    let n = 5_000;
+    let payloads: Vec<Vec<u8>> = (0..n)
+        .map(|i| digest(hdr(i, i64::from(i) + 1, opcode::DELETE).str("/x")).0)
+        .collect();
+    let mut file = J::default().raw(b"ZKLG").i32(2).i64(0).0;
+    for p in &payloads {
+        let mut f = frame(p);
+        f[7] ^= 0xff; // the checksum
+        file.extend(f);
+    }
+    let mut r = TxnLogReader::new(&file[..], "bad.log").unwrap();
+    let mut read = 0;
+    // (not `for`: the notices are looked at between records)
+    #[allow(clippy::while_let_on_iterator)]
+    while let Some(rec) = r.next() {
+        assert!(!rec.unwrap().crc_ok);
+        read += 1;
+        assert!(r.notices().len() <= DEFAULT_MAX_NOTICES);
+    }
+    assert_eq!(read, n);
+    assert_eq!(
+        r.notices_suppressed(),
+        (n as u64) - DEFAULT_MAX_NOTICES as u64
+    );
+    let notices = r.take_notices();
+    assert_eq!(notices.len(), DEFAULT_MAX_NOTICES + 1);
+    let last = notices.last().unwrap();
+    assert_eq!(last.kind, NoticeKind::Suppressed);
+    assert!(last.message.contains("4000 more"), "{}", last.message);
+    // A caller taking them as it goes sees every one.
+    let mut r = TxnLogReader::new(&file[..], "bad.log").unwrap();
+    let mut seen = 0;
+    #[allow(clippy::while_let_on_iterator)]
+    while let Some(rec) = r.next() {
+        rec.unwrap();
+        seen += r.take_notices().len();
+    }
+    assert_eq!(seen, n as usize);
+}
+
+#[test]
+fn record_over_the_limit_is_skipped_and_reading_goes_on() {
+    // A 3 MiB setData: over the default limit (2 MiB), read with a higher one.
+    let big = digest(
+        hdr(5, 2, opcode::SET_DATA)
+            .str("/big")
+            .buf(&vec![7u8; 3 << 20])
+            .i32(1),
+    )
+    .0;
+    let ops = every_op();
+    let file = log_file(&[ops[0].clone(), big, ops[8].clone()], 0);
+    let (recs, notices, end) = read_all(&file);
+    assert_eq!(end, Some(LogEnd::Eof));
+    assert_eq!(recs.len(), 2, "{notices:?}");
+    assert_eq!(recs[1].zxid, 9);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].kind, NoticeKind::TooLarge);
+    assert_eq!(
+        notices[0].offset,
+        recs[0].offset + 12 + u64::from(recs[0].len) + 1
+    );
+    let mut r = TxnLogReader::new(&file[..], "big.log")
+        .unwrap()
+        .with_max_record_len(4 << 20);
+    assert_eq!(r.by_ref().filter(|x| x.is_ok()).count(), 3);
+    assert!(r.notices().is_empty());
+}
+
+#[test]
+fn gzip_with_trailing_garbage_is_an_error_with_both_offsets_after_the_good_records() {
+    let file = log_file(&every_op()[..3], 0);
+    let mut gz = gzip(&file);
+    let member_end = gz.len();
+    gz.extend_from_slice(b"this is not gzip at all, just trailing garbage\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.2.gz");
+    std::fs::write(&path, &gz).unwrap();
+    let mut r = open_txnlog(&path).unwrap();
+    let got: Vec<_> = r.by_ref().collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[..3].iter().all(|x| x.is_ok()));
+    let err = got[3].as_ref().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, crate::Error::BadInput { offset, .. } if *offset == file.len() as u64),
+        "{msg}"
+    );
+    assert!(msg.contains("decompressed stream"), "{msg}");
+    assert!(msg.contains("compressed file"), "{msg}");
+    assert!(msg.contains("gzip stream damaged"), "{msg}");
+    // Where the decompressor stood in the file: past the good member, within the file.
+    let read: usize = msg
+        .split("had read ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        read >= member_end && read <= gz.len(),
+        "{read} {member_end} {msg}"
+    );
+}
+
+#[test]
+fn snapshot_summary_of_200k_sessions_and_ephemerals_is_not_quadratic() {
+    // Each ephemeral's owner was found by scanning the whole session table: 200k x 200k took
+    // 28 s in a release build. Owners are map lookups now; the ceiling is generous (debug).
+    let n: i64 = 200_000;
+    let mut j = J::default().raw(b"ZKSN").i32(2).i64(-1).i32(n as i32);
+    j.0.reserve(n as usize * 120);
+    for s in 0..n {
+        j = j.i64(S1 + s).i32(10000);
+    }
+    j = j.i32(0);
+    j = node(j, "", b"", 0, 0);
+    for s in 0..n {
+        j = node(j, &format!("/e{s}"), b"", S1 + n - 1 - s, 3);
+    }
+    // Two ephemerals of a session the table does not list.
+    j = node(j, "/orphan1", b"", 0x7700, 3);
+    j = node(j, "/orphan2", b"", 0x7700, 3);
+    j = seal(j.str("/"));
+    let bytes = j.0;
+    let t = Instant::now();
+    let mut r = SnapshotReader::new(&bytes[..], "snapshot.big").unwrap();
+    let mut out = Vec::new();
+    let st = snapshot_summary(&mut r, &mut out).unwrap();
+    let took = t.elapsed();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(st.ephemerals, n as u64 + 2);
+    assert!(st.complete);
+    assert!(
+        text.contains(&format!("{:#016x}, 10000, 1\n", S1 + 5)),
+        "session line"
+    );
+    assert!(text.contains(&format!(
+        "{:#016x} (timeout 10000 ms):\n  /e{}\n",
+        S1,
+        n - 1
+    )));
+    assert!(
+        text.contains("Ephemerals of sessions not in the session table:\n0x00000000007700:\n  /orphan1\n  /orphan2\n"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
