@@ -344,9 +344,12 @@ impl Manager {
                 let s = FileTail::new(spec, path, resume, registry);
                 (format!("tail {node}"), Box::new(s))
             }
-            Target::Http(u) => {
+            Target::Http { url: u, pinned } => {
                 st.kind = "http".into();
-                let s = HttpRange::new(spec, u, resume, registry);
+                let mut s = HttpRange::new(spec, u, resume, registry);
+                if let Some(addrs) = pinned {
+                    s = s.pinned_to(addrs);
+                }
                 (format!("http {node}"), Box::new(s))
             }
         };
