@@ -339,9 +339,12 @@ impl Manager {
         let stop2 = stop.clone();
         let handed = self.shared.handed.clone();
         let (name, mut src): (String, Box<dyn Source>) = match target {
-            Target::File(path) => {
+            Target::File { path, root } => {
                 st.kind = "file".into();
-                let s = FileTail::new(spec, path, resume, registry);
+                let mut s = FileTail::new(spec, path, resume, registry);
+                if let Some(root) = root {
+                    s = s.beneath(root);
+                }
                 (format!("tail {node}"), Box::new(s))
             }
             Target::Http { url: u, pinned } => {
@@ -866,3 +869,6 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,8 +17,14 @@ use super::config::Security;
 /// A source a registration may be read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A local file (absolute, normalised).
-    File(PathBuf),
+    /// A local file.
+    File {
+        /// Absolute, normalised (symlinks resolved as far as the path existed when checked).
+        path: PathBuf,
+        /// The allowed root it was checked against, resolved: every open of the file stays
+        /// under it (None: a configured source, opened as named).
+        root: Option<PathBuf>,
+    },
     /// An HTTP(S) URL.
     Http {
         /// The URL.
@@ -42,7 +48,10 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         if path.contains('\0') {
             return Err(format!("{url}: NUL byte in path"));
         }
-        return Ok(Target::File(normalise(Path::new(path))));
+        return Ok(Target::File {
+            path: normalise(Path::new(path)),
+            root: None,
+        });
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
@@ -129,7 +138,7 @@ fn in_cidr(ip: IpAddr, net: &str) -> bool {
 pub fn check(url: &str, sec: &Security) -> Result<Target, String> {
     let t = parse_url(url)?;
     match &t {
-        Target::File(p) => {
+        Target::File { path: p, .. } => {
             // Resolve symlinks of what exists (the file itself may not exist yet).
             let real = std::fs::canonicalize(p)
                 .or_else(|_| {
@@ -139,12 +148,15 @@ pub fn check(url: &str, sec: &Security) -> Result<Target, String> {
                         .map(|d| d.join(p.file_name().unwrap_or_default()))
                 })
                 .unwrap_or_else(|_| p.clone());
-            let ok = sec.allowed_roots.iter().any(|r| {
+            let root = sec.allowed_roots.iter().find_map(|r| {
                 let root = std::fs::canonicalize(r).unwrap_or_else(|_| normalise(r));
-                real.starts_with(&root)
+                real.starts_with(&root).then_some(root)
             });
-            if ok {
-                Ok(Target::File(real))
+            if let Some(root) = root {
+                Ok(Target::File {
+                    path: real,
+                    root: Some(root),
+                })
             } else if sec.allowed_roots.is_empty() {
                 Err(format!(
                     "{url}: refused: no allowed roots are configured for file sources (security.allowed_roots)"

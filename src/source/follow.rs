@@ -198,6 +198,13 @@ impl FileTail {
         }
     }
 
+    /// Confines every open of the file to `root` (an allowed root of `zklens serve`): a symlink
+    /// out of it, put there at any time, is refused and reported, never read.
+    pub fn beneath(mut self, root: std::path::PathBuf) -> FileTail {
+        self.tailer = self.tailer.beneath(root);
+        self
+    }
+
     fn step(
         &mut self,
         emit: &mut dyn FnMut(Batch) -> Result<()>,
