@@ -87,6 +87,68 @@ fn normalise(p: &Path) -> PathBuf {
     out
 }
 
+/// What a target reads, one spelling for every way of naming it: the file's resolved path
+/// (`/a/./b`, `/a//b`, `/a/c/../b` and a symlink to it are one file), or the URL with its scheme
+/// and host in lower case, no user info, default port or fragment, and its path's `.`, `..` and
+/// empty segments resolved. Two registrations' sources with one identity are one source.
+pub fn identity(t: &Target) -> String {
+    match t {
+        Target::File { path, .. } => {
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| normalise(path));
+            format!("file://{}", real.display())
+        }
+        Target::Http { url, .. } => {
+            let Some((scheme, rest)) = url.split_once("://") else {
+                return url.clone();
+            };
+            let scheme = scheme.to_ascii_lowercase();
+            let rest = rest.split('#').next().unwrap_or_default();
+            let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (auth, tail) = rest.split_at(cut);
+            let (path, query) = tail
+                .split_once('?')
+                .map_or((tail, None), |(p, q)| (p, Some(q)));
+            let host = match host_port(url) {
+                Some((h, Some(p)))
+                    if !matches!((scheme.as_str(), p), ("http", 80) | ("https", 443)) =>
+                {
+                    if h.contains(':') {
+                        format!("[{h}]:{p}")
+                    } else {
+                        format!("{h}:{p}")
+                    }
+                }
+                Some((h, _)) if h.contains(':') => format!("[{h}]"),
+                Some((h, _)) => h,
+                None => auth.to_ascii_lowercase(),
+            };
+            let mut segs: Vec<&str> = Vec::new();
+            for seg in path.split('/') {
+                match seg {
+                    "" | "." => {}
+                    ".." => {
+                        segs.pop();
+                    }
+                    s => segs.push(s),
+                }
+            }
+            let mut out = format!(
+                "{scheme}://{}/{}",
+                host.to_ascii_lowercase(),
+                segs.join("/")
+            );
+            if path.ends_with('/') && !segs.is_empty() {
+                out.push('/');
+            }
+            if let Some(q) = query {
+                out.push('?');
+                out.push_str(q);
+            }
+            out
+        }
+    }
+}
+
 /// `(host, port)` of an http(s) URL.
 pub fn host_port(url: &str) -> Option<(String, Option<u16>)> {
     let rest = url.split_once("://")?.1;
@@ -309,6 +371,7 @@ mod tests {
         Security {
             allowed_roots: roots.iter().map(|p| p.to_path_buf()).collect(),
             allowed_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Security::default()
         }
     }
 
@@ -400,5 +463,35 @@ mod tests {
         assert!(check("http://10.1.1.1/x", &all).is_ok());
         assert!(check("http://169.254.169.254/x", &sec(&[], &["169.254.169.254"])).is_ok());
         assert!(check("http://169.254.10.1/x", &sec(&[], &["169.254.0.0/16"])).is_ok());
+    }
+
+    /// One identity for every spelling of a file or URL.
+    #[test]
+    fn identities() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("c")).expect("mkdir");
+        std::fs::write(root.join("b.log"), "x\n").expect("write");
+        std::os::unix::fs::symlink(root.join("b.log"), root.join("l.log")).expect("symlink");
+        let r = root.display();
+        let id = |u: &str| identity(&parse_url(u).expect(u));
+        let want = format!("file://{r}/b.log");
+        for u in ["/b.log", "/./b.log", "//b.log", "/c/../b.log", "/l.log"] {
+            assert_eq!(id(&format!("file://{r}{u}")), want, "{u}");
+        }
+        let want = "http://logs.example/a/b.log?x=1";
+        for u in [
+            "http://logs.example/a/b.log?x=1",
+            "HTTP://Logs.Example:80/a/./b.log?x=1#f",
+            "http://user:pw@logs.example//a/c/../b.log?x=1",
+        ] {
+            assert_eq!(id(u), want, "{u}");
+        }
+        assert_ne!(
+            id("http://logs.example:8080/a/b.log"),
+            id("http://logs.example/a/b.log")
+        );
+        assert_eq!(id("https://[::1]:443/x"), "https://[::1]/x");
+        assert_eq!(id("https://[::1]:8443/x"), "https://[::1]:8443/x");
     }
 }

@@ -122,3 +122,83 @@ fn a_late_directory_symlinked_out_of_the_root_is_not_read() {
         "the refusal is reported: {notices:?}"
     );
 }
+
+/// Issue 15: spellings of one file were separate collectors, so one registration had each line
+/// indexed once per spelling (up to 64 times). One collector reads it; the others are refused
+/// and reported.
+#[test]
+fn spellings_of_one_file_are_one_collector() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = d.path().join("allowed");
+    std::fs::create_dir_all(root.join("c")).expect("mkdir");
+    let log = root.join("b.log");
+    std::fs::write(&log, log_lines("once", 20)).expect("write");
+    std::os::unix::fs::symlink(&log, root.join("link.log")).expect("symlink");
+    let r = root.display();
+    let urls: Vec<String> = vec![
+        format!("file://{r}/b.log"),
+        format!("file://{r}/./b.log"),
+        format!("file://{r}//b.log"),
+        format!("file://{r}/c/../b.log"),
+        format!("file://{r}/link.log"),
+        format!("file://localhost{r}/b.log"),
+    ];
+    let (mut m, rx) = manager(&d.path().join("data"), &[&root]);
+    register(&mut m, &urls);
+    let (mut events, _) = drain(&rx, Duration::from_millis(800));
+    m.shutdown();
+    events.extend(drain(&rx, Duration::from_millis(200)).0);
+    let mut counts = std::collections::BTreeMap::new();
+    for e in &events {
+        *counts.entry(e.clone()).or_insert(0usize) += 1;
+    }
+    assert_eq!(counts.len(), 20, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "indexed more than once: {counts:?}"
+    );
+    let st = m.shared.status();
+    let refused = st
+        .sources
+        .values()
+        .filter(|s| s.state.contains("the same source as"))
+        .count();
+    assert_eq!(refused, urls.len() - 1, "{:?}", st.sources);
+    assert_eq!(st.refusals.len(), urls.len() - 1);
+}
+
+/// A global cap on discovered sources: what goes over it is refused and reported.
+#[test]
+fn discovered_sources_are_capped() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = d.path().join("allowed");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let cfg = ServeConfig {
+        poll_ms: 20,
+        security: Security {
+            allowed_roots: vec![root.clone()],
+            max_sources: 3,
+            ..Security::default()
+        },
+        ..ServeConfig::default()
+    };
+    let registry = Registry::load(&[] as &[&Path]).expect("formats");
+    let (shared, _sink) =
+        prepare(cfg, DataDir::new(d.path().join("data")), registry).expect("prepare");
+    let (tx, _rx) = std::sync::mpsc::sync_channel(4096);
+    let mut m = Manager::new(shared, tx);
+    let urls: Vec<String> = (0..5)
+        .map(|i| format!("file://{}/s{i}.log", root.display()))
+        .collect();
+    register(&mut m, &urls);
+    assert_eq!(m.running.len(), 3);
+    let st = m.shared.status();
+    let over: Vec<_> = st
+        .sources
+        .values()
+        .filter(|s| s.state.contains("security.max_sources"))
+        .collect();
+    assert_eq!(over.len(), 2, "{:?}", st.sources);
+    drop(st);
+    m.shutdown();
+}
