@@ -306,6 +306,9 @@ pub struct ServeArgs {
     /// Host, host:port, IP or CIDR network discovered http(s):// sources may be pulled from (repeatable)
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_host: Vec<String>,
+    /// Most discovered sources followed at once (default 256; security.max_sources)
+    #[arg(long = "max-sources", value_name = "N")]
+    pub max_sources: Option<usize>,
     /// A source to follow: NODE=URL (file:///... or http(s)://...), repeatable
     #[arg(long = "source", value_name = "NODE=URL")]
     pub source: Vec<String>,

@@ -162,6 +162,9 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
     cfg.security
         .allowed_hosts
         .extend(a.allow_host.iter().cloned());
+    if let Some(n) = a.max_sources {
+        cfg.security.max_sources = n;
+    }
     for s in &a.source {
         let (node, url) = s
             .split_once('=')

@@ -372,6 +372,9 @@ fn set(parts: &mut Parts, f: Field, r: (usize, usize)) {
 /// nothing and compiles away.
 trait Trace {
     fn fail(&mut self, pos: usize, ti: usize, why: &'static str);
+    /// A field's class was checked over `n` bytes (counted by tests: the work of a match).
+    #[inline(always)]
+    fn examined(&mut self, _n: usize) {}
 }
 
 impl Trace for () {
@@ -467,17 +470,43 @@ fn match_from<T: Trace>(
                     // overlap), but without the copy of the searcher that makes.
                     let step = l.needle().len().max(1);
                     let mut from = pos;
+                    // A myid value ends before the first `]`: found once, so each candidate end
+                    // is checked in O(1) (checking every span anew was quadratic: a long value
+                    // followed by many `] - `).
+                    let myid_end = (*f == Field::Myid).then(|| {
+                        let rest = line.get(pos..).unwrap_or_default();
+                        let at = memchr::memchr(b']', rest);
+                        trace.examined(at.map_or(rest.len(), |i| i + 1));
+                        at.map_or(line.len(), |i| pos + i)
+                    });
+                    // A level may be padded with blanks; spans of blanks only are found in
+                    // O(1) by where the blanks end (trimming each again was quadratic).
+                    let blanks_end = (*f == Field::Level).then(|| {
+                        let rest = line.get(pos..).unwrap_or_default();
+                        let n = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+                        trace.examined(n + 1);
+                        pos + n
+                    });
                     while let Some(rel) = line.get(from..).and_then(|rest| l.find(rest)) {
                         let end = from + rel;
                         from = end + step;
                         let span = &line[pos..end];
-                        if !field_ok(*f, span) {
+                        let ok = match (myid_end, blanks_end) {
+                            (Some(limit), _) => end <= limit,
+                            (_, Some(blank)) if end <= blank => false,
+                            _ => {
+                                trace.examined(if *f == Field::Thread { 1 } else { span.len() });
+                                field_ok(*f, span)
+                            }
+                        };
+                        if !ok {
                             trace.fail(pos, ti, field_class(*f));
-                            // Logger, line and level fields are character classes: once a span
-                            // fails, every longer span fails too.
+                            // Logger, line, level and myid fields are character classes: once a
+                            // span fails, every longer span fails too.
                             let monotonic = match f {
                                 Field::Logger | Field::LineNo => !span.is_empty(),
-                                Field::Level => !span.trim_ascii().is_empty(),
+                                Field::Level => blanks_end.is_some_and(|b| end > b),
+                                Field::Myid => true,
                                 _ => false,
                             };
                             if monotonic {
@@ -584,5 +613,69 @@ mod tests {
         let mut line = b"2024-05-01 12:00:00,123 [myid:1] - INFO  [".to_vec();
         line.extend(std::iter::repeat_n(b':', 100_000));
         assert!(l.parse(&line).is_none());
+    }
+
+    /// Counts the bytes the field checks read.
+    #[derive(Default)]
+    struct Examined(usize);
+
+    impl Trace for Examined {
+        fn fail(&mut self, _: usize, _: usize, _: &'static str) {}
+        fn examined(&mut self, n: usize) {
+            self.0 += n;
+        }
+    }
+
+    /// Bytes the field checks read to match `line` (or fail to).
+    fn work(layout: &Layout, line: &[u8]) -> (bool, usize) {
+        let Layout::Pattern { tokens, time } = layout else {
+            panic!("a pattern layout");
+        };
+        let mut parts = Parts::default();
+        let mut budget = 64u32;
+        let mut seen = Examined::default();
+        let matched = match_from(tokens, 0, line, 0, time, &mut parts, &mut budget, &mut seen);
+        (matched, seen.0)
+    }
+
+    /// Issue 15: the `[myid:` field was checked anew over its whole span at every later `] - `,
+    /// so a line of 1 MB (a long myid value, then `] - ` repeated) took 14 s in a debug build:
+    /// quadratic. The work must be linear.
+    #[test]
+    fn myid_field_is_linear() {
+        let l = Layout::from_pattern(ZK, None).expect("compiles");
+        for filler in [&b"] - "[..], b"]] - ", b"x] - ] - "] {
+            let mut line = b"2024-05-01 12:00:00,123 [myid:".to_vec();
+            // A long myid value first: every later `] - ` rechecked it.
+            line.resize(500_000, b'x');
+            while line.len() < 1_000_000 {
+                line.extend_from_slice(filler);
+            }
+            let (matched, examined) = work(&l, &line);
+            assert!(!matched, "no level after any `] - `");
+            assert!(
+                examined <= 4 * line.len(),
+                "{examined} bytes examined for a line of {}",
+                line.len()
+            );
+            assert!(l.parse(&line).is_none());
+        }
+    }
+
+    /// The same for a level field padded with blanks: every blank was a candidate end, and
+    /// each rechecked all the blanks before it.
+    #[test]
+    fn blank_level_field_is_linear() {
+        let l = Layout::from_pattern("%(asctime)s %(levelname)s %(name)s: %(message)s", None)
+            .expect("compiles");
+        let mut line = b"2024-05-01 12:00:00,123 ".to_vec();
+        line.resize(100_000, b' ');
+        let (matched, examined) = work(&l, &line);
+        assert!(!matched);
+        assert!(
+            examined <= 4 * line.len(),
+            "{examined} bytes examined for a line of {}",
+            line.len()
+        );
     }
 }

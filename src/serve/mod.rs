@@ -225,6 +225,10 @@ fn note(list: &mut Vec<String>, msg: String) {
 struct Running {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    /// What it reads ([`policy::identity`]): no second collector reads the same.
+    identity: String,
+    /// Started for a registration (counted against `security.max_sources`).
+    discovered: bool,
 }
 
 /// Starts and stops collectors as registrations come and go.
@@ -234,6 +238,8 @@ pub struct Manager {
     running: BTreeMap<String, Running>,
     /// Sources of each registration znode.
     by_znode: BTreeMap<String, Vec<String>>,
+    /// The key of the collector reading each identity ([`policy::identity`]).
+    identities: BTreeMap<String, String>,
 }
 
 impl Manager {
@@ -244,6 +250,7 @@ impl Manager {
             tx: Some(tx),
             running: BTreeMap::new(),
             by_znode: BTreeMap::new(),
+            identities: BTreeMap::new(),
         }
     }
 
@@ -279,7 +286,26 @@ impl Manager {
             coverage: None,
             notices: Vec::new(),
         };
-        let target = match target {
+        // One collector per file or URL however it is spelled, and at most
+        // `security.max_sources` for registrations: what goes over is refused and reported.
+        let target = target.and_then(|t| {
+            let identity = policy::identity(&t);
+            if let Some(other) = self.identities.get(&identity) {
+                return Err(format!(
+                    "{url}: refused: the same source as {other} (one collector per file or URL, however it is spelled)"
+                ));
+            }
+            let max = self.shared.cfg.security.max_sources;
+            if registration.is_some()
+                && self.running.values().filter(|r| r.discovered).count() >= max
+            {
+                return Err(format!(
+                    "{url}: refused: {max} discovered sources are followed already (security.max_sources, --max-sources)"
+                ));
+            }
+            Ok((t, identity))
+        });
+        let (target, identity) = match target {
             Ok(t) => t,
             Err(reason) => {
                 log(&reason);
@@ -339,14 +365,20 @@ impl Manager {
         let stop2 = stop.clone();
         let handed = self.shared.handed.clone();
         let (name, mut src): (String, Box<dyn Source>) = match target {
-            Target::File(path) => {
+            Target::File { path, root } => {
                 st.kind = "file".into();
-                let s = FileTail::new(spec, path, resume, registry);
+                let mut s = FileTail::new(spec, path, resume, registry);
+                if let Some(root) = root {
+                    s = s.beneath(root);
+                }
                 (format!("tail {node}"), Box::new(s))
             }
-            Target::Http(u) => {
+            Target::Http { url: u, pinned } => {
                 st.kind = "http".into();
-                let s = HttpRange::new(spec, u, resume, registry);
+                let mut s = HttpRange::new(spec, u, resume, registry);
+                if let Some(addrs) = pinned {
+                    s = s.pinned_to(addrs);
+                }
                 (format!("http {node}"), Box::new(s))
             }
         };
@@ -356,8 +388,16 @@ impl Manager {
         match spawned {
             Ok(handle) => {
                 log(&format!("following {url} as {node}"));
-                self.running
-                    .insert(url.to_string(), Running { stop, handle });
+                self.identities.insert(identity.clone(), url.to_string());
+                self.running.insert(
+                    url.to_string(),
+                    Running {
+                        stop,
+                        handle,
+                        identity,
+                        discovered: registration.is_some(),
+                    },
+                );
             }
             Err(e) => st.state = format!("error: cannot start a collector: {e}"),
         }
@@ -367,6 +407,7 @@ impl Manager {
     /// Stops following `url` (its last lines are read first); its history stays indexed.
     pub fn unfollow(&mut self, url: &str, why: &str) {
         if let Some(r) = self.running.remove(url) {
+            self.identities.remove(&r.identity);
             r.stop.store(true, Ordering::Relaxed);
             let _ = r.handle.join();
             log(&format!("stopped following {url}: {why}"));
@@ -864,3 +905,6 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -198,6 +198,13 @@ impl FileTail {
         }
     }
 
+    /// Confines every open of the file to `root` (an allowed root of `zklens serve`): a symlink
+    /// out of it, put there at any time, is refused and reported, never read.
+    pub fn beneath(mut self, root: std::path::PathBuf) -> FileTail {
+        self.tailer = self.tailer.beneath(root);
+        self
+    }
+
     fn step(
         &mut self,
         emit: &mut dyn FnMut(Batch) -> Result<()>,
@@ -276,10 +283,60 @@ impl Source for FileTail {
     }
 }
 
-/// Bytes asked for in one `Range` request.
-const CHUNK: u64 = 8 << 20;
+/// Bytes asked for in one `Range` request, and most bytes held from one answer at a time (an
+/// answer that ignores `Range` is streamed through in pieces of this size).
+pub const HTTP_CHUNK: u64 = 8 << 20;
 
-/// An HTTP(S) URL followed with `Range` requests.
+/// First wait after a failed request (an error, or an answer that cannot be used); it doubles
+/// with each failure in a row, up to [`HTTP_BACKOFF_MAX`].
+pub const HTTP_BACKOFF_MIN: Duration = Duration::from_millis(500);
+
+/// Longest wait between two requests to a failing HTTP source.
+pub const HTTP_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Timeout of one whole request (connection, answer and body).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Resolves every request of one source to the addresses its host had when the allowlist was
+/// checked (`serve::policy`): a name cannot resolve to something else later.
+#[derive(Debug)]
+struct Pinned {
+    host: String,
+    addrs: Vec<std::net::SocketAddr>,
+}
+
+impl ureq::unversioned::resolver::Resolver for Pinned {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if !host.eq_ignore_ascii_case(&self.host) {
+            // Only the checked URL is ever requested (redirects are off): anything else is
+            // refused rather than resolved.
+            return Err(ureq::Error::HostNotFound);
+        }
+        let mut out = self.empty();
+        for a in &self.addrs {
+            if out.try_push(*a).is_err() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
+/// An HTTP(S) URL followed with `Range` requests. Redirects are never followed (a registration's
+/// allowed host could send zklens anywhere): a redirect is reported. A server that ignores
+/// `Range` (answers 200) is read too: the whole body is streamed, what was read already is
+/// skipped, and the rest is handed out [`HTTP_CHUNK`] at a time. Failures are reported and
+/// retried with exponential backoff ([`HTTP_BACKOFF_MIN`] to [`HTTP_BACKOFF_MAX`]).
 #[derive(Debug)]
 pub struct HttpRange {
     url: String,
@@ -291,6 +348,24 @@ pub struct HttpRange {
     partial: Vec<u8>,
     partial_at: u64,
     fresh: bool,
+    /// Failed requests in a row, and when the next may be made.
+    failures: u32,
+    retry_at: Option<Instant>,
+    /// The server was found to ignore `Range` (reported once).
+    no_ranges: bool,
+    /// Requests made (for tests and status).
+    requests: u64,
+}
+
+/// The agent every HTTP source uses: no redirects, no proxy from the environment (a proxy
+/// would be connected to instead of the checked address), a timeout, statuses as answers.
+fn http_config() -> ureq::config::Config {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .build()
 }
 
 impl HttpRange {
@@ -301,11 +376,7 @@ impl HttpRange {
         resume: Option<Checkpoint>,
         registry: Arc<Registry>,
     ) -> HttpRange {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(20)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent: ureq::Agent = http_config().into();
         let cp = resume.unwrap_or_else(|| Checkpoint::start(spec.key.clone()));
         let asm = Assembler::new(spec, registry, url.clone(), Some(&cp));
         HttpRange {
@@ -317,7 +388,53 @@ impl HttpRange {
             cp,
             asm,
             url,
+            failures: 0,
+            retry_at: None,
+            no_ranges: false,
+            requests: 0,
         }
+    }
+
+    /// Connects only to `addrs` (the addresses the URL's host resolved to when it was checked),
+    /// whatever the host resolves to later.
+    pub fn pinned_to(mut self, addrs: Vec<std::net::SocketAddr>) -> HttpRange {
+        let host = url_host(&self.url).unwrap_or_default();
+        self.agent = ureq::Agent::with_parts(
+            http_config(),
+            ureq::unversioned::transport::DefaultConnector::new(),
+            Pinned { host, addrs },
+        );
+        self
+    }
+
+    /// Requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// A failed request: reported, and the next one waits (doubling each time).
+    fn failed(&mut self, note: &mut Vec<Notice>, at: u64, message: String) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = HTTP_BACKOFF_MIN
+            .saturating_mul(1u32 << self.failures.saturating_sub(1).min(16))
+            .min(HTTP_BACKOFF_MAX);
+        self.retry_at = Some(Instant::now() + wait);
+        note.push(Notice {
+            offset: at,
+            message: format!(
+                "{message} (failure {} in a row; next try in {:.1} s)",
+                self.failures,
+                wait.as_secs_f64()
+            ),
+        });
+    }
+
+    /// Starts again from byte 0 (the content is shorter than what was read).
+    fn restart(&mut self) {
+        self.partial.clear();
+        self.partial_at = 0;
+        self.cp.line = 0;
+        self.fresh = true;
     }
 
     fn step(
@@ -325,17 +442,23 @@ impl HttpRange {
         emit: &mut dyn FnMut(Batch) -> Result<()>,
         stopping: bool,
     ) -> Result<Progress> {
+        if !stopping && self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Ok(Progress::Idle);
+        }
         let url = self.url.clone();
         let mut notices: Vec<Notice> = Vec::new();
-        let mut note = |offset: u64, message: String| notices.push(Notice { offset, message });
         let from = self.partial_at + self.partial.len() as u64;
+        self.requests += 1;
         let res = self
             .agent
             .get(&url)
-            .header("Range", &format!("bytes={}-{}", from, from + CHUNK - 1))
+            .header(
+                "Range",
+                &format!("bytes={}-{}", from, from + HTTP_CHUNK - 1),
+            )
             .call();
-        let mut lines: Vec<TailLine> = Vec::new();
         let mut got = 0u64;
+        let mut ok = false;
         match res {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
@@ -345,45 +468,140 @@ impl HttpRange {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.rsplit('/').next())
                     .and_then(|t| t.parse::<u64>().ok());
-                let body = resp.body_mut().with_config().limit(CHUNK + 1).read_to_vec();
-                match (status, body) {
-                    (206, Ok(b)) => {
-                        got = b.len() as u64;
-                        self.partial.extend_from_slice(&b);
-                    }
-                    (200, Ok(b)) => {
-                        // No range support: the whole body again; keep what is new.
-                        let len = b.len() as u64;
-                        if len < from {
-                            note(from, format!("{url}: shorter ({len} bytes) than already read ({from}): truncated or replaced; reading from the start"));
-                            self.partial.clear();
-                            self.partial_at = 0;
-                            self.cp.line = 0;
-                            self.fresh = true;
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.chars().take(200).collect::<String>());
+                match status {
+                    206 => match resp
+                        .body_mut()
+                        .with_config()
+                        .limit(HTTP_CHUNK + 1)
+                        .read_to_vec()
+                    {
+                        Ok(b) => {
+                            ok = true;
+                            got = b.len() as u64;
                             self.partial.extend_from_slice(&b);
-                            got = len;
-                        } else {
-                            let skip = usize::try_from(from).unwrap_or(usize::MAX).min(b.len());
-                            self.partial.extend_from_slice(&b[skip..]);
-                            got = len - from;
                         }
+                        Err(e) => {
+                            self.failed(&mut notices, from, format!("{url}: reading the response: {e}"))
+                        }
+                    },
+                    200 => {
+                        return self.whole_body(resp, from, notices, emit, stopping);
                     }
-                    (416, _) => {
+                    416 => {
+                        ok = true;
                         if total.is_some_and(|t| t < from) {
-                            note(from, format!("{url}: now {} bytes, fewer than already read ({from}): truncated or replaced; reading from the start", total.unwrap_or(0)));
-                            self.partial.clear();
-                            self.partial_at = 0;
-                            self.cp.line = 0;
-                            self.fresh = true;
+                            notices.push(Notice { offset: from, message: format!("{url}: now {} bytes, fewer than already read ({from}): truncated or replaced; reading from the start", total.unwrap_or(0)) });
+                            self.restart();
                         }
                     }
-                    (s, Ok(_)) => note(from, format!("{url}: HTTP {s}")),
-                    (_, Err(e)) => note(from, format!("{url}: reading the response: {e}")),
+                    300..=399 => self.failed(
+                        &mut notices,
+                        from,
+                        format!(
+                            "{url}: refused to follow a redirect (HTTP {status}) to {}: redirects are never followed, register the final URL",
+                            location.as_deref().unwrap_or("(no Location)")
+                        ),
+                    ),
+                    s => self.failed(&mut notices, from, format!("{url}: HTTP {s}")),
                 }
             }
-            Err(e) => note(from, format!("{url}: {e}")),
+            Err(e) => self.failed(&mut notices, from, format!("{url}: {e}")),
         }
-        // Complete lines out of the buffer.
+        if ok {
+            self.failures = 0;
+            self.retry_at = None;
+        }
+        self.deliver(got, notices, stopping, emit)?;
+        Ok(if got < HTTP_CHUNK {
+            Progress::Idle
+        } else {
+            Progress::Busy
+        })
+    }
+
+    /// A 200 answer to a `Range` request: the server sends the whole content. It is streamed:
+    /// the `from` bytes already read are skipped (never held), and the rest is handed out in
+    /// pieces of at most [`HTTP_CHUNK`] bytes.
+    fn whole_body(
+        &mut self,
+        mut resp: ureq::http::Response<ureq::Body>,
+        from: u64,
+        mut notices: Vec<Notice>,
+        emit: &mut dyn FnMut(Batch) -> Result<()>,
+        stopping: bool,
+    ) -> Result<Progress> {
+        use std::io::Read;
+        let url = self.url.clone();
+        if !self.no_ranges {
+            self.no_ranges = true;
+            notices.push(Notice {
+                offset: from,
+                message: format!("{url}: the server ignores Range requests (answers 200 with the whole content): each poll downloads it all again and skips the {from} bytes already read"),
+            });
+        }
+        let mut body = resp.body_mut().as_reader();
+        let skipped = match std::io::copy(&mut body.by_ref().take(from), &mut std::io::sink()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.failed(
+                    &mut notices,
+                    from,
+                    format!("{url}: reading the response: {e}"),
+                );
+                self.deliver(0, notices, stopping, emit)?;
+                return Ok(Progress::Idle);
+            }
+        };
+        if skipped < from {
+            notices.push(Notice {
+                offset: from,
+                message: format!("{url}: shorter ({skipped} bytes) than already read ({from}): truncated or replaced; reading from the start"),
+            });
+            self.restart();
+            self.deliver(0, notices, stopping, emit)?;
+            return Ok(Progress::Busy);
+        }
+        self.failures = 0;
+        self.retry_at = None;
+        loop {
+            let mut piece = Vec::new();
+            let read = body.by_ref().take(HTTP_CHUNK).read_to_end(&mut piece);
+            let got = piece.len() as u64;
+            self.partial.extend_from_slice(&piece);
+            drop(piece);
+            let last = match read {
+                Ok(_) => got < HTTP_CHUNK,
+                Err(e) => {
+                    self.failed(
+                        &mut notices,
+                        self.partial_at,
+                        format!("{url}: reading the response: {e}"),
+                    );
+                    true
+                }
+            };
+            self.deliver(got, std::mem::take(&mut notices), stopping && last, emit)?;
+            if last {
+                return Ok(Progress::Idle);
+            }
+        }
+    }
+
+    /// Hands out the complete lines in the buffer (and the notices) as one batch.
+    fn deliver(
+        &mut self,
+        got: u64,
+        mut notices: Vec<Notice>,
+        stopping: bool,
+        emit: &mut dyn FnMut(Batch) -> Result<()>,
+    ) -> Result<()> {
+        let url = &self.url;
+        let mut lines: Vec<TailLine> = Vec::new();
         let max_line = self.asm.spec.max_line;
         let mut start = 0usize;
         while let Some(i) = memchr::memchr(b'\n', &self.partial[start..]) {
@@ -410,13 +628,13 @@ impl HttpRange {
                 bytes: self.partial[..max_line].to_vec(),
                 file_start: std::mem::take(&mut self.fresh),
             });
-            note(
-                self.partial_at,
-                format!(
+            notices.push(Notice {
+                offset: self.partial_at,
+                message: format!(
                     "{url}: line at byte {} is longer than {max_line} bytes; only its beginning is indexed",
                     self.partial_at
                 ),
-            );
+            });
             self.partial_at += self.partial.len() as u64;
             self.partial.clear();
         }
@@ -445,12 +663,20 @@ impl HttpRange {
             })
             .map_err(sink_error)?;
         }
-        Ok(if got < CHUNK {
-            Progress::Idle
-        } else {
-            Progress::Busy
-        })
+        Ok(())
     }
+}
+
+/// The host of an http(s) URL (without brackets, lower case).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let auth = rest.split(['/', '?', '#']).next()?;
+    let auth = auth.rsplit('@').next()?;
+    let host = match auth.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => auth.rsplit_once(':').map_or(auth, |(h, _)| h),
+    };
+    Some(host.to_ascii_lowercase())
 }
 
 impl Source for HttpRange {
@@ -467,6 +693,193 @@ impl Source for HttpRange {
     }
 
     fn idle_wait(&self, poll: Duration) -> Duration {
-        poll.max(Duration::from_millis(500))
+        let backoff = self.retry_at.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        poll.max(Duration::from_millis(500)).max(backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// What a test server answers: given the request's `Range` start, the raw response.
+    type Answer = dyn Fn(Option<u64>) -> Vec<u8> + Send + Sync;
+
+    /// A local HTTP server answering every request with `answer`; counts the requests.
+    fn server(answer: Arc<Answer>) -> (u16, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut s) = conn else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
+                std::thread::spawn(move || {
+                    let Ok(c) = s.try_clone() else { return };
+                    let mut r = BufReader::new(c);
+                    let mut from = None;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                            from = v.split('-').next().and_then(|a| a.trim().parse().ok());
+                        }
+                    }
+                    let _ = s.write_all(&answer(from));
+                });
+            }
+        });
+        (port, hits)
+    }
+
+    fn ok_200(body: &[u8]) -> Vec<u8> {
+        let mut v = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn source(url: &str) -> HttpRange {
+        let registry = Arc::new(Registry::load(&[] as &[&std::path::Path]).expect("formats"));
+        let spec = FollowSpec {
+            key: url.to_string(),
+            node: "web".into(),
+            format: None,
+            tz: Tz::Utc,
+            flush: Duration::from_secs(60),
+            max_line: 1 << 20,
+        };
+        HttpRange::new(spec, url.to_string(), None, registry)
+    }
+
+    /// Polls `n` times: (events, notices).
+    fn polls(src: &mut HttpRange, n: usize) -> (usize, Vec<String>) {
+        let (mut events, mut notices) = (0, Vec::new());
+        for _ in 0..n {
+            let mut emit = |b: Batch| {
+                events += b.events.len();
+                notices.extend(b.notices.into_iter().map(|n| n.message));
+                Ok(())
+            };
+            src.poll(&mut emit).expect("poll");
+        }
+        (events, notices)
+    }
+
+    fn lines(from: usize, n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in from..from + n {
+            writeln!(
+                v,
+                "2026-11-25 06:00:00,{:03} INFO app.web: request {i} served {}",
+                i % 1000,
+                "x".repeat(60)
+            )
+            .expect("write");
+        }
+        v
+    }
+
+    /// Issue 15: a server that ignores `Range` on content over 8 MiB was asked again every
+    /// 0.5 s forever and nothing was read (the answer was over the body limit). Its content is
+    /// now streamed: everything is read, once, and what is appended later is read once more.
+    #[test]
+    fn a_server_ignoring_range_is_read_not_refetched_forever() {
+        let n = 100_000; // ~10 MiB, over HTTP_CHUNK
+        let body = Arc::new(Mutex::new(lines(0, n)));
+        assert!(body.lock().expect("body").len() as u64 > HTTP_CHUNK);
+        let b = body.clone();
+        let (port, hits) = server(Arc::new(move |_| {
+            ok_200(&b.lock().map(|b| b.clone()).unwrap_or_default())
+        }));
+        let mut src = source(&format!("http://127.0.0.1:{port}/web.log"));
+        let (events, notices) = polls(&mut src, 3);
+        // The last line's entry may still be assembled (a stack trace could follow).
+        assert!(events >= n - 1, "{events} events of {n}: {notices:?}");
+        assert!(
+            notices.iter().any(|m| m.contains("ignores Range")),
+            "{notices:?}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 3, "one request per poll");
+        body.lock().expect("body").extend(lines(n, 10));
+        let (more, _) = polls(&mut src, 2);
+        assert_eq!(events + more, n + 9, "the new lines once, nothing again");
+    }
+
+    /// Issue 15: redirects were followed (up to 10) without the allowlist: a 302 from an
+    /// allowed host reached any address. Now none is followed; the refusal is reported.
+    #[test]
+    fn redirects_are_not_followed() {
+        let (secret, secret_hits) = server(Arc::new(|_| ok_200(&lines(0, 5))));
+        let to = format!("http://127.0.0.1:{secret}/latest/meta-data/");
+        let (port, _) = server(Arc::new(move |_| {
+            format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .into_bytes()
+        }));
+        let mut src = source(&format!("http://127.0.0.1:{port}/web.log"));
+        let (events, notices) = polls(&mut src, 2);
+        assert_eq!(
+            secret_hits.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+        assert_eq!(events, 0);
+        assert!(
+            notices
+                .iter()
+                .any(|m| m.contains("redirect") && m.contains(&format!(":{secret}/latest"))),
+            "{notices:?}"
+        );
+    }
+
+    /// A failing server is asked again after a wait that doubles, not at every poll.
+    #[test]
+    fn failures_back_off() {
+        let (port, hits) = server(Arc::new(|_| {
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+        }));
+        let mut src = source(&format!("http://127.0.0.1:{port}/web.log"));
+        let (_, notices) = polls(&mut src, 20);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "asked again before the backoff"
+        );
+        assert!(
+            notices.iter().any(|m| m.contains("HTTP 500")),
+            "{notices:?}"
+        );
+        assert!(src.idle_wait(Duration::from_millis(10)) >= Duration::from_millis(400));
+    }
+
+    /// Issue 15: a source is pinned to the addresses its host had when it was checked; the
+    /// name is not resolved again (here it would not resolve at all).
+    #[test]
+    fn pinned_sources_connect_to_the_checked_address() {
+        let (port, hits) = server(Arc::new(|_| ok_200(&lines(0, 5))));
+        let url = format!("http://logs.pinned.invalid:{port}/web.log");
+        let mut src =
+            source(&url).pinned_to(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+        let (events, notices) = polls(&mut src, 1);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "{notices:?}");
+        assert!(events >= 4, "{events} events: {notices:?}");
+        // Without the pin the name does not resolve.
+        let mut unpinned = source(&url);
+        let (events, notices) = polls(&mut unpinned, 1);
+        assert_eq!(events, 0);
+        assert!(!notices.is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! re-ingesting one does not duplicate it, and reads text sources line by line into the
 //! [`parser`](crate::parser).
 
+pub mod beneath;
 pub mod follow;
 pub mod lines;
 pub mod nodes;

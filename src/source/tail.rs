@@ -20,11 +20,16 @@
 //! - **deletion**: an open file is read to its end; the path is then watched until it reappears.
 //!
 //! Lines longer than `max_line` are cut there (the rest skipped) and reported.
+//!
+//! A tailer confined to a root ([`Tailer::beneath`]) opens every file (the followed one, at
+//! every reopen, and a rotated copy next to it) with [`open_beneath`]: a path that leads out of
+//! the root through a symlink is refused and reported once, and the path is watched on.
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::beneath::{is_escape, open_beneath};
 use super::{fnv1a, FINGERPRINT_LEN};
 use crate::checkpoint::Checkpoint;
 pub use crate::checkpoint::FileId;
@@ -79,6 +84,18 @@ pub struct Tailer {
     /// What the checkpoints handed out say besides the position (key, node, format, events).
     base: Checkpoint,
     max_line: usize,
+    /// Every open stays under this directory (None: files are opened as named).
+    root: Option<PathBuf>,
+    /// The last refusal reported (reported again only when it changes).
+    refused: Option<String>,
+}
+
+/// Opens `p`, under `root` when there is one.
+fn open_file(root: Option<&Path>, p: &Path) -> io::Result<File> {
+    match root {
+        Some(r) => open_beneath(r, p),
+        None => File::open(p),
+    }
 }
 
 /// FNV-1a of the first `len` bytes (at most [`FINGERPRINT_LEN`]); the read position is kept.
@@ -108,7 +125,15 @@ impl Tailer {
             resume,
             base,
             max_line: max_line.max(1),
+            root: None,
+            refused: None,
         }
+    }
+
+    /// Confines every open to `root` (see the module documentation).
+    pub fn beneath(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
     }
 
     /// The path followed.
@@ -217,7 +242,15 @@ impl Tailer {
             return Ok(());
         };
         // copytruncate leaves a copy with our first bytes next to the file: read its rest.
-        let copy = find_copy(&self.path, o.id, None, o.fp, o.fp_len, o.read_to);
+        let copy = find_copy(
+            self.root.as_deref(),
+            &self.path,
+            o.id,
+            None,
+            o.fp,
+            o.fp_len,
+            o.read_to,
+        );
         match copy {
             Some((p, file, id)) => {
                 let mut c = Open {
@@ -257,9 +290,25 @@ impl Tailer {
 
     /// Opens the file now at the path: from the resume checkpoint when it is the same file, else
     /// from 0 (after reading the rest of the checkpoint's file if it was rotated away).
-    fn start(&mut self, meta: &Metadata, out: &mut TailBatch, budget: usize) -> io::Result<()> {
-        let mut file = File::open(&self.path)?;
-        let id = FileId::of(meta);
+    fn start(&mut self, _meta: &Metadata, out: &mut TailBatch, budget: usize) -> io::Result<()> {
+        let mut file = match open_file(self.root.as_deref(), &self.path) {
+            Ok(f) => f,
+            Err(e) if is_escape(&e) => {
+                // Replaced by a symlink out of the root (or a directory on the way was): not
+                // read. Reported once; the path is watched on.
+                let msg = e.to_string();
+                if self.refused.as_deref() != Some(msg.as_str()) {
+                    out.notices.push(msg.clone());
+                    self.refused = Some(msg);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.refused = None;
+        // The identity and length of what was opened, not of what the path names now.
+        let meta = file.metadata()?;
+        let id = FileId::of(&meta);
         let len = meta.len();
         let (fp, fp_len) = fingerprint_file(&mut file, len)?;
         let mut o = Open {
@@ -287,7 +336,15 @@ impl Tailer {
             } else if cp.file.is_some() {
                 // The checkpoint's file was rotated away (or copied and truncated) while we were
                 // not running: read its rest first.
-                match find_copy(&self.path, id, cp.file, cp.fp, cp.fp_len, cp.offset) {
+                match find_copy(
+                    self.root.as_deref(),
+                    &self.path,
+                    id,
+                    cp.file,
+                    cp.fp,
+                    cp.fp_len,
+                    cp.offset,
+                ) {
                     Some((p, file, rid)) => {
                         let mut c = Open {
                             file,
@@ -330,6 +387,7 @@ impl Tailer {
 /// bytes hash to `fp` and that holds at least `min_len` bytes: a rotated or copied predecessor.
 /// One with identity `want_id` (a file renamed away keeps its inode) is preferred.
 fn find_copy(
+    root: Option<&Path>,
     path: &Path,
     not_id: FileId,
     want_id: Option<FileId>,
@@ -357,7 +415,9 @@ fn find_copy(
         )
     });
     for (p, m) in cands {
-        let Ok(mut f) = File::open(&p) else { continue };
+        let Ok(mut f) = open_file(root, &p) else {
+            continue;
+        };
         match fingerprint_file(&mut f, fp_len) {
             Ok((h, n)) if h == fp && n == fp_len => return Some((p, f, FileId::of(&m))),
             _ => {}
