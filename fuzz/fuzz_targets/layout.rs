@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use zklens::parser::{Parser, Registry, SourceMeta};
+use zklens::parser::{EntryParser, Registry, SourceMeta};
 
 fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         source: Arc::from("fuzz.log"),
         tz: zklens::time::Tz::Utc,
     };
-    let mut p = Parser::new(format, meta);
+    let mut p = EntryParser::new(format, meta);
     let mut offset = 0u64;
     for (i, l) in rest.split('\n').enumerate() {
         let _ = p.push(l.as_bytes(), offset, i as u64 + 1);
