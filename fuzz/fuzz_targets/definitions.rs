@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if which % 2 == 0 {
-        let _ = zklens::parser::Registry::from_sources(&[("fuzz.toml".to_string(), text.to_string())]);
+        let _ =
+            zklens::parser::Registry::from_sources(&[("fuzz.toml".to_string(), text.to_string())]);
     } else {
         let _ = zklens::recipe::load("fuzz.toml", text);
     }
