@@ -20,6 +20,11 @@
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! `tz` is the zone of zone-less times in `since`, `until` and the query (default UTC).
+//!
+//! Every request's `Host` must be a loopback name or address, the listen address or one of
+//! `api_hosts` (else 421). Requests that read the index run off the async workers within the
+//! service's budgets: `max_requests` at once, `request_timeout_ms` each (then 503), answers cut
+//! at `max_events` / `max_answer_bytes` events and marked `"truncated": true`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
