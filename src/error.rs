@@ -113,6 +113,10 @@ pub enum Error {
         /// Where the committed set says the source stands.
         stands: String,
     },
+    /// A request went past a budget of the service (its time budget, or too many requests
+    /// at once): the service is fine, the request was given up.
+    #[error("{0}")]
+    Budget(String),
 }
 
 impl Error {
@@ -126,13 +130,13 @@ impl Error {
 
     /// The HTTP status that answers a request failing with this error: the caller's mistake
     /// (a bad query, time or parameter) is 400, an unknown incident or id 404, no index yet 503,
-    /// a service asked in turn that failed 502, everything else (I/O, a damaged index, a thread)
+    /// a budget of the service exhausted 503 as well, a service asked in turn that failed 502, everything else (I/O, a damaged index, a thread)
     /// 500.
     pub fn http_status(&self) -> u16 {
         match self {
             Error::Query(_) | Error::Time(_) | Error::Param(_) | Error::NodeName { .. } => 400,
             Error::NotFound(_) => 404,
-            Error::NoIndex { .. } => 503,
+            Error::NoIndex { .. } | Error::Budget(_) => 503,
             Error::Sink(inner) => inner.http_status(),
             Error::Remote { .. } => 502,
             Error::Io { .. }
@@ -170,6 +174,7 @@ mod tests {
             (Error::Param("bad".into()), 400),
             (Error::NotFound("none".into()), 404),
             (Error::NoIndex { path: "d".into() }, 503),
+            (Error::Budget("too long".into()), 503),
             (
                 Error::Remote {
                     url: "u".into(),

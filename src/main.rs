@@ -6,13 +6,21 @@ mod cli;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Cmd, SnapshotCmd, TxnlogCmd};
 use zklens::parser::Registry;
 
 fn main() -> ExitCode {
-    cli::exit(dispatch(Cli::parse()))
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    for w in cli::secret_flag_warnings(&matches) {
+        eprintln!("{w}");
+    }
+    cli::exit(dispatch(cli))
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {

@@ -316,6 +316,7 @@ fn discovery_follows_a_real_ensemble() {
     let cfg_a = ZkConfig {
         connect: format!("{all}/app"),
         auth: Some("zklens:secret".into()),
+        auth_file: None,
         session_timeout_ms: SESSION_MS,
         services_root: "/services".into(),
         max_data: 1024,
@@ -400,6 +401,7 @@ fn discovery_follows_a_real_ensemble() {
     let cfg_b = ZkConfig {
         connect: all.clone(),
         auth: None,
+        auth_file: None,
         session_timeout_ms: SESSION_MS,
         services_root: "/app/services".into(),
         max_data: 1024,

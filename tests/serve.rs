@@ -397,7 +397,7 @@ fn the_api_wants_its_token() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         write!(
             s,
-            "GET /api/sources HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+            "GET /api/sources HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
         )
         .expect("send");
         let mut out = String::new();

@@ -17,6 +17,20 @@ pub struct Filter {
     pub limit: Option<usize>,
     /// Only count.
     pub count: bool,
+    /// Limits a running service imposes on the answer (none from the CLI).
+    pub budget: Budget,
+}
+
+/// What one answer may cost: a service sets these from its configuration so that no request
+/// can hold the machine (the CLI asks for everything it is told to).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    /// Past this instant the work stops (checked between steps: compiling, searching, each
+    /// run of events read) and fails with [`crate::error::Error::Budget`].
+    pub deadline: Option<std::time::Instant>,
+    /// At most about this many bytes of events (their text, [`super::event_bytes`]): the
+    /// answer stops before the event that would pass it and says so (`truncated`).
+    pub max_bytes: Option<usize>,
 }
 
 /// A time window, as written (absolute, or relative to now: `15m`), with the zone its zone-less
@@ -38,6 +52,10 @@ pub struct Found {
     pub total: usize,
     /// The events returned (time order; `limit` of them).
     pub events: Vec<Event>,
+    /// The answer holds fewer events than were asked for because a service's budget cut it
+    /// (its `max_events` or `max_answer_bytes`), not because of `limit`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// One session's events, with its life summary.

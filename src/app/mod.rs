@@ -22,8 +22,8 @@ mod backend;
 pub mod session;
 
 pub use answer::{
-    Filter, Found, IncidentEntry, IncidentReport, Indexed, IndexedSource, SessionAnswer, Window,
-    ZxidAnswer,
+    Budget, Filter, Found, IncidentEntry, IncidentReport, Indexed, IndexedSource, SessionAnswer,
+    Window, ZxidAnswer,
 };
 pub use backend::{Backend, Local};
 
@@ -62,18 +62,77 @@ pub fn run(
     limit: Option<usize>,
     count: bool,
 ) -> Result<Found> {
+    run_within(idx, ast, tz, limit, count, &Budget::default())
+}
+
+/// Events read from the store at a time when a budget is set: between two runs the deadline
+/// is checked and the answer's size is added up, so a cut answer never read much past it.
+const BUDGET_FETCH_RUN: usize = 256;
+
+/// About how many bytes `e` takes in an answer: its text fields (JSON adds some per field).
+pub fn event_bytes(e: &Event) -> usize {
+    let opt = |s: &Option<std::sync::Arc<str>>| s.as_deref().map_or(0, str::len);
+    128 + e.message.len()
+        + e.node.len()
+        + e.source.len()
+        + e.kind.len()
+        + opt(&e.thread)
+        + opt(&e.logger)
+        + e.paths.iter().map(String::len).sum::<usize>()
+        + e.replicas.iter().map(|r| r.len()).sum::<usize>()
+}
+
+/// Fails with [`Error::Budget`] once `b`'s deadline has passed (`what`: the step reached).
+fn in_time(b: &Budget, what: &str) -> Result<()> {
+    match b.deadline {
+        Some(d) if std::time::Instant::now() >= d => Err(Error::Budget(format!(
+            "the request ran out of its time budget {what}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `ast` (already bounded) against the index within `budget`: its deadline is checked
+/// between steps, and its byte budget cuts the events read (`truncated`).
+pub fn run_within(
+    idx: &IndexHandle,
+    ast: &Ast,
+    tz: Tz,
+    limit: Option<usize>,
+    count: bool,
+    budget: &Budget,
+) -> Result<Found> {
     let searcher = idx.searcher();
     let q = Compiler::new(idx, &searcher, tz).compile(ast)?;
+    in_time(budget, "after compiling the query")?;
     let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
+    in_time(budget, "after searching")?;
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
+    let mut truncated = false;
     let events = if count {
         Vec::new()
-    } else {
+    } else if *budget == Budget::default() {
         idx.fetch(&addrs)?
+    } else {
+        let max = budget.max_bytes.unwrap_or(usize::MAX);
+        let (mut events, mut bytes) = (Vec::new(), 0usize);
+        'runs: for run in addrs.chunks(BUDGET_FETCH_RUN) {
+            for e in idx.fetch(run)? {
+                bytes = bytes.saturating_add(event_bytes(&e));
+                if bytes > max {
+                    truncated = true;
+                    break 'runs;
+                }
+                events.push(e);
+            }
+            in_time(budget, "while reading the events found")?;
+        }
+        events
     };
     Ok(Found {
         total: hits.total,
         events,
+        truncated,
     })
 }
 
@@ -88,7 +147,7 @@ pub fn search(idx: &IndexHandle, query: &str, f: &Filter, queries: &[PathBuf]) -
 fn filtered(idx: &IndexHandle, ast: Ast, f: &Filter) -> Result<Found> {
     let w = &f.window;
     let ast = bounded(ast, w.since.as_deref(), w.until.as_deref(), w.tz)?;
-    run(idx, &ast, w.tz, f.limit, f.count)
+    run_within(idx, &ast, w.tz, f.limit, f.count, &f.budget)
 }
 
 /// Everything matching one compiled query text (no limit).

@@ -24,7 +24,7 @@ use super::{
 /// now), with the incident definitions of `queries`.
 fn backend(g: &Global, queries: &[std::path::PathBuf]) -> Result<Box<dyn Backend>> {
     Ok(match &g.server {
-        Some(url) => Box::new(Remote::new(url, g.token.clone())),
+        Some(url) => Box::new(Remote::new(url, g.token()?)),
         None => Box::new(Local::open(&g.data_dir(), queries.to_vec())?),
     })
 }
@@ -79,7 +79,11 @@ pub fn zxid(g: &Global, a: &IdArgs) -> Result<u8> {
 /// Prints a search's result the way the query commands do (`head` before a table); the exit
 /// status says whether anything matched.
 fn print_found(found: Found, o: &EventOpts, head: Option<String>) -> Result<u8> {
-    let Found { total, events } = found;
+    let Found {
+        total,
+        events,
+        truncated,
+    } = found;
     let format = o.output.format.events()?;
     let code = if total > 0 { 0 } else { 1 };
     let mut out = Out::new();
@@ -100,7 +104,13 @@ fn print_found(found: Found, o: &EventOpts, head: Option<String>) -> Result<u8> 
         write_events(&mut out, &events, format)?;
     }
     out.flush()?;
-    if total > events.len() {
+    if truncated {
+        eprintln!(
+            "zklens: the service cut its answer at {} of {} matching events (its max_events / max_answer_bytes budget); narrow the query or the window",
+            events.len(),
+            total
+        );
+    } else if total > events.len() {
         eprintln!(
             "zklens: showing the first {} of {} matching events (--limit)",
             events.len(),

@@ -296,6 +296,7 @@ impl EventOpts {
             window: self.window.window()?,
             limit: (self.limit > 0).then_some(self.limit),
             count: self.count,
+            ..Filter::default()
         })
     }
 }

@@ -56,7 +56,8 @@ pub struct Global {
     #[arg(long, global = true, env = "ZKLENS_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
-    /// Bearer token for --server (and the token `zklens serve` requires)
+    /// Bearer token for --server (and the token `zklens serve` requires). On the command
+    /// line it is visible to every user in `ps`: prefer --token-file or $ZKLENS_TOKEN
     #[arg(
         long,
         global = true,
@@ -65,9 +66,71 @@ pub struct Global {
         hide_env_values = true
     )]
     pub token: Option<String>,
+
+    /// A file whose first line is the bearer token (as --token, not visible in `ps`)
+    #[arg(
+        long,
+        global = true,
+        env = "ZKLENS_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Flags that carry a secret, by argument id and the safer ways to give it: their values are
+/// visible to every user of the machine in `ps` and `/proc/PID/cmdline`.
+const SECRET_FLAGS: &[(&str, &str, &str)] = &[
+    ("token", "--token", "--token-file FILE or $ZKLENS_TOKEN"),
+    (
+        "zk_auth",
+        "--zk-auth",
+        "--zk-auth-file FILE, auth_file in [zookeeper] or $ZKLENS_ZK_AUTH",
+    ),
+];
+
+/// Warnings for the secrets given as command-line flags (not from the environment): each
+/// names the flag and the ways to give it that `ps` does not show.
+pub fn secret_flag_warnings(m: &clap::ArgMatches) -> Vec<String> {
+    let mut levels = vec![m];
+    let mut at = m;
+    while let Some((_, sub)) = at.subcommand() {
+        levels.push(sub);
+        at = sub;
+    }
+    SECRET_FLAGS
+        .iter()
+        .filter(|(id, _, _)| {
+            levels.iter().any(|l| {
+                matches!(l.try_get_raw(id), Ok(Some(_)))
+                    && l.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+        })
+        .map(|(_, flag, instead)| {
+            format!("zklens: warning: {flag} on the command line is visible to every user in `ps`; use {instead}")
+        })
+        .collect()
 }
 
 impl Global {
+    /// The bearer token: `--token` / `$ZKLENS_TOKEN`, else the first line of `--token-file`.
+    pub fn token(&self) -> Result<Option<String>> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.clone()));
+        }
+        match &self.token_file {
+            Some(p) => {
+                let mut warnings = Vec::new();
+                let t = zklens::serve::config::read_secret(p, &mut warnings)?;
+                for w in warnings {
+                    eprintln!("zklens: {w}");
+                }
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The data directory: `--data-dir`, `$ZKLENS_DATA_DIR`, else `$XDG_DATA_HOME/zklens` or
     /// `~/.local/share/zklens`.
     pub fn data_dir(&self) -> DataDir {
@@ -286,7 +349,8 @@ pub struct ServeArgs {
     /// ZooKeeper connect string (host:port,host:port[/chroot]); enables discovery
     #[arg(long, env = "ZKLENS_ZK", value_name = "CONNECT")]
     pub zk: Option<String>,
-    /// Digest auth for ZooKeeper (user:password)
+    /// Digest auth for ZooKeeper (user:password). On the command line it is visible to every
+    /// user in `ps`: prefer --zk-auth-file or $ZKLENS_ZK_AUTH
     #[arg(
         long,
         env = "ZKLENS_ZK_AUTH",
@@ -294,6 +358,18 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub zk_auth: Option<String>,
+    /// A file whose first line is the ZooKeeper digest auth (user:password), as --zk-auth
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_AUTH_FILE",
+        value_name = "FILE",
+        conflicts_with = "zk_auth"
+    )]
+    pub zk_auth_file: Option<PathBuf>,
+    /// A name the API answers to in the Host header besides loopback and the listen address
+    /// (repeatable; `api_hosts` in the configuration)
+    #[arg(long = "api-host", value_name = "NAME")]
+    pub api_host: Vec<String>,
     /// The znode services register under
     #[arg(long, value_name = "PATH")]
     pub services_root: Option<String>,

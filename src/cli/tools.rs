@@ -141,7 +141,12 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
     }
     if g.token.is_some() {
         cfg.token = g.token.clone();
+        cfg.token_file = None;
+    } else if g.token_file.is_some() {
+        cfg.token_file = g.token_file.clone();
+        cfg.token = None;
     }
+    cfg.api_hosts.extend(a.api_host.iter().cloned());
     if let Some(zk) = &a.zk {
         cfg.zookeeper.get_or_insert_with(Default::default).connect = zk.clone();
     }
@@ -154,6 +159,10 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
         }
         if a.zk_auth.is_some() {
             z.auth = a.zk_auth.clone();
+            z.auth_file = None;
+        } else if a.zk_auth_file.is_some() {
+            z.auth_file = a.zk_auth_file.clone();
+            z.auth = None;
         }
     }
     cfg.security

@@ -91,6 +91,11 @@ pub struct ZkConfig {
     pub connect: String,
     /// Digest auth `user:password`, if any.
     pub auth: Option<String>,
+    /// A file holding the digest auth `user:password` (its first line), instead of `auth`:
+    /// `zklens serve` reads it into `auth` at start (`--zk-auth-file`, `ZKLENS_ZK_AUTH`
+    /// override it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_file: Option<std::path::PathBuf>,
     /// Session timeout (ms).
     pub session_timeout_ms: u64,
     /// The services root (default `/services`).
@@ -104,6 +109,7 @@ impl Default for ZkConfig {
         ZkConfig {
             connect: "127.0.0.1:2181".into(),
             auth: None,
+            auth_file: None,
             session_timeout_ms: 10_000,
             services_root: "/services".into(),
             max_data: 64 * 1024,

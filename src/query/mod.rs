@@ -66,8 +66,9 @@ enum Tok {
     Word(String, bool),
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>> {
-    let cs: Vec<char> = s.chars().collect();
+/// Tokens with the byte offset each starts at.
+fn lex(s: &str) -> Result<Vec<(Tok, usize)>> {
+    let (at, cs): (Vec<usize>, Vec<char>) = s.char_indices().unzip();
     let mut out = Vec::new();
     let mut i = 0;
     while i < cs.len() {
@@ -76,17 +77,18 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
             i += 1;
             continue;
         }
+        let start = at[i];
         match c {
             '(' => {
-                out.push(Tok::LParen);
+                out.push((Tok::LParen, start));
                 i += 1;
             }
             ')' => {
-                out.push(Tok::RParen);
+                out.push((Tok::RParen, start));
                 i += 1;
             }
             '-' if i + 1 < cs.len() && !cs[i + 1].is_whitespace() => {
-                out.push(Tok::Not);
+                out.push((Tok::Not, start));
                 i += 1;
             }
             '"' => {
@@ -103,7 +105,7 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
                     return Err(Error::Query("unterminated quote".into()));
                 }
                 i += 1;
-                out.push(Tok::Word(v, true));
+                out.push((Tok::Word(v, true), start));
             }
             _ => {
                 // A word; `field:"quoted value"` and `field:[a TO b]` stay one word.
@@ -144,26 +146,63 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
                     v.push(cs[i]);
                     i += 1;
                 }
-                out.push(match v.as_str() {
+                let t = match v.as_str() {
                     "AND" | "&&" => Tok::And,
                     "OR" | "||" => Tok::Or,
                     "NOT" | "!" => Tok::Not,
                     _ => Tok::Word(v, quoted),
-                });
+                };
+                out.push((t, start));
             }
         }
     }
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and negations a query may have. The parser and the
+/// compiler recurse once per level; a query nested thousands deep used to overflow the
+/// stack and abort the process (`zklens serve` included).
+pub const MAX_DEPTH: usize = 64;
+
+/// Most terms (`field:value`, words, phrases, ranges) one query may have: each becomes at
+/// least one query clause, scorer and posting-list cursor.
+pub const MAX_TERMS: usize = 1024;
+
+/// Most terms the wildcards of one query may expand into, over all its wildcards on keyword
+/// fields (`kind:client.*` becomes a union of every matching kind): each expanded term is a
+/// term query with its own posting-list cursor, so `kind:*` repeated a thousand times cost
+/// seconds and hundreds of MB per request.
+pub const MAX_EXPANDED_TERMS: usize = 4096;
+
 struct P {
-    toks: Vec<Tok>,
+    toks: Vec<(Tok, usize)>,
     i: usize,
+    /// Parentheses and negations open around the current token.
+    depth: usize,
+    /// Terms read so far.
+    terms: usize,
+    /// The query's length in bytes (where "the end" is).
+    len: usize,
 }
 
 impl P {
     fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.i)
+        self.toks.get(self.i).map(|t| &t.0)
+    }
+    /// Byte offset of the current token (the query's length at the end).
+    fn at(&self) -> usize {
+        self.toks.get(self.i).map_or(self.len, |t| t.1)
+    }
+    /// One more level of nesting at the current token, refused past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::Query(format!(
+                "nested deeper than {MAX_DEPTH} levels of parentheses and negations (the limit) at byte offset {}",
+                self.at()
+            )));
+        }
+        Ok(())
     }
     fn or(&mut self) -> Result<Ast> {
         let mut v = vec![self.and()?];
@@ -196,25 +235,43 @@ impl P {
         })
     }
     fn unary(&mut self) -> Result<Ast> {
-        match self.toks.get(self.i).cloned() {
+        match self.toks.get(self.i).map(|t| t.0.clone()) {
             Some(Tok::Not) => {
+                self.deeper()?;
                 self.i += 1;
-                Ok(Ast::Not(Box::new(self.unary()?)))
+                let a = Ast::Not(Box::new(self.unary()?));
+                self.depth -= 1;
+                Ok(a)
             }
             Some(Tok::LParen) => {
+                self.deeper()?;
                 self.i += 1;
                 let a = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
-                    return Err(Error::Query("missing )".into()));
+                    return Err(Error::Query(format!(
+                        "missing ) at byte offset {}",
+                        self.at()
+                    )));
                 }
                 self.i += 1;
+                self.depth -= 1;
                 Ok(a)
             }
             Some(Tok::Word(w, quoted)) => {
+                self.terms += 1;
+                if self.terms > MAX_TERMS {
+                    return Err(Error::Query(format!(
+                        "more than {MAX_TERMS} terms (the limit) at byte offset {}",
+                        self.at()
+                    )));
+                }
                 self.i += 1;
                 term(&w, quoted)
             }
-            Some(t) => Err(Error::Query(format!("unexpected {t:?}"))),
+            Some(t) => Err(Error::Query(format!(
+                "unexpected {t:?} at byte offset {}",
+                self.at()
+            ))),
             None => Err(Error::Query("query ends too early".into())),
         }
     }
@@ -401,10 +458,18 @@ pub fn parse(q: &str) -> Result<Ast> {
     if toks.is_empty() {
         return Ok(Ast::All);
     }
-    let mut p = P { toks, i: 0 };
+    let mut p = P {
+        toks,
+        i: 0,
+        depth: 0,
+        terms: 0,
+        len: q.len(),
+    };
     let a = p.or()?;
-    if p.i != p.toks.len() {
-        return Err(Error::Query(format!("unexpected {:?}", p.toks[p.i])));
+    if let Some((t, at)) = p.toks.get(p.i) {
+        return Err(Error::Query(format!(
+            "unexpected {t:?} at byte offset {at}"
+        )));
     }
     Ok(a)
 }
@@ -457,6 +522,20 @@ impl<'a> Compiler<'a> {
 /// A wildcard is expanded into terms only while a segment's dictionary for the field has at
 /// most this many terms (names such as kinds and levels); longer ones get a regex query.
 const EXPAND_MAX_TERMS: usize = 4096;
+
+/// Most wildcards of one query on fields whose term lists are too long to expand
+/// (`EXPAND_MAX_TERMS`): each becomes a regex query that scans the field's whole term
+/// dictionary and marks every match in a segment-sized bitset.
+pub const MAX_REGEX_WILDCARDS: usize = 32;
+
+/// What one compilation has spent of its budgets.
+#[derive(Default)]
+struct Spent {
+    /// Terms wildcards expanded into.
+    expanded: usize,
+    /// Wildcards left as regex queries.
+    regexes: usize,
+}
 
 enum Kind {
     U64(Field),
@@ -514,8 +593,22 @@ impl Compiler<'_> {
         time::parse_time(v, self.tz, self.now)
     }
 
-    /// Compiles an AST.
+    /// Compiles an AST. An AST nested deeper than the parser allows (built by hand), or
+    /// whose wildcards expand into more than [`MAX_EXPANDED_TERMS`] terms or need more than
+    /// [`MAX_REGEX_WILDCARDS`] regex scans, is refused with [`Error::Query`] naming the limit
+    /// and the term where it was hit.
     pub fn compile(&self, a: &Ast) -> Result<Box<dyn Query>> {
+        self.compile_at(a, 0, &mut Spent::default())
+    }
+
+    fn compile_at(&self, a: &Ast, depth: usize, spent: &mut Spent) -> Result<Box<dyn Query>> {
+        // Every parsed level is at most an OR, an AND and a NOT (or a parenthesis) deep.
+        if depth > 3 * MAX_DEPTH + 2 {
+            return Err(Error::Query(format!(
+                "nested deeper than {MAX_DEPTH} levels (the limit)"
+            )));
+        }
+        let d = depth + 1;
         Ok(match a {
             Ast::All => Box::new(AllQuery),
             Ast::And(v) => {
@@ -523,10 +616,12 @@ impl Compiler<'_> {
                 let mut positive = false;
                 for x in v {
                     match x {
-                        Ast::Not(inner) => cl.push((Occur::MustNot, self.compile(inner)?)),
+                        Ast::Not(inner) => {
+                            cl.push((Occur::MustNot, self.compile_at(inner, d, spent)?))
+                        }
                         _ => {
                             positive = true;
-                            cl.push((Occur::Must, self.compile(x)?));
+                            cl.push((Occur::Must, self.compile_at(x, d, spent)?));
                         }
                     }
                 }
@@ -537,12 +632,12 @@ impl Compiler<'_> {
             }
             Ast::Or(v) => Box::new(BooleanQuery::new(
                 v.iter()
-                    .map(|x| Ok((Occur::Should, self.compile(x)?)))
+                    .map(|x| Ok((Occur::Should, self.compile_at(x, d, spent)?)))
                     .collect::<Result<Vec<_>>>()?,
             )),
             Ast::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-                (Occur::MustNot, self.compile(inner)?),
+                (Occur::MustNot, self.compile_at(inner, d, spent)?),
             ])),
             Ast::Term {
                 field,
@@ -573,12 +668,31 @@ impl Compiler<'_> {
                                 .map(regex::escape)
                                 .collect::<Vec<_>>()
                                 .join(".*");
+                            let written = || format!("{name}:{value}");
                             match self.expand(f, &re)? {
-                                Some(terms) => any_term(terms),
-                                None => Box::new(
-                                    RegexQuery::from_pattern(&re, f)
-                                        .map_err(|e| Error::Query(e.to_string()))?,
-                                ),
+                                Some(terms) => {
+                                    spent.expanded += terms.len();
+                                    if spent.expanded > MAX_EXPANDED_TERMS {
+                                        return Err(Error::Query(format!(
+                                            "the wildcards expand into more than {MAX_EXPANDED_TERMS} terms (the limit) at {}",
+                                            written()
+                                        )));
+                                    }
+                                    any_term(terms)
+                                }
+                                None => {
+                                    spent.regexes += 1;
+                                    if spent.regexes > MAX_REGEX_WILDCARDS {
+                                        return Err(Error::Query(format!(
+                                            "more than {MAX_REGEX_WILDCARDS} wildcards on long term lists (the limit) at {}",
+                                            written()
+                                        )));
+                                    }
+                                    Box::new(
+                                        RegexQuery::from_pattern(&re, f)
+                                            .map_err(|e| Error::Query(e.to_string()))?,
+                                    )
+                                }
                             }
                         } else {
                             let v = if name == "level" {
@@ -773,6 +887,69 @@ mod tests {
             parse("foo:bar").ok(),
             Some(Ast::Term { field: None, .. })
         ));
+    }
+
+    /// Regression: the parser recursed once per `(` or `-` without a limit, so 10,000 `(` or
+    /// 2,000 `-` overflowed the stack and aborted the process (SIGABRT; `zklens serve` too).
+    #[test]
+    fn nesting_is_bounded_with_a_clean_error() {
+        let at_limit = format!("{}x{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&at_limit).is_ok());
+        assert!(parse(&format!("{}x", "-".repeat(MAX_DEPTH))).is_ok());
+        for q in [
+            format!("{}x", "(".repeat(10_000)),
+            format!("{}x", "-".repeat(2_000)),
+            format!("{}x", "NOT ".repeat(2_000)),
+            format!("a {}x", "-(".repeat(1_000)),
+        ] {
+            let e = parse(&q).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("deeper than 64"), "{e}");
+        }
+        // The offset is where the 65th level opens: 65 `(` start at byte 64.
+        let e = parse(&format!("{}x", "(".repeat(100)))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.to_string().ends_with("at byte offset 64"), "{e}");
+        let e = parse(&format!("é {}x", "-".repeat(100)))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.to_string().ends_with("at byte offset 67"), "{e}");
+    }
+
+    #[test]
+    fn terms_are_bounded_with_a_clean_error() {
+        let n = |k: usize| vec!["kind:x"; k].join(" OR ");
+        assert!(parse(&n(MAX_TERMS)).is_ok());
+        let e = parse(&n(MAX_TERMS + 1))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        // The 1025th term starts after 1024 terms of "kind:x OR " (10 bytes each).
+        assert_eq!(
+            e,
+            format!("query: more than {MAX_TERMS} terms (the limit) at byte offset 10240")
+        );
+    }
+
+    #[test]
+    fn the_compiler_refuses_a_hand_built_ast_too_deep() {
+        let mut a = t("kind", "x");
+        for _ in 0..10_000 {
+            a = Ast::Not(Box::new(a));
+        }
+        let c = Compiler {
+            index: &Index::create_in_ram(crate::index::schema().0),
+            fields: &crate::index::schema().1,
+            tz: Tz::Utc,
+            now: 0,
+            searcher: None,
+        };
+        let e = c.compile(&a).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("deeper than 64"), "{e}");
+        // An AST is dropped recursively too: take it apart level by level.
+        while let Ast::Not(inner) = a {
+            a = *inner;
+        }
     }
 
     #[test]

@@ -20,10 +20,16 @@
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! `tz` is the zone of zone-less times in `since`, `until` and the query (default UTC).
+//!
+//! Every request's `Host` must be a loopback name or address, the listen address or one of
+//! `api_hosts` (else 421). Requests that read the index run off the async workers within the
+//! service's budgets: `max_requests` at once, `request_timeout_ms` each (then 503), answers cut
+//! at `max_events` / `max_answer_bytes` events and marked `"truncated": true`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -34,12 +40,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{self, Filter, IncidentEntry, Window};
+use crate::app::{self, Budget, Filter, Found, IncidentEntry, Window};
 use crate::checkpoint::Coverage;
 use crate::error::Error;
 use crate::event::parse_id;
 use crate::time::Tz;
 
+use super::config::ServeConfig;
 use super::Shared;
 
 type St = State<Arc<Shared>>;
@@ -63,7 +70,66 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(api)
+        .layer(middleware::from_fn_with_state(shared.clone(), hosts))
         .with_state(shared)
+}
+
+/// `Host` check on every request (DNS rebinding: a web page whose name is made to resolve to
+/// 127.0.0.1 reaches the API from the browser under its own name, which it then may read).
+/// Loopback names and addresses, the listen address and `api_hosts` are answered; any other
+/// name is refused with 421. A request without `Host` (not a browser) is let through.
+async fn hosts(State(s): St, req: Request, next: Next) -> Response {
+    let named = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .into_iter()
+        .chain(req.uri().authority().map(|a| a.as_str().to_string()));
+    for host in named {
+        if !host_allowed(&host, s.cfg.listen, &s.cfg.api_hosts) {
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "this service does not answer to the host {host:?}: add its name to api_hosts in the configuration (or --api-host)"
+                ),
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether a `Host` value (`name`, `name:port`, `1.2.3.4:port`, `[::1]:port`) names this
+/// service: a loopback address or `localhost`, the address it listens on (any address when it
+/// listens on all of them: an address is not a name a page can rebind), or one of `names`
+/// (`*`: any), compared without port and case.
+pub fn host_allowed(value: &str, listen: std::net::SocketAddr, names: &[String]) -> bool {
+    let v = value.trim();
+    let port_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let name = if let Some(rest) = v.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, "")) => ip,
+            Some((ip, tail)) if tail.strip_prefix(':').is_some_and(port_ok) => ip,
+            _ => return false,
+        }
+    } else {
+        match v.split_once(':') {
+            Some((h, p)) if port_ok(p) => h,
+            Some(_) => return false,
+            None => v,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty() {
+        return false;
+    }
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return ip.is_loopback() || ip == listen.ip() || listen.ip().is_unspecified();
+    }
+    name == "localhost"
+        || names.iter().any(|n| {
+            let n = n.trim();
+            n == "*" || n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(&name)
+        })
 }
 
 /// Bearer-token check (when a token is configured).
@@ -86,6 +152,7 @@ async fn auth(State(s): St, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Equal bytes, compared in a time that does not depend on where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -100,21 +167,55 @@ fn failed(e: &Error) -> Response {
     error(code, e)
 }
 
-/// Runs blocking index work off the async workers.
+/// Runs blocking index work off the async workers, within the request budgets: at most
+/// `max_requests` at once (a permit held until the work has stopped, even after its answer was
+/// given up), and answered 503 once `request_timeout_ms` has passed since `started`. The
+/// async workers never wait on it, so the service keeps answering.
 async fn blocking<T: Send + 'static>(
+    s: &Shared,
+    started: Instant,
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(failed(&e)),
-        Err(e) => Err(failed(&Error::Internal(format!("request task: {e}")))),
+    let ms = s.cfg.request_timeout_ms;
+    let deadline = tokio::time::Instant::from_std(started + Duration::from_millis(ms));
+    let permit =
+        match tokio::time::timeout_at(deadline, s.requests.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(failed(&Error::Internal("request permits closed".into()))),
+            Err(_) => {
+                return Err(failed(&Error::Budget(format!(
+                    "busy: {} requests were already reading the index for the whole time budget of {ms} ms (max_requests, request_timeout_ms)",
+                    s.cfg.max_requests.max(1)
+                ))))
+            }
+        };
+    let task = tokio::task::spawn_blocking(move || {
+        let _held = permit;
+        f()
+    });
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(failed(&e)),
+        Ok(Err(e)) => Err(failed(&Error::Internal(format!("request task: {e}")))),
+        Err(_) => Err(failed(&Error::Budget(format!(
+            "the request took longer than its time budget of {ms} ms (request_timeout_ms) and was given up"
+        )))),
     }
 }
 
-/// Its JSON, or the error's answer.
-fn answer<T: serde::Serialize>(r: Result<T, Response>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
+/// Runs `f` like [`blocking`] and answers its value as JSON, serialized on the blocking
+/// thread too (an answer may be tens of MB).
+async fn ask<T: serde::Serialize + 'static>(
+    s: &Shared,
+    started: Instant,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Response {
+    let body = blocking(s, started, move || {
+        serde_json::to_vec(&f()?).map_err(|e| Error::Internal(format!("answer: {e}")))
+    })
+    .await;
+    match body {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         Err(r) => r,
     }
 }
@@ -146,7 +247,8 @@ pub struct AskParams {
     pub until: Option<String>,
     /// Zone of zone-less times (default UTC).
     pub tz: Option<String>,
-    /// At most this many events (default 1000; 0 = all).
+    /// At most this many events (default 1000; 0 = all), and never more than the service's
+    /// `max_events`.
     pub limit: Option<usize>,
     /// Only count.
     #[serde(default)]
@@ -176,16 +278,51 @@ impl AskParams {
                 None => Some(1000),
             },
             count: self.count,
+            ..Filter::default()
         })
+    }
+
+    /// The filter they name within the service's budgets (`max_events`, `max_answer_bytes`,
+    /// the time budget from `started`), and the number of events asked for (None: all).
+    pub fn budgeted(
+        &self,
+        cfg: &ServeConfig,
+        started: Instant,
+    ) -> Result<(Filter, Option<usize>), Error> {
+        let mut f = self.filter()?;
+        let asked = f.limit;
+        let max = cfg.max_events.max(1);
+        f.limit = Some(asked.map_or(max, |n| n.min(max)));
+        f.budget = Budget {
+            deadline: Some(started + Duration::from_millis(cfg.request_timeout_ms)),
+            max_bytes: Some(cfg.max_answer_bytes),
+        };
+        Ok((f, asked))
+    }
+}
+
+/// Marks `found` truncated when it holds fewer events than were `asked` for (None: all) and
+/// matched: a budget cut it, not the limit.
+fn mark(found: &mut Found, asked: Option<usize>, count: bool) {
+    let want = asked.map_or(found.total, |n| n.min(found.total));
+    if !count && found.events.len() < want {
+        found.truncated = true;
     }
 }
 
 async fn query(State(s): St, Query(p): Query<AskParams>) -> Response {
-    let f = match p.filter() {
+    let started = Instant::now();
+    let (f, asked) = match p.budgeted(&s.cfg, started) {
         Ok(f) => f,
         Err(e) => return failed(&e),
     };
-    answer(blocking(move || app::search(&*s.index()?, &p.q, &f, &s.cfg.queries)).await)
+    let s2 = s.clone();
+    ask(&s, started, move || {
+        let mut found = app::search(&*s2.index()?, &p.q, &f, &s2.cfg.queries)?;
+        mark(&mut found, asked, f.count);
+        Ok(found)
+    })
+    .await
 }
 
 /// An id in a path: 0x-prefixed hex, hex, or decimal.
@@ -194,19 +331,35 @@ fn id_param(id: &str, what: &str) -> Result<u64, Error> {
 }
 
 async fn session(State(s): St, Path(id): Path<String>, Query(p): Query<AskParams>) -> Response {
-    let (id, f) = match id_param(&id, "session id").and_then(|id| Ok((id, p.filter()?))) {
-        Ok(v) => v,
-        Err(e) => return failed(&e),
-    };
-    answer(blocking(move || app::session(&*s.index()?, id, &f)).await)
+    let started = Instant::now();
+    let (id, (f, asked)) =
+        match id_param(&id, "session id").and_then(|id| Ok((id, p.budgeted(&s.cfg, started)?))) {
+            Ok(v) => v,
+            Err(e) => return failed(&e),
+        };
+    let s2 = s.clone();
+    ask(&s, started, move || {
+        let mut a = app::session(&*s2.index()?, id, &f)?;
+        mark(&mut a.found, asked, f.count);
+        Ok(a)
+    })
+    .await
 }
 
 async fn zxid(State(s): St, Path(z): Path<String>, Query(p): Query<AskParams>) -> Response {
-    let (z, f) = match id_param(&z, "zxid").and_then(|z| Ok((z, p.filter()?))) {
-        Ok(v) => v,
-        Err(e) => return failed(&e),
-    };
-    answer(blocking(move || app::zxid(&*s.index()?, z, &f)).await)
+    let started = Instant::now();
+    let (z, (f, asked)) =
+        match id_param(&z, "zxid").and_then(|z| Ok((z, p.budgeted(&s.cfg, started)?))) {
+            Ok(v) => v,
+            Err(e) => return failed(&e),
+        };
+    let s2 = s.clone();
+    ask(&s, started, move || {
+        let mut a = app::zxid(&*s2.index()?, z, &f)?;
+        mark(&mut a.found, asked, f.count);
+        Ok(a)
+    })
+    .await
 }
 
 async fn incidents(State(s): St, Query(p): Query<AskParams>) -> Response {
@@ -257,7 +410,8 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
         Ok(li) => li.incident,
         Err(e) => return failed(&e),
     };
-    match blocking(move || app::skews(&*s.index()?)).await {
+    let s2 = s.clone();
+    match blocking(&s, Instant::now(), move || app::skews(&*s2.index()?)).await {
         Ok(skews) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             crate::render::html::render(&inc, &skews),
@@ -268,15 +422,21 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
 }
 
 async fn skew(State(s): St) -> Response {
-    answer(blocking(move || app::skews(&*s.index()?)).await)
+    let s2 = s.clone();
+    ask(&s, Instant::now(), move || app::skews(&*s2.index()?)).await
 }
 
 async fn recipes(State(s): St) -> Response {
-    answer(blocking(move || app::recipes(&*s.index()?, &s.cfg.queries)).await)
+    let s2 = s.clone();
+    ask(&s, Instant::now(), move || {
+        app::recipes(&*s2.index()?, &s2.cfg.queries)
+    })
+    .await
 }
 
 async fn index(State(s): St) -> Response {
-    answer(blocking(move || Ok(app::indexed(&*s.index()?))).await)
+    let s2 = s.clone();
+    ask(&s, Instant::now(), move || Ok(app::indexed(&*s2.index()?))).await
 }
 
 async fn sources(State(s): St) -> Response {
@@ -423,4 +583,102 @@ async fn metrics(State(s): St) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: index work ran with no time budget and no bound on how many ran at once.
+    /// Work past its budget is answered 503 at the budget (not when it ends), and keeps its
+    /// permit until it has really stopped, so abandoned work cannot pile up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_past_its_time_budget_is_answered_503_and_keeps_its_permit() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = ServeConfig {
+            request_timeout_ms: 100,
+            max_requests: 1,
+            ..ServeConfig::default()
+        };
+        let registry =
+            crate::parser::Registry::load(&[] as &[std::path::PathBuf]).expect("formats");
+        let (shared, _sink) =
+            super::super::prepare(cfg, crate::index::DataDir::new(tmp.path()), registry)
+                .expect("prepare");
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(())
+        };
+        let t0 = Instant::now();
+        let r = blocking(&shared, Instant::now(), slow).await;
+        let status = r.map(|_| ()).map_err(|r| r.status());
+        assert_eq!(status, Err(StatusCode::SERVICE_UNAVAILABLE));
+        // 100 ms budget: answered well before the work's 1.5 s (10x headroom).
+        assert!(
+            t0.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            t0.elapsed()
+        );
+        // The abandoned work still holds the only permit: the next request waits its own
+        // budget and is refused as busy, without running.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r2 = ran.clone();
+        let r = blocking(&shared, Instant::now(), move || {
+            r2.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .await;
+        assert_eq!(
+            r.map(|_| ()).map_err(|r| r.status()),
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert!(!ran.load(Ordering::SeqCst));
+        // Once it has stopped, requests run again.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(blocking(&shared, Instant::now(), || Ok(1)).await.is_ok());
+    }
+
+    #[test]
+    fn hosts_a_rebinding_page_could_use_are_refused() {
+        let lo: std::net::SocketAddr = "127.0.0.1:7311".parse().expect("addr");
+        let none: Vec<String> = Vec::new();
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:7311",
+            "127.1.2.3:80",
+            "localhost",
+            "LocalHost:7311",
+            "localhost.",
+            "[::1]:7311",
+            "[::1]",
+        ] {
+            assert!(host_allowed(ok, lo, &none), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:7311",
+            "localhost.evil.example",
+            "10.0.0.5:7311",
+            "",
+            ":7311",
+            "::1",
+            "127.0.0.1:x",
+            "[::1]x",
+            "127.0.0.1:7311@evil",
+        ] {
+            assert!(!host_allowed(bad, lo, &none), "{bad}");
+        }
+        // Configured names, without port or case; `*` opens it to any.
+        let named = vec!["zklens.example.com".to_string()];
+        assert!(host_allowed("ZKLENS.example.com:7311", lo, &named));
+        assert!(!host_allowed("other.example.com", lo, &named));
+        assert!(host_allowed("other.example.com", lo, &["*".to_string()]));
+        // The listen address; every address when listening on all of them (names still not).
+        let lan: std::net::SocketAddr = "10.0.0.5:7311".parse().expect("addr");
+        assert!(host_allowed("10.0.0.5:7311", lan, &none));
+        assert!(!host_allowed("10.0.0.6", lan, &none));
+        let all: std::net::SocketAddr = "0.0.0.0:7311".parse().expect("addr");
+        assert!(host_allowed("192.168.1.9:7311", all, &none));
+        assert!(!host_allowed("evil.example", all, &none));
+    }
 }

@@ -47,7 +47,84 @@ pub struct ServeConfig {
     /// [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN), 2 MiB); raise it for an
     /// ensemble with a larger `jute.maxbuffer`. As `zklens ingest --max-record-len`.
     pub max_record_len: usize,
+    /// A file holding the bearer token (its first line), instead of `token` in this file;
+    /// `--token-file` and `ZKLENS_TOKEN` override it.
+    pub token_file: Option<PathBuf>,
+    /// Names the API answers to in the `Host` header besides loopback names and addresses and
+    /// the listen address (`zklens.example.com`; `*`: any). Any other name is refused (421):
+    /// a web page that rebinds its own name to 127.0.0.1 cannot read the API.
+    pub api_hosts: Vec<String>,
+    /// Most events one answer holds ([`DEFAULT_MAX_EVENTS`]); an answer cut here says
+    /// `"truncated": true`.
+    pub max_events: usize,
+    /// Most bytes of events one answer holds, about ([`DEFAULT_MAX_ANSWER_BYTES`]); an answer
+    /// cut here says `"truncated": true`.
+    pub max_answer_bytes: usize,
+    /// Time budget of one request that reads the index, in ms
+    /// ([`DEFAULT_REQUEST_TIMEOUT_MS`]); past it the request is answered 503.
+    pub request_timeout_ms: u64,
+    /// Requests reading the index at once ([`DEFAULT_MAX_REQUESTS`]); more wait (within their
+    /// time budget). A request given up still counts until its work has stopped.
+    pub max_requests: usize,
 }
+
+/// Longest secret file read (`token_file`, `auth_file`): a secret is one short line.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// The secret in file `p`: its first line without surrounding white space. An empty one, an
+/// unreadable or oversized file is an error naming the file; a file other users may read
+/// adds a warning.
+pub fn read_secret(p: &Path, warnings: &mut Vec<String>) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = f.metadata() {
+            if m.permissions().mode() & 0o044 != 0 {
+                warnings.push(format!(
+                    "warning: secret file {} is readable by other users (chmod 600 it)",
+                    p.display()
+                ));
+            }
+        }
+    }
+    let mut text = Vec::new();
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| Error::io(p, e))?;
+    let bad = |offset: u64, reason: &str| Error::BadInput {
+        path: p.to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    };
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(bad(
+            MAX_SECRET_FILE,
+            "a secret file holds one short line (64 KiB at most)",
+        ));
+    }
+    let text = std::str::from_utf8(&text)
+        .map_err(|e| bad(e.valid_up_to() as u64, "a secret must be UTF-8 text"))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    if secret.is_empty() {
+        return Err(bad(0, "the secret's first line is empty"));
+    }
+    Ok(secret.to_string())
+}
+
+/// Default of `max_events`: most events in one API answer (`limit=0` or a larger `limit`
+/// are cut to it).
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+
+/// Default of `max_answer_bytes`: most bytes of events in one API answer (32 MiB).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 32 << 20;
+
+/// Default of `request_timeout_ms`: time budget of one API request reading the index (30 s).
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// Default of `max_requests`: API requests reading the index at once.
+pub const DEFAULT_MAX_REQUESTS: usize = 4;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -66,6 +143,12 @@ impl Default for ServeConfig {
             tz: None,
             node_tz: BTreeMap::new(),
             max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
+            token_file: None,
+            api_hosts: Vec::new(),
+            max_events: DEFAULT_MAX_EVENTS,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            max_requests: DEFAULT_MAX_REQUESTS,
         }
     }
 }
@@ -176,6 +259,49 @@ impl ServeConfig {
             z.parse::<Tz>()?;
         }
         Ok(())
+    }
+
+    /// Reads the secrets given as files (`token_file`, `[zookeeper] auth_file`) into `token`
+    /// and the ZooKeeper `auth`, and checks them: a secret given both ways, or empty, is an
+    /// error naming the setting. Returns warnings for the operator (a secret file any user
+    /// may read).
+    pub fn resolve_secrets(&mut self) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let Some(p) = &self.token_file {
+            if self.token.is_some() {
+                return Err(Error::Param(
+                    "configuration: both token and token_file are set; keep one".into(),
+                ));
+            }
+            self.token = Some(read_secret(p, &mut warnings)?);
+        }
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(Error::Param("configuration: token is empty".into()));
+        }
+        if let Some(z) = self.zookeeper.as_mut() {
+            if let Some(p) = &z.auth_file {
+                if z.auth.is_some() {
+                    return Err(Error::Param(
+                        "configuration: both [zookeeper] auth and auth_file are set; keep one"
+                            .into(),
+                    ));
+                }
+                z.auth = Some(read_secret(p, &mut warnings)?);
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Refuses to serve the API beyond this machine without a token: `listen` on an address
+    /// other than loopback needs `token` (`token_file`, `--token-file`, `ZKLENS_TOKEN`).
+    pub fn check_exposure(&self) -> Result<()> {
+        if self.listen.ip().is_loopback() || self.token.is_some() {
+            return Ok(());
+        }
+        Err(Error::Param(format!(
+            "listen = {} is reachable from other machines and no token is set: every indexed log would be readable by anyone who can connect. Set token_file in the configuration, --token-file FILE or ZKLENS_TOKEN, or listen on 127.0.0.1",
+            self.listen
+        )))
     }
 
     /// Reads a TOML configuration file.

@@ -176,6 +176,9 @@ pub struct Shared {
     /// The index as of the last commit, opened once for every request until the next commit
     /// (opening costs milliseconds: segment metadata, fast-column headers).
     index: Mutex<Option<Arc<IndexHandle>>>,
+    /// Permits of the API's requests that read the index (`max_requests`): one is held until
+    /// the request's work has stopped, even when its answer was given up.
+    pub(crate) requests: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -692,7 +695,12 @@ pub fn prepare(
     dir: DataDir,
     registry: Registry,
 ) -> Result<(Arc<Shared>, IndexSink)> {
+    let mut cfg = cfg;
     cfg.validate()?;
+    for w in cfg.resolve_secrets()? {
+        log(&w);
+    }
+    cfg.check_exposure()?;
     // A configured format or layout that does not compile is a configuration error, not a
     // notice found later on one source.
     let named = cfg
@@ -737,6 +745,7 @@ pub fn prepare(
         incidents: BTreeMap::new(),
         last_commit: None,
     };
+    let requests = Arc::new(tokio::sync::Semaphore::new(cfg.max_requests.max(1)));
     Ok((
         Arc::new(Shared {
             cfg,
@@ -748,6 +757,7 @@ pub fn prepare(
             handed: Arc::new(Mutex::new(handed)),
             committed_at_start: committed,
             index: Mutex::new(None),
+            requests,
         }),
         sink,
     ))
