@@ -13,52 +13,20 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{exe, free_port, Serve};
-
-const KILLS: usize = 20;
-
-/// xorshift64*: the test's only randomness, from one seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use common::{exe, free_port, wait_up, Serve};
+use zklens::devtools::corpus::Rng;
 
 fn start(data: &Path, port: u16, sources: &[(&str, PathBuf)], log: &Path) -> Serve {
-    let mut c = Command::new(exe());
-    c.env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--commit-ms", "100", "--poll-ms", "30"]);
-    for (node, p) in sources {
-        c.arg("--source")
-            .arg(format!("{node}=file://{}", p.display()));
-    }
-    let err = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("serve log");
-    c.stdout(Stdio::null()).stderr(err);
-    Serve(c.spawn().expect("start zklens serve"))
+    let s: Vec<(&str, &Path)> = sources.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    common::serve_files(data, port, &s, log, 100, 30)
 }
+
+const KILLS: usize = 20;
 
 fn api_total(port: u16) -> Option<usize> {
     let (code, body) = common::http_get(port, "/api/query?q=*&count=true")?;
@@ -67,17 +35,6 @@ fn api_total(port: u16) -> Option<usize> {
         .flatten()
         .and_then(|v| v["total"].as_u64())
         .map(|n| n as usize)
-}
-
-fn wait_up(port: u16) {
-    let t0 = Instant::now();
-    while common::http_get(port, "/health").is_none_or(|(c, _)| c != 200) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "zklens serve did not answer /health"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until the service shows at least `n` events (None: it did not within a minute).

@@ -80,25 +80,12 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     request(port, path, Some("127.0.0.1"), "")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let t = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).expect("copy");
-        }
-    }
-}
-
 /// `zklens serve` over a copy of the sample index with `config` (TOML) and `args`, up and
 /// answering `/health`.
 fn service(tmp: &Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> (u16, Serve) {
     let data = tmp.join("data");
     if !data.exists() {
-        copy_dir(sample_index(), &data);
+        common::copy_dir(sample_index(), &data);
     }
     let cfg = tmp.join("serve.toml");
     std::fs::write(&cfg, config).expect("write config");

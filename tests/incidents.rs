@@ -479,7 +479,7 @@ fn sessions_that_moved_servers_and_storms() {
 fn shifted_copy(node: &str, shift_ms: i64) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = root().join("incident-1");
-    copy_dir(&src, tmp.path());
+    common::copy_dir(&src, tmp.path());
     let p = tmp.path().join(format!("{node}/logs/{node}.log"));
     let text = std::fs::read_to_string(&p).expect("log");
     let re = Regex::new(r"(?m)^(\d{4}-\d\d-\d\d) (\d\d):(\d\d):(\d\d),(\d{3})").expect("re");
@@ -500,19 +500,6 @@ fn shifted_copy(node: &str, shift_ms: i64) -> tempfile::TempDir {
     });
     std::fs::write(&p, out.as_bytes()).expect("write");
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let p = e.path();
-        let t = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &t);
-        } else {
-            std::fs::copy(&p, &t).expect("copy");
-        }
-    }
 }
 
 #[test]

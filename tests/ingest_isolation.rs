@@ -7,30 +7,19 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+mod common;
+
 fn zk(data: &Path) -> Command {
     let mut c = Command::cargo_bin("zklens").expect("binary");
     c.env_remove("ZKLENS_DATA_DIR").arg("--data-dir").arg(data);
     c
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
 /// The three servers of `samples/incident-2` (server logs, txn logs, snapshots), copied.
 fn servers(root: &Path) -> PathBuf {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-2");
     for s in ["zk1", "zk2", "zk3"] {
-        copy_dir(&samples.join(s), &root.join(s));
+        common::copy_dir(&samples.join(s), &root.join(s));
     }
     root.to_path_buf()
 }
@@ -128,7 +117,7 @@ fn binary_files_are_skipped_with_why_and_text_is_not() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("logs");
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-2/zk1/logs");
-    copy_dir(&samples, &root.join("zk1"));
+    common::copy_dir(&samples, &root.join("zk1"));
     let w = |name: &str, b: &[u8]| {
         let p = root.join("junk").join(name);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");

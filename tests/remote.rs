@@ -20,7 +20,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 /// happens and the live detector runs.
 fn service(tmp: &Path) -> (PathBuf, u16, Serve) {
     let data = tmp.join("data");
-    copy_dir(sample_index(), &data);
+    common::copy_dir(sample_index(), &data);
     let extra = tmp.join("extra.log");
     std::fs::write(
         &extra,
@@ -61,19 +61,6 @@ fn service(tmp: &Path) -> (PathBuf, u16, Serve) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (data, port, serve)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let t = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).expect("copy");
-        }
-    }
 }
 
 fn local(data: &Path, args: &[&str]) -> Output {

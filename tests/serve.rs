@@ -11,44 +11,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exe, free_port, Serve};
+use common::{exe, free_port, wait_up, Serve};
 
 fn serve(data: &Path, port: u16, sources: &[(&str, &Path)], log: &Path) -> Serve {
-    let mut c = Command::new(exe());
-    c.env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--commit-ms", "150", "--poll-ms", "50"]);
-    for (node, p) in sources {
-        c.arg("--source")
-            .arg(format!("{node}=file://{}", p.display()));
-    }
-    let err = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("serve log");
-    c.stdout(Stdio::null()).stderr(err);
-    Serve(c.spawn().expect("start zklens serve"))
+    common::serve_files(data, port, sources, log, 150, 50)
 }
 
 /// The body of a GET answered 200.
 fn get(port: u16, path: &str) -> Option<String> {
     common::http_get(port, path).and_then(|(code, body)| (code == 200).then_some(body))
-}
-
-fn wait_up(port: u16) {
-    let t0 = Instant::now();
-    while get(port, "/health").is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "zklens serve did not answer /health"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Messages in the index (via the CLI, from the data dir), counted.

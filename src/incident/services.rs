@@ -110,6 +110,25 @@ impl<'e> Services<'e> {
                     continue;
                 }
                 told.push((&t.parent, &h.znode, uz));
+                // A clean close is the client's own decision to leave (a shutdown, a restart):
+                // a failover expires sessions or makes clients give their nodes up, it does not
+                // close them. Said as a step, not counted as the failover's.
+                if !closed && h.ended == Some(End::SessionClosed) {
+                    if let (Some(e), Some(n)) = (self.txns.get(&uz), t.holdings.get(i + 1)) {
+                        found.steps.push(step(
+                            e,
+                            format!(
+                                "service {}: {} closed its session (a shutdown or restart, not the failover's doing); {} holds {} from zxid {}",
+                                t.service,
+                                h.holder,
+                                n.holder,
+                                t.parent,
+                                hex_id(n.from_zxid)
+                            ),
+                        ));
+                    }
+                    continue;
+                }
                 self.row(t, h, t.holdings.get(i + 1), &mut found);
             }
         }

@@ -116,3 +116,63 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_string()))
 }
+
+/// Copies directory `from` into `to` (created), recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).expect("copy");
+        }
+    }
+}
+
+/// `zklens serve` on `port` with data dir `data`, following each (node, file) of `sources`,
+/// committing every `commit_ms` and polling quiet files every `poll_ms`, its stderr appended to
+/// `log`. Killed (SIGKILL) when dropped.
+pub fn serve_files(
+    data: &Path,
+    port: u16,
+    sources: &[(&str, &Path)],
+    log: &Path,
+    commit_ms: u64,
+    poll_ms: u64,
+) -> Serve {
+    let mut c = Command::new(exe());
+    c.env_remove("ZKLENS_DATA_DIR")
+        .env_remove("ZKLENS_SERVER")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--commit-ms", &commit_ms.to_string()])
+        .args(["--poll-ms", &poll_ms.to_string()]);
+    for (node, p) in sources {
+        c.arg("--source")
+            .arg(format!("{node}=file://{}", p.display()));
+    }
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("serve log");
+    c.stdout(std::process::Stdio::null()).stderr(err);
+    Serve(c.spawn().expect("start zklens serve"))
+}
+
+/// Waits (30 s at most) until the service on `port` answers `/health` with 200.
+pub fn wait_up(port: u16) {
+    let t0 = std::time::Instant::now();
+    while http_get(port, "/health").is_none_or(|(c, _)| c != 200) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "zklens serve did not answer /health"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
