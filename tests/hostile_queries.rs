@@ -57,27 +57,8 @@ fn the_cli_refuses_hostile_queries_with_exit_2() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// HTTP status and body of a GET to a loopback service with extra header lines (`Name: v\r\n`
-/// each) and `Host` (None: no `Host` header at all).
-fn request(port: u16, path: &str, host: Option<&str>, headers: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\n{host}{headers}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
-
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    request(port, path, Some("127.0.0.1"), "")
+    common::http_get(port, path)
 }
 
 /// `zklens serve` over a copy of the sample index with `config` (TOML) and `args`, up and
@@ -258,11 +239,11 @@ fn serve_refuses_hosts_it_was_not_told_about() {
         (None, 200),
     ] {
         for path in ["/health", "/api/index"] {
-            let got = request(port, path, host, "").map(|r| r.0);
+            let got = common::http_request(port, path, host, "").map(|r| r.0);
             assert_eq!(got, Some(want), "{host:?} {path}");
         }
     }
-    let body = request(port, "/api/index", Some("evil.example"), "").expect("answer");
+    let body = common::http_request(port, "/api/index", Some("evil.example"), "").expect("answer");
     assert!(body.1.contains("api_hosts"), "{}", body.1);
 }
 
@@ -339,11 +320,11 @@ fn tokens_come_from_files_and_flags_warn() {
     let (port, _serve) = service(tmp.path(), &cfg, &[], &[]);
     let auth = |t: &str| format!("Authorization: Bearer {t}\r\n");
     assert_eq!(
-        request(port, "/api/index", Some("127.0.0.1"), "").map(|r| r.0),
+        common::http_request(port, "/api/index", Some("127.0.0.1"), "").map(|r| r.0),
         Some(401)
     );
     assert_eq!(
-        request(
+        common::http_request(
             port,
             "/api/index",
             Some("127.0.0.1"),

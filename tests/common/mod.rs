@@ -101,13 +101,25 @@ impl Drop for Serve {
 
 /// HTTP status and body of a plain GET to a loopback service (None: no answer).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, path, Some("127.0.0.1"), "")
+}
+
+/// HTTP status and body of a GET to a loopback service with extra header lines (`Name: v\r\n`
+/// each) and `Host` (None: no `Host` header at all). None: no answer within 60 s.
+pub fn http_request(
+    port: u16,
+    path: &str,
+    host: Option<&str>,
+    headers: &str,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .ok()?;
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\n{host}{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();
