@@ -119,6 +119,17 @@ pub enum End {
     NodeDeleted,
 }
 
+impl End {
+    /// In words: `session expired`, `session closed`, `znode deleted`.
+    pub fn words(self) -> &'static str {
+        match self {
+            End::SessionExpired => "session expired",
+            End::SessionClosed => "session closed",
+            End::NodeDeleted => "znode deleted",
+        }
+    }
+}
+
 /// One holder's time at the head of a recipe parent. In JSON, ids are `0x…` hex and times
 /// RFC 3339, as everywhere else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -843,12 +854,9 @@ impl Disagreement {
                 "; {} had lost it at zxid {}{} {} ms before",
                 self.instance,
                 l.until_zxid.map(crate::event::hex_id).unwrap_or_default(),
-                match l.ended {
-                    Some(End::SessionExpired) => " (session expired)",
-                    Some(End::SessionClosed) => " (session closed)",
-                    Some(End::NodeDeleted) => " (znode deleted)",
-                    None => "",
-                },
+                l.ended
+                    .map(|e| format!(" ({})", e.words()))
+                    .unwrap_or_default(),
                 l.until_ts.map_or(0, |u| ms(self.first - u))
             ),
             None => format!("; {} did not hold it then", self.instance),

@@ -177,12 +177,7 @@ impl<'e> Services<'e> {
         let (Some(until), Some(uz)) = (h.until_ts, h.until_zxid) else {
             return;
         };
-        let why = match h.ended {
-            Some(End::SessionExpired) => "session expired",
-            Some(End::SessionClosed) => "session closed",
-            Some(End::NodeDeleted) => "znode deleted",
-            None => "znode gone",
-        };
+        let why = h.ended.map_or("znode gone", End::words);
         let evidence = self.txns.get(&uz).copied();
         let Some(n) = next else {
             if let Some(e) = evidence {

@@ -108,12 +108,7 @@ pub fn text_with_skew(inc: &Incident, skews: &[Skew]) -> String {
         let how = match (&f.recipe, &f.deleted_zxid, &f.takeover_zxid) {
             (Some(recipe), Some(del), Some(take)) => format!(
                 " (record {recipe}: {} at zxid {del}, takeover zxid {take}; {})",
-                match f.ended {
-                    Some(crate::recipe::End::SessionExpired) => "session expired",
-                    Some(crate::recipe::End::SessionClosed) => "session closed",
-                    Some(crate::recipe::End::NodeDeleted) => "znode deleted",
-                    None => "gone",
-                },
+                f.ended.map_or("gone", crate::recipe::End::words),
                 match f.gap_ms {
                     Some(g) => format!("no primary that knew it for {g} ms"),
                     None => "when the new primary noticed is not logged".into(),
