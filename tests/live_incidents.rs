@@ -10,8 +10,12 @@
 //! rejoins), a client stalled past its session timeout, quorum loss (two of three killed, then
 //! restarted).
 //!
-//! Without java, Debian's zookeeper jars or kazoo the tests print `SKIPPED: ...` and pass (set
-//! `ZKLENS_REQUIRE_ORACLE=1` to make that a failure, as CI does). `ZKLENS_LIVE_KEEP=1` keeps the
+//! Each check also runs on the runs recorded in `samples/live-N/` (with `live-N.truth.json`): real
+//! runs whose ensemble did something the detectors had not seen (`samples/README.md`), checked
+//! without a JVM.
+//!
+//! Without java, Debian's zookeeper jars or kazoo the live run prints `SKIPPED: ...` and passes
+//! (set `ZKLENS_REQUIRE_ORACLE=1` to make that a failure, as CI does). `ZKLENS_LIVE_KEEP=1` keeps the
 //! work dir; `ZKLENS_LIVE_REUSE=DIR` checks a kept run again (with the zklens just built) instead
 //! of generating a new one; `ZKLENS_LIVE_PORT` moves the ensemble's base port (default 26810:
 //! client ports 26811-26813, quorum 26911-26913, election 27011-27013; the harness's default is
@@ -55,6 +59,8 @@ struct Run {
     truth: Value,
     incidents: Vec<Value>,
     data: PathBuf,
+    /// The files ingested.
+    files: PathBuf,
     _work: Option<tempfile::TempDir>,
 }
 
@@ -74,8 +80,13 @@ fn tail(p: &Path, n: usize) -> String {
 fn generate() -> Result<Run, String> {
     if let Some(dir) = std::env::var_os("ZKLENS_LIVE_REUSE") {
         let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let data = tmp.path().join("index");
-        return examine(Path::new(&dir), data, Some(tmp));
+        let (dir, data) = (Path::new(&dir), tmp.path().join("index"));
+        return examine(
+            &dir.join("truth.json"),
+            &dir.join("collected"),
+            data,
+            Some(tmp),
+        );
     }
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let work = tmp.path().to_path_buf();
@@ -141,18 +152,28 @@ fn generate() -> Result<Run, String> {
         ));
     }
     let data = work.join("index");
-    examine(&work, data, work_kept)
+    examine(
+        &work.join("truth.json"),
+        &work.join("collected"),
+        data,
+        work_kept,
+    )
 }
 
-/// Ingests the run in `work` into `data`, lists the incidents.
-fn examine(work: &Path, data: PathBuf, keep: Option<tempfile::TempDir>) -> Result<Run, String> {
+/// Ingests a run's files (the driver's truth in `truth`) into `data`, lists the incidents.
+fn examine(
+    truth: &Path,
+    files: &Path,
+    data: PathBuf,
+    keep: Option<tempfile::TempDir>,
+) -> Result<Run, String> {
     let truth: Value = serde_json::from_str(
-        &std::fs::read_to_string(work.join("truth.json")).map_err(|e| e.to_string())?,
+        &std::fs::read_to_string(truth).map_err(|e| format!("{}: {e}", truth.display()))?,
     )
     .map_err(|e| e.to_string())?;
     let out = zklens(&data)
         .arg("ingest")
-        .arg(work.join("collected"))
+        .arg(files)
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -180,8 +201,55 @@ fn examine(work: &Path, data: PathBuf, keep: Option<tempfile::TempDir>) -> Resul
         truth,
         incidents,
         data,
+        files: files.to_path_buf(),
         _work: keep,
     })
+}
+
+/// The runs recorded in `samples/` (`live-N/` with `live-N.truth.json` beside it: a CI run
+/// whose ensemble did something new, kept with `ZKLENS_LIVE_KEEP`), each ingested once.
+fn recorded() -> &'static [Run] {
+    static RUNS: OnceLock<Result<Vec<Run>, String>> = OnceLock::new();
+    let runs = RUNS.get_or_init(|| {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        let mut truths: Vec<PathBuf> = std::fs::read_dir(&samples)
+            .map_err(|e| e.to_string())?
+            .filter_map(|d| d.ok().map(|d| d.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("live-") && n.ends_with(".truth.json"))
+            })
+            .collect();
+        truths.sort();
+        truths
+            .iter()
+            .map(|t| {
+                let name = t.to_string_lossy();
+                let files = PathBuf::from(name.trim_end_matches(".truth.json"));
+                let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+                examine(t, &files, tmp.path().join("index"), Some(tmp))
+                    .map_err(|e| format!("{}: {e}", t.display()))
+            })
+            .collect()
+    });
+    match runs {
+        Ok(r) => r,
+        Err(e) => panic!("recorded runs: {e}"),
+    }
+}
+
+/// Checks every recorded run (no JVM needed), then a live one when it can run here.
+fn each_run(test: &str, check: fn(&Run)) {
+    let runs = recorded();
+    assert!(!runs.is_empty(), "no samples/live-*.truth.json");
+    for r in runs {
+        eprintln!("{test}: recorded run {}", r.files.display());
+        check(r);
+    }
+    if prerequisites(test) {
+        check(run());
+    }
 }
 
 fn run() -> &'static Run {
@@ -295,10 +363,13 @@ fn assert_failover(inc: &Value, s: &Value) {
 
 #[test]
 fn leader_killed_is_a_failover_to_the_elected_leader() {
-    if !prerequisites("leader_killed_is_a_failover_to_the_elected_leader") {
-        return;
-    }
-    let r = run();
+    each_run(
+        "leader_killed_is_a_failover_to_the_elected_leader",
+        check_leader_killed_is_a_failover_to_the_elected_leader,
+    );
+}
+
+fn check_leader_killed_is_a_failover_to_the_elected_leader(r: &Run) {
     let s = step(r, "kill-leader");
     let inc = incident(r, &format!("leader-failover-epoch-{}", s["new_epoch"]));
     assert_failover(inc, s);
@@ -327,10 +398,13 @@ fn leader_killed_is_a_failover_to_the_elected_leader() {
 
 #[test]
 fn leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume() {
-    if !prerequisites("leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume") {
-        return;
-    }
-    let r = run();
+    each_run(
+        "leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume",
+        check_leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume,
+    );
+}
+
+fn check_leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume(r: &Run) {
     let s = step(r, "stall-leader");
     let stalled = zk(&s["stalled"]);
     assert_eq!(s["old_leader"], s["stalled"]);
@@ -416,12 +490,13 @@ fn leader_stalled_past_sync_limit_is_a_failover_and_it_steps_down_on_resume() {
 
 #[test]
 fn client_stalled_past_its_session_timeout_loses_its_session_ephemerals_and_role() {
-    if !prerequisites(
+    each_run(
         "client_stalled_past_its_session_timeout_loses_its_session_ephemerals_and_role",
-    ) {
-        return;
-    }
-    let r = run();
+        check_client_stalled_past_its_session_timeout_loses_its_session_ephemerals_and_role,
+    );
+}
+
+fn check_client_stalled_past_its_session_timeout_loses_its_session_ephemerals_and_role(r: &Run) {
     let s = step(r, "stall-client");
     let session = s["session"].as_str().expect("session");
     // The ensemble shows exactly that session gone, nothing else.
@@ -483,10 +558,13 @@ fn client_stalled_past_its_session_timeout_loses_its_session_ephemerals_and_role
 
 #[test]
 fn quorum_loss_spans_the_outage_and_the_killed_server_rejoins() {
-    if !prerequisites("quorum_loss_spans_the_outage_and_the_killed_server_rejoins") {
-        return;
-    }
-    let r = run();
+    each_run(
+        "quorum_loss_spans_the_outage_and_the_killed_server_rejoins",
+        check_quorum_loss_spans_the_outage_and_the_killed_server_rejoins,
+    );
+}
+
+fn check_quorum_loss_spans_the_outage_and_the_killed_server_rejoins(r: &Run) {
     let s = step(r, "quorum-loss");
     let q = incident(r, &format!("quorum-loss-epoch-{}", s["new_epoch"]));
     for k in ["old_leader", "new_leader", "old_epoch", "new_epoch"] {
@@ -520,10 +598,18 @@ fn quorum_loss_spans_the_outage_and_the_killed_server_rejoins() {
 
 #[test]
 fn every_incident_is_one_the_driver_caused() {
-    if !prerequisites("every_incident_is_one_the_driver_caused") {
-        return;
-    }
-    let r = run();
+    each_run(
+        "every_incident_is_one_the_driver_caused",
+        check_every_incident_is_one_the_driver_caused,
+    );
+}
+
+fn check_every_incident_is_one_the_driver_caused(r: &Run) {
+    // Ids name incidents: no two alike (a rejoin whose first sync broke off was listed twice,
+    // under one id, in a CI run: samples/live-1).
+    let all = ids(r);
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "{all:?}");
     let mut expected: BTreeSet<String> = BTreeSet::new();
     let mut epochs = Vec::new();
     for name in ["kill-leader", "stall-leader", "quorum-loss"] {

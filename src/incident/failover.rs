@@ -43,6 +43,7 @@ impl Detector for LeaderFailover {
             "observer.*",
             "leader.*",
             "learner.lost",
+            "sync.uptodate",
             EXPIRED,
             SERVICE_ROLE,
         ]
@@ -86,10 +87,24 @@ impl Detector for LeaderFailover {
                 .copied()
                 .filter(|e| !cx.roles.stale(e, prev))
                 .collect();
+            // A follower up to date with the old leader well before this epoch formed shows
+            // that leader still leading: a loss before it was a blip (a rejoin whose first sync
+            // broke off, a dropped connection, the leader's goodbye to that learner).
+            let back_by = ts(cur) - d.election_window_ms * MS;
+            let still_led = between
+                .iter()
+                .rev()
+                .find(|u| &*u.kind == "sync.uptodate" && ts(u) <= back_by)
+                .map_or(i64::MIN, |u| ts(u));
+            let blip = |e: &Event| ts(e) <= still_led;
             let loss = between
                 .iter()
-                .find(|e| d.loss_kinds.iter().any(|k| k == &*e.kind))
-                .or_else(|| between.iter().find(|e| &*e.kind == "election.looking"))
+                .find(|e| d.loss_kinds.iter().any(|k| k == &*e.kind) && !blip(e))
+                .or_else(|| {
+                    between
+                        .iter()
+                        .find(|e| &*e.kind == "election.looking" && !blip(e))
+                })
                 .copied();
             let Some(loss) = loss else { continue };
             let incident = self.failover(cx, prev, cur, loss, &mut found.explained);

@@ -48,6 +48,7 @@ impl Detector for ServerRejoin {
     fn detect<'e>(&self, cx: &Context<'e>, found: &mut Findings<'e>) {
         let def = &self.def;
         let margin = def.formation_margin_ms * MS;
+        let mut attempts: Vec<Attempt<'e>> = Vec::new();
         for f in cx.ev.iter().copied().filter(|e| {
             &*e.kind == "election.took" && e.attrs.state.as_deref() == Some("following")
         }) {
@@ -86,25 +87,41 @@ impl Detector for ServerRejoin {
             } else {
                 None
             };
+            // Its sync and up-to-date lines, before it leaves again (a sync that broke off).
+            let until = mine
+                .iter()
+                .copied()
+                .find(|e| ts(e) > t && LEFT_KINDS.contains(&&*e.kind))
+                .map_or(t + margin, |e| ts(e).min(t + margin));
             let sync = mine
                 .iter()
                 .copied()
-                .find(|e| SYNC_KINDS.contains(&&*e.kind) && ts(e) >= t && ts(e) - t <= margin);
+                .find(|e| SYNC_KINDS.contains(&&*e.kind) && ts(e) >= t && ts(e) <= until);
             let uptodate = mine
                 .iter()
                 .copied()
-                .find(|e| &*e.kind == "sync.uptodate" && ts(e) >= t && ts(e) - t <= margin);
+                .find(|e| &*e.kind == "sync.uptodate" && ts(e) >= t && ts(e) <= until);
             let start = started.or(left).map(ts).unwrap_or(t);
             let end = uptodate.or(sync).map(ts).unwrap_or(t);
             let mut steps = Vec::new();
             if let Some(s) = started {
                 steps.push(step(s, format!("{} starts", s.node)));
             }
+            // A sync that broke off before the server was up to date, and the server left
+            // again at once: that attempt and this one are one rejoin.
+            let retry = left.and_then(|l| {
+                attempts
+                    .iter()
+                    .rposition(|a| a.node == &*f.node)
+                    .filter(|&i| !attempts[i].complete && ts(l) <= attempts[i].end + margin)
+            });
             if let Some(l) = left {
-                steps.push(step(
-                    l,
-                    format!("{} leaves its role: {}", l.node, l.headline()),
-                ));
+                let what = if retry.is_some() {
+                    "'s sync breaks off"
+                } else {
+                    " leaves its role"
+                };
+                steps.push(step(l, format!("{}{what}: {}", l.node, l.headline())));
             }
             steps.push(step(
                 f,
@@ -123,22 +140,48 @@ impl Detector for ServerRejoin {
             if let Some(u) = uptodate {
                 steps.push(step(u, format!("{} is up to date", u.node)));
             }
-            found.rejoins.push(Incident {
-                id: format!(
-                    "server-rejoin-{}-{}",
-                    f.node,
-                    &rfc3339(t)[11..19].replace(':', "")
-                ),
-                started_at: rfc3339(start),
-                ended_at: rfc3339(end),
-                steps,
-                detail: Detail::ServerRejoin(Joined {
-                    server: f.node.to_string(),
-                    election_ms: f.attrs.duration_ms,
-                    sync: mode,
-                }),
-                start_ns: start,
+            if let Some(open) = retry.map(|i| &mut attempts[i]) {
+                open.incident.steps.extend(steps);
+                open.end = end;
+                open.complete = uptodate.is_some();
+                open.incident.ended_at = rfc3339(end);
+                if let Detail::ServerRejoin(j) = &mut open.incident.detail {
+                    j.sync = mode.or(j.sync.take());
+                }
+                continue;
+            }
+            attempts.push(Attempt {
+                node: &f.node,
+                end,
+                complete: uptodate.is_some(),
+                incident: Incident {
+                    id: format!(
+                        "server-rejoin-{}-{}",
+                        f.node,
+                        &rfc3339(t)[11..19].replace(':', "")
+                    ),
+                    started_at: rfc3339(start),
+                    ended_at: rfc3339(end),
+                    steps,
+                    detail: Detail::ServerRejoin(Joined {
+                        server: f.node.to_string(),
+                        election_ms: f.attrs.duration_ms,
+                        sync: mode,
+                    }),
+                    start_ns: start,
+                },
             });
         }
+        found
+            .rejoins
+            .extend(attempts.into_iter().map(|a| a.incident));
     }
+}
+
+/// A rejoin being gathered: the server, when it ended so far, and whether it was up to date.
+struct Attempt<'e> {
+    node: &'e str,
+    end: i64,
+    complete: bool,
+    incident: Incident,
 }
