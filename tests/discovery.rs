@@ -320,6 +320,7 @@ fn discovery_follows_a_real_ensemble() {
         session_timeout_ms: SESSION_MS,
         services_root: "/services".into(),
         max_data: 1024,
+        ..ZkConfig::default()
     };
     let task_a = rt.spawn(run(cfg_a, atx, stop_rx.clone()));
     let mut a = Feed::new("A", arx, t0);
@@ -405,6 +406,7 @@ fn discovery_follows_a_real_ensemble() {
         session_timeout_ms: SESSION_MS,
         services_root: "/app/services".into(),
         max_data: 1024,
+        ..ZkConfig::default()
     };
     let opts_b = RunOptions {
         strategy: WatchStrategy::OneShot,

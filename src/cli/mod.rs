@@ -87,6 +87,11 @@ const SECRET_FLAGS: &[(&str, &str, &str)] = &[
         "--zk-auth",
         "--zk-auth-file FILE, auth_file in [zookeeper] or $ZKLENS_ZK_AUTH",
     ),
+    (
+        "zk_sasl_password",
+        "--zk-sasl-password",
+        "--zk-sasl-password-file FILE, password_file in [zookeeper.sasl] or $ZKLENS_ZK_SASL_PASSWORD",
+    ),
 ];
 
 /// Warnings for the secrets given as command-line flags (not from the environment): each
@@ -190,7 +195,7 @@ pub enum Cmd {
     Parse(ParseArgs),
     /// Run continuously: discover services through ZooKeeper, follow their logs and the
     /// ensemble's, index, detect incidents live, answer over HTTP
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
 }
@@ -366,6 +371,50 @@ pub struct ServeArgs {
         conflicts_with = "zk_auth"
     )]
     pub zk_auth_file: Option<PathBuf>,
+    /// PEM file of the CA certificates that sign the ZooKeeper servers' certificates: connect
+    /// over TLS (secureClientPort; `ca` in [zookeeper.tls])
+    #[arg(long, env = "ZKLENS_ZK_TLS_CA", value_name = "FILE")]
+    pub zk_tls_ca: Option<PathBuf>,
+    /// PEM file of zklens's client certificate, for servers that require client authentication
+    /// (ZooKeeper's default); with --zk-tls-key
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_TLS_CERT",
+        value_name = "FILE",
+        requires = "zk_tls_key"
+    )]
+    pub zk_tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_TLS_KEY",
+        value_name = "FILE",
+        requires = "zk_tls_cert"
+    )]
+    pub zk_tls_key: Option<PathBuf>,
+    /// SASL mechanism to authenticate to ZooKeeper with (`mechanism` in [zookeeper.sasl])
+    #[arg(long, env = "ZKLENS_ZK_SASL", value_name = "MECH", value_parser = ["digest-md5", "gssapi"])]
+    pub zk_sasl: Option<String>,
+    /// SASL user: DIGEST-MD5's user name; GSSAPI's server principal primary (default zookeeper)
+    #[arg(long, env = "ZKLENS_ZK_SASL_USER", value_name = "USER")]
+    pub zk_sasl_user: Option<String>,
+    /// SASL DIGEST-MD5 password. On the command line it is visible to every user in `ps`:
+    /// prefer --zk-sasl-password-file or $ZKLENS_ZK_SASL_PASSWORD
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_SASL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub zk_sasl_password: Option<String>,
+    /// A file whose first line is the SASL DIGEST-MD5 password, as --zk-sasl-password
+    #[arg(
+        long,
+        env = "ZKLENS_ZK_SASL_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "zk_sasl_password"
+    )]
+    pub zk_sasl_password_file: Option<PathBuf>,
     /// A name the API answers to in the Host header besides loopback and the listen address
     /// (repeatable; `api_hosts` in the configuration)
     #[arg(long = "api-host", value_name = "NAME")]

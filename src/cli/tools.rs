@@ -164,6 +164,44 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
             z.auth_file = a.zk_auth_file.clone();
             z.auth = None;
         }
+        if let Some(ca) = &a.zk_tls_ca {
+            z.tls = Some(zklens::discovery::ZkTls {
+                ca: ca.clone(),
+                cert: a.zk_tls_cert.clone(),
+                key: a.zk_tls_key.clone(),
+            });
+        } else if a.zk_tls_cert.is_some() {
+            let t = z
+                .tls
+                .as_mut()
+                .context("--zk-tls-cert and --zk-tls-key need a CA: --zk-tls-ca FILE")?;
+            t.cert = a.zk_tls_cert.clone();
+            t.key = a.zk_tls_key.clone();
+        }
+        let given = a.zk_sasl.is_some()
+            || a.zk_sasl_user.is_some()
+            || a.zk_sasl_password.is_some()
+            || a.zk_sasl_password_file.is_some();
+        if given {
+            let s = z.sasl.get_or_insert_with(Default::default);
+            if let Some(m) = &a.zk_sasl {
+                s.mechanism = if m == "gssapi" {
+                    zklens::discovery::SaslMechanism::Gssapi
+                } else {
+                    zklens::discovery::SaslMechanism::DigestMd5
+                };
+            }
+            if a.zk_sasl_user.is_some() {
+                s.username = a.zk_sasl_user.clone();
+            }
+            if a.zk_sasl_password.is_some() {
+                s.password = a.zk_sasl_password.clone();
+                s.password_file = None;
+            } else if a.zk_sasl_password_file.is_some() {
+                s.password_file = a.zk_sasl_password_file.clone();
+                s.password = None;
+            }
+        }
     }
     cfg.security
         .allowed_roots

@@ -8,6 +8,7 @@
 //! a log.
 
 pub mod registration;
+pub mod secure;
 pub mod watch;
 
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,62 @@ pub struct ZkConfig {
     pub services_root: String,
     /// Largest znode data accepted as a registration (bytes).
     pub max_data: usize,
+    /// TLS to the servers' `secureClientPort` (`[zookeeper.tls]`): every `host:port` of the
+    /// connect string is then reached over TLS (`tcp://host:port` keeps one in plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ZkTls>,
+    /// SASL authentication (`[zookeeper.sasl]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<ZkSasl>,
+}
+
+/// TLS to ZooKeeper: PEM files, read when discovery starts. The servers' certificates must name
+/// the host as the connect string gives it (a DNS name or an IP address): hostname verification
+/// is always on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZkTls {
+    /// The CA certificates (and CRLs) the servers' certificates must chain to.
+    pub ca: std::path::PathBuf,
+    /// The client's certificate chain, for servers that require client authentication
+    /// (ZooKeeper's default, `ssl.clientAuth=need`).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key of `cert` (PKCS#8, PKCS#1 or SEC1 PEM).
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// A SASL mechanism ZooKeeper servers offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaslMechanism {
+    /// DIGEST-MD5 against the server's JAAS `DigestLoginModule` users.
+    #[default]
+    DigestMd5,
+    /// Kerberos (needs zklens built with the `zk-gssapi` feature and a ticket in the
+    /// credential cache).
+    Gssapi,
+}
+
+/// SASL authentication to ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZkSasl {
+    /// `digest-md5` (the default) or `gssapi`.
+    pub mechanism: SaslMechanism,
+    /// DIGEST-MD5: the user name. GSSAPI: the primary of the servers' Kerberos principal
+    /// (Java's `zookeeper.sasl.client.username`, default `zookeeper`).
+    pub username: Option<String>,
+    /// GSSAPI: the instance of the servers' principal (default: each server's host as the
+    /// connect string names it).
+    pub hostname: Option<String>,
+    /// DIGEST-MD5 password (prefer `password_file`: a configuration file is often readable).
+    #[serde(skip_serializing)]
+    pub password: Option<String>,
+    /// A file whose first line is the DIGEST-MD5 password (`--zk-sasl-password-file`,
+    /// `ZKLENS_ZK_SASL_PASSWORD` override it).
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ZkConfig {
@@ -113,6 +170,8 @@ impl Default for ZkConfig {
             session_timeout_ms: 10_000,
             services_root: "/services".into(),
             max_data: 64 * 1024,
+            tls: None,
+            sasl: None,
         }
     }
 }

@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use zookeeper_client as zk;
 
 use super::registration::{self, RegistrationError};
+use super::secure::{Secure, SecureError};
 use super::{DiscoveryEvent, EnsembleMember, Registration, ZkConfig};
 
 /// Deepest znode below the services root that is looked at (`/services/<name>/<id>` is depth 2).
@@ -62,6 +63,9 @@ pub enum DiscoveryError {
     /// Digest auth is not `user:password`.
     #[error("ZooKeeper digest auth: expected user:password")]
     Auth,
+    /// The TLS or SASL settings cannot work.
+    #[error(transparent)]
+    Secure(#[from] SecureError),
 }
 
 /// How changes are followed.
@@ -123,8 +127,10 @@ pub async fn run_with(
             return Err(DiscoveryError::Auth);
         }
     }
+    let secure = Secure::new(cfg.tls.as_ref(), cfg.sasl.as_ref())?;
     let mut d = Discovery {
         cfg,
+        secure,
         opts,
         root,
         fallback,
@@ -182,6 +188,8 @@ type Note = (String, Kind);
 
 struct Discovery {
     cfg: ZkConfig,
+    /// TLS and SASL options, built from `cfg` once.
+    secure: Secure,
     opts: RunOptions,
     root: String,
     fallback: Vec<EnsembleMember>,
@@ -270,8 +278,14 @@ impl Discovery {
                 }
                 Err(e) => {
                     let wait = jitter(backoff);
+                    // The client does not say why a TLS handshake failed.
+                    let hint = match (&e, self.secure.tls()) {
+                        (zk::Error::NoHosts, true) => " (TLS: is it the secureClientPort, does the CA sign the servers' certificates, do they name the host as the connect string does, and does the server require a client certificate?)",
+                        (zk::Error::AuthFailed, _) if self.cfg.sasl.is_some() => " (SASL: check the user and password)",
+                        _ => "",
+                    };
                     self.say(format!(
-                        "cannot connect to {}: {e}; retrying (every {:.1} s at most)",
+                        "cannot connect to {}: {e}{hint}; retrying (every {:.1} s at most)",
                         self.cfg.connect,
                         self.opts.backoff_max.as_secs_f64()
                     ));
@@ -317,9 +331,10 @@ impl Discovery {
         if let Some(auth) = &self.cfg.auth {
             c = c.with_auth("digest", auth.as_bytes());
         }
+        let c = self.secure.apply(c);
         let mut sd = self.shutdown.clone();
         tokio::select! {
-            r = c.connect(&self.cfg.connect) => Ok(r),
+            r = self.secure.connect(c, &self.cfg.connect) => Ok(r),
             _ = shutdown_signal(&mut sd) => Err(Stop),
         }
     }

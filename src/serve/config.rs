@@ -261,8 +261,9 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// Reads the secrets given as files (`token_file`, `[zookeeper] auth_file`) into `token`
-    /// and the ZooKeeper `auth`, and checks them: a secret given both ways, or empty, is an
+    /// Reads the secrets given as files (`token_file`, `[zookeeper] auth_file`,
+    /// `[zookeeper.sasl] password_file`) into `token`, the ZooKeeper `auth` and the SASL
+    /// `password`, and checks them: a secret given both ways, or empty, is an
     /// error naming the setting. Returns warnings for the operator (a secret file any user
     /// may read).
     pub fn resolve_secrets(&mut self) -> Result<Vec<String>> {
@@ -287,6 +288,17 @@ impl ServeConfig {
                     ));
                 }
                 z.auth = Some(read_secret(p, &mut warnings)?);
+            }
+            if let Some(a) = z.sasl.as_mut() {
+                if let Some(p) = &a.password_file {
+                    if a.password.is_some() {
+                        return Err(Error::Param(
+                            "configuration: both [zookeeper.sasl] password and password_file are set; keep one"
+                                .into(),
+                        ));
+                    }
+                    a.password = Some(read_secret(p, &mut warnings)?);
+                }
             }
         }
         Ok(warnings)

@@ -701,6 +701,12 @@ pub fn prepare(
         log(&w);
     }
     cfg.check_exposure()?;
+    // TLS files and SASL settings that cannot work stop the start, naming the file or setting
+    // (discovery would only say so in its log and never connect).
+    if let Some(z) = &cfg.zookeeper {
+        crate::discovery::secure::Secure::new(z.tls.as_ref(), z.sasl.as_ref())
+            .map_err(|e| Error::Param(format!("configuration: {e}")))?;
+    }
     // A configured format or layout that does not compile is a configuration error, not a
     // notice found later on one source.
     let named = cfg

@@ -5,7 +5,7 @@ recording script (samples/record/record.sh) and a CLI for the Rust integration t
 
     zkharness.py start    --dir D [--servers 3] [--base-port 21810] [--tick 500]
                           [--extra key=value ...] [--debian-layout N ...] [--owner-pid PID]
-                          [--layout N=PATTERN ...] [--jars J1:J2:...]
+                          [--layout N=PATTERN ...] [--jars J1:J2:...] [--jvm-opt ARG ...]
                           [--timeout 60]          # prints the leader's id once there is one
     zkharness.py leader   --dir D [--timeout 60]  # prints the leader's id (waits for a quorum)
     zkharness.py kill N | stop N | pause N | resume N | restart N [--wait]  --dir D
@@ -216,8 +216,9 @@ def start_server(d, n):
     env.pop("JAVA_TOOL_OPTIONS", None)
     p = subprocess.Popen(
         ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dzookeeper.log.dir=" + logs,
-         "-Dzookeeper.preAllocSize=%d" % meta.get("prealloc_kb", 65536),
-         "-cp", classpath(conf, meta.get("jars")), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+         "-Dzookeeper.preAllocSize=%d" % meta.get("prealloc_kb", 65536)]
+        + list(meta.get("jvm_opts", []))
+        + ["-cp", classpath(conf, meta.get("jars")), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
          os.path.join(conf, "zoo.cfg")],
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
         start_new_session=True)
@@ -313,12 +314,13 @@ def wait_serving(d, n, timeout=60.0):
 
 
 def start(d, servers=3, base_port=21810, tick=500, debian_layout=None, extra=(), prealloc_kb=65536,
-          wait=True, owner_pid=None, timeout=60.0, layouts=None, jars=None):
+          wait=True, owner_pid=None, timeout=60.0, layouts=None, jars=None, jvm_opts=()):
     """Writes the configuration of every server, starts them and (wait=True) returns the leader's
     id. owner_pid: the watchdog kills the ensemble when that process dies (None: this process;
     0: no watchdog). debian_layout: server ids using Debian's layout (None: server 3 if any).
     layouts: {server id: log4j ConversionPattern} overriding both. jars: the class path to run
-    instead of Debian's 3.8 (None: JARS)."""
+    instead of Debian's 3.8 (None: JARS). jvm_opts: more JVM arguments (a JAAS configuration for
+    SASL: -Djava.security.auth.login.config=FILE)."""
     d = os.path.abspath(d)
     os.makedirs(d, exist_ok=True)
     if os.path.exists(meta_path(d)):
@@ -330,7 +332,7 @@ def start(d, servers=3, base_port=21810, tick=500, debian_layout=None, extra=(),
         debian_layout = [3] if servers >= 3 else []
     meta = {"servers": servers, "base_port": base_port, "tick": tick, "pids": {},
             "debian_layout": [n for n in debian_layout if n], "extra": list(extra),
-            "prealloc_kb": prealloc_kb,
+            "prealloc_kb": prealloc_kb, "jvm_opts": list(jvm_opts),
             "layouts": {str(k): v for k, v in (layouts or {}).items()}}
     if jars:
         meta["jars"] = list(jars)
@@ -432,6 +434,8 @@ def main():
     ap.add_argument("--layout", action="append", default=[],
                     help="N=PATTERN: server N's log4j ConversionPattern (repeatable)")
     ap.add_argument("--jars", default=None, help="class path (':'-separated) instead of Debian's 3.8")
+    ap.add_argument("--jvm-opt", action="append", default=[],
+                    help="a JVM argument for every server (repeatable), e.g. -Djava.security.auth.login.config=FILE")
     ap.add_argument("--owner-pid", type=int, default=None,
                     help="kill the ensemble when this process dies (default: the caller; 0: never)")
     ap.add_argument("--wait", action="store_true", help="restart: wait until the server serves")
@@ -451,7 +455,7 @@ def main():
             layouts[int(k)] = v
         n = start(d, a.servers, a.base_port, a.tick, a.debian_layout, a.extra, a.prealloc_kb,
                   owner_pid=owner, timeout=a.timeout, layouts=layouts,
-                  jars=a.jars.split(":") if a.jars else None)
+                  jars=a.jars.split(":") if a.jars else None, jvm_opts=a.jvm_opt)
         print(n)
         print("zkharness: ensemble of %d up in %s, zk%d leads" % (a.servers, d, n), file=sys.stderr)
     elif a.action == "leader":
