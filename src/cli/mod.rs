@@ -505,6 +505,7 @@ pub fn exit(outcome: Result<u8>) -> ExitCode {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
+            .or_else(|| c.downcast_ref::<zklens::Error>().and_then(zklens::Error::io_error))
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }

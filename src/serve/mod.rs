@@ -857,9 +857,9 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         });
         let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
             .await
-            .map_err(|source| Error::Listen {
+            .map_err(|error| Error::Listen {
                 addr: shared.cfg.listen.to_string(),
-                source,
+                error,
             })?;
         log(&format!(
             "listening on http://{} (data dir {})",
