@@ -947,11 +947,23 @@ fn an_io_error_names_the_file_and_its_cause_once() {
     let dir = e.logs.display().to_string();
     let cases: Vec<(Vec<&str>, &str, &str)> = vec![
         (vec!["ingest", &m], &m, "No such file or directory"),
-        (vec!["serve", "--config", &m], &m, "No such file or directory"),
+        (
+            vec!["serve", "--config", &m],
+            &m,
+            "No such file or directory",
+        ),
         // A directory where a file is wanted.
         (vec!["serve", "--config", &dir], &dir, "Is a directory"),
-        (vec!["--parsers", &m, "formats"], &m, "No such file or directory"),
-        (vec!["snapshot", "dump", &m], &m, "No such file or directory"),
+        (
+            vec!["--parsers", &m, "formats"],
+            &m,
+            "No such file or directory",
+        ),
+        (
+            vec!["snapshot", "dump", &m],
+            &m,
+            "No such file or directory",
+        ),
         (vec!["txnlog", "dump", &m], &m, "No such file or directory"),
     ];
     for (args, path, cause) in cases {
