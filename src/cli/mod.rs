@@ -227,6 +227,9 @@ pub enum SnapshotCmd {
         /// Snapshot files
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+        #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS, value_name = "N")]
+        max_snapshot_sessions: usize,
     },
 }
 
@@ -335,6 +338,9 @@ pub struct IngestArgs {
     /// default); a longer record is skipped with a notice
     #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_RECORD_LEN, value_name = "BYTES")]
     pub max_record_len: usize,
+    /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+    #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS, value_name = "N")]
+    pub max_snapshot_sessions: usize,
 }
 
 /// `serve`.
@@ -396,6 +402,10 @@ pub struct ServeArgs {
     /// Poll interval of quiet sources (ms)
     #[arg(long, value_name = "MS")]
     pub poll_ms: Option<u64>,
+    /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+    /// [default: 1000000; config: max_snapshot_sessions]
+    #[arg(long, value_name = "N")]
+    pub max_snapshot_sessions: Option<usize>,
 }
 
 /// `query`.
@@ -505,7 +515,10 @@ pub fn exit(outcome: Result<u8>) -> ExitCode {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
-            .or_else(|| c.downcast_ref::<zklens::Error>().and_then(zklens::Error::io_error))
+            .or_else(|| {
+                c.downcast_ref::<zklens::Error>()
+                    .and_then(zklens::Error::io_error)
+            })
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }

@@ -193,6 +193,9 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
     if let Some(p) = a.poll_ms {
         cfg.poll_ms = p;
     }
+    if let Some(n) = a.max_snapshot_sessions {
+        cfg.max_snapshot_sessions = n;
+    }
     zklens::serve::run(cfg, dir.clone(), registry)?;
     Ok(0)
 }

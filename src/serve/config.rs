@@ -47,6 +47,11 @@ pub struct ServeConfig {
     /// [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN), 2 MiB); raise it for an
     /// ensemble with a larger `jute.maxbuffer`. As `zklens ingest --max-record-len`.
     pub max_record_len: usize,
+    /// Most sessions of a snapshot's session table held (default
+    /// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`](crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS),
+    /// 1,000,000); the rest are skipped with a notice. As `zklens ingest
+    /// --max-snapshot-sessions`.
+    pub max_snapshot_sessions: usize,
     /// A file holding the bearer token (its first line), instead of `token` in this file;
     /// `--token-file` and `ZKLENS_TOKEN` override it.
     pub token_file: Option<PathBuf>,
@@ -143,6 +148,7 @@ impl Default for ServeConfig {
             tz: None,
             node_tz: BTreeMap::new(),
             max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
+            max_snapshot_sessions: crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS,
             token_file: None,
             api_hosts: Vec::new(),
             max_events: DEFAULT_MAX_EVENTS,

@@ -812,7 +812,8 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
             let c = &shared.committed_at_start;
             let txns =
                 TxnLogFollower::new(dirs.clone(), c).with_max_record_len(shared.cfg.max_record_len);
-            let snaps = SnapshotWatcher::new(dirs, c);
+            let snaps =
+                SnapshotWatcher::new(dirs, c).with_max_sessions(shared.cfg.max_snapshot_sessions);
             txn_threads.extend(spawn_collector(
                 &shared,
                 "snapshot watcher",
