@@ -190,7 +190,7 @@ pub enum Cmd {
     Parse(ParseArgs),
     /// Run continuously: discover services through ZooKeeper, follow their logs and the
     /// ensemble's, index, detect incidents live, answer over HTTP
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
 }
@@ -402,6 +402,26 @@ pub struct ServeArgs {
     /// Poll interval of quiet sources (ms)
     #[arg(long, value_name = "MS")]
     pub poll_ms: Option<u64>,
+    /// Most events in one API answer; a longer answer is cut and says `"truncated": true`
+    /// [default: 10000; config: max_events]
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<usize>,
+    /// Most bytes of events in one API answer, about; a longer answer is cut and says
+    /// `"truncated": true` [default: 33554432; config: max_answer_bytes]
+    #[arg(long, value_name = "BYTES")]
+    pub max_answer_bytes: Option<usize>,
+    /// Time budget of one API request that reads the index, in ms; past it the request is
+    /// answered 503 and its work stops [default: 30000; config: request_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// API requests reading the index at once; more wait within their time budget [default: 4;
+    /// config: max_requests]
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<usize>,
+    /// Largest transaction log record read, in bytes; a longer record is skipped with a notice
+    /// [default: 2097152; config: max_record_len]
+    #[arg(long, value_name = "BYTES")]
+    pub max_record_len: Option<usize>,
     /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
     /// [default: 1000000; config: max_snapshot_sessions]
     #[arg(long, value_name = "N")]
