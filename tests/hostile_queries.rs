@@ -528,3 +528,64 @@ fn serve_budget_flags_override_the_configuration() {
         );
     }
 }
+
+/// Regression (issue 15): `/api/skew`, `/api/recipes` and an incident's HTML report had a time
+/// budget but no size cap. Each is one computed whole, so one larger than `max_answer_bytes` is
+/// refused (503, naming the limit) rather than cut; within the budget they answer as before.
+#[test]
+fn whole_answers_over_max_answer_bytes_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Live detection runs after a commit: one line to follow makes one.
+    let extra = tmp.path().join("extra.log");
+    std::fs::write(&extra, "2026-11-25 03:40:00,000 INFO one more line\n").expect("write");
+    let source = format!("extra=file://{}", extra.display());
+    let (port, serve) = service(
+        tmp.path(),
+        "max_answer_bytes = 200\n",
+        &["--source", &source, "--commit-ms", "150", "--poll-ms", "50"],
+        &[],
+    );
+    let t0 = Instant::now();
+    let id = loop {
+        let (_, body) = get(port, "/api/incidents").expect("an answer");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if let Some(id) = v[0]["incident"]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no incidents: {body} {}",
+            std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for path in [
+        "/api/skew".to_string(),
+        "/api/recipes".to_string(),
+        format!("/api/incidents/{id}/html"),
+    ] {
+        let (code, body) = get(port, &path).expect("an answer");
+        assert_eq!(code, 503, "{path}: {}", &body[..body.len().min(300)]);
+        assert!(
+            body.contains("larger than the service's answer budget of 200 bytes (max_answer_bytes"),
+            "{path}: {body}"
+        );
+    }
+    // The --server client says why and exits 2.
+    let out = remote(port, &["skew"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("HTTP 503"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("max_answer_bytes"),
+        "{}",
+        stderr(&out)
+    );
+    drop(serve);
+    // With the default budget they answer whole.
+    let (port, _serve) = service(tmp.path(), "", &[], &[]);
+    for path in ["/api/skew", "/api/recipes"] {
+        let (code, body) = get(port, path).expect("an answer");
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body.len() > 200, "{path}: {body}");
+    }
+}

@@ -407,7 +407,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_events: Option<usize>,
     /// Most bytes of events in one API answer, about; a longer answer is cut and says
-    /// `"truncated": true` [default: 33554432; config: max_answer_bytes]
+    /// `"truncated": true` (a larger skew table, recipe list or HTML report is refused, 503)
+    /// [default: 33554432; config: max_answer_bytes]
     #[arg(long, value_name = "BYTES")]
     pub max_answer_bytes: Option<usize>,
     /// Time budget of one API request that reads the index, in ms; past it the request is

@@ -64,7 +64,8 @@ pub struct ServeConfig {
     /// `"truncated": true`. `--max-events`.
     pub max_events: usize,
     /// Most bytes of events one answer holds, about ([`DEFAULT_MAX_ANSWER_BYTES`]); an answer
-    /// cut here says `"truncated": true`. `--max-answer-bytes`.
+    /// cut here says `"truncated": true`. The skew table, recipe timelines and HTML reports,
+    /// one computed whole each, are refused (503) past it instead. `--max-answer-bytes`.
     pub max_answer_bytes: usize,
     /// Time budget of one request that reads the index, in ms
     /// ([`DEFAULT_REQUEST_TIMEOUT_MS`]); past it the request is answered 503.
