@@ -105,7 +105,17 @@ pub fn run_within(
     let searcher = idx.searcher();
     let q = Compiler::new(idx, &searcher, tz).compile(ast)?;
     in_time(budget, "after compiling the query")?;
-    let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
+    let hits = idx.search_within(
+        q.as_ref(),
+        if count { Some(0) } else { limit },
+        budget.deadline,
+    )?;
+    if hits.interrupted {
+        return Err(Error::Budget(format!(
+            "the request ran out of its time budget while searching (stopped after {} documents)",
+            hits.visited
+        )));
+    }
     in_time(budget, "after searching")?;
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
     let mut truncated = false;
