@@ -6,14 +6,15 @@ use std::path::PathBuf;
 /// Errors raised by the zklens library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named file. Its message holds the cause, so the cause is not also
+    /// its [`source`](std::error::Error::source): a chain printed whole (`anyhow`'s `{:#}`)
+    /// names it once. [`Error::io_error`] gives it to code.
+    #[error("{path}: {error}")]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Input that cannot be read as what it claims to be.
     #[error("{path}: at byte offset {offset}: {reason}")]
@@ -62,14 +63,14 @@ pub enum Error {
     /// A thread, the async runtime or the HTTP server failed (not the caller's fault).
     #[error("{0}")]
     Internal(String),
-    /// The service's address could not be listened on.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The service's address could not be listened on (the cause in the message, as
+    /// [`Error::Io`]).
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// The address.
         addr: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A running service (`--server`) could not be asked, or refused the question.
     #[error("{url}: {}", remote_message(*.status, .message))]
@@ -121,10 +122,20 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
+        }
+    }
+
+    /// The I/O error underneath, when this is one (through a sink's wrapping): its kind tells a
+    /// closed pipe from a failure.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Io { error, .. } | Error::Listen { error, .. } => Some(error),
+            Error::Sink(inner) => inner.io_error(),
+            _ => None,
         }
     }
 
@@ -210,7 +221,7 @@ mod tests {
             (
                 Error::Listen {
                     addr: "127.0.0.1:1".into(),
-                    source: io(),
+                    error: io(),
                 },
                 500,
             ),
@@ -232,5 +243,29 @@ mod tests {
             message: "no incident \"x\"".into(),
         };
         assert_eq!(r.to_string(), "http://h/api/x: HTTP 404: no incident \"x\"");
+    }
+
+    /// Regression: the cause was both in the message and the error's source, so a chain
+    /// printed whole named it twice.
+    #[test]
+    fn an_io_error_names_its_cause_once_in_a_chain() {
+        use std::error::Error as _;
+        let e = Error::io("/x", std::io::Error::from(std::io::ErrorKind::NotFound));
+        // The chain as `anyhow`'s `{:#}` prints it: each error's message, then its source's.
+        let mut shown = e.to_string();
+        let mut next = e.source();
+        while let Some(c) = next {
+            shown = format!("{shown}: {c}");
+            next = c.source();
+        }
+        assert_eq!(shown, "/x: entity not found");
+        let sunk = Error::Sink(Box::new(Error::io(
+            "<stdout>",
+            std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        )));
+        assert_eq!(
+            sunk.io_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::BrokenPipe)
+        );
     }
 }

@@ -45,7 +45,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         },
         Cmd::Serve(a) => cli::tools::serve(a, g, &g.data_dir(), registry()?),
         Cmd::Txnlog(TxnlogCmd::Dump(a)) => cli::txn::txnlog_dump(a),
-        Cmd::Snapshot(SnapshotCmd::Dump { files }) => cli::txn::snapshot_dump(files),
+        Cmd::Snapshot(SnapshotCmd::Dump {
+            files,
+            max_snapshot_sessions,
+        }) => cli::txn::snapshot_dump(files, *max_snapshot_sessions),
         Cmd::Bench(a) => cli::tools::bench(a),
         Cmd::Corpus(a) => cli::tools::corpus(a),
         Cmd::Measure { cmd } => cli::tools::measure(cmd),

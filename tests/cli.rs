@@ -934,3 +934,43 @@ fn a_layout_nobody_knows_is_warned_about() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(odd.contains("0.0% timestamped"), "{odd}");
 }
+
+/// Regression (issue 15): an I/O error printed its cause twice (`/x: No such file or directory
+/// (os error 2): No such file or directory (os error 2)`), because the error's message held its
+/// cause and the chain printed it again. Each command that fails on a file names the file and
+/// the cause once.
+#[test]
+fn an_io_error_names_the_file_and_its_cause_once() {
+    let e = env();
+    let missing = e.logs.join("no-such-file.log");
+    let m = missing.display().to_string();
+    let dir = e.logs.display().to_string();
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["ingest", &m], &m, "No such file or directory"),
+        (
+            vec!["serve", "--config", &m],
+            &m,
+            "No such file or directory",
+        ),
+        // A directory where a file is wanted.
+        (vec!["serve", "--config", &dir], &dir, "Is a directory"),
+        (
+            vec!["--parsers", &m, "formats"],
+            &m,
+            "No such file or directory",
+        ),
+        (
+            vec!["snapshot", "dump", &m],
+            &m,
+            "No such file or directory",
+        ),
+        (vec!["txnlog", "dump", &m], &m, "No such file or directory"),
+    ];
+    for (args, path, cause) in cases {
+        let out = zk(&e).args(&args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("{path}: ")), "{args:?}: {err}");
+        assert_eq!(err.matches(cause).count(), 1, "{args:?}: {err}");
+    }
+}

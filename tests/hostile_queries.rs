@@ -442,3 +442,150 @@ fn zookeeper_auth_comes_from_a_file_and_the_flag_warns() {
         stderr(&o)
     );
 }
+
+/// Regression (issue 15): the budgets were configuration keys only. Each is a `serve` flag too,
+/// which wins over the file, and whose help names its key and default.
+#[test]
+fn serve_budget_flags_override_the_configuration() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (port, serve) = service(
+        tmp.path(),
+        "max_events = 50\nmax_answer_bytes = 1000000000\nrequest_timeout_ms = 60000\n",
+        &["--max-events", "3", "--max-requests", "2"],
+        &[],
+    );
+    let (code, body) = get(port, "/api/query?q=*&limit=0").expect("an answer");
+    assert_eq!(code, 200);
+    assert_eq!(
+        events_in(&body),
+        3,
+        "--max-events 3 wins over max_events = 50"
+    );
+    assert!(body.contains("\"truncated\":true"));
+    drop(serve);
+    let (port, serve) = service(
+        tmp.path(),
+        "max_answer_bytes = 1000000000\n",
+        &["--max-answer-bytes", "4096"],
+        &[],
+    );
+    let (_, body) = get(port, "/api/query?q=*&limit=1000").expect("an answer");
+    assert!(events_in(&body) < 40 && body.contains("\"truncated\":true"));
+    drop(serve);
+    let (port, _serve) = service(
+        tmp.path(),
+        "request_timeout_ms = 60000\n",
+        &["--request-timeout-ms", "1"],
+        &[],
+    );
+    let heavy = vec!["*"; 1000].join("%20OR%20");
+    let (code, body) = get(port, &format!("/api/query?q={heavy}&limit=0")).expect("answer");
+    assert_eq!(code, 503, "{}", &body[..body.len().min(300)]);
+
+    // The help names each key and its default.
+    let help = run(Path::new("/nonexistent"), &["serve", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    use zklens::serve::config as c;
+    for (flag, key, default) in [
+        (
+            "--max-events",
+            "max_events",
+            c::DEFAULT_MAX_EVENTS.to_string(),
+        ),
+        (
+            "--max-answer-bytes",
+            "max_answer_bytes",
+            c::DEFAULT_MAX_ANSWER_BYTES.to_string(),
+        ),
+        (
+            "--request-timeout-ms",
+            "request_timeout_ms",
+            c::DEFAULT_REQUEST_TIMEOUT_MS.to_string(),
+        ),
+        (
+            "--max-requests",
+            "max_requests",
+            c::DEFAULT_MAX_REQUESTS.to_string(),
+        ),
+        (
+            "--max-record-len",
+            "max_record_len",
+            zklens::txnlog::DEFAULT_MAX_RECORD_LEN.to_string(),
+        ),
+        (
+            "--max-snapshot-sessions",
+            "max_snapshot_sessions",
+            zklens::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS.to_string(),
+        ),
+    ] {
+        let at = help.find(flag).unwrap_or_else(|| panic!("{flag}: {help}"));
+        let text = &help[at..];
+        let text = &text[..text[2..].find(" --").map_or(text.len(), |i| i + 2)];
+        assert!(
+            text.contains(&format!("[default: {default}; config: {key}]")),
+            "{text}"
+        );
+    }
+}
+
+/// Regression (issue 15): `/api/skew`, `/api/recipes` and an incident's HTML report had a time
+/// budget but no size cap. Each is one computed whole, so one larger than `max_answer_bytes` is
+/// refused (503, naming the limit) rather than cut; within the budget they answer as before.
+#[test]
+fn whole_answers_over_max_answer_bytes_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Live detection runs after a commit: one line to follow makes one.
+    let extra = tmp.path().join("extra.log");
+    std::fs::write(&extra, "2026-11-25 03:40:00,000 INFO one more line\n").expect("write");
+    let source = format!("extra=file://{}", extra.display());
+    let (port, serve) = service(
+        tmp.path(),
+        "max_answer_bytes = 200\n",
+        &["--source", &source, "--commit-ms", "150", "--poll-ms", "50"],
+        &[],
+    );
+    let t0 = Instant::now();
+    let id = loop {
+        let (_, body) = get(port, "/api/incidents").expect("an answer");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if let Some(id) = v[0]["incident"]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no incidents: {body} {}",
+            std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for path in [
+        "/api/skew".to_string(),
+        "/api/recipes".to_string(),
+        format!("/api/incidents/{id}/html"),
+    ] {
+        let (code, body) = get(port, &path).expect("an answer");
+        assert_eq!(code, 503, "{path}: {}", &body[..body.len().min(300)]);
+        assert!(
+            body.contains("larger than the service's answer budget of 200 bytes (max_answer_bytes"),
+            "{path}: {body}"
+        );
+    }
+    // The --server client says why and exits 2.
+    let out = remote(port, &["skew"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("HTTP 503"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("max_answer_bytes"),
+        "{}",
+        stderr(&out)
+    );
+    drop(serve);
+    // With the default budget they answer whole.
+    let (port, _serve) = service(tmp.path(), "", &[], &[]);
+    for path in ["/api/skew", "/api/recipes"] {
+        let (code, body) = get(port, path).expect("an answer");
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body.len() > 200, "{path}: {body}");
+    }
+}

@@ -275,3 +275,124 @@ fn adler32(b: &[u8]) -> u32 {
     }
     (s << 16) | a
 }
+
+/// A snapshot whose session table holds `sessions` sessions (from 0x100000000000001), each
+/// owning one ephemeral `/e/N`, sealed.
+fn snapshot_with_sessions(sessions: usize) -> Vec<u8> {
+    let mut v = b"ZKSN\0\0\0\x02".to_vec();
+    v.extend_from_slice(&(-1i64).to_be_bytes());
+    v.extend_from_slice(&(sessions as i32).to_be_bytes());
+    for i in 0..sessions {
+        v.extend_from_slice(&(0x100_0000_0000_0001i64 + i as i64).to_be_bytes());
+        v.extend_from_slice(&4000i32.to_be_bytes());
+    }
+    v.extend_from_slice(&0i32.to_be_bytes()); // no ACL cache entries
+    let mut node = |path: &str, owner: i64, zxid: i64| {
+        v.extend_from_slice(&(path.len() as i32).to_be_bytes());
+        v.extend_from_slice(path.as_bytes());
+        v.extend_from_slice(&(-1i32).to_be_bytes()); // no data
+        v.extend_from_slice(&(-1i64).to_be_bytes()); // ACL index
+        for x in [zxid, zxid, 1_795_573_566_256, 1_795_573_566_256] {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        for x in [0i32, 0, 0] {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        v.extend_from_slice(&owner.to_be_bytes());
+        v.extend_from_slice(&zxid.to_be_bytes());
+    };
+    node("", 0, 0);
+    node("/e", 0, 1);
+    for i in 0..sessions {
+        node(
+            &format!("/e/{i}"),
+            0x100_0000_0000_0001 + i as i64,
+            2 + i as i64,
+        );
+    }
+    v.extend_from_slice(&1i32.to_be_bytes());
+    v.push(b'/');
+    let seal = u64::from(adler32(&v));
+    v.extend_from_slice(&seal.to_be_bytes());
+    v.extend_from_slice(&1i32.to_be_bytes());
+    v.push(b'/');
+    v
+}
+
+/// Regression (issue 15): a snapshot's session table was held whole, however many sessions
+/// it held. `--max-snapshot-sessions` (default 1,000,000) bounds it, in `snapshot dump` and
+/// `ingest`: the sessions over it are skipped and reported with the file and the offset of the
+/// first one skipped, and the nodes are still read (the ephemerals of the sessions held).
+#[test]
+fn snapshot_sessions_over_the_limit_are_skipped_and_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("zk1/data/version-2");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let snap = dir.join("snapshot.1d");
+    std::fs::write(&snap, snapshot_with_sessions(50)).expect("write");
+    let data = tmp.path().join("data");
+    // 16 bytes of header, the count, 10 sessions of 12 bytes.
+    let notice = format!(
+        "{}: at byte offset 140: 40 of 50 sessions in the session table are over the limit of 10",
+        snap.display()
+    );
+
+    let out = zk(&data)
+        .args(["snapshot", "dump", "--max-snapshot-sessions", "10"])
+        .arg(&snap)
+        .output()
+        .expect("run");
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&notice), "{err}");
+    assert!(
+        stdout.contains("... and 40 more sessions over the limit of 10 (not listed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Seal: checksum") && stdout.contains(" ok"),
+        "{stdout}"
+    );
+
+    let out = zk(&data)
+        .args(["ingest", "--max-snapshot-sessions", "10"])
+        .arg(tmp.path().join("zk1"))
+        .output()
+        .expect("run");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains(
+            "at byte offset 140: 40 of 50 sessions in the session table are over the limit of 10"
+        ),
+        "{all}"
+    );
+    assert_eq!(count(&data, "kind:snapshot.session"), 10);
+    // The ephemerals of the sessions held are theirs.
+    assert_eq!(
+        count(&data, "kind:snapshot.session session:0x10000000000000a"),
+        1
+    );
+    let out = zk(&data)
+        .args(["query", "-o", "jsonl", "session:0x10000000000000a"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/e/9"));
+    assert_eq!(count(&data, "session:0x10000000000000b"), 0);
+
+    // Under the default limit, all of them.
+    let data = tmp.path().join("data-all");
+    zk(&data)
+        .arg("ingest")
+        .arg(tmp.path().join("zk1"))
+        .assert()
+        .success();
+    assert_eq!(count(&data, "kind:snapshot.session"), 50);
+}

@@ -105,7 +105,17 @@ pub fn run_within(
     let searcher = idx.searcher();
     let q = Compiler::new(idx, &searcher, tz).compile(ast)?;
     in_time(budget, "after compiling the query")?;
-    let hits = idx.search(q.as_ref(), if count { Some(0) } else { limit })?;
+    let hits = idx.search_within(
+        q.as_ref(),
+        if count { Some(0) } else { limit },
+        budget.deadline,
+    )?;
+    if hits.interrupted {
+        return Err(Error::Budget(format!(
+            "the request ran out of its time budget while searching (stopped after {} documents)",
+            hits.visited
+        )));
+    }
     in_time(budget, "after searching")?;
     let addrs: Vec<u64> = hits.hits.iter().map(|h| h.1).collect();
     let mut truncated = false;
@@ -150,20 +160,34 @@ fn filtered(idx: &IndexHandle, ast: Ast, f: &Filter) -> Result<Found> {
     run_within(idx, &ast, w.tz, f.limit, f.count, &f.budget)
 }
 
-/// Everything matching one compiled query text (no limit).
-fn all(idx: &IndexHandle, q: &str) -> Result<Vec<Event>> {
-    Ok(run(idx, &parse(q)?, Tz::Utc, None, false)?.events)
+/// Everything matching one compiled query text (no limit), within `budget`'s deadline (its
+/// byte budget is for answers, not for what an analysis reads: it is not applied).
+fn all(idx: &IndexHandle, q: &str, budget: &Budget) -> Result<Vec<Event>> {
+    let budget = Budget {
+        max_bytes: None,
+        ..*budget
+    };
+    Ok(run_within(idx, &parse(q)?, Tz::Utc, None, false, &budget)?.events)
 }
 
 /// Every recipe parent's holder timeline, from the committed transactions in the index, with
 /// the naming schemes of `queries` (`recipes.toml`, else the embedded ones).
 pub fn recipes(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<crate::recipe::Timeline>> {
+    recipes_within(idx, queries, &Budget::default())
+}
+
+/// [`recipes`], stopping with [`Error::Budget`] once `budget`'s deadline has passed.
+pub fn recipes_within(
+    idx: &IndexHandle,
+    queries: &[PathBuf],
+    budget: &Budget,
+) -> Result<Vec<crate::recipe::Timeline>> {
     let q: Vec<String> = crate::recipe::NEEDS
         .iter()
         .chain(&[crate::recipe::SERVICE_ROLE])
         .map(|k| format!("kind:{k}"))
         .collect();
-    let events = all(idx, &q.join(" OR "))?;
+    let events = all(idx, &q.join(" OR "), budget)?;
     let defs = incident::Definitions::load(queries)?;
     Ok(crate::recipe::read(&events, &defs.recipes))
 }
@@ -302,8 +326,17 @@ pub fn with_incidents(idx: &IndexHandle, ast: Ast, queries: &[PathBuf]) -> Resul
 
 /// Clock-skew estimates (per node, with bounds) from the index.
 pub fn skews(idx: &IndexHandle) -> Result<Vec<Skew>> {
+    skews_within(idx, &Budget::default())
+}
+
+/// [`skews`], stopping with [`Error::Budget`] once `budget`'s deadline has passed.
+pub fn skews_within(idx: &IndexHandle, budget: &Budget) -> Result<Vec<Skew>> {
     // Lines naming both a session and a zxid, and the txn records.
-    let events = all(idx, "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])")?;
+    let events = all(
+        idx,
+        "logger:txnlog OR (session:[* TO *] AND zxid:[* TO *])",
+        budget,
+    )?;
     Ok(incident::skew::estimate(&events))
 }
 
@@ -339,7 +372,7 @@ pub fn session_summary(idx: &IndexHandle, id: u64) -> Result<String> {
         "session:{} AND (kind:txn.* OR kind:session.expired OR kind:client.*)",
         hex_id(id)
     );
-    Ok(session::lifecycle(id, &all(idx, &q)?).to_string())
+    Ok(session::lifecycle(id, &all(idx, &q, &Budget::default())?).to_string())
 }
 
 /// One transaction's events (time order, the filter's window and limit).

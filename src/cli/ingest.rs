@@ -145,6 +145,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
         nodes: node_rule(&a.input)?,
         threads: a.threads,
         max_record_len: a.max_record_len,
+        max_snapshot_sessions: a.max_snapshot_sessions,
     };
     let bar = if !a.quiet && io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);

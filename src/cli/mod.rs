@@ -232,6 +232,9 @@ pub enum SnapshotCmd {
         /// Snapshot files
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+        #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS, value_name = "N")]
+        max_snapshot_sessions: usize,
     },
 }
 
@@ -340,6 +343,9 @@ pub struct IngestArgs {
     /// default); a longer record is skipped with a notice
     #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_RECORD_LEN, value_name = "BYTES")]
     pub max_record_len: usize,
+    /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+    #[arg(long, default_value_t = zklens::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS, value_name = "N")]
+    pub max_snapshot_sessions: usize,
 }
 
 /// `serve`.
@@ -445,6 +451,31 @@ pub struct ServeArgs {
     /// Poll interval of quiet sources (ms)
     #[arg(long, value_name = "MS")]
     pub poll_ms: Option<u64>,
+    /// Most events in one API answer; a longer answer is cut and says `"truncated": true`
+    /// [default: 10000; config: max_events]
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<usize>,
+    /// Most bytes of events in one API answer, about; a longer answer is cut and says
+    /// `"truncated": true` (a larger skew table, recipe list or HTML report is refused, 503)
+    /// [default: 33554432; config: max_answer_bytes]
+    #[arg(long, value_name = "BYTES")]
+    pub max_answer_bytes: Option<usize>,
+    /// Time budget of one API request that reads the index, in ms; past it the request is
+    /// answered 503 and its work stops [default: 30000; config: request_timeout_ms]
+    #[arg(long, value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// API requests reading the index at once; more wait within their time budget [default: 4;
+    /// config: max_requests]
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<usize>,
+    /// Largest transaction log record read, in bytes; a longer record is skipped with a notice
+    /// [default: 2097152; config: max_record_len]
+    #[arg(long, value_name = "BYTES")]
+    pub max_record_len: Option<usize>,
+    /// Most sessions of a snapshot's session table held; the rest are skipped with a notice
+    /// [default: 1000000; config: max_snapshot_sessions]
+    #[arg(long, value_name = "N")]
+    pub max_snapshot_sessions: Option<usize>,
 }
 
 /// `query`.
@@ -554,6 +585,10 @@ pub fn exit(outcome: Result<u8>) -> ExitCode {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
+            .or_else(|| {
+                c.downcast_ref::<zklens::Error>()
+                    .and_then(zklens::Error::io_error)
+            })
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }

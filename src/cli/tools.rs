@@ -231,6 +231,24 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
     if let Some(p) = a.poll_ms {
         cfg.poll_ms = p;
     }
+    if let Some(n) = a.max_events {
+        cfg.max_events = n;
+    }
+    if let Some(n) = a.max_answer_bytes {
+        cfg.max_answer_bytes = n;
+    }
+    if let Some(ms) = a.request_timeout_ms {
+        cfg.request_timeout_ms = ms;
+    }
+    if let Some(n) = a.max_requests {
+        cfg.max_requests = n;
+    }
+    if let Some(n) = a.max_record_len {
+        cfg.max_record_len = n;
+    }
+    if let Some(n) = a.max_snapshot_sessions {
+        cfg.max_snapshot_sessions = n;
+    }
     zklens::serve::run(cfg, dir.clone(), registry)?;
     Ok(0)
 }

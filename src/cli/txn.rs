@@ -84,13 +84,13 @@ pub fn txnlog_dump(a: &TxnlogDumpArgs) -> Result<u8> {
     })
 }
 
-/// `zklens snapshot dump`.
-pub fn snapshot_dump(files: &[PathBuf]) -> Result<u8> {
+/// `zklens snapshot dump`, holding at most `max_sessions` sessions of each session table.
+pub fn snapshot_dump(files: &[PathBuf], max_sessions: usize) -> Result<u8> {
     let mut out = Out::new();
     let mut failed = false;
     for f in files {
         writeln!(out, "== {}", f.display())?;
-        match zklens::txnlog::open_snapshot(f) {
+        match zklens::txnlog::open_snapshot_with(f, max_sessions) {
             Ok(mut r) => {
                 let res = zklens::txnlog::snapshot_summary(&mut r, &mut out);
                 out.check()?;

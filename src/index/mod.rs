@@ -8,19 +8,20 @@ pub mod store;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::indexer::UserOperation;
-use tantivy::query::Query;
+use tantivy::query::{Query, Weight};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
-    TantivyDocument,
+    DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
+    TantivyDocument, COLLECT_BLOCK_BUFFER_LEN,
 };
 
 use crate::checkpoint::CheckpointDelta;
@@ -393,11 +394,20 @@ impl Sink for IndexSink {
 /// Search results: addresses in time order.
 #[derive(Debug, Clone, Default)]
 pub struct Hits {
-    /// Matching documents in all.
+    /// Matching documents in all (those visited, when the search was interrupted).
     pub total: usize,
     /// (timestamp or i64::MIN, store address), ascending, at most the limit.
     pub hits: Vec<(i64, u64)>,
+    /// Documents the query's scorers produced (deleted ones included): the work done.
+    pub visited: u64,
+    /// The search stopped at its deadline ([`IndexHandle::search_within`]): `total` and
+    /// `hits` cover part of the index only.
+    pub interrupted: bool,
 }
+
+/// Documents a search goes through between two looks at its deadline (a few microseconds of
+/// work: a search given up stops within them).
+pub const DEADLINE_CHECK_DOCS: u64 = 1024;
 
 /// Hits spread over at least this many store frames per thread are fetched in parallel.
 const PARALLEL_FETCH_FRAMES: usize = 16;
@@ -568,6 +578,19 @@ impl IndexHandle {
 
     /// Runs a query; returns matches in time order (the first `limit` when given).
     pub fn search(&self, q: &dyn Query, limit: Option<usize>) -> Result<Hits> {
+        self.search_within(q, limit, None)
+    }
+
+    /// [`search`](Self::search) that stops at `deadline`: it is looked at before each segment
+    /// and every [`DEADLINE_CHECK_DOCS`] documents within one, and once passed the search
+    /// stops there and says so ([`Hits::interrupted`]). The work between two looks is what
+    /// tantivy does at once: a union of clauses computes a window of 4,096 documents whole.
+    pub fn search_within(
+        &self,
+        q: &dyn Query,
+        limit: Option<usize>,
+        deadline: Option<Instant>,
+    ) -> Result<Hits> {
         let searcher = self.reader.searcher();
         searcher
             .search(
@@ -575,6 +598,7 @@ impl IndexHandle {
                 &TimeOrdered {
                     limit,
                     columns: &self.columns,
+                    deadline,
                 },
             )
             .map_err(|e| ierr(&self.dir, e))
@@ -706,6 +730,7 @@ impl SegmentCollector for SegBySession {
 struct TimeOrdered<'a> {
     limit: Option<usize>,
     columns: &'a ColumnCache,
+    deadline: Option<Instant>,
 }
 
 struct SegTimeOrdered {
@@ -714,6 +739,8 @@ struct SegTimeOrdered {
     heap: BinaryHeap<(i64, u64)>,
     all: Vec<(i64, u64)>,
     total: usize,
+    visited: u64,
+    interrupted: bool,
 }
 
 impl Collector for TimeOrdered<'_> {
@@ -727,11 +754,55 @@ impl Collector for TimeOrdered<'_> {
             heap: BinaryHeap::new(),
             all: Vec::new(),
             total: 0,
+            visited: 0,
+            interrupted: false,
         })
     }
 
     fn requires_scoring(&self) -> bool {
         false
+    }
+
+    /// Drives the segment's scorer itself (tantivy's own loop cannot be stopped), a block of
+    /// documents at a time, looking at the deadline before the segment and every
+    /// [`DEADLINE_CHECK_DOCS`] documents.
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        ord: u32,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<std::result::Result<Hits, String>> {
+        let mut seg = self.for_segment(ord, reader)?;
+        let past = || self.deadline.is_some_and(|d| Instant::now() >= d);
+        if past() {
+            seg.interrupted = true;
+            return Ok(seg.harvest());
+        }
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let alive = reader.alive_bitset();
+        let mut buf = [0 as DocId; COLLECT_BLOCK_BUFFER_LEN];
+        let mut unchecked = 0u64;
+        loop {
+            let n = scorer.fill_buffer(&mut buf);
+            for &doc in &buf[..n] {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    seg.collect(doc, 0.0);
+                }
+            }
+            seg.visited += n as u64;
+            if n < buf.len() {
+                break;
+            }
+            unchecked += n as u64;
+            if unchecked >= DEADLINE_CHECK_DOCS {
+                unchecked = 0;
+                if past() {
+                    seg.interrupted = true;
+                    break;
+                }
+            }
+        }
+        Ok(seg.harvest())
     }
 
     fn merge_fruits(
@@ -740,12 +811,19 @@ impl Collector for TimeOrdered<'_> {
     ) -> tantivy::Result<Hits> {
         let fruits = segment_fruits(fruits)?;
         let total = fruits.iter().map(|f| f.total).sum();
+        let visited = fruits.iter().map(|f| f.visited).sum();
+        let interrupted = fruits.iter().any(|f| f.interrupted);
         let mut hits: Vec<(i64, u64)> = fruits.into_iter().flat_map(|f| f.hits).collect();
         hits.sort_unstable();
         if let Some(l) = self.limit {
             hits.truncate(l);
         }
-        Ok(Hits { total, hits })
+        Ok(Hits {
+            total,
+            hits,
+            visited,
+            interrupted,
+        })
     }
 }
 
@@ -782,7 +860,13 @@ impl SegmentCollector for SegTimeOrdered {
         };
         hits.sort_unstable();
         let total = self.total;
-        self.cols.fruit(Hits { total, hits })
+        let (visited, interrupted) = (self.visited, self.interrupted);
+        self.cols.fruit(Hits {
+            total,
+            hits,
+            visited,
+            interrupted,
+        })
     }
 }
 
@@ -872,6 +956,83 @@ mod tests {
                 assert_eq!(held.total, (0..n).filter(|i| i % 7 == s).count());
             }
         }
+    }
+
+    /// Regression (issue 15): a search ran to its end whatever the request's time budget, so a
+    /// request given up kept its worker searching. The search itself now stops at its deadline:
+    /// before a segment (nothing visited) and within one (a part visited), well before the
+    /// uninterrupted search would end, measured here on the same index and query.
+    #[test]
+    fn a_search_stops_at_its_deadline() {
+        use std::time::Duration;
+        use tantivy::query::{BooleanQuery, Occur};
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::new(tmp.path());
+        let n = 40_000u64;
+        let mut sink = IndexSink::open(&dir, 1).expect("open");
+        let events: Vec<Event> = (0..n).map(ev).collect();
+        sink.add(&events).expect("add");
+        sink.commit().expect("commit");
+        sink.close().expect("close");
+        let idx = IndexHandle::open(&dir).expect("handle");
+        // A union of phrase queries ("event number" is in every message): each document is
+        // produced by every clause, its positions checked. Clauses are doubled until the
+        // uninterrupted search takes long enough to be cut (calibrated on this machine).
+        let heavy = |clauses: usize| {
+            let phrase = || {
+                tantivy::query::PhraseQuery::new(vec![
+                    Term::from_field_text(idx.fields().message, "event"),
+                    Term::from_field_text(idx.fields().message, "number"),
+                ])
+            };
+            BooleanQuery::new(
+                (0..clauses)
+                    .map(|_| (Occur::Should, Box::new(phrase()) as Box<dyn Query>))
+                    .collect(),
+            )
+        };
+        let mut clauses = 16;
+        let (full, full_time) = loop {
+            // Once to warm up, then measured.
+            idx.search(&heavy(clauses), Some(10)).expect("search");
+            let t0 = Instant::now();
+            let full = idx
+                .search_within(&heavy(clauses), Some(10), None)
+                .expect("search");
+            let took = t0.elapsed();
+            if took >= Duration::from_millis(100) || clauses >= 4096 {
+                break (full, took);
+            }
+            clauses *= 2;
+        };
+        assert_eq!((full.total, full.visited), (n as usize, n));
+        assert!(!full.interrupted);
+        assert!(
+            full_time >= Duration::from_millis(100),
+            "the query is too cheap to show an interruption: {full_time:?}"
+        );
+        let heavy = || heavy(clauses);
+
+        // A deadline already passed: no segment is searched.
+        let gone = idx
+            .search_within(&heavy(), Some(10), Some(Instant::now()))
+            .expect("search");
+        assert!(gone.interrupted);
+        assert_eq!(gone.visited, 0);
+
+        // A tenth of the uninterrupted time: it stops there, a part of the documents visited.
+        let t0 = Instant::now();
+        let cut = idx
+            .search_within(&heavy(), Some(10), Some(t0 + full_time / 10))
+            .expect("search");
+        let cut_time = t0.elapsed();
+        assert!(cut.interrupted);
+        assert!(cut.visited < n / 2, "{} of {n} visited", cut.visited);
+        assert!(
+            cut_time < full_time / 2,
+            "{cut_time:?} with a deadline of {:?}, {full_time:?} uninterrupted",
+            full_time / 10
+        );
     }
 
     /// An index committed by the code before `checkpoint.rs` (its payload written literally

@@ -31,6 +31,9 @@ pub struct IngestOptions {
     pub threads: usize,
     /// Largest txn log record read (0 = [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN)).
     pub max_record_len: usize,
+    /// Most sessions of a snapshot's session table held (0 =
+    /// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`](crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS)).
+    pub max_snapshot_sessions: usize,
 }
 
 /// What became of one file.
@@ -255,8 +258,15 @@ pub fn ingest(
         0 => crate::txnlog::DEFAULT_MAX_RECORD_LEN,
         n => n,
     };
+    let limits = BinaryLimits {
+        max_record_len,
+        max_snapshot_sessions: match opts.max_snapshot_sessions {
+            0 => crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS,
+            n => n,
+        },
+    };
     let (bin, bin_deltas, ranges) =
-        read_binary(&txn_files, &snap_files, max_record_len, &sink, &mut summary)?;
+        read_binary(&txn_files, &snap_files, limits, &sink, &mut summary)?;
     sink.add_txn_ranges(&ranges);
     for d in bin_deltas {
         sink.apply(d)?;
@@ -431,13 +441,20 @@ type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
 /// What reading the binary files gives: their outcomes, the checkpoint deltas and zxid ranges.
 type BinaryRead = (Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>);
 
+/// What the binary readers may hold.
+#[derive(Debug, Clone, Copy)]
+struct BinaryLimits {
+    max_record_len: usize,
+    max_snapshot_sessions: usize,
+}
+
 /// Indexes the txn logs of all servers together (one event per transaction, with the servers
 /// holding it) and every snapshot's sessions, through their sources; returns each file's
 /// outcome and the checkpoint deltas and zxid ranges to commit.
 fn read_binary(
     txn_files: &[SourceFile],
     snap_files: &[SourceFile],
-    max_record_len: usize,
+    limits: BinaryLimits,
     sink: &IndexSink,
     summary: &mut Summary,
 ) -> Result<BinaryRead> {
@@ -459,7 +476,7 @@ fn read_binary(
         };
     if !txn_files.is_empty() {
         let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone())
-            .with_max_record_len(max_record_len);
+            .with_max_record_len(limits.max_record_len);
         src.poll(&mut |b| take(b, &mut deltas, &mut ranges))
             .map_err(unwrap_sink)?;
         let rep = src.take_report().unwrap_or_default();
@@ -494,7 +511,7 @@ fn read_binary(
         }
     }
     for f in snap_files {
-        let mut src = SnapshotFile::new(f.clone());
+        let mut src = SnapshotFile::new(f.clone()).with_max_sessions(limits.max_snapshot_sessions);
         let mut notices = Vec::new();
         let res = src.poll(&mut |mut b| {
             notices.append(&mut b.notices);

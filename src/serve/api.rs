@@ -24,7 +24,9 @@
 //! Every request's `Host` must be a loopback name or address, the listen address or one of
 //! `api_hosts` (else 421). Requests that read the index run off the async workers within the
 //! service's budgets: `max_requests` at once, `request_timeout_ms` each (then 503), answers cut
-//! at `max_events` / `max_answer_bytes` events and marked `"truncated": true`.
+//! at `max_events` / `max_answer_bytes` events and marked `"truncated": true`. Answers that are
+//! one computed whole (`/api/skew`, `/api/recipes`, an incident's HTML report) are not cut: one
+//! larger than `max_answer_bytes` is answered 503, naming the limit.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -212,6 +214,68 @@ async fn ask<T: serde::Serialize + 'static>(
 ) -> Response {
     let body = blocking(s, started, move || {
         serde_json::to_vec(&f()?).map_err(|e| Error::Internal(format!("answer: {e}")))
+    })
+    .await;
+    match body {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A writer that holds at most `max` bytes and fails past them: an answer serialized into it
+/// stops at the budget instead of being built whole first.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(b.len()) > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("over max_answer_bytes"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The error of an answer that is one computed whole (a skew table, recipe timelines, a
+/// report) and is larger than `max_answer_bytes`: it is refused rather than cut, since a part
+/// of it would read as the whole.
+fn too_big(what: &str, max: usize) -> Error {
+    Error::Budget(format!(
+        "{what} is larger than the service's answer budget of {max} bytes (max_answer_bytes, --max-answer-bytes); it is not cut, since a part of it would read as the whole"
+    ))
+}
+
+/// Runs `f` like [`blocking`] and answers its value as JSON when it fits in
+/// `max_answer_bytes`, else 503 ([`too_big`]); serialization stops at the budget. For answers
+/// that are one computed whole (`what` names it); event lists are cut instead ([`mark`]).
+async fn ask_whole<T: serde::Serialize + 'static>(
+    s: &Shared,
+    started: Instant,
+    what: &'static str,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Response {
+    let max = s.cfg.max_answer_bytes;
+    let body = blocking(s, started, move || {
+        let v = f()?;
+        let mut w = Capped {
+            buf: Vec::new(),
+            max,
+            over: false,
+        };
+        match serde_json::to_writer(&mut w, &v) {
+            Ok(()) => Ok(w.buf),
+            Err(_) if w.over => Err(too_big(what, max)),
+            Err(e) => Err(Error::Internal(format!("answer: {e}"))),
+        }
     })
     .await;
     match body {
@@ -411,25 +475,46 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
         Err(e) => return failed(&e),
     };
     let s2 = s.clone();
-    match blocking(&s, Instant::now(), move || app::skews(&*s2.index()?)).await {
-        Ok(skews) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            crate::render::html::render(&inc, &skews),
-        )
-            .into_response(),
+    let started = Instant::now();
+    let max = s.cfg.max_answer_bytes;
+    let html = blocking(&s, started, move || {
+        let skews = app::skews_within(&*s2.index()?, &budget(&s2.cfg, started))?;
+        let html = crate::render::html::render(&inc, &skews);
+        if html.len() > max {
+            return Err(too_big("the incident report", max));
+        }
+        Ok(html)
+    })
+    .await;
+    match html {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(r) => r,
+    }
+}
+
+/// The time budget of a request that started at `started` (its answer's size is checked by
+/// the endpoint).
+fn budget(cfg: &ServeConfig, started: Instant) -> Budget {
+    Budget {
+        deadline: Some(started + Duration::from_millis(cfg.request_timeout_ms)),
+        max_bytes: None,
     }
 }
 
 async fn skew(State(s): St) -> Response {
     let s2 = s.clone();
-    ask(&s, Instant::now(), move || app::skews(&*s2.index()?)).await
+    let started = Instant::now();
+    ask_whole(&s, started, "the skew table", move || {
+        app::skews_within(&*s2.index()?, &budget(&s2.cfg, started))
+    })
+    .await
 }
 
 async fn recipes(State(s): St) -> Response {
     let s2 = s.clone();
-    ask(&s, Instant::now(), move || {
-        app::recipes(&*s2.index()?, &s2.cfg.queries)
+    let started = Instant::now();
+    ask_whole(&s, started, "the recipe timelines", move || {
+        app::recipes_within(&*s2.index()?, &s2.cfg.queries, &budget(&s2.cfg, started))
     })
     .await
 }

@@ -45,8 +45,14 @@ pub struct ServeConfig {
     pub node_tz: BTreeMap<String, String>,
     /// Largest transaction log record read, in bytes (default
     /// [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN), 2 MiB); raise it for an
-    /// ensemble with a larger `jute.maxbuffer`. As `zklens ingest --max-record-len`.
+    /// ensemble with a larger `jute.maxbuffer`. `--max-record-len`, as `zklens ingest
+    /// --max-record-len`.
     pub max_record_len: usize,
+    /// Most sessions of a snapshot's session table held (default
+    /// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`](crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS),
+    /// 1,000,000); the rest are skipped with a notice. As `zklens ingest
+    /// --max-snapshot-sessions`.
+    pub max_snapshot_sessions: usize,
     /// A file holding the bearer token (its first line), instead of `token` in this file;
     /// `--token-file` and `ZKLENS_TOKEN` override it.
     pub token_file: Option<PathBuf>,
@@ -55,16 +61,19 @@ pub struct ServeConfig {
     /// a web page that rebinds its own name to 127.0.0.1 cannot read the API.
     pub api_hosts: Vec<String>,
     /// Most events one answer holds ([`DEFAULT_MAX_EVENTS`]); an answer cut here says
-    /// `"truncated": true`.
+    /// `"truncated": true`. `--max-events`.
     pub max_events: usize,
     /// Most bytes of events one answer holds, about ([`DEFAULT_MAX_ANSWER_BYTES`]); an answer
-    /// cut here says `"truncated": true`.
+    /// cut here says `"truncated": true`. The skew table, recipe timelines and HTML reports,
+    /// one computed whole each, are refused (503) past it instead. `--max-answer-bytes`.
     pub max_answer_bytes: usize,
     /// Time budget of one request that reads the index, in ms
     /// ([`DEFAULT_REQUEST_TIMEOUT_MS`]); past it the request is answered 503.
+    /// `--request-timeout-ms`.
     pub request_timeout_ms: u64,
     /// Requests reading the index at once ([`DEFAULT_MAX_REQUESTS`]); more wait (within their
     /// time budget). A request given up still counts until its work has stopped.
+    /// `--max-requests`.
     pub max_requests: usize,
 }
 
@@ -143,6 +152,7 @@ impl Default for ServeConfig {
             tz: None,
             node_tz: BTreeMap::new(),
             max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
+            max_snapshot_sessions: crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS,
             token_file: None,
             api_hosts: Vec::new(),
             max_events: DEFAULT_MAX_EVENTS,

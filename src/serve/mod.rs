@@ -818,7 +818,8 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
             let c = &shared.committed_at_start;
             let txns =
                 TxnLogFollower::new(dirs.clone(), c).with_max_record_len(shared.cfg.max_record_len);
-            let snaps = SnapshotWatcher::new(dirs, c);
+            let snaps =
+                SnapshotWatcher::new(dirs, c).with_max_sessions(shared.cfg.max_snapshot_sessions);
             txn_threads.extend(spawn_collector(
                 &shared,
                 "snapshot watcher",
@@ -863,9 +864,9 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         });
         let listener = tokio::net::TcpListener::bind(shared.cfg.listen)
             .await
-            .map_err(|source| Error::Listen {
+            .map_err(|error| Error::Listen {
                 addr: shared.cfg.listen.to_string(),
-                source,
+                error,
             })?;
         log(&format!(
             "listening on http://{} (data dir {})",

@@ -132,12 +132,24 @@ impl Source for TxnLogFiles<'_> {
 pub struct SnapshotFile {
     file: SourceFile,
     events: u64,
+    max_sessions: usize,
 }
 
 impl SnapshotFile {
     /// Reads `file`.
     pub fn new(file: SourceFile) -> SnapshotFile {
-        SnapshotFile { file, events: 0 }
+        SnapshotFile {
+            file,
+            events: 0,
+            max_sessions: txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS,
+        }
+    }
+
+    /// Sets the most sessions of the session table held (default
+    /// [`txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS`]).
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
     }
 
     /// Events handed out.
@@ -155,7 +167,7 @@ impl Source for SnapshotFile {
         // Handed out in batches as they are made: memory follows a batch, not the snapshot.
         let mut events = Vec::new();
         let mut count = 0u64;
-        let res = read_snapshot(&self.file, &mut |e| {
+        let res = read_snapshot_with(&self.file, self.max_sessions, &mut |e| {
             events.push(e);
             count += 1;
             if events.len() >= BATCH {
@@ -535,14 +547,29 @@ fn txn_event(
 
 /// Reads one snapshot: one `snapshot.session` event per session it records (with the ephemerals
 /// the session owned then). Timestamps are the newest node change in the snapshot (a snapshot
-/// records no time of its own).
+/// records no time of its own). Holds at most
+/// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`](txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS) sessions.
 pub fn read_snapshot(
     file: &SourceFile,
     emit: &mut dyn FnMut(Event) -> Result<()>,
 ) -> Result<(u64, Vec<Notice>)> {
-    let mut r = txnlog::open_snapshot(&file.path)?;
+    read_snapshot_with(file, txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS, emit)
+}
+
+/// [`read_snapshot`] holding at most `max_sessions` sessions of the table: the others are
+/// skipped and reported in the notices (with the offset of the first); the nodes are still read
+/// for the sessions held. The ephemerals gathered are those of the sessions held, within
+/// [`txnlog::MAX_SNAPSHOT_EPHEMERALS`].
+pub fn read_snapshot_with(
+    file: &SourceFile,
+    max_sessions: usize,
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<(u64, Vec<Notice>)> {
+    let mut r = txnlog::open_snapshot_with(&file.path, max_sessions)?;
     let sessions: Vec<(u64, i32)> = r.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
-    let mut eph: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    // Keyed by the sessions held: owners the table does not list (or that were skipped) are
+    // of no event.
+    let mut eph = txnlog::EphemeralOwners::new(r.sessions(), 0);
     let mut newest: i64 = 0;
     let mut nodes = 0u64;
     for n in r.by_ref() {
@@ -555,10 +582,21 @@ pub fn read_snapshot(
             }
         }
         if let NodeKind::Ephemeral(owner) = n.stat.kind() {
-            eph.entry(owner).or_default().push(n.path);
+            eph.add(owner, n.path);
         }
     }
-    let notices: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
+    let mut notices: Vec<Notice> = r.take_notices().into_iter().map(Notice::from).collect();
+    if eph.over() > 0 {
+        notices.push(Notice {
+            offset: 0,
+            message: format!(
+                "{} ephemerals not attributed to their sessions: over the {} paths ({} MiB) held",
+                eph.over(),
+                txnlog::MAX_SNAPSHOT_EPHEMERALS,
+                txnlog::MAX_SNAPSHOT_EPHEMERAL_BYTES >> 20
+            ),
+        });
+    }
     let name = file
         .path
         .file_name()
@@ -571,7 +609,7 @@ pub fn read_snapshot(
     let kind: Arc<str> = Arc::from("snapshot.session");
     let mut count = 0;
     for (sid, timeout) in sessions {
-        let owned = eph.remove(&sid).unwrap_or_default();
+        let owned = eph.take(sid);
         let message = format!(
             "{name}: session 0x{sid:x} timeout {timeout} ms, {} ephemeral(s){}{}",
             owned.len(),

@@ -126,6 +126,7 @@ pub struct SnapshotWatcher {
     dirs: DataDirs,
     /// Length each snapshot (by key) was read at.
     done: BTreeMap<String, u64>,
+    max_sessions: usize,
 }
 
 impl SnapshotWatcher {
@@ -138,7 +139,15 @@ impl SnapshotWatcher {
                 .iter()
                 .map(|c| (c.path.clone(), c.offset))
                 .collect(),
+            max_sessions: crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS,
         }
+    }
+
+    /// Sets the most sessions of a snapshot's session table held (default
+    /// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`](crate::txnlog::DEFAULT_MAX_SNAPSHOT_SESSIONS)).
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
     }
 }
 
@@ -174,17 +183,17 @@ impl Source for SnapshotWatcher {
             }
             f.size = meta.len();
             let mut events = Vec::new();
-            let res = super::txn::read_snapshot(&f, &mut |e| {
+            let res = super::txn::read_snapshot_with(&f, self.max_sessions, &mut |e| {
                 events.push(e);
                 Ok(())
             });
-            let mut notices = Vec::new();
-            if let Err(e) = res {
-                notices.push(Notice {
+            let notices = match res {
+                Ok((_, notices)) => notices,
+                Err(e) => vec![Notice {
                     offset: 0,
                     message: format!("snapshot {}: {e}", f.path.display()),
-                });
-            }
+                }],
+            };
             // Done at once: the next pass must not read it again.
             self.done.insert(key.clone(), meta.len());
             let Some(mut cp) = super::txn::binary_checkpoint_as(&f, key) else {

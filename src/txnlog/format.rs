@@ -8,7 +8,6 @@
 //! * [`jsonl`]: one JSON object per record.
 //! * [`snapshot_summary`]: sessions, ephemerals by session, seal and digest of a snapshot.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -19,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::jute::java_utf8;
 use super::log::{TxnLogHeader, TxnLogReader, TxnRecord};
 use super::op::{err_name, op_name, Acl, Op};
-use super::snapshot::{NodeKind, SnapshotReader};
+use super::snapshot::{EphemeralOwners, NodeKind, SnapshotReader, MAX_SNAPSHOT_EPHEMERALS};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
 
@@ -476,7 +475,8 @@ pub fn snapshot_summary<R: Read, W: Write>(
     out: &mut W,
 ) -> Result<SnapshotStats> {
     let mut st = SnapshotStats::default();
-    let mut eph: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    // Bounded: the table's sessions, as many owners it does not list, and so many paths.
+    let mut eph = EphemeralOwners::new(reader.sessions(), reader.max_sessions());
     for node in reader.by_ref() {
         let node = node?;
         st.nodes += 1;
@@ -487,7 +487,7 @@ pub fn snapshot_summary<R: Read, W: Write>(
             NodeKind::Ttl(_) => st.ttl_nodes += 1,
             NodeKind::Ephemeral(owner) => {
                 st.ephemerals += 1;
-                eph.entry(owner).or_default().push(node.path);
+                eph.add(owner, node.path);
             }
         }
     }
@@ -510,29 +510,54 @@ pub fn snapshot_summary<R: Read, W: Write>(
     );
     let _ = writeln!(text, "Session Details (sid, timeout, ephemeralCount):");
     for s in reader.sessions() {
-        let n = eph.get(&s.id).map_or(0, Vec::len);
+        let n = eph.count(s.id);
         let _ = writeln!(text, "{:#016x}, {}, {}", s.id, s.timeout_ms, n);
+    }
+    if reader.skipped_sessions() > 0 {
+        let _ = writeln!(
+            text,
+            "... and {} more sessions over the limit of {} (not listed)",
+            reader.skipped_sessions(),
+            reader.max_sessions()
+        );
     }
     let _ = writeln!(text, "Ephemerals by session:");
     // Each session takes its ephemerals out of the map: what is left belongs to sessions the
     // table does not list (one map operation per session, whatever the sizes).
     for s in reader.sessions() {
-        if let Some(paths) = eph.remove(&s.id) {
+        let paths = eph.take(s.id);
+        if !paths.is_empty() {
             let _ = writeln!(text, "{:#016x} (timeout {} ms):", s.id, s.timeout_ms);
             for p in &paths {
                 let _ = writeln!(text, "  {p}");
             }
         }
     }
-    let orphans = eph;
+    let dropped = eph.over() + eph.unowned();
+    let orphans = eph.into_rest();
     if !orphans.is_empty() {
-        let _ = writeln!(text, "Ephemerals of sessions not in the session table:");
+        let skipped = if reader.skipped_sessions() > 0 {
+            " (or skipped over its limit)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "Ephemerals of sessions not in the session table{skipped}:"
+        );
         for (id, paths) in orphans {
             let _ = writeln!(text, "{id:#016x}:");
             for p in paths {
                 let _ = writeln!(text, "  {p}");
             }
         }
+    }
+    if dropped > 0 {
+        let _ = writeln!(
+            text,
+            "... and {dropped} more ephemerals not listed (over the bounds on what is held: {MAX_SNAPSHOT_EPHEMERALS} paths, {} sessions)",
+            reader.max_sessions()
+        );
     }
     match reader.trailer() {
         Some(t) => {

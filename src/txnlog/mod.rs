@@ -41,8 +41,9 @@ pub use log::{
 };
 pub use op::{err_name, op_name, Acl, Op, SubOp};
 pub use snapshot::{
-    AclCacheEntry, NodeKind, SnapNode, SnapSession, SnapshotHeader, SnapshotReader,
-    SnapshotTrailer, StatPersisted, ZxidDigest,
+    AclCacheEntry, EphemeralOwners, NodeKind, SnapNode, SnapSession, SnapshotHeader,
+    SnapshotReader, SnapshotTrailer, StatPersisted, ZxidDigest, DEFAULT_MAX_SNAPSHOT_SESSIONS,
+    MAX_ACLS_PER_ENTRY, MAX_ACL_CACHE, MAX_SNAPSHOT_EPHEMERALS, MAX_SNAPSHOT_EPHEMERAL_BYTES,
 };
 
 /// What kind of problem a [`Notice`] reports.
@@ -66,6 +67,9 @@ pub enum NoticeKind {
     TooLarge,
     /// Notices over the reader's limit: how many were counted and not kept.
     Suppressed,
+    /// Entries of a table (a snapshot's sessions, its ACL cache) over the reader's limit: read
+    /// past, counted, not kept.
+    OverLimit,
 }
 
 /// A problem found in a file, with its position. Reported, never fatal.
@@ -214,8 +218,15 @@ pub fn open_txnlog_with(path: &Path, max_record_len: usize) -> Result<TxnLogRead
         .with_compressed_position(kind, pos))
 }
 
-/// Opens a snapshot file (plain, `.gz`, `.snappy`, or zstd) for streaming.
+/// Opens a snapshot file (plain, `.gz`, `.snappy`, or zstd) for streaming, with the default
+/// limits.
 pub fn open_snapshot(path: &Path) -> Result<SnapshotReader<DynRead>> {
+    open_snapshot_with(path, DEFAULT_MAX_SNAPSHOT_SESSIONS)
+}
+
+/// [`open_snapshot`] holding at most `max_sessions` sessions of its session table (see
+/// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`]).
+pub fn open_snapshot_with(path: &Path, max_sessions: usize) -> Result<SnapshotReader<DynRead>> {
     let (r, _) = open_decompressed(path)?;
-    SnapshotReader::new(r, path)
+    SnapshotReader::with_max_sessions(r, path, max_sessions)
 }

@@ -1,5 +1,6 @@
 //! The streaming reader of snapshot files (`snapshot.<zxid>`, after decompression).
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,103 @@ pub const SNAP_MAGIC: u32 = 0x5A4B_534E;
 const MAX_STRING: usize = 16 << 20;
 /// Largest amount of data accepted after the first seal (digest, lastProcessedZxid).
 const MAX_TAIL: usize = 1 << 16;
+
+/// Most sessions of a snapshot's session table held by default (16 MB of them): the table is
+/// read whole before the nodes, and a crafted file may hold any number. The rest are counted
+/// and reported, the nodes are still read. Raise it with `--max-snapshot-sessions`
+/// (`zklens snapshot dump`, `zklens ingest`, `zklens serve`) or `max_snapshot_sessions` in the
+/// serve configuration.
+pub const DEFAULT_MAX_SNAPSHOT_SESSIONS: usize = 1_000_000;
+
+/// Most entries of a snapshot's ACL cache held (ZooKeeper keeps one per distinct ACL list: a
+/// few in practice); the rest are read past, counted and reported.
+pub const MAX_ACL_CACHE: usize = 65_536;
+
+/// Most ACLs of one ACL cache entry held; the rest are read past, counted and reported.
+pub const MAX_ACLS_PER_ENTRY: usize = 1024;
+
+/// Most ephemeral znode paths held while a snapshot's nodes are matched to their owners (the
+/// same bound as the txn log follower's); the rest are counted.
+pub const MAX_SNAPSHOT_EPHEMERALS: usize = 1_000_000;
+
+/// Most bytes of ephemeral znode paths held (each path counts 32 more for its keeping).
+pub const MAX_SNAPSHOT_EPHEMERAL_BYTES: usize = 256 << 20;
+
+/// The ephemeral znodes of a snapshot by owner session, gathered from its nodes within bounds:
+/// owners are the sessions of the table held (and, when asked, as many owners the table does
+/// not list), and at most [`MAX_SNAPSHOT_EPHEMERALS`] paths ([`MAX_SNAPSHOT_EPHEMERAL_BYTES`])
+/// in all. What is not kept is counted.
+#[derive(Debug, Default)]
+pub struct EphemeralOwners {
+    by_owner: BTreeMap<u64, Vec<String>>,
+    table: HashSet<u64>,
+    /// Owners not in the table that may still be kept.
+    orphan_room: usize,
+    paths: usize,
+    bytes: usize,
+    over: u64,
+    unowned: u64,
+}
+
+impl EphemeralOwners {
+    /// Gathers the ephemerals of `sessions` (the table held: its length bounds the owners),
+    /// and of up to `orphans` owners the table does not list.
+    pub fn new(sessions: &[SnapSession], orphans: usize) -> EphemeralOwners {
+        EphemeralOwners {
+            table: sessions.iter().map(|s| s.id).collect(),
+            orphan_room: orphans,
+            ..EphemeralOwners::default()
+        }
+    }
+
+    /// Records ephemeral `path` of `owner`, when the bounds allow.
+    pub fn add(&mut self, owner: u64, path: String) {
+        let cost = path.len() + 32;
+        let room = self.paths < MAX_SNAPSHOT_EPHEMERALS
+            && self.bytes.saturating_add(cost) <= MAX_SNAPSHOT_EPHEMERAL_BYTES;
+        let known = self.table.contains(&owner) || self.by_owner.contains_key(&owner);
+        if !(known || self.orphan_room > 0) {
+            self.unowned += 1;
+            return;
+        }
+        if !room {
+            self.over += 1;
+            return;
+        }
+        if !known {
+            self.orphan_room -= 1;
+        }
+        self.paths += 1;
+        self.bytes += cost;
+        self.by_owner.entry(owner).or_default().push(path);
+    }
+
+    /// How many ephemerals `owner` has kept.
+    pub fn count(&self, owner: u64) -> usize {
+        self.by_owner.get(&owner).map_or(0, Vec::len)
+    }
+
+    /// Takes the ephemerals of `owner` out.
+    pub fn take(&mut self, owner: u64) -> Vec<String> {
+        self.by_owner.remove(&owner).unwrap_or_default()
+    }
+
+    /// What is left, by owner (after the table's sessions took theirs: the orphans).
+    pub fn into_rest(self) -> BTreeMap<u64, Vec<String>> {
+        self.by_owner
+    }
+
+    /// Ephemerals not kept because of the bounds on paths.
+    pub fn over(&self) -> u64 {
+        self.over
+    }
+
+    /// Ephemerals not kept because their owner is not (a session not in the table held, past
+    /// the orphan owners asked for).
+    pub fn unowned(&self) -> u64 {
+        self.unowned
+    }
+}
 
 /// The 16-byte snapshot header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,16 +325,22 @@ impl<R: Read> Hashing<R> {
         Ok(total)
     }
 
-    fn acl_vec(&mut self) -> Result<Vec<Acl>, ReadErr> {
+    /// An ACL list, keeping at most `keep` of its ACLs; returns it and how many were not kept.
+    fn acl_vec(&mut self, keep: usize) -> Result<(Vec<Acl>, u64), ReadErr> {
         let n = self.i32()?;
         let mut v = Vec::new();
+        let mut over = 0u64;
         for _ in 0..n.max(0) {
             let perms = self.i32()?;
             let scheme = self.string()?;
             let id = self.string()?;
-            v.push(Acl { perms, scheme, id });
+            if v.len() < keep {
+                v.push(Acl { perms, scheme, id });
+            } else {
+                over += 1;
+            }
         }
-        Ok(v)
+        Ok((v, over))
     }
 }
 
@@ -253,12 +357,20 @@ enum State {
 /// Truncation or corruption after the header is reported through [`notices`](Self::notices)
 /// (with the offset) and ends the iteration; then `trailer()` is `None` if the seal was not
 /// reached. Iteration yields `Err` only for I/O errors.
+///
+/// Memory is bounded whatever the file holds: at most `max_sessions` sessions
+/// ([`DEFAULT_MAX_SNAPSHOT_SESSIONS`]), [`MAX_ACL_CACHE`] ACL cache entries of
+/// [`MAX_ACLS_PER_ENTRY`] ACLs are kept; the rest are read past, counted
+/// ([`skipped_sessions`](Self::skipped_sessions)) and reported in one notice each (kind
+/// [`NoticeKind::OverLimit`], at the offset of the first one not kept).
 #[derive(Debug)]
 pub struct SnapshotReader<R: Read> {
     src: Hashing<R>,
     path: PathBuf,
     header: SnapshotHeader,
     sessions: Vec<SnapSession>,
+    max_sessions: usize,
+    skipped_sessions: u64,
     acl_cache: Vec<AclCacheEntry>,
     notices: Vec<Notice>,
     state: State,
@@ -266,11 +378,38 @@ pub struct SnapshotReader<R: Read> {
     nodes: u64,
 }
 
+/// Entries of a table read past without being kept: how many, and where the first one was.
+#[derive(Debug, Default)]
+struct Over {
+    count: u64,
+    at: u64,
+}
+
+impl Over {
+    fn add(&mut self, at: u64, n: u64) {
+        if n > 0 && self.count == 0 {
+            self.at = at;
+        }
+        self.count += n;
+    }
+}
+
 impl<R: Read> SnapshotReader<R> {
     /// Reads the header (failing, at offset 0, if this is not a snapshot), the session table and
     /// the ACL cache. The input must already be decompressed (see
-    /// [`open_snapshot`](super::open_snapshot)).
+    /// [`open_snapshot`](super::open_snapshot)). Holds at most
+    /// [`DEFAULT_MAX_SNAPSHOT_SESSIONS`] sessions.
     pub fn new(reader: R, path: impl Into<PathBuf>) -> Result<Self> {
+        Self::with_max_sessions(reader, path, DEFAULT_MAX_SNAPSHOT_SESSIONS)
+    }
+
+    /// [`new`](Self::new), holding at most `max_sessions` sessions of the session table (the
+    /// rest are read past, counted and reported; the nodes are read as usual).
+    pub fn with_max_sessions(
+        reader: R,
+        path: impl Into<PathBuf>,
+        max_sessions: usize,
+    ) -> Result<Self> {
         let path = path.into();
         let mut src = Hashing {
             inner: BufReader::with_capacity(1 << 16, reader),
@@ -306,6 +445,8 @@ impl<R: Read> SnapshotReader<R> {
             path,
             header: SnapshotHeader { version, dbid },
             sessions: Vec::new(),
+            max_sessions,
+            skipped_sessions: 0,
             acl_cache: Vec::new(),
             notices: Vec::new(),
             state: State::Nodes,
@@ -319,25 +460,82 @@ impl<R: Read> SnapshotReader<R> {
                 format!("snapshot version {version} (expected 2)"),
             );
         }
-        match r.read_tables() {
-            Ok(()) => {}
-            Err(e) => r.fail(e, "in the session table or ACL cache")?,
+        let (mut sessions, mut entries, mut acls) =
+            (Over::default(), Over::default(), Over::default());
+        let res = r.read_tables(&mut sessions, &mut entries, &mut acls);
+        r.skipped_sessions = sessions.count;
+        // Reported before a failure in the tables, which comes after them in the file.
+        if sessions.count > 0 {
+            r.notice(
+                sessions.at,
+                NoticeKind::OverLimit,
+                format!(
+                    "{} of {} sessions in the session table are over the limit of {} and were skipped (not listed, their ephemerals not attributed); raise it with --max-snapshot-sessions (max_snapshot_sessions in the serve configuration)",
+                    sessions.count,
+                    sessions.count + r.sessions.len() as u64,
+                    r.max_sessions
+                ),
+            );
+        }
+        if entries.count > 0 {
+            r.notice(
+                entries.at,
+                NoticeKind::OverLimit,
+                format!(
+                    "{} ACL cache entries over the limit of {MAX_ACL_CACHE} were skipped",
+                    entries.count
+                ),
+            );
+        }
+        if acls.count > 0 {
+            r.notice(
+                acls.at,
+                NoticeKind::OverLimit,
+                format!(
+                    "{} ACLs over the limit of {MAX_ACLS_PER_ENTRY} per ACL cache entry were skipped",
+                    acls.count
+                ),
+            );
+        }
+        if let Err(e) = res {
+            r.fail(e, "in the session table or ACL cache")?;
         }
         Ok(r)
     }
 
-    fn read_tables(&mut self) -> Result<(), ReadErr> {
+    /// Reads the session table and the ACL cache, keeping what the limits allow and counting
+    /// the rest in `sessions`, `entries` and `acls`.
+    fn read_tables(
+        &mut self,
+        sessions: &mut Over,
+        entries: &mut Over,
+        acls: &mut Over,
+    ) -> Result<(), ReadErr> {
         let n = self.src.i32()?;
         for _ in 0..n.max(0) {
+            let at = self.src.offset;
             let id = self.src.i64()? as u64;
             let timeout_ms = self.src.i32()?;
-            self.sessions.push(SnapSession { id, timeout_ms });
+            if self.sessions.len() < self.max_sessions {
+                self.sessions.push(SnapSession { id, timeout_ms });
+            } else {
+                sessions.add(at, 1);
+            }
         }
         let n = self.src.i32()?;
         for _ in 0..n.max(0) {
+            let at = self.src.offset;
             let index = self.src.i64()?;
-            let acl = self.src.acl_vec()?;
-            self.acl_cache.push(AclCacheEntry { index, acl });
+            let keep = self.acl_cache.len() < MAX_ACL_CACHE;
+            let (acl, over) = self
+                .src
+                .acl_vec(if keep { MAX_ACLS_PER_ENTRY } else { 0 })?;
+            if keep {
+                acls.add(at, over);
+                self.acl_cache.push(AclCacheEntry { index, acl });
+            } else {
+                entries.add(at, 1);
+            }
         }
         Ok(())
     }
@@ -386,9 +584,19 @@ impl<R: Read> SnapshotReader<R> {
         &self.path
     }
 
-    /// The session table (id, timeout).
+    /// The session table (id, timeout): its first `max_sessions` entries.
     pub fn sessions(&self) -> &[SnapSession] {
         &self.sessions
+    }
+
+    /// The most sessions held ([`with_max_sessions`](Self::with_max_sessions)).
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    /// Sessions of the table read past and not held (over `max_sessions`).
+    pub fn skipped_sessions(&self) -> u64 {
+        self.skipped_sessions
     }
 
     /// The ACL cache.

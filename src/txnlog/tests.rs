@@ -762,6 +762,96 @@ fn snapshot_summary_lists_ephemerals_by_session() {
     );
 }
 
+/// A snapshot whose table holds `sessions` sessions, each owning one ephemeral (`/e/N`), with
+/// `acl_entries` ACL cache entries of `acls` ACLs each.
+fn crowded_snapshot(sessions: usize, acl_entries: usize, acls: usize) -> Vec<u8> {
+    let mut j = J::default()
+        .raw(b"ZKSN")
+        .i32(2)
+        .i64(-1)
+        .i32(sessions as i32);
+    for i in 0..sessions {
+        j = j.i64(S1 + i as i64).i32(4000);
+    }
+    j = j.i32(acl_entries as i32);
+    let many: Vec<(i32, &str, &str)> = vec![(31, "world", "anyone"); acls];
+    for i in 0..acl_entries {
+        j = j.i64(i as i64 + 1).acl(&many);
+    }
+    j = node(j, "", b"", 0, 0);
+    j = node(j, "/e", b"", 0, 1);
+    for i in 0..sessions {
+        j = node(j, &format!("/e/{i}"), b"", S1 + i as i64, 2 + i as i64);
+    }
+    seal(j.str("/")).0
+}
+
+/// Regression (issue 15): the session table was held whole, whatever it held. Past the limit
+/// the sessions are read past, counted and reported once (file and offset of the first one
+/// skipped), and the node list is still read to its seal.
+#[test]
+fn snapshot_sessions_over_the_limit_are_skipped_and_reported() {
+    let bytes = crowded_snapshot(100, 1, 1);
+    let mut r = SnapshotReader::with_max_sessions(&bytes[..], "snapshot.1d", 10).expect("header");
+    let nodes: Vec<SnapNode> = r.by_ref().map(|n| n.expect("node")).collect();
+    assert_eq!(r.sessions().len(), 10);
+    assert_eq!(r.sessions()[9].id, (S1 + 9) as u64);
+    assert_eq!(r.skipped_sessions(), 90);
+    assert_eq!(nodes.len(), 102, "the nodes are all read");
+    assert!(r.trailer().expect("sealed").seals_ok);
+    assert_eq!(r.notices().len(), 1, "{:?}", r.notices());
+    let n = &r.notices()[0];
+    assert_eq!(n.kind, NoticeKind::OverLimit);
+    // Header (16), the count (4), ten sessions of 12 bytes.
+    assert_eq!(n.offset, 16 + 4 + 10 * 12);
+    assert!(
+        n.to_string().starts_with(
+            "snapshot.1d: at byte offset 140: 90 of 100 sessions in the session table are over the limit of 10"
+        ),
+        "{n}"
+    );
+    // The summary lists the ten, says how many more, and holds the ephemerals of the ten only
+    // as theirs (the others' are counted, as owners it may not hold).
+    let mut r = SnapshotReader::with_max_sessions(&bytes[..], "snapshot.1d", 10).expect("header");
+    let mut out = Vec::new();
+    let st = snapshot_summary(&mut r, &mut out).expect("summary");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(st.ephemerals, 100);
+    assert!(text.contains("0x10000000000000a, 4000, 1\n... and 90 more sessions over the limit of 10 (not listed)\n"), "{text}");
+    assert!(
+        text.contains("... and 80 more ephemerals not listed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Ephemerals of sessions not in the session table (or skipped over its limit):\n0x10000000000000b:\n  /e/10\n"),
+        "{text}"
+    );
+    // Within the limit: nothing skipped, nothing said.
+    let (_, r) = read_snapshot(&bytes);
+    assert_eq!((r.sessions().len(), r.skipped_sessions()), (100, 0));
+    assert!(r.notices().is_empty());
+}
+
+/// The ACL cache is bounded too: entries past [`MAX_ACL_CACHE`], ACLs of one entry past
+/// [`MAX_ACLS_PER_ENTRY`], read past and reported.
+#[test]
+fn snapshot_acl_cache_is_bounded() {
+    let bytes = crowded_snapshot(1, MAX_ACL_CACHE + 3, 1);
+    let (nodes, r) = read_snapshot(&bytes);
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(r.acl_cache().len(), MAX_ACL_CACHE);
+    assert_eq!(r.notices().len(), 1, "{:?}", r.notices());
+    assert!(r.notices()[0]
+        .message
+        .starts_with("3 ACL cache entries over the limit"));
+    let bytes = crowded_snapshot(1, 1, MAX_ACLS_PER_ENTRY + 2);
+    let (nodes, r) = read_snapshot(&bytes);
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(r.acl_cache()[0].acl.len(), MAX_ACLS_PER_ENTRY);
+    assert!(r.notices()[0].message.starts_with("2 ACLs over the limit"));
+    assert!(r.trailer().expect("sealed").seals_ok);
+}
+
 #[test]
 fn truncated_snapshot_is_detected_with_offset() {
     let bytes = snapshot_bytes(true, false);
