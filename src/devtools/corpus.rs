@@ -189,7 +189,7 @@ impl Out {
         self.w.flush().map_err(|e| Error::io(&self.path, e))?;
         let numbered = |k: u32| PathBuf::from(format!("{}.{k}", self.path.display()));
         for k in (1..=self.rotated).rev() {
-            fs::rename(numbered(k), numbered(k + 1)).map_err(|e| Error::io(&numbered(k), e))?;
+            fs::rename(numbered(k), numbered(k + 1)).map_err(|e| Error::io(numbered(k), e))?;
         }
         fs::rename(&self.path, numbered(1)).map_err(|e| Error::io(&self.path, e))?;
         self.rotated += 1;
