@@ -12,11 +12,18 @@ use serde_json::Value;
 mod common;
 use common::zklens;
 
-fn generate(out: &Path) -> Value {
+fn generate(out: &Path, profile: &str) -> Value {
     zklens(&out.join("unused"))
         .arg("corpus")
         .arg(out)
-        .args(["--size", "4MB", "--failover-every", "10"])
+        .args([
+            "--size",
+            "4MB",
+            "--failover-every",
+            "10",
+            "--profile",
+            profile,
+        ])
         .assert()
         .success();
     let text = std::fs::read_to_string(out.join(".manifest.json")).expect("manifest");
@@ -72,9 +79,52 @@ fn count(data: &Path, args: &[&str]) -> usize {
 
 #[test]
 fn corpus_keeps_its_manifest_and_zklens_finds_what_was_embedded() {
+    check("classic");
+}
+
+/// The mixed profile (issue 16's corpus closer to reality): the same promises, and what makes it
+/// mixed is there: rotated server logs, many small service files, one node per service across
+/// its files, sessions by the hundred thousand, lines no rule knows.
+#[test]
+fn the_mixed_corpus_keeps_its_promises_too() {
+    let (tmp, m) = check("mixed");
+    let names: Vec<String> = files(&m).into_iter().map(|f| f.0).collect();
+    assert!(
+        names.iter().any(|f| f.ends_with("zookeeper.log.1")),
+        "{names:?}"
+    );
+    assert!(names.len() >= 100, "{} files", names.len());
+    assert!(names.iter().any(|f| f.ends_with("gc.log")), "{names:?}");
+    // 4 MB: about 27,000 entries, a session replaced every 3.
+    assert!(m["sessions"].as_u64().expect("sessions") > 15_000, "{m}");
+    // One node per server and per service, however many files each wrote.
+    let out = zklens(&tmp.path().join("data"))
+        .arg("sources")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nodes: BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let expected: BTreeSet<String> = (1..=5)
+        .map(|i| format!("zk{i}"))
+        .chain((1..=6).map(|i| format!("svc-{i}")))
+        .collect();
+    assert_eq!(
+        nodes,
+        expected.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "{text}"
+    );
+}
+
+/// Generates a corpus of `profile`, checks what its manifest promises and what zklens finds in
+/// it; returns the temporary directory (corpus in `corpus/`, index in `data/`) and the manifest.
+fn check(profile: &str) -> (tempfile::TempDir, Value) {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("corpus");
-    let m = generate(&dir);
+    let m = generate(&dir, profile);
 
     // Sizes and lines as the manifest says; the same seed writes the same bytes.
     let mut lines = 0;
@@ -85,7 +135,7 @@ fn corpus_keeps_its_manifest_and_zklens_finds_what_was_embedded() {
     }
     assert_eq!(lines, m["lines"].as_u64().expect("lines"));
     let again = tmp.path().join("again");
-    generate(&again);
+    generate(&again, profile);
     for (f, _) in files(&m) {
         assert!(
             std::fs::read(dir.join(&f)).expect("read")
@@ -141,4 +191,5 @@ fn corpus_keeps_its_manifest_and_zklens_finds_what_was_embedded() {
         .filter(|i| i["kind"] == "leader-failover")
         .count();
     assert_eq!(found, failovers.len());
+    (tmp, m)
 }

@@ -323,6 +323,11 @@ pub struct CorpusArgs {
     /// A leader failover every this many seconds of log time
     #[arg(long, default_value_t = 600)]
     pub failover_every: u64,
+    /// What the corpus looks like: `classic` (the first bench corpus: one file per log, few
+    /// sessions) or `mixed` (millions of sessions, rotated and restarted files, GC logs,
+    /// tracebacks, lines no rule knows)
+    #[arg(long, default_value = "classic", value_parser = ["classic", "mixed"])]
+    pub profile: String,
 }
 
 /// `ingest`.

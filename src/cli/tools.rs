@@ -306,6 +306,7 @@ pub fn corpus(a: &CorpusArgs) -> Result<u8> {
         seed: a.seed,
         start: time::parse_time("2026-11-24T00:00:00Z", Tz::Utc, 0)?,
         failover_every_s: a.failover_every.max(10),
+        profile: a.profile.parse().map_err(anyhow::Error::msg)?,
     };
     let m = zklens::devtools::corpus::generate(&spec)?;
     let mut out = Out::new();

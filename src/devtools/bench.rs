@@ -201,6 +201,8 @@ fn corpus_ready(dir: &Path, bytes: u64) -> Option<Manifest> {
             probe_session: m.probe_session,
             probe_zxid: m.probe_zxid,
             generator: corpus::GENERATOR,
+            profile: m.profile,
+            sessions: m.sessions,
         })
 }
 
@@ -212,6 +214,10 @@ struct ManifestIn {
     bytes: u64,
     probe_session: String,
     probe_zxid: String,
+    #[serde(default)]
+    profile: corpus::Profile,
+    #[serde(default)]
+    sessions: u64,
 }
 
 /// Runs every benchmark; `log` receives progress lines.
@@ -236,6 +242,7 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
                 seed: 1,
                 start: 1_795_478_400_000_000_000,
                 failover_every_s: 600,
+                profile: corpus::Profile::Classic,
             })?
         }
     };
@@ -511,6 +518,7 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
                 seed: 2,
                 start: 1_795_478_400_000_000_000,
                 failover_every_s: 10,
+                profile: corpus::Profile::Classic,
             })?
         }
     };

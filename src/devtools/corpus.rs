@@ -32,6 +32,48 @@ pub struct CorpusSpec {
     pub start: i64,
     /// A leader failover every this many seconds of log time.
     pub failover_every_s: u64,
+    /// What the corpus looks like.
+    pub profile: Profile,
+}
+
+/// What a corpus looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// The first bench corpus (generator 2), kept so that figures stay comparable: one file per
+    /// server and per service, a pool of 1,024 live sessions with one replaced every 200 entries
+    /// (about 57,000 sessions in 2 GB), every line in a layout and most of them classified.
+    #[default]
+    Classic,
+    /// Closer to a production fleet: high-cardinality session ids (one replaced every 3
+    /// entries in a pool of 8,192: millions in a few GB), server logs rotated as log4j's
+    /// RollingFileAppender does (`zookeeper.log`, `.1`, `.2`, ...), services that restart into
+    /// a new small file (hundreds of files beside the few large ones) and print plain lines
+    /// without a timestamp when they start, Java services with a JVM GC log (a layout no
+    /// shipped format knows), Python services with tracebacks, and application lines no rule
+    /// classifies.
+    Mixed,
+}
+
+impl Profile {
+    /// Its name (`classic`, `mixed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Classic => "classic",
+            Profile::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Profile, String> {
+        match s {
+            "classic" => Ok(Profile::Classic),
+            "mixed" => Ok(Profile::Mixed),
+            _ => Err(format!("corpus profile {s:?}: classic or mixed")),
+        }
+    }
 }
 
 /// One embedded failover, for checking what detection finds.
@@ -51,8 +93,9 @@ pub struct Failover {
 
 /// Version of this generator, recorded in the manifest. 2: the probe zxid is one written, the
 /// sync lines name the old epoch's last zxid, a failover's expiries come together, the manifest
-/// counts election lines right.
-pub const GENERATOR: u32 = 2;
+/// counts election lines right. 3: the mixed profile (the classic one writes the same bytes as
+/// version 2).
+pub const GENERATOR: u32 = 3;
 
 /// What was generated.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +117,12 @@ pub struct Manifest {
     /// Version of the generator that wrote the corpus (a corpus from another version is
     /// generated again: its probes or lines may differ).
     pub generator: u32,
+    /// Its profile.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Distinct session ids written.
+    #[serde(default)]
+    pub sessions: u64,
 }
 
 /// xorshift64*: a small, fast, reproducible generator (one seed, one sequence), for the
@@ -98,7 +147,15 @@ impl Rng {
 struct Out {
     w: BufWriter<File>,
     path: PathBuf,
+    /// Bytes written to this log in all its files.
     bytes: u64,
+    /// Bytes in the current file.
+    current: u64,
+    /// Rotate (log4j's RollingFileAppender: `x` to `x.1`, `x.1` to `x.2`, ...) once the current
+    /// file holds this many bytes; 0: never.
+    rotate_at: u64,
+    /// Rotated files so far.
+    rotated: u32,
 }
 
 impl Out {
@@ -111,6 +168,9 @@ impl Out {
             w: BufWriter::with_capacity(1 << 20, f),
             path: p,
             bytes: 0,
+            current: 0,
+            rotate_at: 0,
+            rotated: 0,
         })
     }
     fn line(&mut self, s: &str) -> Result<()> {
@@ -119,6 +179,32 @@ impl Out {
             .and_then(|_| self.w.write_all(b"\n"))
             .map_err(|e| Error::io(&self.path, e))?;
         self.bytes += s.len() as u64 + 1;
+        self.current += s.len() as u64 + 1;
+        if self.rotate_at > 0 && self.current >= self.rotate_at {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+    fn rotate(&mut self) -> Result<()> {
+        self.w.flush().map_err(|e| Error::io(&self.path, e))?;
+        let numbered = |k: u32| PathBuf::from(format!("{}.{k}", self.path.display()));
+        for k in (1..=self.rotated).rev() {
+            fs::rename(numbered(k), numbered(k + 1)).map_err(|e| Error::io(numbered(k), e))?;
+        }
+        fs::rename(&self.path, numbered(1)).map_err(|e| Error::io(&self.path, e))?;
+        self.rotated += 1;
+        let f = File::create(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.w = BufWriter::with_capacity(1 << 20, f);
+        self.current = 0;
+        Ok(())
+    }
+    /// Ends this file and goes on in `next` (a service restarted into a new file).
+    fn reopen(&mut self, next: PathBuf) -> Result<()> {
+        self.w.flush().map_err(|e| Error::io(&self.path, e))?;
+        let f = File::create(&next).map_err(|e| Error::io(&next, e))?;
+        self.w = BufWriter::with_capacity(1 << 20, f);
+        self.path = next;
+        self.current = 0;
         Ok(())
     }
 }
@@ -131,15 +217,61 @@ fn ts(ns: i64) -> String {
 /// Generates a corpus; returns its manifest (also written to [`manifest_path`]).
 pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
     let mut rng = Rng(spec.seed | 1);
+    let mixed = spec.profile == Profile::Mixed;
     let n = spec.servers.max(3);
     let mut servers: Vec<Out> = (1..=n)
         .map(|i| Out::create(spec.out.join(format!("zk{i}/logs/zookeeper.log"))))
         .collect::<Result<_>>()?;
+    if mixed {
+        for o in &mut servers {
+            o.rotate_at = (spec.bytes / 40).clamp(64_000, 256_000_000);
+        }
+    }
+    let ext = |i: u32| if i % 3 == 0 { "jsonl" } else { "log" };
+    // Mixed: each service run writes its own file, named as rolling appenders name them:
+    // logback's `svc-N.DATE.RUN.log` (Java, JSON) and Python's TimedRotatingFileHandler
+    // `svc-N.log.DATE_HH-MM-SS`.
+    let run_file = |i: u32, run: u32, t: i64| {
+        let at = crate::time::rfc3339(t);
+        let name = if i % 2 == 0 && i % 3 != 0 {
+            format!("svc-{i}.log.{}_{}", &at[..10], at[11..19].replace(':', "-"))
+        } else {
+            format!("svc-{i}.{}.{run}.{}", &at[..10], ext(i))
+        };
+        let p = spec.out.join(format!("svc-{i}/logs/{name}"));
+        // Two runs within one second (a small corpus restarts often): the second gets its
+        // run number too, as no file may be written twice.
+        if p.exists() {
+            return spec.out.join(format!("svc-{i}/logs/{name}.{run}"));
+        }
+        p
+    };
     let mut services: Vec<Out> = (1..=spec.services.max(1))
         .map(|i| {
+            if mixed {
+                return Out::create(run_file(i, 1, spec.start));
+            }
             let name = format!("svc-{i}");
-            let ext = if i % 3 == 0 { "jsonl" } else { "log" };
-            Out::create(spec.out.join(format!("{name}/logs/{name}.{ext}")))
+            Out::create(spec.out.join(format!("{name}/logs/{name}.{}", ext(i))))
+        })
+        .collect::<Result<_>>()?;
+    let mut runs: Vec<u32> = vec![1; services.len()];
+    // Bytes a run writes before its service restarts (mixed): 0.5 - 6 MB in a 2 GB corpus,
+    // fewer in a smaller one (hundreds of files either way).
+    let scale = (spec.bytes / 400).clamp(10_000, 6_000_000);
+    let run_len = |rng: &mut Rng| scale / 12 + rng.below(scale);
+    let mut run_left: Vec<u64> = if mixed {
+        (0..services.len()).map(|_| run_len(&mut rng)).collect()
+    } else {
+        Vec::new()
+    };
+    // Mixed: the Java services' (odd, not JSON) JVM GC logs, unified logging's layout.
+    let java = |i: u32| i % 2 == 1 && i % 3 != 0;
+    let mut gc: Vec<Option<Out>> = (1..=spec.services.max(1))
+        .map(|i| {
+            (mixed && java(i))
+                .then(|| Out::create(spec.out.join(format!("svc-{i}/logs/gc.log"))))
+                .transpose()
         })
         .collect::<Result<_>>()?;
     // Layout per server: odd ids upstream 3.8 with [myid:N], even ids Debian's (no myid).
@@ -175,7 +307,11 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         let origin = 1 + rng.below(u64::from(n));
         (origin << 56) | (0x0a1b_2c00_0000 + next_session * 0x1_0000)
     };
-    let mut sessions: Vec<u64> = (0..1024).map(|_| new_session(&mut rng)).collect();
+    // Mixed: a pool of 8,192, one replaced every 3 entries (the probe, slot 5, never is: a
+    // busy client to look up among millions of short ones).
+    let (pool, churn) = if mixed { (8192, 3) } else { (1024, 200) };
+    let mut sessions: Vec<u64> = (0..pool).map(|_| new_session(&mut rng)).collect();
+    let mut made = pool as u64;
     let probe_session = sessions[5];
     let mut entries_since_rotation = 0u32;
     let mut probe_zxid = None;
@@ -326,6 +462,7 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
                 expired.push(format!("0x{s:x}"));
                 sessions[k] =
                     (u64::from(new) << 56) | (s & 0x00ff_ffff_ffff_ffff).wrapping_add(0x100_0000);
+                made += 1;
             }
             failovers.push(Failover {
                 at: crate::time::rfc3339(lost),
@@ -339,10 +476,13 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         }
         // ---- steady state ------------------------------------------------------------------
         entries_since_rotation += 1;
-        if entries_since_rotation >= 200 {
+        if entries_since_rotation >= churn {
             entries_since_rotation = 0;
             let k = rng.below(sessions.len() as u64) as usize;
-            sessions[k] = new_session(&mut rng);
+            if !(mixed && k == 5) {
+                sessions[k] = new_session(&mut rng);
+                made += 1;
+            }
         }
         let r = rng.below(100);
         let s = sessions[rng.below(sessions.len() as u64) as usize];
@@ -425,20 +565,57 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
             };
             o.line(&line)?;
             lines += 1;
+            if mixed {
+                let i = k as u32 + 1;
+                let (l, c) = mixed_service_lines(&mut rng, o, i, t, s, java(i), gc[k].as_mut())?;
+                lines += l;
+                conts += c;
+                if o.current >= run_left[k] {
+                    // The service restarts into a new file, printing its banner first.
+                    runs[k] += 1;
+                    run_left[k] = run_len(&mut rng);
+                    o.reopen(run_file(i, runs[k], t))?;
+                    let banner = if java(i) {
+                        vec![
+                            "OpenJDK 64-Bit Server VM warning: Sharing is only supported for boot loader classes because bootstrap classpath has been appended".to_string(),
+                            format!("Starting svc-{i} 4.2.{} with PID {}", runs[k], 1000 + rng.below(60000)),
+                        ]
+                    } else {
+                        vec![
+                            format!("Starting svc-{i} (pid {})", 1000 + rng.below(60000)),
+                            "  listening on 0.0.0.0:8080, 4 workers".to_string(),
+                        ]
+                    };
+                    for b in banner {
+                        o.line(&b)?;
+                        lines += 1;
+                    }
+                }
+            }
         }
+    }
+    for g in gc.iter_mut().flatten() {
+        g.w.flush().map_err(|e| Error::io(&g.path, e))?;
     }
     let mut files = Vec::new();
     let mut bytes = 0;
     for o in servers.iter_mut().chain(services.iter_mut()) {
         o.w.flush().map_err(|e| Error::io(&o.path, e))?;
-        let rel = o
-            .path
-            .strip_prefix(&spec.out)
-            .unwrap_or(&o.path)
-            .to_string_lossy()
-            .into_owned();
-        files.push((rel, o.bytes));
-        bytes += o.bytes;
+        if !mixed {
+            let rel = o
+                .path
+                .strip_prefix(&spec.out)
+                .unwrap_or(&o.path)
+                .to_string_lossy()
+                .into_owned();
+            files.push((rel, o.bytes));
+            bytes += o.bytes;
+        }
+    }
+    if mixed {
+        // Rotated and restarted logs: every file written, as it is on disk.
+        files = walk(&spec.out)?;
+        bytes = files.iter().map(|f| f.1).sum();
     }
     let m = Manifest {
         files,
@@ -449,6 +626,8 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
         probe_session: format!("0x{probe_session:x}"),
         probe_zxid: format!("0x{:x}", probe_zxid.unwrap_or(1 << 32 | 1)),
         generator: GENERATOR,
+        profile: spec.profile,
+        sessions: made,
     };
     let mp = manifest_path(&spec.out);
     let text = serde_json::to_string_pretty(&m).map_err(|e| Error::BadInput {
@@ -458,6 +637,98 @@ pub fn generate(spec: &CorpusSpec) -> Result<Manifest> {
     })?;
     fs::write(&mp, text).map_err(|e| Error::io(&mp, e))?;
     Ok(m)
+}
+
+/// Lines the mixed profile adds after a service's line: application lines no rule classifies,
+/// Python tracebacks, JVM GC lines (in `gc`). Returns the lines written and how many of them
+/// continue an entry.
+fn mixed_service_lines(
+    rng: &mut Rng,
+    o: &mut Out,
+    i: u32,
+    t: i64,
+    session: u64,
+    java: bool,
+    gc: Option<&mut Out>,
+) -> Result<(u64, u64)> {
+    let stamp = ts(t);
+    let (mut lines, mut conts) = (0, 0);
+    let r = rng.below(1000);
+    let json = i % 3 == 0;
+    if r < 120 {
+        // Application lines: nothing ZooKeeper-specific, and no rule knows them.
+        let order = rng.below(1_000_000);
+        let ms = rng.below(400);
+        let line = if json {
+            format!(
+                r#"{{"ts":"{}","level":"INFO","logger":"svc-{i}.orders","msg":"processed order {order} in {ms} ms","trace_id":"{:016x}"}}"#,
+                crate::time::rfc3339(t),
+                rng.next_u64()
+            )
+        } else if java {
+            format!("{stamp} [myid:] - INFO  [http-nio-8080-exec-{}:OrderController@212] - processed order {order} in {ms} ms", 1 + rng.below(16))
+        } else {
+            format!("{stamp} INFO svc-{i}.api: GET /api/v1/items/{order} 200 {ms}ms")
+        };
+        o.line(&line)?;
+        lines += 1;
+    } else if r < 124 && !java && !json {
+        o.line(&format!(
+            "{stamp} ERROR svc-{i}.worker: job failed for session 0x{session:x}"
+        ))?;
+        for l in [
+            "Traceback (most recent call last):",
+            "  File \"/srv/app/worker.py\", line 88, in run",
+            "    self.handle(job)",
+            "  File \"/srv/app/worker.py\", line 131, in handle",
+            "    raise ValueError(\"bad input\")",
+            "ValueError: bad input",
+        ] {
+            o.line(l)?;
+        }
+        lines += 7;
+        conts += 6;
+    }
+    if let Some(g) = gc {
+        if rng.below(40) == 0 {
+            let up = (t - 1_795_478_400_000_000_000).max(0) as f64 / 1e9;
+            g.line(&format!(
+                "[{}+0000][{up:.3}s][info][gc] GC({}) Pause Young (Normal) (G1 Evacuation Pause) {}M->{}M(512M) {:.3}ms",
+                crate::time::rfc3339(t).trim_end_matches('Z'),
+                rng.below(100_000),
+                100 + rng.below(300),
+                20 + rng.below(80),
+                rng.below(20_000) as f64 / 1000.0
+            ))?;
+            lines += 1;
+        }
+    }
+    Ok((lines, conts))
+}
+
+/// Every file under `dir` (but the manifest), relative, with its size, sorted.
+fn walk(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+            let e = e.map_err(|e| Error::io(&d, e))?;
+            let p = e.path();
+            let meta = e.metadata().map_err(|e| Error::io(&p, e))?;
+            if meta.is_dir() {
+                todo.push(p);
+            } else if p != manifest_path(dir) {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Where a corpus's manifest is.
