@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{exe, free_port, wait_up, Serve};
+use common::{exe, free_port, indexed_messages, wait_up, Serve};
 use zklens::devtools::corpus::Rng;
 
 fn start(data: &Path, port: u16, sources: &[(&str, PathBuf)], log: &Path) -> Serve {
@@ -225,20 +225,7 @@ fn twenty_sigkills_while_files_are_written_and_rotated_lose_and_duplicate_nothin
     while srv.0.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = Command::new(exe())
-        .env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["query", "*", "--limit", "0", "-o", "jsonl"])
-        .output()
-        .expect("zklens query");
-    let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
-        *got.entry(v["message"].as_str().unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-    }
+    let got = indexed_messages(&data);
     let missing: Vec<_> = expected
         .keys()
         .filter(|k| !got.contains_key(*k))
@@ -259,25 +246,6 @@ fn twenty_sigkills_while_files_are_written_and_rotated_lose_and_duplicate_nothin
         "seed {seed}: {total} lines, {KILLS} SIGKILLs, {renames} renames, {truncations} copytruncates, one torn store frame: all indexed once in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
-}
-
-/// Every message indexed, with how many times (from a fresh process reading the index).
-fn indexed_messages(data: &Path) -> BTreeMap<String, usize> {
-    let out = Command::new(exe())
-        .env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["query", "*", "--limit", "0", "-o", "jsonl"])
-        .output()
-        .expect("zklens query");
-    let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
-        *got.entry(v["message"].as_str().unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-    }
-    got
 }
 
 /// Regression (issue 15): a file rotated twice while `zklens serve` was down lost the middle
@@ -334,21 +302,7 @@ fn rotated_twice_while_down_every_line_indexed_once() {
     wait_up(port);
     let caught_up = wait_for(port, written.len());
     drop(srv);
-    let got = indexed_messages(&data);
-    let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
-    let missing: Vec<_> = written
-        .iter()
-        .filter(|m| !got.contains_key(*m))
-        .take(5)
-        .collect();
-    let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(
-        caught_up.is_some() && missing.is_empty() && dup.is_empty(),
-        "{} written, {} indexed; missing e.g. {missing:?}; duplicated e.g. {dup:?}\nserve log:\n{log}",
-        written.len(),
-        got.values().sum::<usize>()
-    );
-    assert_eq!(got.values().sum::<usize>(), written.len());
+    assert_exactly_once(&data, &written, caught_up.is_some(), &serve_log);
 
     // Dated names, and a kill while the files rotated meanwhile are being read.
     write(40, &mut written);
@@ -364,8 +318,13 @@ fn rotated_twice_while_down_every_line_indexed_once() {
     wait_up(port);
     let caught_up = wait_for(port, written.len());
     drop(srv);
-    let got = indexed_messages(&data);
-    let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+    assert_exactly_once(&data, &written, caught_up.is_some(), &serve_log);
+}
+
+/// Every line of `written` is indexed in `data` exactly once (and the service had caught up).
+fn assert_exactly_once(data: &Path, written: &[String], caught_up: bool, serve_log: &Path) {
+    let got = indexed_messages(data);
+    let log = std::fs::read_to_string(serve_log).unwrap_or_default();
     let missing: Vec<_> = written
         .iter()
         .filter(|m| !got.contains_key(*m))
@@ -373,7 +332,7 @@ fn rotated_twice_while_down_every_line_indexed_once() {
         .collect();
     let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(
-        caught_up.is_some() && missing.is_empty() && dup.is_empty(),
+        caught_up && missing.is_empty() && dup.is_empty(),
         "{} written, {} indexed; missing e.g. {missing:?}; duplicated e.g. {dup:?}\nserve log:\n{log}",
         written.len(),
         got.values().sum::<usize>()

@@ -22,25 +22,6 @@ fn get(port: u16, path: &str) -> Option<String> {
     common::http_get(port, path).and_then(|(code, body)| (code == 200).then_some(body))
 }
 
-/// Messages in the index (via the CLI, from the data dir), counted.
-fn indexed(data: &Path) -> BTreeMap<String, usize> {
-    let out = Command::new(exe())
-        .env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["query", "*", "--limit", "0", "-o", "jsonl"])
-        .output()
-        .expect("zklens query");
-    let mut m = BTreeMap::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
-        let msg = v["message"].as_str().unwrap_or_default().to_string();
-        *m.entry(msg).or_insert(0) += 1;
-    }
-    m
-}
-
 fn append(p: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -159,7 +140,7 @@ fn kill_9_rotation_and_copytruncate_lose_and_duplicate_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "serve exit status {code:?}");
-    let got = indexed(&data);
+    let got = common::indexed_messages(&data);
     if let Some(why) = stalled {
         let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
         let missing: Vec<_> = expected
@@ -325,7 +306,7 @@ fn http_sources_are_pulled_with_ranges_exactly_once() {
         .args(["-TERM", &srv.0.id().to_string()])
         .status();
     let _ = srv.0.wait();
-    let got = indexed(&data);
+    let got = common::indexed_messages(&data);
     let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
     let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(3).collect();
     let missing: Vec<_> = expected

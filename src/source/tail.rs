@@ -327,7 +327,7 @@ impl Tailer {
     /// Opens the file now at the path: from the resume checkpoint when it is the same file, else
     /// from 0 (after reading the rest of the checkpoint's file if it was rotated away).
     fn start(&mut self, _meta: &Metadata, out: &mut TailBatch, budget: usize) -> io::Result<()> {
-        let mut file = match open_file(self.root.as_deref(), &self.path) {
+        let file = match open_file(self.root.as_deref(), &self.path) {
             Ok(f) => f,
             Err(e) if is_escape(&e) => {
                 // Replaced by a symlink out of the root (or a directory on the way was): not
@@ -346,19 +346,7 @@ impl Tailer {
         let meta = file.metadata()?;
         let id = FileId::of(&meta);
         let len = meta.len();
-        let (fp, fp_len) = fingerprint_file(&mut file, len)?;
-        let mut o = Open {
-            file,
-            id,
-            fp,
-            fp_len,
-            read_to: 0,
-            offset: 0,
-            line: 0,
-            partial: Vec::new(),
-            skipping: false,
-            fresh: true,
-        };
+        let mut o = self.opened(file, id)?;
         if let Some(cp) = self.resume.take() {
             let same_content = cp.fp_len <= len && {
                 let (h, _) = fingerprint_file(&mut o.file, cp.fp_len)?;

@@ -188,3 +188,23 @@ pub fn wait_up(port: u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Every message in the index of `data`, with how many times it is there (a fresh `zklens
+/// query` process reading the data directory).
+pub fn indexed_messages(data: &Path) -> std::collections::BTreeMap<String, usize> {
+    let out = Command::new(exe())
+        .env_remove("ZKLENS_DATA_DIR")
+        .env_remove("ZKLENS_SERVER")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["query", "*", "--limit", "0", "-o", "jsonl"])
+        .output()
+        .expect("zklens query");
+    let mut got = std::collections::BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
+        *got.entry(v["message"].as_str().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    got
+}
