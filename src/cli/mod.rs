@@ -257,6 +257,10 @@ pub struct BenchArgs {
     /// generated on a real server by benches/gen-txnlog.py]
     #[arg(long)]
     pub txnlog: Option<PathBuf>,
+    /// Sizes of the mixed corpora whose ingest memory is compared (comma-separated; `none` to
+    /// skip): peak RSS must stay flat as the corpus grows
+    #[arg(long, default_value = "1GB,3GB,6GB", value_name = "SIZES")]
+    pub memory_sizes: String,
 }
 
 /// What `ingest` and `parse` read: files or directories, their format and their zone.

@@ -283,6 +283,14 @@ pub fn bench(a: &BenchArgs) -> Result<u8> {
         exe: std::env::current_exe().context("locating the zklens binary")?,
         reps: a.reps,
         txnlog: a.txnlog.clone(),
+        memory_sizes: if a.memory_sizes == "none" {
+            Vec::new()
+        } else {
+            a.memory_sizes
+                .split(',')
+                .map(|x| parse_size(x.trim()))
+                .collect::<Result<_>>()?
+        },
     };
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let report = zklens::devtools::bench::run(&spec, &mut |m| eprintln!("zklens bench: {m}"))?;

@@ -26,6 +26,12 @@ pub struct Run {
     /// Standard output (trimmed to 4 KiB).
     #[serde(default)]
     pub stdout: String,
+    /// Peak anonymous resident memory (`RssAnon`, sampled every 20 ms), bytes.
+    #[serde(default)]
+    pub max_rss_anon: u64,
+    /// Peak file-backed resident memory (`RssFile`: mapped index segments, binary), bytes.
+    #[serde(default)]
+    pub max_rss_file: u64,
 }
 
 /// Runs `program args` through `exe measure --` so that the measured process is forked from a
@@ -75,6 +81,33 @@ pub fn measure(cmd: &mut Command) -> Result<Run> {
         }
         String::from_utf8_lossy(&s).into_owned()
     });
+    // Anonymous and file-backed memory apart, as /proc samples them (wait4 gives their peak
+    // sum only).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            let (mut anon, mut file) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    let kb = |key: &str| {
+                        text.lines()
+                            .find_map(|l| l.strip_prefix(key))
+                            .and_then(|v| {
+                                v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+                            })
+                            .unwrap_or(0)
+                            * 1024
+                    };
+                    anon = anon.max(kb("RssAnon:"));
+                    file = file.max(kb("RssFile:"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (anon, file)
+        })
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: plain FFI call with valid pointers to locals; `pid` is our own child, which std's
     // `Child` is not going to wait for (we dropped its handles above).
@@ -87,6 +120,8 @@ pub fn measure(cmd: &mut Command) -> Result<Run> {
             std::io::Error::last_os_error(),
         ));
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (max_rss_anon, max_rss_file) = sampler.join().unwrap_or_default();
     let stdout = reader.join().unwrap_or_default();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
@@ -100,6 +135,8 @@ pub fn measure(cmd: &mut Command) -> Result<Run> {
         cpu_secs: tv(ru.ru_utime) + tv(ru.ru_stime),
         code,
         stdout,
+        max_rss_anon,
+        max_rss_file,
     })
 }
 
@@ -153,6 +190,9 @@ pub struct BenchSpec {
     /// A large real transaction log to decode (generated with `benches/gen-txnlog.py` when
     /// absent and the tools for it are installed).
     pub txnlog: Option<PathBuf>,
+    /// Sizes of the mixed-profile corpora whose ingest's peak memory is compared (issue 16:
+    /// flat in corpus size); empty: that step is skipped.
+    pub memory_sizes: Vec<u64>,
 }
 
 fn median(mut v: Vec<Run>) -> Run {
@@ -180,11 +220,12 @@ pub fn machine() -> String {
     format!("{} cores, {model}", cores())
 }
 
-fn corpus_ready(dir: &Path, bytes: u64) -> Option<Manifest> {
+fn corpus_ready(dir: &Path, bytes: u64, profile: corpus::Profile) -> Option<Manifest> {
     let text = std::fs::read_to_string(corpus::manifest_path(dir)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let have = v["bytes"].as_u64()?;
     if v["generator"].as_u64() != Some(u64::from(corpus::GENERATOR))
+        || v["profile"].as_str().unwrap_or("classic") != profile.name()
         || have < bytes
         || have > bytes + bytes / 10 + (1 << 20)
     {
@@ -220,10 +261,125 @@ struct ManifestIn {
     sessions: u64,
 }
 
+/// Peak memory of `ingest` (all cores) over mixed corpora of each of `spec.memory_sizes`: the
+/// total as `wait4` reports it (file-backed pages included), anonymous and file-backed apart,
+/// and the growth from the smallest to the largest, which must stay flat.
+fn memory_by_size(
+    spec: &BenchSpec,
+    figures: &mut Vec<Figure>,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let mut peaks: Vec<(u64, u64)> = Vec::new();
+    for &bytes in &spec.memory_sizes {
+        let label = format!("{} MB", bytes / 1_000_000);
+        let dir = spec
+            .dir
+            .join(format!("corpus-mixed-{}MB", bytes / 1_000_000));
+        let m = match corpus_ready(&dir, bytes, corpus::Profile::Mixed) {
+            Some(m) => m,
+            None => {
+                log(&format!("generating a {label} mixed corpus"));
+                let _ = std::fs::remove_dir_all(&dir);
+                corpus::generate(&CorpusSpec {
+                    out: dir.clone(),
+                    bytes,
+                    servers: 5,
+                    services: 6,
+                    seed: 3,
+                    start: 1_795_478_400_000_000_000,
+                    failover_every_s: 300,
+                    profile: corpus::Profile::Mixed,
+                })?
+            }
+        };
+        let data = spec.dir.join("index-mixed");
+        let _ = std::fs::remove_dir_all(&data);
+        log(&format!("ingest, mixed corpus of {label}"));
+        let args: Vec<String> = [
+            "--data-dir",
+            &data.to_string_lossy(),
+            "ingest",
+            "-q",
+            &dir.to_string_lossy(),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        let r = measure_isolated(&spec.exe, &spec.exe, &args)?;
+        ingested(&r, &data)?;
+        let _ = std::fs::remove_dir_all(&data);
+        let mb = m.bytes as f64 / 1e6;
+        let mem = |name: String, v: u64, target: Option<&str>| Figure {
+            name,
+            value: v as f64 / 1e6,
+            unit: "MB".into(),
+            baseline: None,
+            baseline_name: None,
+            ratio: None,
+            target: target.map(str::to_string),
+            max_rss: r.max_rss,
+            baseline_max_rss: None,
+        };
+        figures.push(mem(
+            format!(
+                "ingest peak RSS, mixed {label} ({} sessions, {} files)",
+                m.sessions,
+                m.files.len()
+            ),
+            r.max_rss,
+            Some("<= 512 MB, flat in size"),
+        ));
+        figures.push(mem(
+            format!("  anonymous, mixed {label}"),
+            r.max_rss_anon,
+            None,
+        ));
+        figures.push(mem(
+            format!("  file-backed, mixed {label}"),
+            r.max_rss_file,
+            None,
+        ));
+        if r.cpu_secs > 0.0 {
+            figures.push(Figure {
+                name: format!("ingest per CPU-second, mixed {label}"),
+                value: mb / r.cpu_secs,
+                unit: "MB/s".into(),
+                baseline: None,
+                baseline_name: None,
+                ratio: None,
+                target: Some(">= 40 MB/s".into()),
+                max_rss: r.max_rss,
+                baseline_max_rss: None,
+            });
+        }
+        peaks.push((bytes, r.max_rss));
+    }
+    if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
+        if peaks.len() > 1 && first.1 > 0 {
+            figures.push(Figure {
+                name: format!(
+                    "peak RSS growth, mixed {} MB / {} MB",
+                    last.0 / 1_000_000,
+                    first.0 / 1_000_000
+                ),
+                value: last.1 as f64 / first.1 as f64,
+                unit: "x".into(),
+                baseline: None,
+                baseline_name: None,
+                ratio: None,
+                target: Some("<= 1.1 (flat)".into()),
+                max_rss: last.1,
+                baseline_max_rss: None,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs every benchmark; `log` receives progress lines.
 pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let corpus_dir = spec.dir.join("corpus");
-    let m = match corpus_ready(&corpus_dir, spec.bytes) {
+    let m = match corpus_ready(&corpus_dir, spec.bytes, corpus::Profile::Classic) {
         Some(m) => {
             log(&format!("reusing corpus in {}", corpus_dir.display()));
             m
@@ -502,7 +658,7 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // failovers x events (a quadratic step hides in a corpus with one failover per 10 minutes).
     let dense_dir = spec.dir.join("corpus-dense");
     let dense_bytes = (spec.bytes / 10).clamp(10_000_000, 200_000_000);
-    let dense = match corpus_ready(&dense_dir, dense_bytes) {
+    let dense = match corpus_ready(&dense_dir, dense_bytes, corpus::Profile::Classic) {
         Some(d) => d,
         None => {
             log(&format!(
@@ -548,6 +704,9 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         ),
         &dds,
     )?);
+    // ---- ingest memory by corpus size (mixed profile) ----------------------------------------
+    memory_by_size(spec, &mut figures, log)?;
+
     // ---- txn log decoding vs TxnLogToolkit -----------------------------------------------------
     if let Some(txn) = txnlog_file(spec, log) {
         log(&format!("txn log decode: {}", txn.display()));
