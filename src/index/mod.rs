@@ -17,7 +17,7 @@ use tantivy::index::SegmentId;
 use tantivy::indexer::UserOperation;
 use tantivy::query::{Query, Weight};
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::{
     DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
@@ -79,30 +79,41 @@ pub struct Fields {
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let num = || NumericOptions::default().set_indexed().set_fast();
+    // No field norms: nothing is ranked by score (answers are in time order), and they cost a
+    // byte per document and field, in the index and in every merge.
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer("default")
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_fieldnorms(false),
     );
+    let keyword = || {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        )
+    };
     let f = Fields {
         // Time ranges are answered from the fast field (tantivy's RangeQuery uses it when there
         // is one); indexing it too would add a term per event for nothing.
         ts: b.add_i64_field("ts", NumericOptions::default().set_fast()),
-        node: b.add_text_field("node", STRING | FAST),
-        kind: b.add_text_field("kind", STRING | FAST),
-        level: b.add_text_field("level", STRING | FAST),
-        source: b.add_text_field("source", STRING),
+        node: b.add_text_field("node", keyword().set_fast("raw")),
+        kind: b.add_text_field("kind", keyword().set_fast("raw")),
+        level: b.add_text_field("level", keyword().set_fast("raw")),
+        source: b.add_text_field("source", keyword()),
         session: b.add_u64_field("session", num()),
         zxid: b.add_u64_field("zxid", num()),
         epoch: b.add_u64_field("epoch", num()),
         server: b.add_u64_field("server", num()),
         leader: b.add_u64_field("leader", num()),
         myid: b.add_u64_field("myid", num()),
-        peer: b.add_text_field("peer", STRING),
-        path: b.add_text_field("path", STRING),
-        state: b.add_text_field("state", STRING),
-        thread: b.add_text_field("thread", STRING),
-        logger: b.add_text_field("logger", STRING),
+        peer: b.add_text_field("peer", keyword()),
+        path: b.add_text_field("path", keyword()),
+        state: b.add_text_field("state", keyword()),
+        thread: b.add_text_field("thread", keyword()),
+        logger: b.add_text_field("logger", keyword()),
         message: b.add_text_field("message", text),
         addr: b.add_u64_field("addr", NumericOptions::default().set_fast()),
     };
@@ -181,6 +192,75 @@ fn read_state(dir: &DataDir, index: &Index) -> Result<CommitState> {
 /// Documents sent to tantivy's indexing threads in one message.
 const OPS_PER_MESSAGE: usize = 4;
 
+/// Most documents in all the segments one merge reads (about 200 MB of index).
+pub const MAX_MERGE_DOCS: u32 = 2_500_000;
+
+/// The merge policy: small segments merge into segments of at most [`MAX_MERGE_DOCS`]
+/// documents, and a segment of half that or more is never merged again.
+///
+/// Why (issue 16): a merge's memory grows with what it reads, its input pages mapped (counted
+/// in the process's RSS) and per-document structures (the doc id mapping). tantivy's
+/// `LogMergePolicy` merges up to eight segments below its size limit into one larger than it,
+/// and at the end of a batch ingest its cascade merged most of the index at once: on a 2 GB
+/// corpus with 3.7 M sessions the peak RSS was 973 MB, and grew with the corpus. Bounded, it
+/// was 385 MB, with 8 segments left instead of 7.
+#[derive(Debug, Clone)]
+pub struct BoundedMerges {
+    /// Most documents one merge reads.
+    pub max_docs: u32,
+    /// Fewest segments worth one merge when no group reaches `max_docs` (a service's commits
+    /// make small segments; each merge of them costs a rewrite).
+    pub min_segments: usize,
+    /// Most segments one merge reads.
+    pub max_segments: usize,
+}
+
+impl Default for BoundedMerges {
+    fn default() -> Self {
+        BoundedMerges {
+            max_docs: MAX_MERGE_DOCS,
+            min_segments: 4,
+            max_segments: 8,
+        }
+    }
+}
+
+impl tantivy::indexer::MergePolicy for BoundedMerges {
+    fn compute_merge_candidates(
+        &self,
+        segments: &[tantivy::index::SegmentMeta],
+    ) -> Vec<tantivy::indexer::MergeCandidate> {
+        use tantivy::indexer::MergeCandidate;
+        // Smallest first: the groups are as many segments as fit.
+        let mut small: Vec<&tantivy::index::SegmentMeta> = segments
+            .iter()
+            .filter(|s| s.num_docs() < self.max_docs / 2)
+            .collect();
+        small.sort_by_key(|s| (s.num_docs(), s.id()));
+        let mut out = Vec::new();
+        let mut group: Vec<SegmentId> = Vec::new();
+        let mut docs = 0u32;
+        for s in small {
+            let full = docs.saturating_add(s.num_docs()) > self.max_docs
+                || group.len() >= self.max_segments;
+            if full {
+                // A full group is worth merging from two segments on.
+                if group.len() >= 2 {
+                    out.push(MergeCandidate(std::mem::take(&mut group)));
+                }
+                group.clear();
+                docs = 0;
+            }
+            group.push(s.id());
+            docs = docs.saturating_add(s.num_docs());
+        }
+        if group.len() >= self.min_segments.max(2) {
+            out.push(MergeCandidate(group));
+        }
+        out
+    }
+}
+
 /// Writes events into the index and store.
 pub struct IndexSink {
     dir: DataDir,
@@ -215,9 +295,17 @@ impl IndexSink {
         // thread): with 2 threads, background merges of 8 segments and the documents in flight,
         // a 2 GB ingest peaks at about 400 MB (at 64 MB a thread: 520 MB).
         let budget = (threads * 48_000_000).min(192_000_000);
+        // One merge at a time (two cores do not gain from four), each bounded (BoundedMerges):
+        // the merges at the end of a batch ingest held memory that grew with the corpus.
+        let options = tantivy::indexer::IndexWriterOptions::builder()
+            .num_worker_threads(threads)
+            .memory_budget_per_thread(budget / threads)
+            .num_merge_threads(1)
+            .build();
         let writer = index
-            .writer_with_num_threads(threads, budget)
+            .writer_with_options(options)
             .map_err(|e| ierr(dir, e))?;
+        writer.set_merge_policy(Box::new(BoundedMerges::default()));
         let store = StoreWriter::open(&dir.store(), state.store_len)?;
         Ok(IndexSink {
             dir: dir.clone(),
@@ -873,6 +961,46 @@ impl SegmentCollector for SegTimeOrdered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merges_are_bounded_and_large_segments_stay() {
+        use tantivy::indexer::MergePolicy;
+        let index = Index::create_in_ram(schema().0);
+        let metas = |sizes: &[u32]| -> Vec<tantivy::index::SegmentMeta> {
+            sizes
+                .iter()
+                .map(|&n| index.new_segment_meta(SegmentId::generate_random(), n))
+                .collect()
+        };
+        let p = BoundedMerges::default();
+        let docs = |m: &[tantivy::index::SegmentMeta], c: &tantivy::indexer::MergeCandidate| {
+            c.0.iter()
+                .map(|id| m.iter().find(|s| s.id() == *id).map_or(0, |s| s.num_docs()))
+                .sum::<u32>()
+        };
+        // The end of a batch ingest: 84 segments of about 140,000 documents.
+        let m = metas(&[140_000; 84]);
+        let c = p.compute_merge_candidates(&m);
+        assert!(!c.is_empty());
+        for cand in &c {
+            assert!(docs(&m, cand) <= MAX_MERGE_DOCS, "{}", docs(&m, cand));
+            assert!((2..=8).contains(&cand.0.len()));
+        }
+        // No segment in two merges.
+        let mut ids: Vec<_> = c.iter().flat_map(|c| c.0.iter().copied()).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+        // Segments of half the bound or more are never merged; three small ones wait for more.
+        let m = metas(&[MAX_MERGE_DOCS / 2, MAX_MERGE_DOCS, 10, 20, 30]);
+        assert!(p.compute_merge_candidates(&m).is_empty());
+        // Two that fill a group are merged.
+        let m = metas(&[1_200_000, 1_200_000, 1_200_000]);
+        let c = p.compute_merge_candidates(&m);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].0.len(), 2);
+    }
     use crate::event::{Attrs, Level};
     use tantivy::query::{AllQuery, TermQuery};
     use tantivy::Term;
