@@ -247,6 +247,35 @@ fn corpus_ready(dir: &Path, bytes: u64, profile: corpus::Profile) -> Option<Mani
         })
 }
 
+/// The corpus in `dir` (`bytes`, `profile`, one failover every `failover_every_s`, `seed`):
+/// reused while it matches, generated again otherwise (5 servers, 6 services).
+fn corpus_at(
+    dir: &Path,
+    bytes: u64,
+    seed: u64,
+    failover_every_s: u64,
+    profile: corpus::Profile,
+    what: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<Manifest> {
+    if let Some(m) = corpus_ready(dir, bytes, profile) {
+        log(&format!("reusing the {what} corpus in {}", dir.display()));
+        return Ok(m);
+    }
+    log(&format!("generating a {what} corpus"));
+    let _ = std::fs::remove_dir_all(dir);
+    corpus::generate(&CorpusSpec {
+        out: dir.to_path_buf(),
+        bytes,
+        servers: 5,
+        services: 6,
+        seed,
+        start: 1_795_478_400_000_000_000,
+        failover_every_s,
+        profile,
+    })
+}
+
 #[derive(serde::Deserialize)]
 struct ManifestIn {
     files: Vec<(String, u64)>,
@@ -275,23 +304,15 @@ fn memory_by_size(
         let dir = spec
             .dir
             .join(format!("corpus-mixed-{}MB", bytes / 1_000_000));
-        let m = match corpus_ready(&dir, bytes, corpus::Profile::Mixed) {
-            Some(m) => m,
-            None => {
-                log(&format!("generating a {label} mixed corpus"));
-                let _ = std::fs::remove_dir_all(&dir);
-                corpus::generate(&CorpusSpec {
-                    out: dir.clone(),
-                    bytes,
-                    servers: 5,
-                    services: 6,
-                    seed: 3,
-                    start: 1_795_478_400_000_000_000,
-                    failover_every_s: 300,
-                    profile: corpus::Profile::Mixed,
-                })?
-            }
-        };
+        let m = corpus_at(
+            &dir,
+            bytes,
+            3,
+            300,
+            corpus::Profile::Mixed,
+            &format!("{label} mixed"),
+            log,
+        )?;
         let data = spec.dir.join("index-mixed");
         let _ = std::fs::remove_dir_all(&data);
         log(&format!("ingest, mixed corpus of {label}"));
@@ -379,29 +400,15 @@ fn memory_by_size(
 /// Runs every benchmark; `log` receives progress lines.
 pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let corpus_dir = spec.dir.join("corpus");
-    let m = match corpus_ready(&corpus_dir, spec.bytes, corpus::Profile::Classic) {
-        Some(m) => {
-            log(&format!("reusing corpus in {}", corpus_dir.display()));
-            m
-        }
-        None => {
-            log(&format!(
-                "generating a {} MB corpus",
-                spec.bytes / 1_000_000
-            ));
-            let _ = std::fs::remove_dir_all(&corpus_dir);
-            corpus::generate(&CorpusSpec {
-                out: corpus_dir.clone(),
-                bytes: spec.bytes,
-                servers: 5,
-                services: 6,
-                seed: 1,
-                start: 1_795_478_400_000_000_000,
-                failover_every_s: 600,
-                profile: corpus::Profile::Classic,
-            })?
-        }
-    };
+    let m = corpus_at(
+        &corpus_dir,
+        spec.bytes,
+        1,
+        600,
+        corpus::Profile::Classic,
+        &format!("{} MB", spec.bytes / 1_000_000),
+        log,
+    )?;
     let mb = m.bytes as f64 / 1e6;
     let zk = |args: &[&str]| -> Result<Run> {
         let a: Vec<String> = args.iter().map(|x| x.to_string()).collect();
@@ -658,26 +665,15 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // failovers x events (a quadratic step hides in a corpus with one failover per 10 minutes).
     let dense_dir = spec.dir.join("corpus-dense");
     let dense_bytes = (spec.bytes / 10).clamp(10_000_000, 200_000_000);
-    let dense = match corpus_ready(&dense_dir, dense_bytes, corpus::Profile::Classic) {
-        Some(d) => d,
-        None => {
-            log(&format!(
-                "generating a {} MB incident-dense corpus",
-                dense_bytes / 1_000_000
-            ));
-            let _ = std::fs::remove_dir_all(&dense_dir);
-            corpus::generate(&CorpusSpec {
-                out: dense_dir.clone(),
-                bytes: dense_bytes,
-                servers: 5,
-                services: 6,
-                seed: 2,
-                start: 1_795_478_400_000_000_000,
-                failover_every_s: 10,
-                profile: corpus::Profile::Classic,
-            })?
-        }
-    };
+    let dense = corpus_at(
+        &dense_dir,
+        dense_bytes,
+        2,
+        10,
+        corpus::Profile::Classic,
+        &format!("{} MB incident-dense", dense_bytes / 1_000_000),
+        log,
+    )?;
     let dd = spec.dir.join("index-dense");
     let _ = std::fs::remove_dir_all(&dd);
     let dds = dd.to_string_lossy().into_owned();
