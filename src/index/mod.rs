@@ -78,7 +78,13 @@ pub struct Fields {
 /// Builds the schema.
 pub fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let num = || NumericOptions::default().set_indexed().set_fast();
+    // Ids are indexed (terms, and ranges over the term dictionary). Only columns a search reads
+    // are fast: ts and addr for every match, session for `sessions`, session and zxid for
+    // ranges over millions of distinct values (`zxid:[* TO *]`; epochs, server ids and levels
+    // have few terms). Each fast column costs at indexing and in every merge (issue 16: the
+    // node, kind, level, epoch, server, leader and myid columns were about 10% of a mixed
+    // corpus's ingest CPU, and never read).
+    let num = || NumericOptions::default().set_indexed();
     // No field norms: nothing is ranked by score (answers are in time order), and they cost a
     // byte per document and field, in the index and in every merge.
     let text = TextOptions::default().set_indexing_options(
@@ -99,12 +105,12 @@ pub fn schema() -> (Schema, Fields) {
         // Time ranges are answered from the fast field (tantivy's RangeQuery uses it when there
         // is one); indexing it too would add a term per event for nothing.
         ts: b.add_i64_field("ts", NumericOptions::default().set_fast()),
-        node: b.add_text_field("node", keyword().set_fast("raw")),
-        kind: b.add_text_field("kind", keyword().set_fast("raw")),
-        level: b.add_text_field("level", keyword().set_fast("raw")),
+        node: b.add_text_field("node", keyword()),
+        kind: b.add_text_field("kind", keyword()),
+        level: b.add_text_field("level", keyword()),
         source: b.add_text_field("source", keyword()),
-        session: b.add_u64_field("session", num()),
-        zxid: b.add_u64_field("zxid", num()),
+        session: b.add_u64_field("session", num().set_fast()),
+        zxid: b.add_u64_field("zxid", num().set_fast()),
         epoch: b.add_u64_field("epoch", num()),
         server: b.add_u64_field("server", num()),
         leader: b.add_u64_field("leader", num()),
@@ -195,23 +201,27 @@ const OPS_PER_MESSAGE: usize = 4;
 /// Most documents in all the segments one merge reads (about 200 MB of index).
 pub const MAX_MERGE_DOCS: u32 = 2_500_000;
 
-/// The merge policy: small segments merge into segments of at most [`MAX_MERGE_DOCS`]
-/// documents, and a segment of half that or more is never merged again.
+/// The merge policy: small segments are gathered, smallest first, until together they hold
+/// half of [`MAX_MERGE_DOCS`] or more (or [`BoundedMerges::max_segments`] of them), and merged
+/// once into a segment that is never merged again. A document is rewritten by one merge at most.
 ///
 /// Why (issue 16): a merge's memory grows with what it reads, its input pages mapped (counted
 /// in the process's RSS) and per-document structures (the doc id mapping). tantivy's
 /// `LogMergePolicy` merges up to eight segments below its size limit into one larger than it,
 /// and at the end of a batch ingest its cascade merged most of the index at once: on a 2 GB
 /// corpus with 3.7 M sessions the peak RSS was 973 MB, and grew with the corpus. Bounded, it
-/// was 385 MB, with 8 segments left instead of 7.
+/// was 385 MB. Merging small groups early (four segments) rewrote most documents twice. Merged
+/// once (and with fast columns only where a search reads them), the merges of a 390 MB mixed
+/// corpus took 14 CPU-seconds instead of 21.
+///
+/// What is left below half the bound at the end of a batch ingest is merged by
+/// [`IndexSink::close`].
 #[derive(Debug, Clone)]
 pub struct BoundedMerges {
     /// Most documents one merge reads.
     pub max_docs: u32,
-    /// Fewest segments worth one merge when no group reaches `max_docs` (a service's commits
-    /// make small segments; each merge of them costs a rewrite).
-    pub min_segments: usize,
-    /// Most segments one merge reads.
+    /// Most segments one merge reads (a service's commits make many small segments; they are
+    /// merged this many at a time).
     pub max_segments: usize,
 }
 
@@ -219,9 +229,23 @@ impl Default for BoundedMerges {
     fn default() -> Self {
         BoundedMerges {
             max_docs: MAX_MERGE_DOCS,
-            min_segments: 4,
             max_segments: 8,
         }
+    }
+}
+
+impl BoundedMerges {
+    /// Segments below half the bound: the ones still to be merged.
+    fn small<'a>(
+        &self,
+        segments: &'a [tantivy::index::SegmentMeta],
+    ) -> Vec<&'a tantivy::index::SegmentMeta> {
+        let mut small: Vec<&tantivy::index::SegmentMeta> = segments
+            .iter()
+            .filter(|s| s.num_docs() < self.max_docs / 2)
+            .collect();
+        small.sort_by_key(|s| (s.num_docs(), s.id()));
+        small
     }
 }
 
@@ -231,31 +255,18 @@ impl tantivy::indexer::MergePolicy for BoundedMerges {
         segments: &[tantivy::index::SegmentMeta],
     ) -> Vec<tantivy::indexer::MergeCandidate> {
         use tantivy::indexer::MergeCandidate;
-        // Smallest first: the groups are as many segments as fit.
-        let mut small: Vec<&tantivy::index::SegmentMeta> = segments
-            .iter()
-            .filter(|s| s.num_docs() < self.max_docs / 2)
-            .collect();
-        small.sort_by_key(|s| (s.num_docs(), s.id()));
         let mut out = Vec::new();
         let mut group: Vec<SegmentId> = Vec::new();
         let mut docs = 0u32;
-        for s in small {
-            let full = docs.saturating_add(s.num_docs()) > self.max_docs
-                || group.len() >= self.max_segments;
-            if full {
-                // A full group is worth merging from two segments on.
-                if group.len() >= 2 {
-                    out.push(MergeCandidate(std::mem::take(&mut group)));
-                }
-                group.clear();
-                docs = 0;
-            }
+        // Each segment is below half the bound, and a group closes as soon as it reaches half:
+        // no group exceeds the bound.
+        for s in self.small(segments) {
             group.push(s.id());
             docs = docs.saturating_add(s.num_docs());
-        }
-        if group.len() >= self.min_segments.max(2) {
-            out.push(MergeCandidate(group));
+            if docs >= self.max_docs / 2 || group.len() >= self.max_segments {
+                out.push(MergeCandidate(std::mem::take(&mut group)));
+                docs = 0;
+            }
         }
         out
     }
@@ -448,12 +459,42 @@ impl IndexSink {
         Ok(())
     }
 
-    /// Waits for background merges to finish.
+    /// Waits for background merges to finish, then merges what the merge policy left below
+    /// half its bound into one segment (an ingest ends with few segments to open). Call it
+    /// after the last [`commit`](Self::commit): the merged index keeps that commit's payload.
     pub fn close(self) -> Result<()> {
         let dir = self.dir.clone();
+        let index = self.writer.index().clone();
         self.writer
             .wait_merging_threads()
-            .map_err(|e| ierr(&dir, e))
+            .map_err(|e| ierr(&dir, e))?;
+        let policy = BoundedMerges::default();
+        let metas = index
+            .searchable_segment_metas()
+            .map_err(|e| ierr(&dir, e))?;
+        let left: Vec<SegmentId> = policy.small(&metas).iter().map(|s| s.id()).collect();
+        if left.len() < 2 {
+            return Ok(());
+        }
+        // tantivy's smallest arena (the builder's default): this writer only merges.
+        let options = tantivy::indexer::IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .build();
+        let mut writer: IndexWriter<TantivyDocument> = index
+            .writer_with_options(options)
+            .map_err(|e| ierr(&dir, e))?;
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        writer
+            .merge(&left)
+            .wait()
+            .map_err(|e| ierr(&dir, e))?;
+        // The merged segments' files go now, not at the next writer's start.
+        writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(|e| ierr(&dir, e))?;
+        writer.wait_merging_threads().map_err(|e| ierr(&dir, e))
     }
 }
 
@@ -1000,6 +1041,12 @@ mod tests {
         let c = p.compute_merge_candidates(&m);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].0.len(), 2);
+        // A group closes once it holds half the bound: what it makes is never merged again.
+        let m = metas(&[400_000; 5]);
+        let c = p.compute_merge_candidates(&m);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].0.len(), 4);
+        assert!(docs(&m, &c[0]) >= MAX_MERGE_DOCS / 2);
     }
     use crate::event::{Attrs, Level};
     use tantivy::query::{AllQuery, TermQuery};
