@@ -290,7 +290,7 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
     }
     let start = std::time::Instant::now();
     let mut out = Out::new();
-    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut kinds: std::collections::BTreeMap<std::sync::Arc<str>, u64> = Default::default();
     let (mut bytes, mut lines, mut events) = (0u64, 0u64, 0u64);
     let mut coverage = Coverage::default();
     let mut rows: Vec<Row> = Vec::new();
@@ -304,7 +304,13 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
             }
         };
         let mut emit = |e: &Event| -> zklens::Result<()> {
-            *kinds.entry(e.kind.to_string()).or_default() += 1;
+            // Counted by the kind's shared name: no allocation per event.
+            match kinds.get_mut(&*e.kind) {
+                Some(n) => *n += 1,
+                None => {
+                    kinds.insert(e.kind.clone(), 1);
+                }
+            }
             if !a.stats {
                 write_events(&mut out, std::slice::from_ref(e), format)
                     .map_err(|err| zklens::Error::io("<stdout>", err))?;

@@ -485,10 +485,7 @@ impl IndexSink {
             .writer_with_options(options)
             .map_err(|e| ierr(&dir, e))?;
         writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
-        writer
-            .merge(&left)
-            .wait()
-            .map_err(|e| ierr(&dir, e))?;
+        writer.merge(&left).wait().map_err(|e| ierr(&dir, e))?;
         // The merged segments' files go now, not at the next writer's start.
         writer
             .garbage_collect_files()
