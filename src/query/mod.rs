@@ -736,8 +736,22 @@ impl Compiler<'_> {
                     let f = match self.field(field)? {
                         Kind::U64(f) | Kind::I64Time(f) | Kind::Str(f) | Kind::Text(f) => f,
                     };
-                    let name = self.index.schema().get_field_name(f).to_string();
-                    Box::new(tantivy::query::ExistsQuery::new(name, false))
+                    let schema = self.index.schema();
+                    if schema.get_field_entry(f).is_fast() {
+                        let name = schema.get_field_name(f).to_string();
+                        Box::new(tantivy::query::ExistsQuery::new(name, false))
+                    } else if let Kind::U64(_) = self.field(field)? {
+                        // Not a column (index::schema): every term of the field.
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_u64(f, 0)),
+                            Bound::Included(Term::from_field_u64(f, u64::MAX)),
+                        ))
+                    } else {
+                        Box::new(
+                            RegexQuery::from_pattern(".*", f)
+                                .map_err(|e| Error::Query(e.to_string()))?,
+                        )
+                    }
                 } else {
                     Box::new(RangeQuery::new(l, h))
                 }
@@ -790,27 +804,194 @@ impl Compiler<'_> {
             .tokenizer_for_field(f)
             .map_err(|e| Error::Query(e.to_string()))?;
         let mut stream = tok.token_stream(value);
-        let mut terms = Vec::new();
+        let mut terms: Vec<(usize, String)> = Vec::new();
         while stream.advance() {
-            terms.push((
-                stream.token().position,
-                Term::from_field_text(f, &stream.token().text),
+            terms.push((stream.token().position, stream.token().text.clone()));
+        }
+        // A token that is an id as ZooKeeper writes it may be indexed as the mark of the
+        // event's own session or zxid (index::indexed_message): each such token is also
+        // searched as either mark together with that field's term.
+        let ids: Vec<(usize, u64)> = terms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, t))| {
+                let v = u64::from_str_radix(t.strip_prefix("0x")?, 16).ok()?;
+                crate::index::is_hex_of(t, v).then_some((i, v))
+            })
+            .collect();
+        if ids.len() > MAX_IDS_IN_PHRASE {
+            return Err(Error::Query(format!(
+                "more than {MAX_IDS_IN_PHRASE} session ids or zxids in one phrase (the limit): {value:?}"
+            )));
+        }
+        let message = |terms: &[(usize, String)]| -> Box<dyn Query> {
+            let mut t: Vec<(usize, Term)> = terms
+                .iter()
+                .map(|(p, w)| (*p, Term::from_field_text(f, w)))
+                .collect();
+            match t.len() {
+                0 => Box::new(EmptyQuery),
+                1 => Box::new(TermQuery::new(t.remove(0).1, IndexRecordOption::WithFreqs)),
+                _ => Box::new(PhraseQuery::new_with_offset(t)),
+            }
+        };
+        if ids.is_empty() {
+            return Ok(message(&terms));
+        }
+        // Every way of writing the ids: as written, as the session mark, as the zxid mark.
+        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for choice in 0..3usize.pow(ids.len() as u32) {
+            let mut written = terms.clone();
+            let mut also: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            let mut c = choice;
+            for &(i, v) in &ids {
+                let (mark, field) = match c % 3 {
+                    0 => (None, None),
+                    1 => (Some(crate::index::SESSION_MARK), Some(self.fields.session)),
+                    _ => (Some(crate::index::ZXID_MARK), Some(self.fields.zxid)),
+                };
+                c /= 3;
+                if let (Some(mark), Some(field)) = (mark, field) {
+                    written[i].1 = mark.to_string();
+                    also.push((
+                        Occur::Must,
+                        Box::new(TermQuery::new(
+                            Term::from_field_u64(field, v),
+                            IndexRecordOption::Basic,
+                        )),
+                    ));
+                }
+            }
+            let q = message(&written);
+            any.push((
+                Occur::Should,
+                if also.is_empty() {
+                    q
+                } else {
+                    also.push((Occur::Must, q));
+                    Box::new(BooleanQuery::new(also))
+                },
             ));
         }
-        Ok(match terms.len() {
-            0 => Box::new(EmptyQuery),
-            1 => Box::new(TermQuery::new(
-                terms.remove(0).1,
-                IndexRecordOption::WithFreqs,
-            )),
-            _ => Box::new(PhraseQuery::new_with_offset(terms)),
-        })
+        Ok(Box::new(BooleanQuery::new(any)))
     }
 }
+
+/// Most ids one phrase may hold: each is searched three ways (as written, as the session mark
+/// and as the zxid mark), so a phrase becomes 3^n queries.
+pub const MAX_IDS_IN_PHRASE: usize = 3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids replaced by marks in the indexed message are still found by a word or phrase
+    /// search, exactly where the written message has the token (and nowhere else).
+    #[test]
+    fn ids_indexed_as_marks_are_found_as_written() {
+        use crate::event::{Attrs, Event};
+        use crate::index::{DataDir, IndexHandle, IndexSink};
+        use std::sync::Arc;
+        const S: u64 = 0x0300_0a1b_2c06_0000;
+        let ev = |i: usize, message: &str, session: Option<u64>, zxid: Option<u64>| Event {
+            ts: Some(1_700_000_000_000_000_000 + i as i64),
+            node: Arc::from("zk1"),
+            myid: None,
+            source: Arc::from("zk1.log"),
+            offset: i as u64,
+            line: i as u64 + 1,
+            level: None,
+            thread: None,
+            logger: None,
+            message: message.to_string(),
+            kind: Arc::from("log"),
+            attrs: Attrs {
+                session,
+                zxid,
+                epoch: zxid.map(|z| z >> 32),
+                ..Attrs::default()
+            },
+            paths: Vec::new(),
+            replicas: Vec::new(),
+        };
+        let events = vec![
+            ev(
+                0,
+                "Expiring session 0x3000a1b2c060000, timeout of 4000ms exceeded",
+                Some(S),
+                None,
+            ),
+            ev(
+                1,
+                "Processed session termination for sessionid: 0x3000A1B2C060000",
+                Some(S),
+                None,
+            ),
+            ev(
+                2,
+                "got 0x3000a1b2c060000 and 0x100000005",
+                Some(0x99),
+                Some(0x1_0000_0005),
+            ),
+            ev(3, "padded 0x03000a1b2c060000", Some(S), None),
+            ev(4, "no ids here", Some(S), Some(S)),
+            ev(5, "x0x3000a1b2c060000 is one word", Some(S), None),
+            ev(
+                6,
+                "both 0x3000a1b2c060000 0x3000a1b2c060000",
+                Some(S),
+                Some(S),
+            ),
+        ];
+        assert_eq!(
+            crate::index::indexed_message(&events[0].message, Some(S), None),
+            "Expiring session zklensmarksession, timeout of 4000ms exceeded"
+        );
+        assert_eq!(
+            crate::index::indexed_message(&events[2].message, Some(0x99), Some(0x1_0000_0005)),
+            "got 0x3000a1b2c060000 and zklensmarkzxid"
+        );
+        assert_eq!(
+            crate::index::indexed_message(&events[5].message, Some(S), None),
+            events[5].message
+        );
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = DataDir::new(tmp.path());
+        let mut sink = IndexSink::open(&dir, 1).expect("open");
+        sink.add(&events).expect("add");
+        sink.commit().expect("commit");
+        sink.close().expect("close");
+        let idx = IndexHandle::open(&dir).expect("handle");
+        let searcher = idx.searcher();
+        let c = Compiler::new(&idx, &searcher, Tz::Utc);
+        let found = |q: &str| -> Vec<usize> {
+            let ast = parse(q).expect("parse");
+            let query = c.compile(&ast).expect("compile");
+            let hits = idx.search(query.as_ref(), None).expect("search");
+            let got = idx
+                .fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())
+                .expect("fetch");
+            let mut lines: Vec<usize> = got.iter().map(|e| e.offset as usize).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(found("0x3000a1b2c060000"), vec![0, 1, 2, 6]);
+        assert_eq!(found("0X3000A1B2C060000"), vec![0, 1, 2, 6]);
+        assert_eq!(found("\"Expiring session 0x3000a1b2c060000\""), vec![0]);
+        assert_eq!(found("\"sessionid 0x3000a1b2c060000\""), vec![1]);
+        assert_eq!(found("\"0x3000a1b2c060000 and 0x100000005\""), vec![2]);
+        assert_eq!(found("0x100000005"), vec![2]);
+        assert_eq!(found("\"0x3000a1b2c060000 0x3000a1b2c060000\""), vec![6]);
+        assert_eq!(found("0x03000a1b2c060000"), vec![3]);
+        assert_eq!(found("session:0x3000a1b2c060000"), vec![0, 1, 3, 4, 5, 6]);
+        // Present at all: zxid from its column, epoch (no column) from its terms.
+        assert_eq!(found("zxid:[* TO *]"), vec![2, 4, 6]);
+        assert_eq!(found("epoch:[* TO *]"), vec![2, 4, 6]);
+        assert_eq!(found("peer:[* TO *]"), Vec::<usize>::new());
+        assert!(parse("\"0x1 0x2 0x3 0x4\"")
+            .and_then(|a| c.compile(&a))
+            .is_err());
+    }
 
     fn t(f: &str, v: &str) -> Ast {
         Ast::Term {
