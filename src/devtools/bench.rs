@@ -614,6 +614,31 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         ));
         baselines.push(base);
     }
+    // Hits equal to rg's: each id lookup answers the lines `rg -w` finds of the id (both
+    // count lines of the text files; an entry is counted once with its folded lines).
+    if rg_ok {
+        for (what, id) in [("session", &m.probe_session), ("zxid", &m.probe_zxid)] {
+            let ours = count_of(
+                &spec.exe,
+                &["--data-dir", &dns, what, id.as_str(), "--count"],
+            )?;
+            let theirs = rg_count(&["-w", "-F", id.as_str(), &cdir])?;
+            log(&format!(
+                "  {what} {id}: {ours} events, rg -w: {theirs} lines"
+            ));
+            figures.push(Figure {
+                name: format!("{what} lookup hits (rg -w lines)"),
+                value: ours as f64,
+                unit: "events".into(),
+                baseline: Some(theirs as f64),
+                baseline_name: Some("rg -w lines".into()),
+                ratio: (theirs > 0).then(|| ours as f64 / theirs as f64),
+                target: Some("= rg (ratio 1)".into()),
+                max_rss: 0,
+                baseline_max_rss: None,
+            });
+        }
+    }
     log("lookups through `zklens serve` (index held open, one connection kept alive)");
     match Service::start(&spec.exe, &dns) {
         Ok(svc) => {
@@ -767,6 +792,33 @@ fn ingested(r: &Run, data_dir: &Path) -> Result<()> {
 }
 
 /// One lookup, as the CLI, the service and rg ask it.
+/// The number a `--count` command prints.
+fn count_of(exe: &Path, args: &[&str]) -> Result<u64> {
+    let out = Command::new(exe)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(exe, e))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| Error::Internal(format!("{args:?} printed no count")))
+}
+
+/// Lines `rg` finds in all files (`-c`, summed over files).
+fn rg_count(args: &[&str]) -> Result<u64> {
+    let out = Command::new("rg")
+        .args(["-c", "--no-ignore", "--hidden"])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("rg", e))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse::<u64>().ok())
+        .sum())
+}
+
 struct Lookup {
     name: String,
     cli: Vec<String>,
