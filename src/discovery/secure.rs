@@ -159,6 +159,7 @@ fn install_crypto_provider() {
     });
 }
 
+#[cfg(feature = "zk-tls")]
 fn read_pem(what: &'static str, path: &Path) -> Result<String, SecureError> {
     use std::io::Read;
     let err = |reason: String| SecureError::File {
