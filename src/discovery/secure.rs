@@ -10,7 +10,9 @@
 //! * **SASL GSSAPI** (feature `zk-gssapi`): Kerberos with the ticket already in the credential
 //!   cache (`kinit`); zklens never asks a KDC itself.
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "zk-tls")]
+use std::path::Path;
+use std::path::PathBuf;
 
 use zookeeper_client as zk;
 
