@@ -733,14 +733,15 @@ impl Compiler<'_> {
                 let (l, h) = (conv(lo)?, conv(hi)?);
                 if matches!((&l, &h), (Bound::Unbounded, Bound::Unbounded)) {
                     // `field:[* TO *]`: has the field at all
-                    let f = match self.field(field)? {
+                    let kind = self.field(field)?;
+                    let f = match kind {
                         Kind::U64(f) | Kind::I64Time(f) | Kind::Str(f) | Kind::Text(f) => f,
                     };
                     let schema = self.index.schema();
                     if schema.get_field_entry(f).is_fast() {
                         let name = schema.get_field_name(f).to_string();
                         Box::new(tantivy::query::ExistsQuery::new(name, false))
-                    } else if let Kind::U64(_) = self.field(field)? {
+                    } else if let Kind::U64(_) = kind {
                         // Not a column (index::schema): every term of the field.
                         Box::new(RangeQuery::new(
                             Bound::Included(Term::from_field_u64(f, 0)),
@@ -845,13 +846,13 @@ impl Compiler<'_> {
             let mut also: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             let mut c = choice;
             for &(i, v) in &ids {
-                let (mark, field) = match c % 3 {
-                    0 => (None, None),
-                    1 => (Some(crate::index::SESSION_MARK), Some(self.fields.session)),
-                    _ => (Some(crate::index::ZXID_MARK), Some(self.fields.zxid)),
+                let marked = match c % 3 {
+                    0 => None,
+                    1 => Some((crate::index::SESSION_MARK, self.fields.session)),
+                    _ => Some((crate::index::ZXID_MARK, self.fields.zxid)),
                 };
                 c /= 3;
-                if let (Some(mark), Some(field)) = (mark, field) {
+                if let Some((mark, field)) = marked {
                     written[i].1 = mark.to_string();
                     also.push((
                         Occur::Must,
