@@ -370,6 +370,13 @@ fn scheme_of<'s>(schemes: &'s [Scheme], child: &str) -> Option<(&'s Scheme, u64)
     })
 }
 
+/// The recipe parent of a znode `path` whose child name follows one of `schemes` (a candidate
+/// or lock node), or None.
+pub fn recipe_parent<'p>(path: &'p str, schemes: &[Scheme]) -> Option<&'p str> {
+    let (parent, child) = split(path)?;
+    scheme_of(schemes, child).map(|_| parent)
+}
+
 /// Rebuilds every recipe parent's holder timeline from the transactions among `events` (in zxid
 /// order; other events are ignored). Snapshots' sessions (`snapshot.session`) bring the
 /// candidates whose create no transaction read records: their holdings start at the snapshot

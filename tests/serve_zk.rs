@@ -353,4 +353,43 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
     });
     let health = get(port, "/health").expect("/health");
     assert_eq!(health["zookeeper"]["state"], "connected", "{health}");
+
+    // Live detection reads only what each commit brought (after its first, full run); what it
+    // found is what a full detection over the same index finds (`zklens incidents`, a second
+    // process reading the committed index).
+    let out = Command::new(env!("CARGO_BIN_EXE_zklens"))
+        .env_remove("ZKLENS_DATA_DIR")
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["incidents", "-o", "json"])
+        .output()
+        .expect("run zklens incidents");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full: Value = serde_json::from_slice(&out.stdout).expect("incidents json");
+    let full: Vec<String> = full
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        full.len() >= 3,
+        "the failover, the quorum loss and the rejoins: {full:?}"
+    );
+    wait_for(
+        "the live incidents to include the full detection's",
+        30,
+        || {
+            let live: Vec<String> = get(port, "/api/incidents")?
+                .as_array()?
+                .iter()
+                .filter_map(|li| li["incident"]["id"].as_str().map(str::to_string))
+                .collect();
+            full.iter().all(|id| live.contains(id)).then_some(())
+        },
+    );
 }

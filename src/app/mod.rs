@@ -11,7 +11,7 @@ use crate::event::{hex_id, Event};
 use crate::incident::{self, skew::Skew, Incident};
 use crate::index::IndexHandle;
 use crate::time::Tz;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::Term;
 
 use crate::query::{mentions_incident, parse, resolve_incidents, Ast, Compiler};
@@ -203,16 +203,208 @@ pub fn incidents(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<Incident>
     let defs = incident::Definitions::load(queries)?;
     let searcher = idx.searcher();
     let compiler = Compiler::new(idx, &searcher, Tz::Utc);
-    let kind_is = |k: &str| -> Result<Box<dyn Query>> {
-        compiler.compile(&Ast::Term {
-            field: Some("kind".into()),
-            value: k.to_string(),
-            quoted: true,
-        })
-    };
-    // What the detectors read under these definitions (an override's new kinds included).
     let needs = incident::needs(&defs);
-    let skeleton = Ast::Or(
+    let skeleton = compiler.compile(&skeleton(&needs))?;
+    let hits = idx.search(skeleton.as_ref(), None)?;
+    let events = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
+    with_connections(idx, &compiler, &needs, &defs, events)
+}
+
+/// What [`incidents_since`] found.
+#[derive(Debug)]
+pub struct Recent {
+    /// The incidents that start at or after [`Recent::settled`], as the whole index shows them.
+    pub incidents: Vec<Incident>,
+    /// Incidents that start before this time (ns) are as a detection before the new data found
+    /// them: nothing at or after `from` can change them.
+    pub settled: i64,
+    /// The events detection read.
+    pub events: usize,
+}
+
+/// Incidents that events at or after `from` (ns) may have created or changed, read from the
+/// index in time proportional to what lies after `from`, not to the index: the live detector's
+/// step after its first full run.
+///
+/// The definitions reach at most [`incident::Definitions::reach_ns`] from one piece of evidence
+/// to the next. So an incident new data can change starts at or after the last epoch formed
+/// before `from − reach` (`settled`), and its evidence lies after `settled − reach`: the
+/// skeleton is read from there. What detection needs from earlier is looked up for the entities
+/// it names: each session's creation and transactions (timeouts, its ephemerals and service
+/// registration) and each recipe parent's candidates (who holds it), until nothing new is named.
+/// Together with the incidents a full detection found before `settled`, the answer is the full
+/// detection's (`tests/incremental.rs` checks it on the recorded ensembles).
+pub fn incidents_since(idx: &IndexHandle, queries: &[PathBuf], from: i64) -> Result<Recent> {
+    let defs = incident::Definitions::load(queries)?;
+    let reach = defs.reach_ns();
+    let searcher = idx.searcher();
+    let compiler = Compiler::new(idx, &searcher, Tz::Utc);
+    let needs = incident::needs(&defs);
+    let skeleton = compiler.compile(&skeleton(&needs))?;
+    // Formations are one per epoch: their times come from the fast column, no event is read.
+    let formed = compiler.compile(&Ast::Term {
+        field: Some("kind".into()),
+        value: incident::context::FORMED.into(),
+        quoted: true,
+    })?;
+    let formations = idx.search(formed.as_ref(), None)?.hits;
+    let before = |t: i64| {
+        formations
+            .iter()
+            .map(|h| h.0)
+            .filter(|&f| f != i64::MIN && f <= t)
+            .max()
+    };
+    let edge = from.saturating_sub(reach);
+    let settled = before(edge).unwrap_or(edge);
+    let lo = settled.saturating_sub(reach);
+    // From `lo` on through the time buckets: the work follows the events after `lo`.
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, skeleton.box_clone()),
+        (
+            Occur::Must,
+            crate::index::time_query(
+                idx.fields(),
+                Some(&searcher),
+                Bound::Included(lo),
+                Bound::Unbounded,
+            ),
+        ),
+    ]);
+    let mut seen = std::collections::HashSet::new();
+    let mut addrs: Vec<u64> = idx.search(&q, None)?.hits.iter().map(|h| h.1).collect();
+    // The epoch open at `lo` (whether a txn read before it was committed, a stale leader).
+    if let Some(open) = before(lo) {
+        addrs.extend(formations.iter().filter(|h| h.0 >= open).map(|h| h.1));
+    }
+    addrs.retain(|a| seen.insert(*a));
+    let mut events = idx.fetch(&addrs)?;
+    // Each server's role as `lo` finds it (a leader replaced without knowing is stale): its last
+    // role decision before `lo`. Role decisions are a few per election, like formations.
+    let nodes: std::collections::BTreeSet<String> =
+        events.iter().map(|e| e.node.to_string()).collect();
+    let roles = compiler.compile(&Ast::Or(
+        incident::roles::ROLE_KINDS
+            .iter()
+            .map(|k| Ast::Term {
+                field: Some("kind".into()),
+                value: k.to_string(),
+                quoted: true,
+            })
+            .collect(),
+    ))?;
+    let mut last_roles = Vec::new();
+    for node in &nodes {
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, roles.box_clone()),
+            (
+                Occur::Must,
+                Box::new(tantivy::query::TermQuery::new(
+                    Term::from_field_text(idx.fields().node, node),
+                    tantivy::schema::IndexRecordOption::Basic,
+                )),
+            ),
+        ]);
+        // Hits come in time order: the last before `lo` is the latest decision.
+        if let Some(&(_, a)) = idx.search(&q, None)?.hits.iter().rfind(|h| h.0 < lo) {
+            if seen.insert(a) {
+                last_roles.push(a);
+            }
+        }
+    }
+    events.extend(idx.fetch(&last_roles)?);
+    backfill(
+        idx,
+        skeleton.as_ref(),
+        &defs.recipes.schemes,
+        lo,
+        &mut events,
+        &mut seen,
+    )?;
+    let read = events.len();
+    let incidents = with_connections(idx, &compiler, &needs, &defs, events)?
+        .into_iter()
+        .filter(|i| i.start_ns >= settled)
+        .collect();
+    Ok(Recent {
+        incidents,
+        settled,
+        events: read,
+    })
+}
+
+/// Adds to `events` (read from `lo` on) the skeleton events before `lo` about what they name:
+/// the sessions (their creation, transactions, expiry) and the recipe parents (their
+/// candidates' creates and deletes), again for what those name, until nothing new is named.
+fn backfill(
+    idx: &IndexHandle,
+    skeleton: &dyn Query,
+    schemes: &[crate::recipe::Scheme],
+    lo: i64,
+    events: &mut Vec<Event>,
+    seen: &mut std::collections::HashSet<u64>,
+) -> Result<()> {
+    let f = idx.fields();
+    let mut sessions_named = std::collections::BTreeSet::new();
+    let mut parents_named = std::collections::BTreeSet::new();
+    let mut scanned = 0;
+    // Sessions, then the recipe parents of their nodes, then those candidates' sessions (their
+    // registrations): three rounds reach what detection reads; a fourth finds nothing new.
+    for _ in 0..4 {
+        let mut sessions = Vec::new();
+        let mut parents = Vec::new();
+        for e in &events[scanned..] {
+            if let Some(s) = e.attrs.session {
+                if sessions_named.insert(s) {
+                    sessions.push(Term::from_field_u64(f.session, s));
+                }
+            }
+            for p in e.attrs.path.iter().chain(&e.paths) {
+                if let Some(parent) = crate::recipe::recipe_parent(p, schemes) {
+                    if parents_named.insert(parent.to_string()) {
+                        parents.push(parent.to_string());
+                    }
+                }
+            }
+        }
+        scanned = events.len();
+        if sessions.is_empty() && parents.is_empty() {
+            break;
+        }
+        let mut named: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !sessions.is_empty() {
+            named.push((Occur::Should, crate::index::any_of(sessions)));
+        }
+        for p in parents {
+            // A parent's children: the path terms from `p/` up to `p0` ('0' follows '/').
+            named.push((
+                Occur::Should,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_text(f.path, &format!("{p}/"))),
+                    Bound::Excluded(Term::from_field_text(f.path, &format!("{p}0"))),
+                )),
+            ));
+        }
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, skeleton.box_clone()),
+            (Occur::Must, Box::new(BooleanQuery::new(named))),
+        ]);
+        let addrs: Vec<u64> = idx
+            .search(&q, None)?
+            .hits
+            .iter()
+            .filter(|h| h.0 < lo)
+            .map(|h| h.1)
+            .filter(|a| seen.insert(*a))
+            .collect();
+        events.extend(idx.fetch(&addrs)?);
+    }
+    Ok(())
+}
+
+/// The query of every event detection reads everywhere (the kinds of `needs`).
+fn skeleton(needs: &incident::Needs) -> Ast {
+    Ast::Or(
         needs
             .kinds
             .iter()
@@ -222,33 +414,49 @@ pub fn incidents(idx: &IndexHandle, queries: &[PathBuf]) -> Result<Vec<Incident>
                 quoted: !k.contains('*'),
             })
             .collect(),
-    );
-    let hits = idx.search(compiler.compile(&skeleton)?.as_ref(), None)?;
-    let mut events = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
-    let windows = incident::connect_windows(&incident::detect(&events, &defs), &defs);
+    )
+}
+
+/// Detects incidents in `events` (the skeleton): once without client connections, then with
+/// those inside the failovers' spans (see [`incidents`]).
+fn with_connections(
+    idx: &IndexHandle,
+    compiler: &Compiler,
+    needs: &incident::Needs,
+    defs: &incident::Definitions,
+    mut events: Vec<Event>,
+) -> Result<Vec<Incident>> {
+    let windows = incident::connect_windows(&incident::detect(&events, defs), defs);
     if windows.is_empty() {
-        return Ok(incident::detect(&events, &defs));
+        return Ok(incident::detect(&events, defs));
     }
     for k in &needs.windowed {
-        events.extend(windowed(idx, kind_is(k)?.as_ref(), &windows)?);
+        let kind = compiler.compile(&Ast::Term {
+            field: Some("kind".into()),
+            value: k.to_string(),
+            quoted: true,
+        })?;
+        events.extend(windowed(idx, kind.as_ref(), &windows)?);
     }
     // A session's earlier connection may also lie in an earlier span: keep each event once.
     events.sort_by(|a, b| (&a.source, a.offset).cmp(&(&b.source, b.offset)));
     events.dedup_by(|a, b| a.source == b.source && a.offset == b.offset && a.kind == b.kind);
-    Ok(incident::detect(&events, &defs))
+    Ok(incident::detect(&events, defs))
 }
 
 /// Events matching `kind` inside `windows`, and for each session among them its last few such events before the first
 /// window it shows up in (where it was before).
 fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Result<Vec<Event>> {
-    let ts = idx.fields().ts;
+    let searcher = idx.searcher();
     let spans: Vec<(Occur, Box<dyn Query>)> = windows
         .iter()
         .map(|&(lo, hi)| {
-            let q: Box<dyn Query> = Box::new(RangeQuery::new(
-                Bound::Included(Term::from_field_i64(ts, lo)),
-                Bound::Excluded(Term::from_field_i64(ts, hi)),
-            ));
+            let q = crate::index::time_query(
+                idx.fields(),
+                Some(&searcher),
+                Bound::Included(lo),
+                Bound::Excluded(hi),
+            );
             (Occur::Should, q)
         })
         .collect();
@@ -284,7 +492,7 @@ fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Resu
         .collect();
     let q = BooleanQuery::new(vec![
         (Occur::Must, kind.box_clone()),
-        (Occur::Must, Box::new(TermSetQuery::new(terms))),
+        (Occur::Must, crate::index::any_of(terms)),
     ]);
     let mut before: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
     for (session, t, addr) in idx.search_by_session(&q)? {

@@ -299,6 +299,7 @@ fn memory_by_size(
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let mut peaks: Vec<(u64, u64)> = Vec::new();
+    let mut lives: Vec<(u64, Live)> = Vec::new();
     for &bytes in &spec.memory_sizes {
         let label = format!("{} MB", bytes / 1_000_000);
         let dir = spec
@@ -328,6 +329,7 @@ fn memory_by_size(
         .collect();
         let r = measure_isolated(&spec.exe, &spec.exe, &args)?;
         ingested(&r, &data)?;
+        let live = live_detection(&data, log)?;
         let _ = std::fs::remove_dir_all(&data);
         let mb = m.bytes as f64 / 1e6;
         let mem = |name: String, v: u64, target: Option<&str>| Figure {
@@ -373,7 +375,45 @@ fn memory_by_size(
                 baseline_max_rss: None,
             });
         }
+        if let Some(l) = live {
+            figures.push(Figure {
+                name: format!(
+                    "live detection, last minute of mixed {label} ({} events read)",
+                    l.events
+                ),
+                value: l.incremental_ms,
+                unit: "ms".into(),
+                baseline: Some(l.full_ms),
+                baseline_name: Some("full detection".into()),
+                ratio: Some(l.full_ms / l.incremental_ms.max(1e-3)),
+                target: Some("flat in index size".into()),
+                max_rss: 0,
+                baseline_max_rss: None,
+            });
+            lives.push((bytes, l));
+        }
         peaks.push((bytes, r.max_rss));
+    }
+    if let (Some(first), Some(last)) = (lives.first(), lives.last()) {
+        if lives.len() > 1 {
+            figures.push(Figure {
+                name: format!(
+                    "live detection growth, mixed {} MB / {} MB (events read: {} / {})",
+                    last.0 / 1_000_000,
+                    first.0 / 1_000_000,
+                    last.1.events,
+                    first.1.events
+                ),
+                value: last.1.incremental_ms / first.1.incremental_ms.max(1e-3),
+                unit: "x".into(),
+                baseline: None,
+                baseline_name: None,
+                ratio: None,
+                target: Some("flat (full detection grows with the index)".into()),
+                max_rss: 0,
+                baseline_max_rss: None,
+            });
+        }
     }
     if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
         if peaks.len() > 1 && first.1 > 0 {
@@ -395,6 +435,49 @@ fn memory_by_size(
         }
     }
     Ok(())
+}
+
+/// What the service's live detection costs on an index.
+struct Live {
+    /// One detection of what the last minute of log time may have changed (median of 5).
+    incremental_ms: f64,
+    /// The events it read.
+    events: usize,
+    /// One detection over the whole index (the service's first).
+    full_ms: f64,
+}
+
+/// Times the live detector's steps on the index in `data`, in this process: a full detection,
+/// then detections as if the last minute of log time had just been committed. None for an
+/// index without timed events.
+fn live_detection(data: &Path, log: &mut dyn FnMut(&str)) -> Result<Option<Live>> {
+    let idx = crate::index::IndexHandle::open(&crate::index::DataDir::new(data))?;
+    let Some(last) = idx.last_time()? else {
+        return Ok(None);
+    };
+    let t = Instant::now();
+    let all = crate::app::incidents(&idx, &[])?;
+    let full_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let from = last.saturating_sub(60_000_000_000);
+    let mut times = Vec::new();
+    let mut events = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = crate::app::incidents_since(&idx, &[], from)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        events = r.events;
+    }
+    times.sort_by(f64::total_cmp);
+    log(&format!(
+        "  live detection: {:.1} ms, {events} events (full: {full_ms:.0} ms, {} incidents)",
+        times[2],
+        all.len()
+    ));
+    Ok(Some(Live {
+        incremental_ms: times[2],
+        events,
+        full_ms,
+    }))
 }
 
 /// Runs every benchmark; `log` receives progress lines.

@@ -159,6 +159,31 @@ pub struct Definitions {
 }
 
 impl Definitions {
+    /// How far (ns) any definition reaches from an incident's evidence to more of it: the
+    /// longest of their windows. Incremental detection reads this much before what is new.
+    pub fn reach_ns(&self) -> i64 {
+        let f = &self.failover;
+        [
+            f.expiry_slack_ms,
+            f.service_window_ms,
+            f.steps_window_ms,
+            f.election_window_ms,
+            f.sync_window_ms,
+            f.old_leader_sync_window_ms,
+            self.storm.window_ms,
+            self.rejoin
+                .formation_margin_ms
+                .saturating_add(self.rejoin.max_start_ms),
+            self.expiry.service_window_ms,
+            self.expiry.notice_window_ms,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(0)
+        .saturating_mul(1_000_000)
+    }
+
     /// The embedded definitions, overridden by same-named files in `dirs` (the last wins).
     /// A file that is not valid TOML, lacks a key or has one no definition declares is an
     /// [`Error::Format`] naming it.

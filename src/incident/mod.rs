@@ -95,7 +95,7 @@ impl Findings<'_> {
         out.extend(self.rejoins);
         out.extend(self.storms);
         out.extend(self.expiries);
-        out.sort_by_key(|i| i.start_ns);
+        out.sort_by_key(Incident::order_key);
         out
     }
 }

@@ -282,6 +282,19 @@ impl Incident {
         self.detail.kind()
     }
 
+    /// Where it is listed: by start, and among incidents that start together, a failover's
+    /// quorum loss, the failover, rejoins, storms, expiries.
+    pub fn order_key(&self) -> (i64, u8) {
+        let tie = match self.kind() {
+            IncidentKind::QuorumLoss => 0,
+            IncidentKind::LeaderFailover => 1,
+            IncidentKind::ServerRejoin => 2,
+            IncidentKind::ElectionStorm => 3,
+            IncidentKind::SessionExpiry => 4,
+        };
+        (self.start_ns, tie)
+    }
+
     /// The flat view every kind shares (the JSON shape).
     pub fn record(&self) -> Record<'_> {
         Record::of(self)

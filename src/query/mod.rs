@@ -650,16 +650,15 @@ impl Compiler<'_> {
                         Term::from_field_u64(f, self.u64_of(name, value)?),
                         IndexRecordOption::Basic,
                     )),
-                    Kind::I64Time(f) => {
+                    Kind::I64Time(_) => {
                         // A time alone means that second.
                         let t = self.time_of(value)?;
-                        Box::new(RangeQuery::new(
-                            Bound::Included(Term::from_field_i64(f, t)),
-                            Bound::Excluded(Term::from_field_i64(
-                                f,
-                                t.saturating_add(1_000_000_000),
-                            )),
-                        ))
+                        crate::index::time_query(
+                            self.fields,
+                            self.searcher,
+                            Bound::Included(t),
+                            Bound::Excluded(t.saturating_add(1_000_000_000)),
+                        )
                     }
                     Kind::Str(f) => {
                         if !quoted && value.contains('*') {
@@ -753,6 +752,15 @@ impl Compiler<'_> {
                                 .map_err(|e| Error::Query(e.to_string()))?,
                         )
                     }
+                } else if let Kind::I64Time(_) = self.field(field)? {
+                    let ns = |b: &Bound<String>| -> Result<Bound<i64>> {
+                        Ok(match b {
+                            Bound::Included(s) => Bound::Included(self.time_of(s)?),
+                            Bound::Excluded(s) => Bound::Excluded(self.time_of(s)?),
+                            Bound::Unbounded => Bound::Unbounded,
+                        })
+                    };
+                    crate::index::time_query(self.fields, self.searcher, ns(lo)?, ns(hi)?)
                 } else {
                     Box::new(RangeQuery::new(l, h))
                 }

@@ -601,7 +601,7 @@ async fn metrics(State(s): St) -> Response {
     );
     let _ = writeln!(
         out,
-        "# HELP zklens_incident_detection_seconds How long the last incident detection over the index took (it then rests three times as long).\n# TYPE zklens_incident_detection_seconds gauge\nzklens_incident_detection_seconds {:.6}",
+        "# HELP zklens_incident_detection_seconds How long the last incident detection took (the first reads the whole index, each later one what the commits since brought; the detector then rests three times as long).\n# TYPE zklens_incident_detection_seconds gauge\nzklens_incident_detection_seconds {:.6}",
         m.detect_us.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(

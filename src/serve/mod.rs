@@ -520,17 +520,21 @@ impl Manager {
 #[derive(Debug)]
 pub struct LiveSink {
     shared: Arc<Shared>,
-    committed: std::sync::mpsc::Sender<()>,
+    committed: std::sync::mpsc::Sender<i64>,
     checkpoints: Checkpoints,
+    /// The earliest time among the events sent since the last commit (`i64::MAX`: none).
+    earliest: i64,
 }
 
 impl LiveSink {
-    /// A sink updating `shared` and telling the detector through `committed` after commits.
-    pub fn new(shared: Arc<Shared>, committed: std::sync::mpsc::Sender<()>) -> LiveSink {
+    /// A sink updating `shared` and telling the detector through `committed` after each
+    /// commit the earliest time among the events it committed (`i64::MAX`: none had a time).
+    pub fn new(shared: Arc<Shared>, committed: std::sync::mpsc::Sender<i64>) -> LiveSink {
         LiveSink {
             shared,
             committed,
             checkpoints: Checkpoints::default(),
+            earliest: i64::MAX,
         }
     }
 }
@@ -538,6 +542,9 @@ impl LiveSink {
 impl Sink for LiveSink {
     fn send(&mut self, batch: &Batch) -> Result<()> {
         let n = batch.events.len() as u64;
+        if let Some(t) = batch.events.iter().filter_map(|e| e.ts).min() {
+            self.earliest = self.earliest.min(t);
+        }
         let m = &self.shared.metrics;
         m.events.fetch_add(n, Ordering::Relaxed);
         if let Some(d) = &batch.delta {
@@ -565,7 +572,9 @@ impl Sink for LiveSink {
         self.shared.committed();
         self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
         self.shared.status().last_commit = Some(now());
-        let _ = self.committed.send(());
+        let _ = self
+            .committed
+            .send(std::mem::replace(&mut self.earliest, i64::MAX));
         Ok(())
     }
 
@@ -580,7 +589,7 @@ pub fn writer(
     shared: Arc<Shared>,
     sink: IndexSink,
     rx: Receiver<Msg>,
-    committed: std::sync::mpsc::Sender<()>,
+    committed: std::sync::mpsc::Sender<i64>,
 ) -> Result<()> {
     let every = Duration::from_millis(shared.cfg.commit_ms.max(50));
     let mut tee = Tee {
@@ -621,19 +630,29 @@ fn spawn_collector(
         .ok()
 }
 
-/// Detection reads the whole index (about 0.3 s per GB): after a run it rests this many times
-/// as long as the run took, so on a large index it takes at most a quarter of one core however
-/// often the writer commits, and on a small one it follows every commit within milliseconds.
+/// After a detection, the detector rests this many times as long as it took, so it takes at
+/// most a quarter of one core however often the writer commits (the first detection reads the
+/// whole index, about 0.3 s per GB; the later ones only what is new).
 const DETECT_REST: u32 = 3;
 
-/// Re-detects incidents after each commit; logs and records the new ones.
-pub fn detector(shared: Arc<Shared>, rx: Receiver<()>) {
+/// Detects incidents after each commit; logs and records the new ones. The first detection
+/// reads the whole index; each later one reads from the earliest event committed since the
+/// one before ([`app::incidents_since`]), so its cost follows the new data, not the index.
+pub fn detector(shared: Arc<Shared>, rx: Receiver<i64>) {
     let mut rest_until = Instant::now();
-    while rx.recv().is_ok() {
+    let mut first = true;
+    while let Ok(t) = rx.recv() {
         std::thread::sleep(rest_until.saturating_duration_since(Instant::now()));
-        while rx.try_recv().is_ok() {} // coalesce commits that piled up
+        // Commits that piled up while resting: detection starts at the earliest of them.
+        let from = rx.try_iter().fold(t, i64::min);
+        if !first && from == i64::MAX {
+            continue; // nothing timed was committed: no incident can have changed
+        }
         let started = Instant::now();
-        detect_once(&shared);
+        let full = first;
+        if detect_once(&shared, (!full).then_some(from)) {
+            first = false;
+        }
         let took = started.elapsed();
         shared.metrics.detect_us.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
@@ -643,25 +662,30 @@ pub fn detector(shared: Arc<Shared>, rx: Receiver<()>) {
     }
 }
 
-/// One detection over the index as last committed.
-fn detect_once(shared: &Shared) {
+/// One detection over the index as last committed: over all of it, or over what events from
+/// `from` on may have changed. False when it could not run (it is then retried in full).
+fn detect_once(shared: &Shared, from: Option<i64>) -> bool {
     let idx = match shared.index() {
         Ok(idx) => idx,
         Err(e) => {
             log(&format!("incident detection: {e}"));
-            return;
+            return false;
         }
     };
-    let list = match app::incidents(&idx, &shared.cfg.queries) {
+    let found = match from {
+        None => app::incidents(&idx, &shared.cfg.queries),
+        Some(t) => app::incidents_since(&idx, &shared.cfg.queries, t).map(|r| r.incidents),
+    };
+    let list = match found {
         Ok(l) => l,
         Err(e) => {
             log(&format!("incident detection: {e}"));
-            return;
+            return false;
         }
     };
     let skews = app::skews(&idx).unwrap_or_default();
     let mut s = shared.status();
-    for (rank, inc) in list.into_iter().enumerate() {
+    for inc in list {
         let summary = crate::render::summary(&inc);
         let text = crate::render::text_with_skew(&inc, &skews);
         match s.incidents.get_mut(&inc.id) {
@@ -669,7 +693,6 @@ fn detect_once(shared: &Shared) {
                 li.summary = summary;
                 li.text = text;
                 li.incident = inc;
-                li.rank = rank;
             }
             None => {
                 log(&format!("incident detected: {} ({summary})", inc.id));
@@ -681,12 +704,25 @@ fn detect_once(shared: &Shared) {
                         summary,
                         text,
                         incident: inc,
-                        rank,
+                        rank: 0,
                     },
                 );
             }
         }
     }
+    // Ranks follow start order over everything known, old incidents and new.
+    let mut order: Vec<((i64, u8), String)> = s
+        .incidents
+        .iter()
+        .map(|(id, li)| (li.incident.order_key(), id.clone()))
+        .collect();
+    order.sort();
+    for (rank, (_, id)) in order.into_iter().enumerate() {
+        if let Some(li) = s.incidents.get_mut(&id) {
+            li.rank = rank;
+        }
+    }
+    true
 }
 
 /// Opens the index and builds the shared state (nothing runs yet).
@@ -773,7 +809,7 @@ pub fn prepare(
 pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     let (shared, sink) = prepare(cfg, dir, registry)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(shared.cfg.queue.max(1));
-    let (ctx, crx) = std::sync::mpsc::channel::<()>();
+    let (ctx, crx) = std::sync::mpsc::channel::<i64>();
     let w_shared = shared.clone();
     let writer_thread = std::thread::Builder::new()
         .name("index writer".into())
