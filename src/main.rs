@@ -3,6 +3,11 @@
 
 mod cli;
 
+/// mimalloc instead of glibc's malloc: parsing allocates and frees a few small strings per
+/// event on one thread while others index and merge (see the README's Performance section).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
