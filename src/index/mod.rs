@@ -177,6 +177,14 @@ pub fn any_of(terms: Vec<Term>) -> Box<dyn Query> {
     if terms.len() > ANY_OF_LOOKUPS {
         return Box::new(TermSetQuery::new(terms));
     }
+    union_of(terms)
+}
+
+/// The union of `terms`' posting lists, however many (nothing when there are none).
+pub fn union_of(terms: Vec<Term>) -> Box<dyn Query> {
+    if terms.is_empty() {
+        return Box::new(tantivy::query::EmptyQuery);
+    }
     Box::new(BooleanQuery::new(
         terms
             .into_iter()

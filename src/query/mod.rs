@@ -474,22 +474,6 @@ pub fn parse(q: &str) -> Result<Ast> {
     Ok(a)
 }
 
-/// Any of these terms (nothing when there are none).
-fn any_term(terms: Vec<Term>) -> Box<dyn Query> {
-    if terms.is_empty() {
-        return Box::new(EmptyQuery);
-    }
-    Box::new(BooleanQuery::new(
-        terms
-            .into_iter()
-            .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
-                (Occur::Should, q)
-            })
-            .collect(),
-    ))
-}
-
 /// Compiles queries against an index's schema.
 pub struct Compiler<'a> {
     /// The index (for its tokenizer).
@@ -677,7 +661,7 @@ impl Compiler<'_> {
                                             written()
                                         )));
                                     }
-                                    any_term(terms)
+                                    crate::index::union_of(terms)
                                 }
                                 None => {
                                     spent.regexes += 1;
