@@ -139,7 +139,11 @@ fn kill_9_rotation_and_copytruncate_lose_and_duplicate_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(code.success(), "serve exit status {code:?}");
+    assert!(
+        code.success(),
+        "serve exit status {code:?}; its log:\n{}",
+        std::fs::read_to_string(&serve_log).unwrap_or_default()
+    );
     let got = common::indexed_messages(&data);
     if let Some(why) = stalled {
         let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
