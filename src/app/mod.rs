@@ -242,11 +242,7 @@ pub fn incidents_since(idx: &IndexHandle, queries: &[PathBuf], from: i64) -> Res
     let needs = incident::needs(&defs);
     let skeleton = compiler.compile(&skeleton(&needs))?;
     // Formations are one per epoch: their times come from the fast column, no event is read.
-    let formed = compiler.compile(&Ast::Term {
-        field: Some("kind".into()),
-        value: incident::context::FORMED.into(),
-        quoted: true,
-    })?;
+    let formed = compiler.compile(&any_kind([incident::context::FORMED]))?;
     let formations = idx.search(formed.as_ref(), None)?.hits;
     let before = |t: i64| {
         formations
@@ -283,16 +279,7 @@ pub fn incidents_since(idx: &IndexHandle, queries: &[PathBuf], from: i64) -> Res
     // role decision before `lo`. Role decisions are a few per election, like formations.
     let nodes: std::collections::BTreeSet<String> =
         events.iter().map(|e| e.node.to_string()).collect();
-    let roles = compiler.compile(&Ast::Or(
-        incident::roles::ROLE_KINDS
-            .iter()
-            .map(|k| Ast::Term {
-                field: Some("kind".into()),
-                value: k.to_string(),
-                quoted: true,
-            })
-            .collect(),
-    ))?;
+    let roles = compiler.compile(&any_kind(incident::roles::ROLE_KINDS.iter().copied()))?;
     let mut last_roles = Vec::new();
     for node in &nodes {
         let q = BooleanQuery::new(vec![
@@ -404,13 +391,17 @@ fn backfill(
 
 /// The query of every event detection reads everywhere (the kinds of `needs`).
 fn skeleton(needs: &incident::Needs) -> Ast {
+    any_kind(needs.kinds.iter().map(String::as_str))
+}
+
+/// Events of any of `kinds` (a name, or a prefix pattern such as `election.*`).
+fn any_kind<'k>(kinds: impl IntoIterator<Item = &'k str>) -> Ast {
     Ast::Or(
-        needs
-            .kinds
-            .iter()
+        kinds
+            .into_iter()
             .map(|k| Ast::Term {
                 field: Some("kind".into()),
-                value: k.clone(),
+                value: k.to_string(),
                 quoted: !k.contains('*'),
             })
             .collect(),
@@ -431,11 +422,7 @@ fn with_connections(
         return Ok(incident::detect(&events, defs));
     }
     for k in &needs.windowed {
-        let kind = compiler.compile(&Ast::Term {
-            field: Some("kind".into()),
-            value: k.to_string(),
-            quoted: true,
-        })?;
+        let kind = compiler.compile(&any_kind([k.as_str()]))?;
         events.extend(windowed(idx, kind.as_ref(), &windows)?);
     }
     // A session's earlier connection may also lie in an earlier span: keep each event once.

@@ -110,7 +110,8 @@ pub fn time_query(
     lo: Bound<i64>,
     hi: Bound<i64>,
 ) -> Box<dyn Query> {
-    // An empty range matches nothing (tantivy's column scan underflows on one).
+    // The range's first and last ns, inclusive; an empty range matches nothing (tantivy's
+    // column scan underflows on one).
     let first_ns = match lo {
         Bound::Included(t) => Some(t),
         Bound::Excluded(t) => t.checked_add(1),
@@ -121,22 +122,25 @@ pub fn time_query(
         Bound::Excluded(t) => t.checked_sub(1),
         Bound::Unbounded => Some(i64::MAX),
     };
-    match (first_ns, last_ns) {
-        (Some(a), Some(b)) if a <= b => {}
-        _ => return Box::new(tantivy::query::EmptyQuery),
+    let (Some(first_ns), Some(last_ns)) = (first_ns, last_ns) else {
+        return Box::new(tantivy::query::EmptyQuery);
+    };
+    if first_ns > last_ns {
+        return Box::new(tantivy::query::EmptyQuery);
     }
     let exact: Box<dyn Query> = Box::new(RangeQuery::new(
         lo.map(|t| Term::from_field_i64(fields.ts, t)),
         hi.map(|t| Term::from_field_i64(fields.ts, t)),
     ));
     let Some(tb) = fields.tb else { return exact };
+    // The buckets span the range, an open side closed at the segments' earliest or latest time.
     let first = match lo {
-        Bound::Included(t) | Bound::Excluded(t) => Some(t),
         Bound::Unbounded => segments_edge(searcher, false),
+        _ => Some(first_ns),
     };
     let last = match hi {
-        Bound::Included(t) | Bound::Excluded(t) => Some(t),
         Bound::Unbounded => segments_edge(searcher, true),
+        _ => Some(last_ns),
     };
     let (Some(first), Some(last)) = (first, last) else {
         return exact;
@@ -153,15 +157,10 @@ pub fn time_query(
             .map(|b| Term::from_field_u64(tb, b as u64))
             .collect(),
     );
-    let inclusive = |b: Bound<i64>, past: i64, step: i64| match b {
-        Bound::Included(t) => t,
-        Bound::Excluded(t) => t.saturating_add(step),
-        Bound::Unbounded => past,
-    };
     Box::new(TimeFilter {
         inner: buckets,
-        lo: inclusive(lo, i64::MIN, 1),
-        hi: inclusive(hi, i64::MAX, -1),
+        lo: first_ns,
+        hi: last_ns,
     })
 }
 

@@ -649,8 +649,7 @@ pub fn detector(shared: Arc<Shared>, rx: Receiver<i64>) {
             continue; // nothing timed was committed: no incident can have changed
         }
         let started = Instant::now();
-        let full = first;
-        if detect_once(&shared, (!full).then_some(from)) {
+        if detect_once(&shared, (!first).then_some(from)) {
             first = false;
         }
         let took = started.elapsed();
