@@ -5,6 +5,8 @@ mod cli;
 
 /// mimalloc instead of glibc's malloc: parsing allocates and frees a few small strings per
 /// event on one thread while others index and merge (see the README's Performance section).
+/// Built without transparent huge pages (`no_thp` in Cargo.toml), for a short command's start
+/// and a lower peak RSS.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
