@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod incident;
 pub mod index;
+pub mod lake;
 pub mod parser;
 pub mod pipeline;
 pub mod query;

@@ -153,6 +153,52 @@ pub fn search(idx: &IndexHandle, query: &str, f: &Filter, queries: &[PathBuf]) -
     filtered(idx, ast, f)
 }
 
+/// Events read from the store at a time by an export.
+const EXPORT_RUN: usize = 8192;
+
+/// Exports every event `query` matches within `f`'s window (its limit does not apply) into the
+/// lake directory `out`, as `ensemble`'s (see [`crate::lake`]). Events are read in time order,
+/// a run at a time, so memory holds the matches' addresses and one run of events.
+pub fn export(
+    idx: &IndexHandle,
+    query: &str,
+    f: &Filter,
+    queries: &[PathBuf],
+    ensemble: &str,
+    out: &std::path::Path,
+    format: crate::lake::ExportFormat,
+) -> Result<crate::lake::ExportReport> {
+    let w = &f.window;
+    let ast = with_incidents(idx, parse(query)?, queries)?;
+    let ast = bounded(ast, w.since.as_deref(), w.until.as_deref(), w.tz)?;
+    let searcher = idx.searcher();
+    let q = Compiler::new(idx, &searcher, w.tz).compile(&ast)?;
+    let hits = idx.search_within(q.as_ref(), None, f.budget.deadline)?;
+    if hits.interrupted {
+        return Err(Error::Budget(
+            "the export ran out of its time budget while searching".into(),
+        ));
+    }
+    let formats = idx
+        .state()
+        .checkpoints
+        .sources
+        .iter()
+        .map(|c| (c.path.clone(), c.format.clone()))
+        .collect();
+    // The export's name: the same question asked again replaces its own files.
+    let what = format!("{query}\u{1f}{:?}\u{1f}{:?}", w.since, w.until);
+    let mut ex = crate::lake::Exporter::new(out, format, ensemble, &what, formats)?;
+    for run in hits.hits.chunks(EXPORT_RUN) {
+        in_time(&f.budget, "while exporting")?;
+        let addrs: Vec<u64> = run.iter().map(|h| h.1).collect();
+        for e in idx.fetch(&addrs)? {
+            ex.push(&e)?;
+        }
+    }
+    ex.finish()
+}
+
 /// Runs `ast` bounded by the filter's window, with its limit.
 fn filtered(idx: &IndexHandle, ast: Ast, f: &Filter) -> Result<Found> {
     let w = &f.window;

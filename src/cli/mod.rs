@@ -6,6 +6,7 @@
 pub mod ask;
 pub mod flags;
 pub mod ingest;
+pub mod lake;
 pub mod out;
 pub mod tools;
 pub mod txn;
@@ -157,6 +158,9 @@ pub enum Cmd {
     Ingest(IngestArgs),
     /// Search the index: field terms, free text, phrases, AND/OR/NOT, ranges
     Query(QueryArgs),
+    /// Write events as Parquet, Arrow IPC or JSON lines into a Hive-partitioned lake
+    /// (ensemble=NAME/date=YYYY-MM-DD/) that Spark, DuckDB, Trino and DataFusion read
+    Export(ExportArgs),
     /// Every event about one session, across all nodes, in time order
     Session(IdArgs),
     /// Every event about one zxid, across all nodes, in time order
@@ -496,6 +500,38 @@ pub struct QueryArgs {
     pub opts: EventOpts,
     #[command(flatten)]
     pub queries: QueriesFlag,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export, as a query (`zklens query`'s language); everything when left out
+    #[arg(default_value = "*")]
+    pub query: String,
+    /// File format
+    #[arg(long, value_enum, default_value_t = LakeFormat::Parquet)]
+    pub format: LakeFormat,
+    /// The lake directory (created if needed); the same export again replaces its own files
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The ensemble the events belong to: the `ensemble=` partition
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub ensemble: String,
+    #[command(flatten)]
+    pub window: WindowFlags,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
+}
+
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LakeFormat {
+    /// Apache Parquet (ZSTD, page index, bloom filters on session and zxid)
+    Parquet,
+    /// Arrow IPC file (Feather v2, ZSTD)
+    Arrow,
+    /// JSON lines
+    Jsonl,
 }
 
 /// `session` and `zxid`.
