@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod incident;
 pub mod index;
+#[cfg(feature = "lake")]
 pub mod lake;
 pub mod parser;
 pub mod pipeline;

@@ -38,6 +38,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Ingest(a) => cli::ingest::ingest(a, &g.data_dir(), &registry()?),
         Cmd::Parse(a) => cli::ingest::parse(a, &registry()?),
         Cmd::Query(a) => cli::ask::query(g, a),
+        #[cfg(feature = "lake")]
         Cmd::Export(a) => cli::lake::export(g, a),
         Cmd::Run(a) => cli::ask::run(g, a),
         Cmd::Session(a) => cli::ask::session(g, a),

@@ -6,6 +6,7 @@
 //! The engines come from PyPI into the virtualenv `.ci/run` creates (`target/lake-venv`, or
 //! the Python named by `ZKLENS_LAKE_PYTHON`). Without them the test says so and passes, unless
 //! `ZKLENS_REQUIRE_ORACLE=1` (as in CI), where that is a failure.
+#![cfg(feature = "lake")]
 
 mod common;
 

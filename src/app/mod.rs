@@ -154,11 +154,13 @@ pub fn search(idx: &IndexHandle, query: &str, f: &Filter, queries: &[PathBuf]) -
 }
 
 /// Events read from the store at a time by an export.
+#[cfg(feature = "lake")]
 const EXPORT_RUN: usize = 8192;
 
 /// Exports every event `query` matches within `f`'s window (its limit does not apply) into the
 /// lake directory `out`, as `ensemble`'s (see [`crate::lake`]). Events are read in time order,
 /// a run at a time, so memory holds the matches' addresses and one run of events.
+#[cfg(feature = "lake")]
 pub fn export(
     idx: &IndexHandle,
     query: &str,

@@ -6,6 +6,7 @@
 pub mod ask;
 pub mod flags;
 pub mod ingest;
+#[cfg(feature = "lake")]
 pub mod lake;
 pub mod out;
 pub mod tools;
@@ -160,6 +161,7 @@ pub enum Cmd {
     Query(QueryArgs),
     /// Write events as Parquet, Arrow IPC or JSON lines into a Hive-partitioned lake
     /// (ensemble=NAME/date=YYYY-MM-DD/) that Spark, DuckDB, Trino and DataFusion read
+    #[cfg(feature = "lake")]
     Export(ExportArgs),
     /// Every event about one session, across all nodes, in time order
     Session(IdArgs),
@@ -503,6 +505,7 @@ pub struct QueryArgs {
 }
 
 /// `export`.
+#[cfg(feature = "lake")]
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// What to export, as a query (`zklens query`'s language); everything when left out
@@ -524,6 +527,7 @@ pub struct ExportArgs {
 }
 
 /// `export --format`.
+#[cfg(feature = "lake")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LakeFormat {
     /// Apache Parquet (ZSTD, page index, bloom filters on session and zxid)
