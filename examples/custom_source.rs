@@ -60,6 +60,7 @@ impl Heartbeats {
             attrs: Attrs::default(),
             paths: Vec::new(),
             replicas: Vec::new(),
+            ensemble: zklens::event::default_ensemble(),
         }
     }
 }

@@ -222,6 +222,10 @@ pub struct Checkpoints {
     /// a transaction on other servers, read later, are not indexed again.
     #[serde(default)]
     pub txn_ranges: Vec<(u64, u64)>,
+    /// The same for each ensemble other than [`crate::event::DEFAULT_ENSEMBLE`] (whose ranges
+    /// are `txn_ranges`): two ensembles' zxids are unrelated.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ensemble_txn_ranges: std::collections::BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 impl Checkpoints {
@@ -287,12 +291,37 @@ impl Checkpoints {
         }
     }
 
-    /// Adds zxid ranges (inclusive) to those indexed.
+    /// Adds zxid ranges (inclusive) to those indexed in the default ensemble.
     pub fn add_txn_ranges(&mut self, add: &[(u64, u64)]) {
         merge_ranges(&mut self.txn_ranges, add);
     }
 
-    /// True when transaction `zxid` was indexed.
+    /// Adds zxid ranges (inclusive) to those indexed in `ensemble`.
+    pub fn add_txn_ranges_in(&mut self, ensemble: &str, add: &[(u64, u64)]) {
+        if crate::event::is_default_ensemble(ensemble) {
+            self.add_txn_ranges(add);
+        } else if !add.is_empty() {
+            merge_ranges(
+                self.ensemble_txn_ranges
+                    .entry(ensemble.to_string())
+                    .or_default(),
+                add,
+            );
+        }
+    }
+
+    /// The zxid ranges indexed in `ensemble`.
+    pub fn txn_ranges_in(&self, ensemble: &str) -> &[(u64, u64)] {
+        if crate::event::is_default_ensemble(ensemble) {
+            &self.txn_ranges
+        } else {
+            self.ensemble_txn_ranges
+                .get(ensemble)
+                .map_or(&[], Vec::as_slice)
+        }
+    }
+
+    /// True when transaction `zxid` was indexed (in the default ensemble).
     pub fn has_txn(&self, zxid: u64) -> bool {
         in_ranges(&self.txn_ranges, zxid)
     }

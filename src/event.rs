@@ -14,6 +14,45 @@ use serde::{Deserialize, Serialize};
 /// Kind given to a line that no classification rule recognised. Such lines are still indexed.
 pub const KIND_LOG: &str = "log";
 
+/// The ensemble of events whose source names none (no `--ensemble`, no `ensemble=NAME` in the
+/// path, no `ensemble` in the config).
+pub const DEFAULT_ENSEMBLE: &str = "default";
+
+/// The longest ensemble name accepted.
+pub const MAX_ENSEMBLE_LEN: usize = 64;
+
+/// Checks an ensemble name: 1 to [`MAX_ENSEMBLE_LEN`] bytes of ASCII letters, digits, `-`, `_`
+/// and `.`, not starting with `.` (it becomes a directory name in the lake and part of incident
+/// ids). The error says what is wrong.
+pub fn check_ensemble_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_ENSEMBLE_LEN {
+        return Err(format!(
+            "ensemble name {name:?}: must be 1 to {MAX_ENSEMBLE_LEN} bytes"
+        ));
+    }
+    if name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "ensemble name {name:?}: only ASCII letters, digits, '-', '_' and '.' (not first)"
+        ));
+    }
+    Ok(())
+}
+
+/// The shared [`DEFAULT_ENSEMBLE`] name.
+pub fn default_ensemble() -> Arc<str> {
+    static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| Arc::from(DEFAULT_ENSEMBLE)).clone()
+}
+
+/// True for the [`DEFAULT_ENSEMBLE`] (left out of JSON output and of incident ids).
+pub fn is_default_ensemble(name: &str) -> bool {
+    name == DEFAULT_ENSEMBLE
+}
+
 /// Severity as written by the logger, normalised across logging frameworks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -157,6 +196,13 @@ impl Attrs {
 pub struct Event {
     /// UTC timestamp in nanoseconds since the Unix epoch, if the entry had one.
     pub ts: Option<i64>,
+    /// The ZooKeeper ensemble the node belongs to ([`DEFAULT_ENSEMBLE`] unless its source named
+    /// one): two ensembles' `zk1` are different nodes, and their zxids are unrelated.
+    #[serde(
+        default = "default_ensemble",
+        skip_serializing_if = "is_default_ensemble_arc"
+    )]
+    pub ensemble: Arc<str>,
     /// Node that wrote it (`zk1`, `calc-a`).
     pub node: Arc<str>,
     /// The ZooKeeper server id (myid) of the writer, when known (from `[myid:N]` or the thread name).
@@ -192,6 +238,37 @@ impl Event {
     pub fn headline(&self) -> &str {
         self.message.split('\n').next().unwrap_or("")
     }
+}
+
+/// `events` split by ensemble, in order of first appearance, when they come from more than one
+/// (None: they are all one ensemble's, and need no copy).
+pub fn split_ensembles(events: &[Event]) -> Option<Vec<(Arc<str>, Vec<Event>)>> {
+    let first = &events.first()?.ensemble;
+    if events.iter().all(|e| e.ensemble == *first) {
+        return None;
+    }
+    let mut parts: Vec<(Arc<str>, Vec<Event>)> = Vec::new();
+    for e in events {
+        match parts.iter_mut().find(|p| p.0 == e.ensemble) {
+            Some(p) => p.1.push(e.clone()),
+            None => parts.push((e.ensemble.clone(), vec![e.clone()])),
+        }
+    }
+    Some(parts)
+}
+
+/// The ensemble `events` are in when it is a named one (they are one ensemble's, see
+/// [`split_ensembles`]).
+pub fn named_ensemble(events: &[Event]) -> Option<String> {
+    events
+        .first()
+        .map(|e| &e.ensemble)
+        .filter(|e| !is_default_ensemble(e))
+        .map(|e| e.to_string())
+}
+
+fn is_default_ensemble_arc(name: &Arc<str>) -> bool {
+    is_default_ensemble(name)
 }
 
 /// Formats an id the way ZooKeeper prints it: `0x` followed by lower-case hex, no padding.

@@ -239,6 +239,9 @@ mod opt_time {
 pub struct Timeline {
     /// The parent znode (`/election/calc`).
     pub parent: String,
+    /// The ensemble it is in (absent: the default one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<String>,
     /// The service it elects or locks for: the parent folder of its candidates' registrations
     /// (`/services/calc/calc-a` → `calc`), else the parent's own name (generic words such as
     /// `leader` or `lock` skipped: `/pay/leader` → `pay`).
@@ -607,6 +610,7 @@ pub fn timelines<'a>(
                 .and_then(|c| c.first())
                 .map_or_else(|| service_of_parent(&parent), |d| d.to_string());
             Timeline {
+                ensemble: None,
                 service,
                 scheme: p.scheme,
                 instances: p
@@ -644,7 +648,18 @@ pub fn record_span<'a>(events: impl IntoIterator<Item = &'a Event>) -> (i64, i64
 /// Every recipe's timeline among `events` (transactions, snapshots' sessions and the services'
 /// role lines, in any order), each with the warnings of the claims its record contradicts.
 pub fn read(events: &[Event], recipes: &Recipes) -> Vec<Timeline> {
+    // Two ensembles' recipes are unrelated, even at the same path.
+    if let Some(parts) = crate::event::split_ensembles(events) {
+        return parts
+            .iter()
+            .flat_map(|(_, part)| read(part, recipes))
+            .collect();
+    }
     let mut list = timelines(events, &recipes.schemes);
+    let ensemble = crate::event::named_ensemble(events);
+    for t in &mut list {
+        t.ensemble.clone_from(&ensemble);
+    }
     let mut claims: Vec<&Event> = events
         .iter()
         .filter(|e| &*e.kind == SERVICE_ROLE && e.ts.is_some())
@@ -908,6 +923,7 @@ mod tests {
             },
             paths: Vec::new(),
             replicas: Vec::new(),
+            ensemble: crate::event::default_ensemble(),
         }
     }
 

@@ -100,7 +100,7 @@ fn pyarrow_and_duckdb_read_the_exported_lake_as_zklens_answers() {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
     stdout_of(
         zklens(data.path())
-            .arg("ingest")
+            .args(["ingest", "--ensemble", "recorded"])
             .arg(samples.join("incident-1"))
             .output()
             .expect("ingest"),
@@ -108,7 +108,7 @@ fn pyarrow_and_duckdb_read_the_exported_lake_as_zklens_answers() {
     );
     let lake = data.path().join("lake");
     let out = zklens(data.path())
-        .args(["export", "--ensemble", "recorded", "--out"])
+        .args(["export", "--out"])
         .arg(&lake)
         .output()
         .expect("export");

@@ -41,6 +41,7 @@ fn ev(i: u64) -> Event {
         },
         paths: Vec::new(),
         replicas: Vec::new(),
+        ensemble: zklens::event::default_ensemble(),
     }
 }
 

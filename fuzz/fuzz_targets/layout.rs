@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let meta = SourceMeta {
         node: Arc::from("fuzz"),
+        ensemble: zklens::event::default_ensemble(),
         source: Arc::from("fuzz.log"),
         tz: zklens::time::Tz::Utc,
     };

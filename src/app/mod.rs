@@ -158,7 +158,8 @@ pub fn search(idx: &IndexHandle, query: &str, f: &Filter, queries: &[PathBuf]) -
 const EXPORT_RUN: usize = 8192;
 
 /// Exports every event `query` matches within `f`'s window (its limit does not apply) into the
-/// lake directory `out`, as `ensemble`'s (see [`crate::lake`]). Events are read in time order,
+/// lake directory `out`, each in its ensemble's partition (see [`crate::lake`]). Events are
+/// read in time order,
 /// a run at a time, so memory holds the matches' addresses and one run of events.
 #[cfg(feature = "lake")]
 pub fn export(
@@ -166,7 +167,6 @@ pub fn export(
     query: &str,
     f: &Filter,
     queries: &[PathBuf],
-    ensemble: &str,
     out: &std::path::Path,
     format: crate::lake::ExportFormat,
 ) -> Result<crate::lake::ExportReport> {
@@ -190,7 +190,7 @@ pub fn export(
         .collect();
     // The export's name: the same question asked again replaces its own files.
     let what = format!("{query}\u{1f}{:?}\u{1f}{:?}", w.since, w.until);
-    let mut ex = crate::lake::Exporter::new(out, format, ensemble, &what, formats)?;
+    let mut ex = crate::lake::Exporter::new(out, format, &what, formats)?;
     for run in hits.hits.chunks(EXPORT_RUN) {
         in_time(&f.budget, "while exporting")?;
         let addrs: Vec<u64> = run.iter().map(|h| h.1).collect();
@@ -325,12 +325,18 @@ pub fn incidents_since(idx: &IndexHandle, queries: &[PathBuf], from: i64) -> Res
     let mut events = idx.fetch(&addrs)?;
     // Each server's role as `lo` finds it (a leader replaced without knowing is stale): its last
     // role decision before `lo`. Role decisions are a few per election, like formations.
-    let nodes: std::collections::BTreeSet<String> =
-        events.iter().map(|e| e.node.to_string()).collect();
+    // Servers are known by ensemble and name: two ensembles' `zk1` are two servers.
+    let nodes: std::collections::BTreeSet<(String, String)> = events
+        .iter()
+        .map(|e| (e.ensemble.to_string(), e.node.to_string()))
+        .collect();
+    let several = nodes
+        .iter()
+        .any(|n| n.0 != nodes.first().map_or("", |f| &f.0));
     let roles = compiler.compile(&any_kind(incident::roles::ROLE_KINDS.iter().copied()))?;
     let mut last_roles = Vec::new();
-    for node in &nodes {
-        let q = BooleanQuery::new(vec![
+    for (ensemble, node) in &nodes {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, roles.box_clone()),
             (
                 Occur::Must,
@@ -339,7 +345,18 @@ pub fn incidents_since(idx: &IndexHandle, queries: &[PathBuf], from: i64) -> Res
                     tantivy::schema::IndexRecordOption::Basic,
                 )),
             ),
-        ]);
+        ];
+        if several || !crate::event::is_default_ensemble(ensemble) {
+            clauses.push((
+                Occur::Must,
+                compiler.compile(&Ast::Term {
+                    field: Some("ensemble".into()),
+                    value: ensemble.clone(),
+                    quoted: true,
+                })?,
+            ));
+        }
+        let q = BooleanQuery::new(clauses);
         // Hits come in time order: the last before `lo` is the latest decision.
         if let Some(&(_, a)) = idx.search(&q, None)?.hits.iter().rfind(|h| h.0 < lo) {
             if seen.insert(a) {
@@ -559,10 +576,22 @@ pub fn with_incidents(idx: &IndexHandle, ast: Ast, queries: &[PathBuf]) -> Resul
                 "query: no incident {id:?} (zklens incidents lists them)"
             ))
         })?;
-        Ok(Ast::Range {
+        let span = Ast::Range {
             field: "ts".into(),
             lo: Bound::Included(inc.started_at.clone()),
             hi: Bound::Included(inc.ended_at.clone()),
+        };
+        // An incident of a named ensemble is that ensemble's events in its span.
+        Ok(match &inc.ensemble {
+            Some(e) => Ast::And(vec![
+                span,
+                Ast::Term {
+                    field: Some("ensemble".into()),
+                    value: e.clone(),
+                    quoted: true,
+                },
+            ]),
+            None => span,
         })
     })
 }

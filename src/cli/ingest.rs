@@ -131,6 +131,18 @@ fn node_rule(input: &InputArgs) -> Result<NodeRule> {
     })
 }
 
+/// `--ensemble`, checked.
+fn ensemble_of(input: &InputArgs) -> Result<Option<String>> {
+    match &input.ensemble {
+        Some(name) => {
+            zklens::event::check_ensemble_name(name)
+                .map_err(|e| anyhow::anyhow!("--ensemble: {e}"))?;
+            Ok(Some(name.clone()))
+        }
+        None => Ok(None),
+    }
+}
+
 /// `zklens ingest`.
 pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> {
     let (tz, node_tz) = a.input.tz.per_node();
@@ -143,6 +155,7 @@ pub fn ingest(a: &IngestArgs, dir: &DataDir, registry: &Registry) -> Result<u8> 
             max_line: a.max_line.max(1024),
         },
         nodes: node_rule(&a.input)?,
+        ensemble: ensemble_of(&a.input)?,
         threads: a.threads,
         max_record_len: a.max_record_len,
         max_snapshot_sessions: a.max_snapshot_sessions,
@@ -283,7 +296,11 @@ pub fn parse(a: &ParseArgs, registry: &Registry) -> Result<u8> {
         ..TextOptions::default()
     };
     let format = a.output.format.events()?;
-    let (files, errors) = zklens::source::discover_with(&a.input.paths, &node_rule(&a.input)?);
+    let (files, errors) = zklens::source::discover_in(
+        &a.input.paths,
+        &node_rule(&a.input)?,
+        ensemble_of(&a.input)?.as_deref(),
+    );
     let mut failed = errors.len();
     for e in errors {
         eprintln!("zklens: {e}");

@@ -26,15 +26,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<u8> {
         window: a.window.window()?,
         ..Filter::default()
     };
-    let r = app::export(
-        &idx,
-        &a.query,
-        &f,
-        &a.queries.dirs,
-        &a.ensemble,
-        &a.out,
-        format,
-    )?;
+    let r = app::export(&idx, &a.query, &f, &a.queries.dirs, &a.out, format)?;
     let mut out = Out::new();
     writeln!(
         out,

@@ -297,6 +297,10 @@ pub struct InputArgs {
     /// the others, and ZooKeeper servers' myid
     #[arg(long, value_name = "dir|file|REGEX")]
     pub node_from: Option<String>,
+    /// The ZooKeeper ensemble these files belong to (letters, digits, `-`, `_`, `.`). A file
+    /// under a directory named `ensemble=NAME` is in NAME whatever this says [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub ensemble: Option<String>,
     #[command(flatten)]
     pub tz: TzFlag,
 }
@@ -491,6 +495,10 @@ pub struct ServeArgs {
     /// [default: 1000000; config: max_snapshot_sessions]
     #[arg(long, value_name = "N")]
     pub max_snapshot_sessions: Option<usize>,
+    /// The name of the ensemble this service watches: every event it indexes carries it
+    /// [default: default; config: [ensemble] name]
+    #[arg(long, value_name = "NAME")]
+    pub ensemble: Option<String>,
 }
 
 /// `query`.
@@ -517,9 +525,6 @@ pub struct ExportArgs {
     /// The lake directory (created if needed); the same export again replaces its own files
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// The ensemble the events belong to: the `ensemble=` partition
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub ensemble: String,
     #[command(flatten)]
     pub window: WindowFlags,
     #[command(flatten)]

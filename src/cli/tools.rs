@@ -249,6 +249,9 @@ pub fn serve(a: &ServeArgs, g: &Global, dir: &DataDir, registry: Registry) -> Re
     if let Some(n) = a.max_snapshot_sessions {
         cfg.max_snapshot_sessions = n;
     }
+    if let Some(name) = &a.ensemble {
+        cfg.ensemble.name = Some(name.clone());
+    }
     zklens::serve::run(cfg, dir.clone(), registry)?;
     Ok(0)
 }

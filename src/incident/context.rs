@@ -54,7 +54,13 @@ pub struct Context<'e> {
 impl<'e> Context<'e> {
     /// Orders `events` and derives what the detectors share, the recipes read with `recipes`.
     pub fn new(events: &'e [Event], recipes: &Recipes) -> Context<'e> {
-        let mut ev: Vec<&Event> = events.iter().filter(|e| e.ts.is_some()).collect();
+        Context::of(events.iter().collect(), recipes)
+    }
+
+    /// [`Context::new`] over events given by reference (one ensemble's share of a detection).
+    pub fn of(events: Vec<&'e Event>, recipes: &Recipes) -> Context<'e> {
+        let mut ev = events;
+        ev.retain(|e| e.ts.is_some());
         ev.sort_by_key(|e| (e.ts, e.offset));
         let formed: Vec<&Event> = ev.iter().copied().filter(|e| &*e.kind == FORMED).collect();
         let roles = Roles::new(&ev);

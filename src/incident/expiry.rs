@@ -100,6 +100,7 @@ impl Detector for SessionExpiry {
                 steps,
                 detail: Detail::SessionExpiry(d),
                 start_ns: at,
+                ensemble: None,
             });
         }
     }

@@ -286,6 +286,7 @@ impl LeaderFailover {
             steps,
             detail: Detail::LeaderFailover(f),
             start_ns: start,
+            ensemble: None,
         }
     }
 

@@ -168,11 +168,34 @@ pub fn connect_windows(found: &[Incident], defs: &Definitions) -> Vec<(i64, i64)
 }
 
 /// Detects incidents in events (any order; only the kinds of [`needs`] matter).
+///
+/// Each ensemble's events are read apart from the others' (two ensembles' servers, epochs,
+/// zxids and sessions are unrelated, even when their logs overlap in time); an incident outside
+/// the default ensemble carries its name, and its id ends in `@NAME`.
 pub fn detect(events: &[Event], defs: &Definitions) -> Vec<Incident> {
-    let cx = Context::new(events, &defs.recipes);
-    let mut found = Findings::default();
-    for d in detectors(defs) {
-        d.detect(&cx, &mut found);
+    let mut parts: Vec<(&str, Vec<&Event>)> = Vec::new();
+    for e in events {
+        match parts.iter_mut().find(|p| *p.0 == *e.ensemble) {
+            Some(p) => p.1.push(e),
+            None => parts.push((&e.ensemble, vec![e])),
+        }
     }
-    found.into_incidents()
+    let mut out = Vec::new();
+    for (ensemble, part) in parts {
+        let cx = Context::of(part, &defs.recipes);
+        let mut found = Findings::default();
+        for d in detectors(defs) {
+            d.detect(&cx, &mut found);
+        }
+        let mut incidents = found.into_incidents();
+        if !crate::event::is_default_ensemble(ensemble) {
+            for i in &mut incidents {
+                i.id = format!("{}@{ensemble}", i.id);
+                i.ensemble = Some(ensemble.to_string());
+            }
+        }
+        out.extend(incidents);
+    }
+    out.sort_by(|a, b| a.order_key().cmp(&b.order_key()).then(a.id.cmp(&b.id)));
+    out
 }

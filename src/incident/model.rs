@@ -274,6 +274,8 @@ pub struct Incident {
     pub detail: Detail,
     /// When it started, ns since the Unix epoch (incidents are listed in this order).
     pub(crate) start_ns: i64,
+    /// The ensemble it happened in (None: the default one). Its id then ends in `@NAME`.
+    pub ensemble: Option<String>,
 }
 
 impl Incident {
@@ -311,6 +313,8 @@ impl Serialize for Incident {
 #[derive(Deserialize)]
 struct OwnedRecord {
     id: String,
+    #[serde(default)]
+    ensemble: Option<String>,
     kind: IncidentKind,
     started_at: String,
     ended_at: String,
@@ -409,6 +413,7 @@ impl<'de> Deserialize<'de> for Incident {
             .collect();
         Ok(Incident {
             start_ns: utc(&r.started_at),
+            ensemble: r.ensemble,
             id: r.id,
             started_at: r.started_at,
             ended_at: r.ended_at,
@@ -424,6 +429,9 @@ impl<'de> Deserialize<'de> for Incident {
 pub struct Record<'a> {
     /// Stable id.
     pub id: &'a str,
+    /// The ensemble (absent for the default one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<&'a str>,
     /// The kind.
     pub kind: IncidentKind,
     /// First evidence (RFC 3339 UTC).
@@ -469,6 +477,7 @@ impl<'a> Record<'a> {
     fn of(i: &'a Incident) -> Record<'a> {
         let mut r = Record {
             id: &i.id,
+            ensemble: i.ensemble.as_deref(),
             kind: i.kind(),
             started_at: &i.started_at,
             ended_at: &i.ended_at,

@@ -115,6 +115,7 @@ impl QuorumLoss {
                 unavailable_ms: u64::try_from((end - start) / 1_000_000).ok(),
             }),
             start_ns: start,
+            ensemble: None,
         })
     }
 }

@@ -169,6 +169,7 @@ impl Detector for ServerRejoin {
                         sync: mode,
                     }),
                     start_ns: start,
+                    ensemble: None,
                 },
             });
         }

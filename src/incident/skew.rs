@@ -25,6 +25,9 @@ use crate::event::Event;
 pub struct Skew {
     /// The node.
     pub node: String,
+    /// Its ensemble (absent: the default one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<String>,
     /// Lower bound of the offset, ms (the node's clock minus the reference).
     pub lo_ms: f64,
     /// Upper bound, ms.
@@ -37,6 +40,11 @@ pub struct Skew {
 
 /// Estimates each node's offset from the events (client lines naming zxids, and txn records).
 pub fn estimate(events: &[Event]) -> Vec<Skew> {
+    // Each ensemble's clocks are judged against its own transactions.
+    if let Some(parts) = crate::event::split_ensembles(events) {
+        return parts.iter().flat_map(|(_, part)| estimate(part)).collect();
+    }
+    let ensemble = crate::event::named_ensemble(events);
     // zxid -> (leader time ns, session)
     let mut txns: BTreeMap<u64, (i64, Option<u64>)> = BTreeMap::new();
     for e in events
@@ -92,6 +100,7 @@ pub fn estimate(events: &[Event]) -> Vec<Skew> {
             };
             let (lo_ms, hi_ms) = (lo as f64 / 1e6, hi as f64 / 1e6);
             Skew {
+                ensemble: ensemble.clone(),
                 node,
                 lo_ms,
                 hi_ms,

@@ -43,6 +43,7 @@ impl Detector for Storm {
                 let group = &fo[i..=j];
                 let (first, last) = (group[0], group[n - 1]);
                 out.push(Incident {
+                    ensemble: None,
                     id: format!(
                         "election-storm-epoch-{}-{}",
                         first.1.change.new_epoch.unwrap_or(0),

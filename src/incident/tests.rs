@@ -27,6 +27,7 @@ impl Log {
             attrs,
             paths: Vec::new(),
             replicas: Vec::new(),
+            ensemble: crate::event::default_ensemble(),
         });
         let last = self.0.len() - 1;
         &mut self.0[last]

@@ -78,6 +78,11 @@ pub struct Fields {
     /// Time bucket ([`bucket`]): indexed only, absent from indexes built before it existed
     /// (time ranges there read the `ts` column alone).
     pub tb: Option<Field>,
+    /// The event's ensemble, indexed only when it is not
+    /// [`DEFAULT_ENSEMBLE`](crate::event::DEFAULT_ENSEMBLE) (no term per event for the usual
+    /// single ensemble); absent from indexes built before ensembles existed, where every event
+    /// is in the default one.
+    pub ensemble: Option<Field>,
 }
 
 /// log2 of a time bucket's width in ns: 2^36 ns, about 69 s.
@@ -434,6 +439,7 @@ pub fn schema() -> (Schema, Fields) {
         message: b.add_text_field("message", text),
         addr: b.add_u64_field("addr", NumericOptions::default().set_fast()),
         tb: Some(b.add_u64_field("tb", num())),
+        ensemble: Some(b.add_text_field("ensemble", keyword())),
     };
     (b.build(), f)
 }
@@ -704,6 +710,7 @@ impl IndexSink {
         };
         // An index built before time buckets keeps its schema: its new events get none either.
         fields.tb = index.schema().get_field("tb").ok();
+        fields.ensemble = index.schema().get_field("ensemble").ok();
         let state = read_state(dir, &index)?;
         let threads = threads.clamp(1, 8);
         // 48 MB of indexing arena per thread, 192 MB at most in all (tantivy wants >= 15 MB a
@@ -749,9 +756,9 @@ impl IndexSink {
         Ok(())
     }
 
-    /// Records zxid ranges indexed from txn logs (committed by the next commit).
-    pub fn add_txn_ranges(&mut self, ranges: &[(u64, u64)]) {
-        self.pending.add_txn_ranges(ranges);
+    /// Records zxid ranges indexed from `ensemble`'s txn logs (committed by the next commit).
+    pub fn add_txn_ranges_in(&mut self, ensemble: &str, ranges: &[(u64, u64)]) {
+        self.pending.add_txn_ranges_in(ensemble, ranges);
     }
 
     /// Sets the pending checkpoints wholesale (the service orders them by key before a commit).
@@ -796,6 +803,11 @@ impl IndexSink {
             d.add_i64(f.ts, t);
         }
         d.add_text(f.node, &e.node);
+        if let Some(field) = f.ensemble {
+            if !crate::event::is_default_ensemble(&e.ensemble) {
+                d.add_text(field, &e.ensemble);
+            }
+        }
         for r in e.replicas.iter().filter(|r| **r != e.node) {
             d.add_text(f.node, r);
         }
@@ -911,7 +923,8 @@ impl Sink for IndexSink {
         if let Some(d) = &batch.delta {
             self.pending.advance(d.clone());
         }
-        self.pending.add_txn_ranges(&batch.txn_ranges);
+        self.pending
+            .add_txn_ranges_in(batch.txn_ensemble(), &batch.txn_ranges);
         Ok(())
     }
 
@@ -1074,6 +1087,7 @@ impl IndexHandle {
             .map_err(|e| ierr(dir, e))?;
         let (_, mut fields) = schema();
         fields.tb = index.schema().get_field("tb").ok();
+        fields.ensemble = index.schema().get_field("ensemble").ok();
         let segments = reader.searcher().segment_readers().len();
         Ok(IndexHandle {
             dir: dir.clone(),
@@ -1495,6 +1509,7 @@ mod tests {
             },
             paths: Vec::new(),
             replicas: Vec::new(),
+            ensemble: crate::event::default_ensemble(),
         }
     }
 

@@ -322,15 +322,26 @@ fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
+/// The first byte of an event: bit 0 says a time follows, bit 1 that the event names an
+/// ensemble other than the default (its name follows the node). Events of the default ensemble
+/// are written as before ensembles existed, so older stores read unchanged.
+const HAS_TS: u8 = 1;
+const HAS_ENSEMBLE: u8 = 2;
+
 fn encode(e: &Event, out: &mut Vec<u8>) {
+    let named = !crate::event::is_default_ensemble(&e.ensemble);
+    let tag = if named { HAS_ENSEMBLE } else { 0 };
     match e.ts {
         Some(t) => {
-            out.push(1);
+            out.push(tag | HAS_TS);
             out.extend_from_slice(&t.to_le_bytes());
         }
-        None => out.push(0),
+        None => out.push(tag),
     }
     put_str(out, &e.node);
+    if named {
+        put_str(out, &e.ensemble);
+    }
     put_opt_u64(out, e.myid);
     put_str(out, &e.source);
     put_varint(out, e.offset);
@@ -430,14 +441,17 @@ fn skip(c: &mut Cursor<'_>) -> Option<()> {
         let n = usize::try_from(c.varint()?).ok()?;
         c.bytes(n.saturating_sub(1)).map(|_| ())
     }
-    match c.byte()? {
-        0 => {}
-        1 => {
-            c.bytes(8)?;
-        }
-        _ => return None,
+    let tag = c.byte()?;
+    if tag & !(HAS_TS | HAS_ENSEMBLE) != 0 {
+        return None;
+    }
+    if tag & HAS_TS != 0 {
+        c.bytes(8)?;
     }
     str(c)?; // node
+    if tag & HAS_ENSEMBLE != 0 {
+        str(c)?; // ensemble
+    }
     c.opt_u64()?; // myid
     str(c)?; // source
     c.varint()?; // offset
@@ -464,12 +478,21 @@ fn skip(c: &mut Cursor<'_>) -> Option<()> {
 }
 
 fn decode(c: &mut Cursor<'_>) -> Option<Event> {
-    let ts = match c.byte()? {
-        0 => None,
-        1 => Some(i64::from_le_bytes(c.bytes(8)?.try_into().ok()?)),
-        _ => return None,
+    let tag = c.byte()?;
+    if tag & !(HAS_TS | HAS_ENSEMBLE) != 0 {
+        return None;
+    }
+    let ts = if tag & HAS_TS != 0 {
+        Some(i64::from_le_bytes(c.bytes(8)?.try_into().ok()?))
+    } else {
+        None
     };
     let node: Arc<str> = Arc::from(c.string()?);
+    let ensemble: Arc<str> = if tag & HAS_ENSEMBLE != 0 {
+        Arc::from(c.string()?)
+    } else {
+        crate::event::default_ensemble()
+    };
     let myid = c.opt_u64()?;
     let source: Arc<str> = Arc::from(c.string()?);
     let offset = c.varint()?;
@@ -513,6 +536,7 @@ fn decode(c: &mut Cursor<'_>) -> Option<Event> {
     Some(Event {
         ts,
         node,
+        ensemble,
         myid,
         source,
         offset,
@@ -553,18 +577,44 @@ mod tests {
             },
             paths: vec!["/a".into(), "/b".into()],
             replicas: vec![Arc::from("zk1"), Arc::from("zk2")],
+            ensemble: crate::event::default_ensemble(),
         }
     }
 
     proptest! {
         #[test]
-        fn roundtrip(msg in ".*", ts in proptest::option::of(any::<i64>()), s in proptest::option::of(any::<u64>())) {
-            let e = ev(msg, ts, s);
+        fn roundtrip(msg in ".*", ts in proptest::option::of(any::<i64>()), s in proptest::option::of(any::<u64>()), ens in proptest::option::of("[a-z]{1,8}")) {
+            let mut e = ev(msg, ts, s);
+            if let Some(name) = ens {
+                e.ensemble = Arc::from(name.as_str());
+            }
+            // Two events back to back: skipping the first lands on the second.
             let mut b = Vec::new();
             encode(&e, &mut b);
-            let d = decode(&mut Cursor { b: &b, i: 0 });
+            let first = b.len();
+            encode(&e, &mut b);
+            let mut c = Cursor { b: &b, i: 0 };
+            prop_assert_eq!(skip(&mut c), Some(()));
+            prop_assert_eq!(c.i, first);
+            let d = decode(&mut c);
             prop_assert_eq!(d, Some(e));
         }
+    }
+
+    #[test]
+    fn default_ensemble_events_are_written_as_before_ensembles() {
+        // The layout older stores hold: tag 1 (a time), then the node.
+        let e = ev("m".into(), Some(7), None);
+        let mut b = Vec::new();
+        encode(&e, &mut b);
+        assert_eq!(b[0], 1);
+        assert_eq!(&b[9..13], b"\x03zk1");
+        let mut named = e.clone();
+        named.ensemble = Arc::from("east");
+        let mut b = Vec::new();
+        encode(&named, &mut b);
+        assert_eq!(b[0], 3);
+        assert_eq!(&b[9..18], b"\x03zk1\x04east");
     }
 
     #[test]

@@ -82,18 +82,21 @@ struct Part {
     sink: Option<Sink>,
 }
 
+/// A file's partition: (date, ensemble, node).
+type PartKey = (String, Arc<str>, Arc<str>);
+
 /// Writes events into a lake directory (see the module documentation).
 pub struct Exporter {
     out: PathBuf,
     format: ExportFormat,
-    ensemble: String,
     key: String,
     /// Source path → the name of the format it was read with (the `source` column).
     formats: HashMap<String, String>,
-    open: BTreeMap<(String, Arc<str>), Part>,
-    /// How many files each (date, node) has had: one, unless its events did not come in time
-    /// order, when the next gets a numbered name rather than replacing the one published.
-    files: HashMap<(String, Arc<str>), usize>,
+    open: BTreeMap<PartKey, Part>,
+    /// How many files each (date, ensemble, node) has had: one, unless its events did not come
+    /// in time order, when the next gets a numbered name rather than replacing the one
+    /// published.
+    files: HashMap<PartKey, usize>,
     report: ExportReport,
 }
 
@@ -138,23 +141,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 impl Exporter {
-    /// An export into `out` of events of `ensemble`, named by `what` (the query and window:
-    /// the same `what` replaces the same files).
+    /// An export into `out`, named by `what` (the query and window: the same `what` replaces
+    /// the same files). Each event goes to its own ensemble's partition.
     pub fn new(
         out: &Path,
         format: ExportFormat,
-        ensemble: &str,
         what: &str,
         formats: HashMap<String, String>,
     ) -> Result<Exporter> {
-        if ensemble.is_empty() {
-            return Err(Error::Param("the ensemble name is empty".into()));
-        }
         std::fs::create_dir_all(out).map_err(io(out))?;
         Ok(Exporter {
             out: out.to_path_buf(),
             format,
-            ensemble: ensemble.to_string(),
             key: format!("{:016x}", fnv(what)),
             formats,
             open: BTreeMap::new(),
@@ -167,10 +165,10 @@ impl Exporter {
     pub fn push(&mut self, e: &Event) -> Result<()> {
         let date = date_of(e.ts);
         // A later date closes the earlier dates' files (events without a time come first).
-        let done: Vec<(String, Arc<str>)> = self
+        let done: Vec<PartKey> = self
             .open
             .keys()
-            .filter(|(d, _)| *d < date)
+            .filter(|(d, _, _)| *d < date)
             .cloned()
             .collect();
         for k in done {
@@ -178,14 +176,14 @@ impl Exporter {
                 self.publish(p)?;
             }
         }
-        let k = (date, e.node.clone());
+        let k = (date, e.ensemble.clone(), e.node.clone());
         if !self.open.contains_key(&k) {
             let n = {
                 let n = self.files.entry(k.clone()).or_default();
                 *n += 1;
                 *n
             };
-            let p = self.part(&k.0, &k.1, n)?;
+            let p = self.part(&k.0, &k.1, &k.2, n)?;
             self.open.insert(k.clone(), p);
         }
         let format = self.formats.get(&*e.source).map(String::as_str);
@@ -211,10 +209,10 @@ impl Exporter {
         Ok(std::mem::take(&mut self.report))
     }
 
-    fn part(&self, date: &str, node: &str, n: usize) -> Result<Part> {
+    fn part(&self, date: &str, ensemble: &str, node: &str, n: usize) -> Result<Part> {
         let dir = self
             .out
-            .join(format!("ensemble={}", component(&self.ensemble)))
+            .join(format!("ensemble={}", component(ensemble)))
             .join(format!("date={date}"));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let seq = if n > 1 {
@@ -255,7 +253,7 @@ impl Exporter {
         Ok(Part {
             dest: dir.join(name),
             tmp,
-            rows: BatchBuilder::new(None),
+            rows: BatchBuilder::new(false),
             sink: Some(sink),
         })
     }

@@ -166,7 +166,7 @@ fn int32(v: Option<u64>, key: &str, attrs: &mut BTreeMap<&'static str, String>) 
 /// Accumulates events into one record batch of [`file_schema`] (or [`event_schema`], with the
 /// ensemble).
 pub struct BatchBuilder {
-    ensemble: Option<(StringDictionaryBuilder<Int32Type>, Arc<str>)>,
+    ensemble: Option<StringDictionaryBuilder<Int32Type>>,
     ts: TimestampMicrosecondBuilder,
     node: StringDictionaryBuilder<Int32Type>,
     source: StringDictionaryBuilder<Int32Type>,
@@ -192,10 +192,11 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// A builder of lake-file batches; with `ensemble`, of whole-event batches carrying it.
-    pub fn new(ensemble: Option<&str>) -> BatchBuilder {
+    /// A builder of lake-file batches; `with_ensemble`, of whole-event batches carrying each
+    /// event's ensemble.
+    pub fn new(with_ensemble: bool) -> BatchBuilder {
         BatchBuilder {
-            ensemble: ensemble.map(|e| (StringDictionaryBuilder::new(), Arc::from(e))),
+            ensemble: with_ensemble.then(StringDictionaryBuilder::new),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             node: StringDictionaryBuilder::new(),
             source: StringDictionaryBuilder::new(),
@@ -240,8 +241,8 @@ impl BatchBuilder {
         let fail = |c: &str, err: arrow_schema::ArrowError| {
             Error::Internal(format!("lake: cannot append to column {c}: {err}"))
         };
-        if let Some((b, name)) = &mut self.ensemble {
-            b.append(&**name).map_err(|x| fail("ensemble", x))?;
+        if let Some(b) = &mut self.ensemble {
+            b.append(&*e.ensemble).map_err(|x| fail("ensemble", x))?;
         }
         self.ts.append_option(e.ts.map(|t| t.div_euclid(1000)));
         self.node.append(&*e.node).map_err(|x| fail("node", x))?;
@@ -315,7 +316,7 @@ impl BatchBuilder {
         };
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(22);
         let schema = match &mut self.ensemble {
-            Some((b, _)) => {
+            Some(b) => {
                 cols.push(d(b));
                 event_schema()
             }

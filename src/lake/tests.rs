@@ -34,6 +34,7 @@ fn event(ts: i64, node: &str, msg: &str, session: Option<u64>) -> Event {
         },
         paths: vec!["/a".into(), "/b,c".into()],
         replicas: vec![],
+        ensemble: crate::event::default_ensemble(),
     }
 }
 
@@ -72,10 +73,11 @@ fn the_schema_has_the_types_other_engines_read() {
 
 #[test]
 fn events_become_rows_without_losing_anything() {
-    let mut b = BatchBuilder::new(Some("prod-a"));
+    let mut b = BatchBuilder::new(true);
     // A session id with the top bit set is negative, as Java prints it.
     let big = 0x9300_0000_0000_0001u64;
     let mut e = event(T0 + 1_234_567, "zk1", "Expiring session", Some(big));
+    e.ensemble = std::sync::Arc::from("prod-a");
     e.attrs.server = Some(u64::from(u32::MAX) + 5); // past Int32: kept in attributes
     b.push(&e, Some("zookeeper-log4j")).unwrap();
     b.push(&event(T0, "zk2", "x", None), None).unwrap();
@@ -118,6 +120,12 @@ fn events_become_rows_without_losing_anything() {
     assert!(entries.contains(&("server".into(), (u64::from(u32::MAX) + 5).to_string())));
     assert!(entries.contains(&("timeout_ms".into(), "4000".into())));
     assert!(entries.contains(&("paths".into(), "/a\n/b,c".into())));
+    // Each row carries its own event's ensemble.
+    let ens = col("ensemble");
+    let ens = ens.as_dictionary::<Int32Type>();
+    let names = ens.values().as_string::<i32>();
+    assert_eq!(names.value(ens.keys().value(0) as usize), "prod-a");
+    assert_eq!(names.value(ens.keys().value(1) as usize), "default");
     let src = col("source");
     let d = src.as_dictionary::<Int32Type>();
     let vals = d.values().as_string::<i32>();
@@ -130,9 +138,11 @@ fn events_become_rows_without_losing_anything() {
 
 fn export(dir: &std::path::Path, format: ExportFormat, events: &[Event]) -> ExportReport {
     let formats: HashMap<String, String> = HashMap::new();
-    let mut ex = Exporter::new(dir, format, "prod a/1", "q", formats).unwrap();
+    let mut ex = Exporter::new(dir, format, "q", formats).unwrap();
     for e in events {
-        ex.push(e).unwrap();
+        let mut e = e.clone();
+        e.ensemble = std::sync::Arc::from("prod-a");
+        ex.push(&e).unwrap();
     }
     ex.finish().unwrap()
 }
@@ -166,8 +176,8 @@ fn an_export_writes_one_sorted_file_per_date_and_node_and_again_the_same_bytes()
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        // The ensemble's name is cleaned into a path component that stays unique.
-        assert!(rel.starts_with("ensemble=prod_a_1_"), "{rel}");
+        // The event's ensemble is the first partition.
+        assert!(rel.starts_with("ensemble=prod-a/"), "{rel}");
         assert!(rel.contains("/date=2026-11-2"), "{rel}");
         let opts = parquet::file::serialized_reader::ReadOptionsBuilder::new()
             .with_page_index()
@@ -276,8 +286,7 @@ fn arrow_and_jsonl_exports_hold_the_same_rows() {
 #[test]
 fn a_failed_export_leaves_no_partial_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut ex =
-        Exporter::new(tmp.path(), ExportFormat::Parquet, "e", "q", HashMap::new()).unwrap();
+    let mut ex = Exporter::new(tmp.path(), ExportFormat::Parquet, "q", HashMap::new()).unwrap();
     for e in corpus().iter().take(1000) {
         ex.push(e).unwrap();
     }

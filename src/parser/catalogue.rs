@@ -209,6 +209,7 @@ fn check_one(
         format.clone(),
         SourceMeta {
             node: Arc::from("catalogue"),
+            ensemble: crate::event::default_ensemble(),
             source: Arc::from("catalogue"),
             tz: Tz::Utc,
         },

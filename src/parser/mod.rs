@@ -28,6 +28,8 @@ pub use format::Registry;
 pub struct SourceMeta {
     /// Node name (`zk1`).
     pub node: Arc<str>,
+    /// The node's ensemble ([`crate::event::DEFAULT_ENSEMBLE`] unless the source names one).
+    pub ensemble: Arc<str>,
     /// Source name (path or URL).
     pub source: Arc<str>,
     /// Zone of zone-less timestamps.
@@ -286,6 +288,7 @@ impl EntryParser {
         Event {
             ts: None,
             node: self.meta.node.clone(),
+            ensemble: self.meta.ensemble.clone(),
             myid: None,
             source: self.meta.source.clone(),
             offset,
@@ -550,6 +553,7 @@ mod tests {
             f,
             SourceMeta {
                 node: Arc::from("zk1"),
+                ensemble: crate::event::default_ensemble(),
                 source: Arc::from("t.log"),
                 tz: Tz::Utc,
             },
@@ -629,6 +633,7 @@ mod tests {
             f,
             SourceMeta {
                 node: Arc::from("n"),
+                ensemble: crate::event::default_ensemble(),
                 source: Arc::from("s"),
                 tz: Tz::Utc,
             },
@@ -704,6 +709,7 @@ mod tests {
             f,
             SourceMeta {
                 node: Arc::from("zk1"),
+                ensemble: crate::event::default_ensemble(),
                 source: Arc::from("s"),
                 tz: "+02:00".parse().expect("tz"),
             },

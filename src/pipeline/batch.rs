@@ -27,6 +27,8 @@ pub struct IngestOptions {
     pub text: TextOptions,
     /// How nodes are named.
     pub nodes: NodeRule,
+    /// The ensemble of files whose path names none (`ensemble=NAME`); None: the default one.
+    pub ensemble: Option<String>,
     /// Worker threads (0 = one per core).
     pub threads: usize,
     /// Largest txn log record read (0 = [`DEFAULT_MAX_RECORD_LEN`](crate::txnlog::DEFAULT_MAX_RECORD_LEN)).
@@ -138,7 +140,7 @@ pub fn ingest(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Summary> {
     let start = Instant::now();
-    let (found, errors) = source::discover_with(paths, &opts.nodes);
+    let (found, errors) = source::discover_in(paths, &opts.nodes, opts.ensemble.as_deref());
     let mut sink = IndexSink::open(dir, worker_count(opts.threads))?;
     let mut summary = Summary::default();
     for e in errors {
@@ -267,7 +269,9 @@ pub fn ingest(
     };
     let (bin, bin_deltas, ranges) =
         read_binary(&txn_files, &snap_files, limits, &sink, &mut summary)?;
-    sink.add_txn_ranges(&ranges);
+    for (ensemble, ranges) in &ranges {
+        sink.add_txn_ranges_in(ensemble, ranges);
+    }
     for d in bin_deltas {
         sink.apply(d)?;
     }
@@ -439,7 +443,11 @@ fn binary_unchanged(file: &SourceFile, set: &Checkpoints) -> Result<bool> {
 type BinaryOutcome = (SourceFile, Status, Vec<Notice>);
 
 /// What reading the binary files gives: their outcomes, the checkpoint deltas and zxid ranges.
-type BinaryRead = (Vec<BinaryOutcome>, Vec<CheckpointDelta>, Vec<(u64, u64)>);
+type BinaryRead = (
+    Vec<BinaryOutcome>,
+    Vec<CheckpointDelta>,
+    Vec<(Arc<str>, Vec<(u64, u64)>)>,
+);
 
 /// What the binary readers may hold.
 #[derive(Debug, Clone, Copy)]
@@ -474,11 +482,23 @@ fn read_binary(
             ranges.extend(b.txn_ranges);
             Ok(())
         };
-    if !txn_files.is_empty() {
-        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges.clone())
+    // Each ensemble's txn logs are merged among themselves: two ensembles' zxids are unrelated.
+    let mut groups: Vec<(Arc<str>, Vec<SourceFile>)> = Vec::new();
+    for f in txn_files {
+        match groups.iter_mut().find(|g| g.0 == f.ensemble) {
+            Some(g) => g.1.push(f.clone()),
+            None => groups.push((f.ensemble.clone(), vec![f.clone()])),
+        }
+    }
+    for (ensemble, txn_files) in &groups {
+        let txn_files = txn_files.as_slice();
+        let first_of_group = out.len();
+        let mut group_ranges = Vec::new();
+        let mut src = TxnLogFiles::new(txn_files, sink.pending().txn_ranges_in(ensemble).to_vec())
             .with_max_record_len(limits.max_record_len);
-        src.poll(&mut |b| take(b, &mut deltas, &mut ranges))
+        src.poll(&mut |b| take(b, &mut deltas, &mut group_ranges))
             .map_err(unwrap_sink)?;
+        ranges.push((ensemble.clone(), group_ranges));
         let rep = src.take_report().unwrap_or_default();
         summary.events += rep.events;
         let mut failed: BTreeMap<usize, Error> = rep.failed.into_iter().collect();
@@ -499,7 +519,7 @@ fn read_binary(
             out.push((f.clone(), status, notices.remove(&i).unwrap_or_default()));
         }
         if rep.known > 0 {
-            if let Some(first) = out.first_mut() {
+            if let Some(first) = out.get_mut(first_of_group) {
                 first.2.push(Notice {
                     offset: 0,
                     message: format!(
@@ -523,7 +543,7 @@ fn read_binary(
                 }),
                 ..b
             };
-            take(b, &mut deltas, &mut ranges)
+            take(b, &mut deltas, &mut Vec::new())
         });
         match res {
             Ok(_) => {

@@ -62,6 +62,7 @@ pub fn collect(
             events,
             delta,
             txn_ranges,
+            txn_ensemble,
             bytes,
             notices,
         } = b;
@@ -85,6 +86,7 @@ pub fn collect(
             events,
             delta,
             txn_ranges,
+            txn_ensemble,
             bytes,
             notices: Vec::new(),
         };

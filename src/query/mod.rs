@@ -354,6 +354,7 @@ fn term(w: &str, quoted: bool) -> Result<Ast> {
 pub const FIELDS: &[&str] = &[
     "ts", "time", "node", "kind", "level", "source", "file", "session", "zxid", "epoch", "server",
     "leader", "myid", "peer", "path", "state", "thread", "logger", "message", "msg", "incident",
+    "ensemble",
 ];
 
 fn is_field(f: &str) -> bool {
@@ -558,6 +559,34 @@ impl Compiler<'_> {
         })
     }
 
+    /// `ensemble:NAME`. Only events outside the default ensemble carry an ensemble term, so
+    /// `ensemble:default` is every event without one.
+    fn ensemble(&self, name: &str) -> Result<Box<dyn Query>> {
+        crate::event::check_ensemble_name(name).map_err(Error::Query)?;
+        let field = self.fields.ensemble;
+        Ok(match field {
+            Some(f) if crate::event::is_default_ensemble(name) => {
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+                    (
+                        Occur::MustNot,
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_text(f, "")),
+                            Bound::Unbounded,
+                        )),
+                    ),
+                ]))
+            }
+            Some(f) => Box::new(TermQuery::new(
+                Term::from_field_text(f, name),
+                IndexRecordOption::Basic,
+            )),
+            // An index from before ensembles: everything is in the default one.
+            None if crate::event::is_default_ensemble(name) => Box::new(AllQuery),
+            None => Box::new(EmptyQuery),
+        })
+    }
+
     fn u64_of(&self, name: &str, v: &str) -> Result<u64> {
         let v = v.trim();
         let parsed = if name == "epoch" || name == "server" || name == "leader" || name == "myid" {
@@ -629,6 +658,9 @@ impl Compiler<'_> {
                 quoted,
             } => {
                 let name = field.as_deref().unwrap_or("message");
+                if name == "ensemble" {
+                    return self.ensemble(value);
+                }
                 match self.field(name)? {
                     Kind::U64(f) => Box::new(TermQuery::new(
                         Term::from_field_u64(f, self.u64_of(name, value)?),
@@ -906,6 +938,7 @@ mod tests {
             },
             paths: Vec::new(),
             replicas: Vec::new(),
+            ensemble: crate::event::default_ensemble(),
         };
         let events = vec![
             ev(

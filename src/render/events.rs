@@ -227,6 +227,7 @@ mod tests {
             },
             paths: vec![],
             replicas: vec![],
+            ensemble: crate::event::default_ensemble(),
         }
     }
 

@@ -23,15 +23,18 @@ pub fn incidents_table(out: &mut dyn Write, rows: &[IncidentLine<'_>]) -> io::Re
     if rows.is_empty() {
         return Ok(());
     }
+    // At least as wide as before ids could name an ensemble (`...@east`), so output without
+    // ensembles is unchanged.
+    let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(0).max(36);
     writeln!(
         out,
-        "{:<36} {:<16} {:<25} SUMMARY",
+        "{:<w$} {:<16} {:<25} SUMMARY",
         "ID", "KIND", "STARTED (UTC)"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{:<36} {:<16} {:<25} {}",
+            "{:<w$} {:<16} {:<25} {}",
             r.id, r.kind, r.started_at, r.summary
         )?;
     }
@@ -50,10 +53,14 @@ pub fn skew_table(out: &mut dyn Write, skews: &[Skew]) -> io::Result<()> {
         "NODE", "OFFSET ms", "LOW ms", "HIGH ms", "PAIRS"
     )?;
     for s in skews {
+        let node = match &s.ensemble {
+            Some(e) => format!("{}@{e}", s.node),
+            None => s.node.clone(),
+        };
         writeln!(
             out,
             "{:<12} {:>12.1} {:>12.1} {:>12.1} {:>7}",
-            s.node, s.estimate_ms, s.lo_ms, s.hi_ms, s.pairs
+            node, s.estimate_ms, s.lo_ms, s.hi_ms, s.pairs
         )?;
     }
     writeln!(
@@ -65,7 +72,16 @@ pub fn skew_table(out: &mut dyn Write, skews: &[Skew]) -> io::Result<()> {
 /// Recipe holder timelines: one block per parent, one line per holding.
 pub fn recipes_table(out: &mut dyn Write, list: &[crate::recipe::Timeline]) -> io::Result<()> {
     for t in list {
-        writeln!(out, "{} ({}, service {})", t.parent, t.scheme, t.service)?;
+        let ensemble = t
+            .ensemble
+            .as_deref()
+            .map(|e| format!(", ensemble {e}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{} ({}, service {}{ensemble})",
+            t.parent, t.scheme, t.service
+        )?;
         for h in &t.holdings {
             let until = match (h.until_ts, h.until_zxid) {
                 (Some(ts), Some(z)) => format!("{} 0x{z:x}", crate::time::rfc3339(ts)),
@@ -125,6 +141,7 @@ mod tests {
     #[test]
     fn skew_table_has_one_decimal_and_a_legend() {
         let s = Skew {
+            ensemble: None,
             node: "calc-a".into(),
             lo_ms: 2990.04,
             hi_ms: 3010.0,

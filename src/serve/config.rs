@@ -198,8 +198,20 @@ impl Default for Security {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ensemble {
+    /// The ensemble's name (`prod-a`): every event this service indexes carries it, and
+    /// incidents never mix two ensembles' servers (default `default`; also `--ensemble`).
+    pub name: Option<String>,
     /// One entry per server.
     pub server: Vec<EnsembleServer>,
+}
+
+impl Ensemble {
+    /// The ensemble's name, [`crate::event::DEFAULT_ENSEMBLE`] when none is set.
+    pub fn name(&self) -> &str {
+        self.name
+            .as_deref()
+            .unwrap_or(crate::event::DEFAULT_ENSEMBLE)
+    }
 }
 
 /// One ZooKeeper server's files.
@@ -267,6 +279,10 @@ impl ServeConfig {
             .chain(self.ensemble.server.iter().filter_map(|s| s.tz.as_ref()));
         for z in zones {
             z.parse::<Tz>()?;
+        }
+        if let Some(name) = &self.ensemble.name {
+            crate::event::check_ensemble_name(name)
+                .map_err(|e| Error::Param(format!("configuration: [ensemble] {e}")))?;
         }
         Ok(())
     }
@@ -340,5 +356,34 @@ impl ServeConfig {
             reason: format!("invalid configuration: {e}"),
         })?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ServeConfig> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("tmp"), e))?;
+        let p = dir.path().join("zklens.toml");
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        ServeConfig::load(&p)
+    }
+
+    #[test]
+    fn the_ensemble_is_named_in_the_configuration_and_checked() {
+        let cfg = load("[ensemble]\nname = \"prod-a\"\n").expect("valid");
+        assert_eq!(cfg.ensemble.name(), "prod-a");
+        assert_eq!(
+            load("").expect("empty").ensemble.name(),
+            crate::event::DEFAULT_ENSEMBLE
+        );
+        let err = load("[ensemble]\nname = \"../etc\"\n")
+            .expect_err("a path is no name")
+            .to_string();
+        assert!(
+            err.contains("zklens.toml") && err.contains("ensemble"),
+            "{err}"
+        );
     }
 }

@@ -349,6 +349,7 @@ impl Manager {
         let spec = FollowSpec {
             key: url.to_string(),
             node: node.to_string(),
+            ensemble: Arc::from(self.shared.cfg.ensemble.name()),
             format: forced,
             tz,
             flush: Duration::from_millis(self.shared.cfg.flush_ms),
@@ -564,7 +565,8 @@ impl Sink for LiveSink {
             drop(s);
             self.checkpoints.set(d.to.clone());
         }
-        self.checkpoints.add_txn_ranges(&batch.txn_ranges);
+        self.checkpoints
+            .add_txn_ranges_in(batch.txn_ensemble(), &batch.txn_ranges);
         Ok(())
     }
 
@@ -851,10 +853,11 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     if !dirs.is_empty() {
         if let Some(tx) = lock(&manager).sender() {
             let c = &shared.committed_at_start;
-            let txns =
-                TxnLogFollower::new(dirs.clone(), c).with_max_record_len(shared.cfg.max_record_len);
-            let snaps =
-                SnapshotWatcher::new(dirs, c).with_max_sessions(shared.cfg.max_snapshot_sessions);
+            let ensemble = shared.cfg.ensemble.name();
+            let txns = TxnLogFollower::new(dirs.clone(), c, ensemble)
+                .with_max_record_len(shared.cfg.max_record_len);
+            let snaps = SnapshotWatcher::new(dirs, c, ensemble)
+                .with_max_sessions(shared.cfg.max_snapshot_sessions);
             txn_threads.extend(spawn_collector(
                 &shared,
                 "snapshot watcher",

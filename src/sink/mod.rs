@@ -26,6 +26,8 @@ pub struct Batch {
     pub delta: Option<CheckpointDelta>,
     /// zxid ranges (inclusive) the batch's transactions cover.
     pub txn_ranges: Vec<(u64, u64)>,
+    /// The ensemble of `txn_ranges` (None: [`crate::event::DEFAULT_ENSEMBLE`]).
+    pub txn_ensemble: Option<std::sync::Arc<str>>,
     /// Bytes of the source the batch consumed (for metrics).
     pub bytes: u64,
     /// Things worth telling the user about the source, each naming the byte offset (the
@@ -34,6 +36,13 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The ensemble of the batch's `txn_ranges`.
+    pub fn txn_ensemble(&self) -> &str {
+        self.txn_ensemble
+            .as_deref()
+            .unwrap_or(crate::event::DEFAULT_ENSEMBLE)
+    }
+
     /// A batch of `events` moving its source by `delta`.
     pub fn new(events: Vec<Event>, delta: CheckpointDelta) -> Batch {
         Batch {
@@ -94,7 +103,8 @@ impl<F: FnMut(&Event) -> Result<()>> Sink for WriteSink<F> {
         if let Some(d) = &batch.delta {
             self.checkpoints.advance(d.clone());
         }
-        self.checkpoints.add_txn_ranges(&batch.txn_ranges);
+        self.checkpoints
+            .add_txn_ranges_in(batch.txn_ensemble(), &batch.txn_ranges);
         Ok(())
     }
 

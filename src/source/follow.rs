@@ -24,6 +24,8 @@ pub struct FollowSpec {
     pub key: String,
     /// Node name for its events.
     pub node: String,
+    /// The node's ensemble.
+    pub ensemble: Arc<str>,
     /// Forced format, else detected from the first lines.
     pub format: Option<Arc<Format>>,
     /// Time zone of zone-less timestamps.
@@ -92,6 +94,7 @@ impl Assembler {
                 format,
                 SourceMeta {
                     node: Arc::from(self.spec.node.as_str()),
+                    ensemble: self.spec.ensemble.clone(),
                     source: Arc::from(self.source_name.as_str()),
                     tz: self.spec.tz,
                 },
@@ -249,6 +252,7 @@ impl FileTail {
                 events,
                 delta: Some(delta),
                 txn_ranges: Vec::new(),
+                txn_ensemble: None,
                 bytes,
                 notices,
             })
@@ -651,6 +655,7 @@ impl HttpRange {
                 events,
                 delta: Some(delta),
                 txn_ranges: Vec::new(),
+                txn_ensemble: None,
                 bytes: got,
                 notices,
             })
@@ -757,6 +762,7 @@ mod tests {
         let spec = FollowSpec {
             key: url.to_string(),
             node: "web".into(),
+            ensemble: crate::event::default_ensemble(),
             format: None,
             tz: Tz::Utc,
             flush: Duration::from_secs(60),

@@ -21,6 +21,7 @@ pub use vec::VecSource;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::sink::Batch;
@@ -145,6 +146,9 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The node it belongs to.
     pub node: String,
+    /// The ensemble its node belongs to: the nearest `ensemble=NAME` directory on its path, else
+    /// the run's (`--ensemble`), else [`crate::event::DEFAULT_ENSEMBLE`].
+    pub ensemble: Arc<str>,
     /// Where the node's name came from.
     pub node_origin: NodeOrigin,
     /// The ZooKeeper server id its content or data directory shows, when it shows one.
@@ -308,6 +312,16 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Error>) {
 
 /// [`discover`], naming nodes by `rule`. A file the rule cannot name is an error, not a file.
 pub fn discover_with(paths: &[PathBuf], rule: &NodeRule) -> (Vec<SourceFile>, Vec<Error>) {
+    discover_in(paths, rule, None)
+}
+
+/// [`discover_with`], in `ensemble` when a file's path names none (`ensemble=NAME`). Nodes are
+/// named within each ensemble: two ensembles' `zk1` directories are both `zk1`.
+pub fn discover_in(
+    paths: &[PathBuf],
+    rule: &NodeRule,
+    ensemble: Option<&str>,
+) -> (Vec<SourceFile>, Vec<Error>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
@@ -317,8 +331,31 @@ pub fn discover_with(paths: &[PathBuf], rule: &NodeRule) -> (Vec<SourceFile>, Ve
             Err(e) => errors.push(Error::io(p, e)),
         }
     }
-    errors.extend(nodes::assign(&mut files, rule));
+    let run: Arc<str> = ensemble.map_or_else(crate::event::default_ensemble, Arc::from);
+    // Each ensemble's files, in the order found, named among themselves.
+    let mut parts: Vec<(Arc<str>, Vec<SourceFile>)> = Vec::new();
+    for mut f in files {
+        f.ensemble = ensemble_in_path(&f.path).map_or_else(|| run.clone(), Arc::from);
+        match parts.iter_mut().find(|p| p.0 == f.ensemble) {
+            Some(p) => p.1.push(f),
+            None => parts.push((f.ensemble.clone(), vec![f])),
+        }
+    }
+    let mut files = Vec::new();
+    for (_, mut part) in parts {
+        errors.extend(nodes::assign(&mut part, rule));
+        files.extend(part);
+    }
     (files, errors)
+}
+
+/// The ensemble a path names: its nearest `ensemble=NAME` directory (Hive-style, as the lake
+/// writes it) with a valid name ([`crate::event::check_ensemble_name`]).
+pub fn ensemble_in_path(path: &Path) -> Option<&str> {
+    path.parent()?.components().rev().find_map(|c| {
+        let name = c.as_os_str().to_str()?.strip_prefix("ensemble=")?;
+        crate::event::check_ensemble_name(name).ok().map(|_| name)
+    })
 }
 
 fn walk(dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
@@ -358,6 +395,7 @@ impl SourceFile {
         SourceFile {
             path: path.to_path_buf(),
             node: String::new(),
+            ensemble: crate::event::default_ensemble(),
             node_origin: NodeOrigin::default(),
             myid: None,
             content,

@@ -270,6 +270,7 @@ pub fn is_generic_dir(d: &str) -> bool {
         || d.starts_with('.')
         || GENERIC_DIRS.contains(&d.to_ascii_lowercase().as_str())
         || DATE_DIR.is_match(d)
+        || d.starts_with("ensemble=")
         || (d.len() >= 4 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 

@@ -130,6 +130,7 @@ pub fn read_text(
         .unwrap_or(opts.tz);
     let meta = SourceMeta {
         node: Arc::from(node),
+        ensemble: file.ensemble.clone(),
         source: Arc::from(file.path.to_string_lossy().as_ref()),
         tz,
     };
@@ -378,6 +379,7 @@ impl Source for TextFile<'_> {
             events: batch,
             delta: Some(CheckpointDelta::new(self.from.clone(), to)),
             txn_ranges: Vec::new(),
+            txn_ensemble: None,
             bytes: rep.bytes,
             notices: rep.notices.clone(),
         };

@@ -61,7 +61,8 @@ pub struct TxnLogFiles<'a> {
 }
 
 impl<'a> TxnLogFiles<'a> {
-    /// Reads `files`, skipping transactions in the `known` zxid ranges.
+    /// Reads `files` (one ensemble's: their zxids are merged as one history), skipping
+    /// transactions in the `known` zxid ranges.
     pub fn new(files: &'a [SourceFile], known: Vec<(u64, u64)>) -> TxnLogFiles<'a> {
         TxnLogFiles {
             files,
@@ -105,6 +106,7 @@ impl Source for TxnLogFiles<'_> {
         emit(Batch {
             events: batch,
             txn_ranges: rep.ranges.clone(),
+            txn_ensemble: self.files.first().map(|f| f.ensemble.clone()),
             ..Batch::default()
         })
         .map_err(sink_error)?;
@@ -187,6 +189,7 @@ impl Source for SnapshotFile {
                     events,
                     delta,
                     txn_ranges: Vec::new(),
+                    txn_ensemble: None,
                     bytes: self.file.size,
                     notices,
                 })
@@ -542,6 +545,7 @@ fn txn_event(
         attrs,
         paths,
         replicas,
+        ensemble: file.ensemble.clone(),
     }
 }
 
@@ -638,6 +642,7 @@ pub fn read_snapshot_with(
             attrs,
             paths: owned,
             replicas: Vec::new(),
+            ensemble: file.ensemble.clone(),
         })?;
         count += 1;
     }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::checkpoint::{CheckpointDelta, Checkpoints};
@@ -27,18 +28,20 @@ fn node_of(dirs: &DataDirs, path: &Path) -> Option<String> {
 #[derive(Debug)]
 pub struct TxnLogFollower {
     dirs: DataDirs,
+    ensemble: Arc<str>,
     known: Vec<(u64, u64)>,
     seen: Vec<(PathBuf, u64, Option<SystemTime>)>,
     max_record_len: usize,
 }
 
 impl TxnLogFollower {
-    /// Follows the txn logs under `dirs`; transactions in `committed`'s ranges are not handed
-    /// out again.
-    pub fn new(dirs: DataDirs, committed: &Checkpoints) -> TxnLogFollower {
+    /// Follows the txn logs under `dirs`, the servers of `ensemble`; transactions in
+    /// `committed`'s ranges for it are not handed out again.
+    pub fn new(dirs: DataDirs, committed: &Checkpoints, ensemble: &str) -> TxnLogFollower {
         TxnLogFollower {
             dirs,
-            known: committed.txn_ranges.clone(),
+            ensemble: Arc::from(ensemble),
+            known: committed.txn_ranges_in(ensemble).to_vec(),
             seen: Vec::new(),
             max_record_len: crate::txnlog::DEFAULT_MAX_RECORD_LEN,
         }
@@ -70,6 +73,7 @@ impl Source for TxnLogFollower {
             if let Some(n) = node_of(&self.dirs, &f.path) {
                 f.node = n;
             }
+            f.ensemble = self.ensemble.clone();
         }
         let sig: Vec<(PathBuf, u64, Option<SystemTime>)> = files
             .iter()
@@ -97,6 +101,7 @@ impl Source for TxnLogFollower {
                     emit(Batch {
                         events,
                         txn_ranges: rep.ranges,
+                        txn_ensemble: Some(self.ensemble.clone()),
                         ..Batch::default()
                     })
                     .map_err(sink_error)?;
@@ -124,16 +129,19 @@ impl Source for TxnLogFollower {
 #[derive(Debug)]
 pub struct SnapshotWatcher {
     dirs: DataDirs,
+    ensemble: Arc<str>,
     /// Length each snapshot (by key) was read at.
     done: BTreeMap<String, u64>,
     max_sessions: usize,
 }
 
 impl SnapshotWatcher {
-    /// Watches `dirs`; snapshots `committed` has a checkpoint for at their length are done.
-    pub fn new(dirs: DataDirs, committed: &Checkpoints) -> SnapshotWatcher {
+    /// Watches `dirs`, the servers of `ensemble`; snapshots `committed` has a checkpoint for at
+    /// their length are done.
+    pub fn new(dirs: DataDirs, committed: &Checkpoints, ensemble: &str) -> SnapshotWatcher {
         SnapshotWatcher {
             dirs,
+            ensemble: Arc::from(ensemble),
             done: committed
                 .sources
                 .iter()
@@ -181,6 +189,7 @@ impl Source for SnapshotWatcher {
             if let Some(n) = node_of(&self.dirs, &f.path) {
                 f.node = n;
             }
+            f.ensemble = self.ensemble.clone();
             f.size = meta.len();
             let mut events = Vec::new();
             let res = super::txn::read_snapshot_with(&f, self.max_sessions, &mut |e| {
@@ -205,6 +214,7 @@ impl Source for SnapshotWatcher {
                 // Read whole: the delta restarts the snapshot's checkpoint.
                 delta: Some(CheckpointDelta::new(None, cp)),
                 txn_ranges: Vec::new(),
+                txn_ensemble: None,
                 bytes: meta.len(),
                 notices,
             })
