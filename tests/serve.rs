@@ -398,6 +398,9 @@ commit_ms = 150
 poll_ms = 50
 tz = "America/New_York"
 
+[ensemble]
+name = "prod-a"
+
 [node_tz]
 c = "Europe/Berlin"
 
@@ -530,6 +533,26 @@ layout = "%d{{dd/MM/yyyy HH:mm:ss}} | %p | %c | %m"
     }
     assert_eq!(events["d"].0, "", "{events:?}");
     assert_eq!(events["e"].1, "client.session_expired", "{events:?}");
+
+    // Every event is the configured ensemble's.
+    let count = |q: &str| -> String {
+        let out = Command::new(exe())
+            .env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_SERVER")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["query", q, "--count"])
+            .output()
+            .expect("zklens query --count");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(count("ensemble:prod-a"), count("*"));
+    assert!(count("*").starts_with('5'), "{}", count("*"));
+    assert!(
+        count("ensemble:default").starts_with('0'),
+        "{}",
+        count("ensemble:default")
+    );
 }
 
 #[test]
