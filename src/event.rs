@@ -42,6 +42,15 @@ pub fn check_ensemble_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The ensemble a path names: its nearest `ensemble=NAME` directory (Hive-style, as the lake
+/// writes it) with a valid name ([`check_ensemble_name`]).
+pub fn ensemble_in_path(path: &std::path::Path) -> Option<&str> {
+    path.parent()?.components().rev().find_map(|c| {
+        let name = c.as_os_str().to_str()?.strip_prefix("ensemble=")?;
+        check_ensemble_name(name).ok().map(|_| name)
+    })
+}
+
 /// The shared [`DEFAULT_ENSEMBLE`] name.
 pub fn default_ensemble() -> Arc<str> {
     static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
@@ -240,8 +249,8 @@ impl Event {
     }
 }
 
-/// `events` split by ensemble, in order of first appearance, when they come from more than one
-/// (None: they are all one ensemble's, and need no copy).
+/// `events` split by ensemble, in name order, when they come from more than one (None: they are
+/// all one ensemble's, and need no copy).
 pub fn split_ensembles(events: &[Event]) -> Option<Vec<(Arc<str>, Vec<Event>)>> {
     let first = &events.first()?.ensemble;
     if events.iter().all(|e| e.ensemble == *first) {
@@ -254,6 +263,7 @@ pub fn split_ensembles(events: &[Event]) -> Option<Vec<(Arc<str>, Vec<Event>)>> 
             None => parts.push((e.ensemble.clone(), vec![e.clone()])),
         }
     }
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
     Some(parts)
 }
 

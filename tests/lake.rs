@@ -246,3 +246,175 @@ fn export_exit_codes_follow_the_other_commands() {
     }
     assert_eq!(lines, count);
 }
+
+/// `zklens ARGS` run against the index of `data` and against the lake `lake`: (exit status,
+/// standard output) of each.
+fn both(data: &Path, lake: &Path, args: &[&str]) -> ((Option<i32>, String), (Option<i32>, String)) {
+    let run = |c: &mut assert_cmd::Command| {
+        let out = c.args(args).output().expect("run zklens");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let mut from_lake = assert_cmd::Command::cargo_bin("zklens").expect("binary");
+    from_lake
+        .env_remove("ZKLENS_DATA_DIR")
+        .env_remove("ZKLENS_SERVER")
+        .arg("--lake")
+        .arg(lake);
+    (run(&mut zklens(data)), run(&mut from_lake))
+}
+
+/// A session answer's events as sorted JSON texts (events at one instant may come in another
+/// order).
+fn session_parts(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("session JSON");
+    let mut events: Vec<String> = v
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    events.sort();
+    events
+}
+
+/// The lifecycle summary that heads a session's table (the lines before the events).
+fn summary_of(table: &str) -> String {
+    table
+        .lines()
+        .take_while(|l| !l.starts_with("TIME "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_analysis_reads_the_lake_as_it_reads_the_index() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    // One ensemble with two failovers and expiries; recipes with a split brain; two ensembles
+    // at once.
+    for name in ["incident-1", "incident-3", "fleet"] {
+        let data = tmp.path().join(name);
+        let lake = tmp.path().join(format!("{name}-lake"));
+        stdout_of(
+            zklens(&data)
+                .args(["ingest", "-q"])
+                .arg(samples.join(name))
+                .output()
+                .expect("ingest"),
+            "ingest",
+        );
+        stdout_of(
+            zklens(&data)
+                .args(["export", "--out"])
+                .arg(&lake)
+                .output()
+                .expect("export"),
+            "export",
+        );
+        let (index, from_lake) = both(&data, &lake, &["incidents", "-o", "json"]);
+        assert_eq!(index.0, Some(0), "{name}");
+        assert_eq!(from_lake, index, "{name}: incidents");
+        let list: serde_json::Value = serde_json::from_str(&index.1).expect("JSON");
+        let list = list.as_array().expect("a list");
+        assert!(!list.is_empty(), "{name}");
+        for args in [
+            &["incidents"][..],
+            &["recipes", "-o", "json"],
+            &["skew", "-o", "json"],
+        ] {
+            let (index, from_lake) = both(&data, &lake, args);
+            assert_eq!(from_lake, index, "{name}: {args:?}");
+        }
+        let mut sessions = std::collections::BTreeSet::new();
+        for i in list {
+            let id = i["id"].as_str().expect("id");
+            for args in [&["incident", id][..], &["incident", id, "-o", "json"]] {
+                let (index, from_lake) = both(&data, &lake, args);
+                assert_eq!(index.0, Some(0));
+                assert_eq!(from_lake, index, "{name}: {args:?}");
+            }
+            for s in i["sessions_expired"].as_array().expect("sessions") {
+                sessions.insert(s.as_str().expect("hex").to_string());
+            }
+        }
+        for s in &sessions {
+            let (index, from_lake) = both(&data, &lake, &["session", s, "-o", "json"]);
+            assert_eq!(index.0, Some(0));
+            assert_eq!(from_lake.0, index.0);
+            assert_eq!(
+                session_parts(&from_lake.1),
+                session_parts(&index.1),
+                "{name}: session {s}"
+            );
+            let (index, from_lake) = both(&data, &lake, &["session", s]);
+            let summary = summary_of(&index.1);
+            assert!(summary.contains("created"), "{summary}");
+            assert_eq!(summary_of(&from_lake.1), summary, "{name}: session {s}");
+        }
+        if name == "incident-1" {
+            assert!(!sessions.is_empty());
+            let (index, from_lake) = both(&data, &lake, &["zxid", "0x100000012", "-o", "json"]);
+            assert_eq!(from_lake, index, "zxid");
+            // A session in a window, and one nobody had: the same answers and exit codes.
+            let args = [
+                "session",
+                "0x10000fef8870000",
+                "--since",
+                "2026-11-25T03:39:30Z",
+                "--until",
+                "2026-11-25T03:39:34Z",
+                "-o",
+                "json",
+            ];
+            let (index, from_lake) = both(&data, &lake, &args);
+            assert_eq!(
+                session_parts(&from_lake.1),
+                session_parts(&index.1),
+                "{args:?}"
+            );
+            let (index, from_lake) = both(&data, &lake, &["session", "0x42", "-o", "json"]);
+            assert_eq!((from_lake.0, index.0), (Some(1), Some(1)));
+        }
+    }
+}
+
+#[test]
+fn a_lake_that_is_not_one_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake/ensemble=a/date=2026-11-30");
+    std::fs::create_dir_all(&lake).expect("mkdir");
+    let bad = lake.join("part-zk1-0.parquet");
+    std::fs::write(&bad, b"PAR1 this is not parquet").expect("write");
+    let run = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("zklens")
+            .expect("binary")
+            .env_remove("ZKLENS_SERVER")
+            .arg("--lake")
+            .arg(tmp.path().join("lake"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["incidents"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("part-zk1-0.parquet"), "{err}");
+    // What the lake cannot answer says so.
+    let out = run(&["query", "kind:session.expired"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lake answers"));
+    // An empty directory is no lake.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = assert_cmd::Command::cargo_bin("zklens")
+        .expect("binary")
+        .arg("--lake")
+        .arg(&empty)
+        .arg("incidents")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -19,6 +19,8 @@ use crate::time;
 
 mod answer;
 mod backend;
+#[cfg(feature = "lake")]
+mod lake;
 pub mod session;
 
 pub use answer::{
@@ -26,6 +28,8 @@ pub use answer::{
     Window, ZxidAnswer,
 };
 pub use backend::{Backend, Local};
+#[cfg(feature = "lake")]
+pub use lake::Lake;
 
 /// Adds `since`/`until` bounds to a query.
 pub fn bounded(ast: Ast, since: Option<&str>, until: Option<&str>, tz: Tz) -> Result<Ast> {

@@ -58,6 +58,18 @@ pub struct Global {
     #[arg(long, global = true, env = "ZKLENS_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
+    /// Answer session, zxid, incidents, incident, skew and recipes from a lake directory
+    /// (`zklens export --out DIR`, or any copy of one) instead of the data directory
+    #[cfg(feature = "lake")]
+    #[arg(
+        long,
+        global = true,
+        env = "ZKLENS_LAKE",
+        value_name = "DIR",
+        conflicts_with = "server"
+    )]
+    pub lake: Option<PathBuf>,
+
     /// Bearer token for --server (and the token `zklens serve` requires). On the command
     /// line it is visible to every user in `ps`: prefer --token-file or $ZKLENS_TOKEN
     #[arg(

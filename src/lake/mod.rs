@@ -14,8 +14,10 @@
 //! [`file_schema`] is the schema of the files, [`event_schema`] the whole event.
 
 mod export;
+mod read;
 
 pub use export::{ExportFormat, ExportReport, Exporter};
+pub use read::{lake_files, read_file, read_lake};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -146,18 +148,16 @@ fn java_long(v: u64) -> i64 {
 
 /// A small number as Int32; a value past its range goes to `attributes` under `key` instead
 /// (nothing is dropped).
-fn int32(v: Option<u64>, key: &str, attrs: &mut BTreeMap<&'static str, String>) -> Option<i32> {
+fn int32(
+    v: Option<u64>,
+    key: &'static str,
+    attrs: &mut BTreeMap<&'static str, String>,
+) -> Option<i32> {
     let v = v?;
     match i32::try_from(v) {
         Ok(x) => Some(x),
         Err(_) => {
-            let k: &'static str = match key {
-                "epoch" => "epoch",
-                "server" => "server",
-                "leader" => "leader",
-                _ => "myid",
-            };
-            attrs.insert(k, v.to_string());
+            attrs.insert(key, v.to_string());
             None
         }
     }

@@ -349,14 +349,7 @@ pub fn discover_in(
     (files, errors)
 }
 
-/// The ensemble a path names: its nearest `ensemble=NAME` directory (Hive-style, as the lake
-/// writes it) with a valid name ([`crate::event::check_ensemble_name`]).
-pub fn ensemble_in_path(path: &Path) -> Option<&str> {
-    path.parent()?.components().rev().find_map(|c| {
-        let name = c.as_os_str().to_str()?.strip_prefix("ensemble=")?;
-        crate::event::check_ensemble_name(name).ok().map(|_| name)
-    })
-}
+pub use crate::event::ensemble_in_path;
 
 fn walk(dir: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Error>) {
     let rd = match std::fs::read_dir(dir) {
