@@ -1114,6 +1114,23 @@ impl IndexHandle {
         &self.state
     }
 
+    /// Every committed event stored from store offset `from` (0, or a frame boundary such as
+    /// an earlier commit's store length) to `to` (a frame boundary; None or past it: this
+    /// commit's store length), in store order, a frame at a time with the offset the next
+    /// frame starts at.
+    pub fn scan_committed(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        each: &mut dyn FnMut(Vec<Event>, u64) -> Result<()>,
+    ) -> Result<()> {
+        let to = to.map_or(self.state.store_len, |t| t.min(self.state.store_len));
+        if from >= to {
+            return Ok(());
+        }
+        StoreReader::open(&self.dir.store())?.scan(from, to, each)
+    }
+
     /// The committed segments as of opening (what [`IndexHandle::search`] runs on).
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()

@@ -236,6 +236,32 @@ impl StoreReader {
         found.ok_or_else(|| self.bad(off, format!("no event {i} in frame, or it is damaged")))
     }
 
+    /// Every event of the frames from offset `from` (a frame's start, or 0 for the first) up
+    /// to `to` (a frame boundary: a committed store length), a frame at a time, each with the
+    /// offset where the next frame starts.
+    pub fn scan(
+        &mut self,
+        from: u64,
+        to: u64,
+        each: &mut dyn FnMut(Vec<Event>, u64) -> Result<()>,
+    ) -> Result<()> {
+        let mut off = from.max(MAGIC.len() as u64);
+        while off < to {
+            let (raw, count, len) = self.read_frame_len(off)?;
+            let mut c = Cursor { b: &raw, i: 0 };
+            let mut events = Vec::with_capacity(count);
+            for i in 0..count {
+                let e = decode(&mut c)
+                    .ok_or_else(|| self.bad(off, format!("event {i} of the frame is damaged")))?;
+                events.push(e);
+            }
+            let next = off + FRAME_HEAD + len;
+            each(events, next)?;
+            off = next;
+        }
+        Ok(())
+    }
+
     fn bad(&self, offset: u64, reason: String) -> Error {
         Error::Store {
             path: self.path.clone(),
@@ -245,6 +271,11 @@ impl StoreReader {
     }
 
     fn read_frame(&mut self, off: u64) -> Result<(Vec<u8>, usize)> {
+        self.read_frame_len(off).map(|(raw, count, _)| (raw, count))
+    }
+
+    /// A frame's decompressed bytes, its event count and its compressed length.
+    fn read_frame_len(&mut self, off: u64) -> Result<(Vec<u8>, usize, u64)> {
         let mut head = [0u8; FRAME_HEAD as usize];
         self.file
             .seek(SeekFrom::Start(off))
@@ -267,7 +298,11 @@ impl StoreReader {
         // frame's declared content size: no context set up and torn down per frame.
         let size = match zstd::zstd_safe::get_frame_content_size(&data) {
             Ok(Some(n)) if n <= MAX_RAW_FRAME => n as usize,
-            _ => return self.decode_streaming(off, &data).map(|raw| (raw, count)),
+            _ => {
+                return self
+                    .decode_streaming(off, &data)
+                    .map(|raw| (raw, count, len as u64))
+            }
         };
         let mut dctx = match self.dctx.take() {
             Some(d) => d,
@@ -278,7 +313,7 @@ impl StoreReader {
         let r = dctx.decompress_to_buffer(&data, &mut raw);
         self.dctx = Some(dctx);
         r.map_err(|e| self.bad(off, format!("cannot decompress frame: {e}")))?;
-        Ok((raw, count))
+        Ok((raw, count, len as u64))
     }
 
     fn decode_streaming(&self, off: u64, data: &[u8]) -> Result<Vec<u8>> {

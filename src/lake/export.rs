@@ -149,11 +149,29 @@ impl Exporter {
         what: &str,
         formats: HashMap<String, String>,
     ) -> Result<Exporter> {
+        Exporter::keyed(out, format, &format!("{:016x}", fnv(what)), formats)
+    }
+
+    /// An export into `out` whose files are named with `key` (`part-NODE-KEY.EXT`): the same
+    /// key replaces the same files. `key` is made of letters, digits, `-` and `_`.
+    pub fn keyed(
+        out: &Path,
+        format: ExportFormat,
+        key: &str,
+        formats: HashMap<String, String>,
+    ) -> Result<Exporter> {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::Internal(format!("lake: bad file key {key:?}")));
+        }
         std::fs::create_dir_all(out).map_err(io(out))?;
         Ok(Exporter {
             out: out.to_path_buf(),
             format,
-            key: format!("{:016x}", fnv(what)),
+            key: key.to_string(),
             formats,
             open: BTreeMap::new(),
             files: HashMap::new(),

@@ -75,6 +75,40 @@ pub struct ServeConfig {
     /// time budget). A request given up still counts until its work has stopped.
     /// `--max-requests`.
     pub max_requests: usize,
+    /// Where the service writes what it indexes besides the index.
+    pub sinks: Sinks,
+}
+
+/// The sinks beside the index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sinks {
+    /// The event lake, written as the service goes (None: not written).
+    pub parquet: Option<ParquetSink>,
+}
+
+/// `[sinks.parquet]`: immutable Parquet files of the committed events, in the lake layout of
+/// `zklens export` (`ensemble=NAME/date=YYYY-MM-DD/part-NODE-sFROM-TO.parquet`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSink {
+    /// The lake directory (created if needed). One service writes a lake's ensemble.
+    pub dir: PathBuf,
+    /// How often committed events are published, at the latest, in seconds (default 60).
+    #[serde(default = "default_publish_s")]
+    pub interval_s: u64,
+    /// Most events in one publication (its files hold them; default 1,000,000): a backlog,
+    /// such as an index older than the lake, is published in pieces of this size.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+}
+
+fn default_publish_s() -> u64 {
+    60
+}
+
+fn default_max_rows() -> usize {
+    1_000_000
 }
 
 /// Longest secret file read (`token_file`, `auth_file`): a secret is one short line.
@@ -159,6 +193,7 @@ impl Default for ServeConfig {
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             max_requests: DEFAULT_MAX_REQUESTS,
+            sinks: Sinks::default(),
         }
     }
 }
@@ -283,6 +318,20 @@ impl ServeConfig {
         if let Some(name) = &self.ensemble.name {
             crate::event::check_ensemble_name(name)
                 .map_err(|e| Error::Param(format!("configuration: [ensemble] {e}")))?;
+        }
+        if let Some(p) = &self.sinks.parquet {
+            if !cfg!(feature = "lake") {
+                return Err(Error::Param(
+                    "configuration: [sinks.parquet] needs a zklens built with the `lake` feature"
+                        .into(),
+                ));
+            }
+            if p.interval_s == 0 || p.max_rows == 0 {
+                return Err(Error::Param(
+                    "configuration: [sinks.parquet] interval_s and max_rows must be at least 1"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }

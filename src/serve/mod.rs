@@ -21,6 +21,8 @@
 
 pub mod api;
 pub mod config;
+#[cfg(feature = "lake")]
+pub mod lake;
 pub mod policy;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -809,6 +811,26 @@ pub fn prepare(
 /// Runs the service until SIGTERM / Ctrl-C: collectors, writer, detector, discovery and API.
 pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     let (shared, sink) = prepare(cfg, dir, registry)?;
+    // The lake is opened before anything runs: a directory it cannot use stops the service.
+    #[cfg(feature = "lake")]
+    let lake = match &shared.cfg.sinks.parquet {
+        Some(p) => Some((lake::LakeSink::open(&p.dir, p.max_rows)?, p.clone())),
+        None => None,
+    };
+    let lake_stop = Arc::new(AtomicBool::new(false));
+    #[cfg(feature = "lake")]
+    let lake_thread = match lake {
+        Some((sink, p)) => {
+            let (l_shared, l_stop) = (shared.clone(), lake_stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("lake writer".into())
+                    .spawn(move || lake_writer(l_shared, sink, p, l_stop))
+                    .map_err(|e| Error::Internal(format!("cannot start the lake writer: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(shared.cfg.queue.max(1));
     let (ctx, crx) = std::sync::mpsc::channel::<i64>();
     let w_shared = shared.clone();
@@ -932,8 +954,53 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         .join()
         .map_err(|_| Error::Internal("the index writer panicked".into()))?;
     w?;
+    // The lake publishes what the final commit added, then stops.
+    lake_stop.store(true, Ordering::Relaxed);
+    #[cfg(feature = "lake")]
+    if let Some(t) = lake_thread {
+        let _ = t.join();
+    }
     log("stopped; everything read is committed");
     served
+}
+
+/// Publishes the committed events into the lake every `interval_s`, and once more when `stop`
+/// is set (after the writer's final commit).
+#[cfg(feature = "lake")]
+fn lake_writer(
+    shared: Arc<Shared>,
+    mut sink: lake::LakeSink,
+    cfg: config::ParquetSink,
+    stop: Arc<AtomicBool>,
+) {
+    log(&format!(
+        "lake {}: published up to store offset {}",
+        cfg.dir.display(),
+        sink.published()
+    ));
+    let every = Duration::from_secs(cfg.interval_s.max(1));
+    // The first publication comes soon: it finishes one a crash may have cut.
+    let mut last: Option<Instant> = None;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping || last.is_none_or(|l| l.elapsed() >= every) {
+            match shared.index().and_then(|idx| sink.publish(&idx)) {
+                Ok(files) if !files.is_empty() => log(&format!(
+                    "lake {}: {} files published, up to store offset {}",
+                    cfg.dir.display(),
+                    files.len(),
+                    sink.published()
+                )),
+                Ok(_) => {}
+                Err(e) => log(&format!("lake {}: {e}", cfg.dir.display())),
+            }
+            last = Some(Instant::now());
+            if stopping {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn lock(m: &Mutex<Manager>) -> MutexGuard<'_, Manager> {
