@@ -95,6 +95,17 @@ fn stop(mut srv: Serve, log: &Path) {
 
 #[test]
 fn kill_9_leaves_every_event_in_exactly_one_lake_file() {
+    kill_9_and_look(false);
+}
+
+/// The same lake given as a `file://` URL: written through the object store code (staged in
+/// the data directory, then put whole).
+#[test]
+fn kill_9_leaves_every_event_in_exactly_one_object() {
+    kill_9_and_look(true);
+}
+
+fn kill_9_and_look(url: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
@@ -106,9 +117,13 @@ fn kill_9_leaves_every_event_in_exactly_one_lake_file() {
     let port = free_port();
     let nodes = ["a", "b", "c"];
     let config = tmp.path().join("serve.toml");
+    let target = if url {
+        format!("file://{}", lake.display())
+    } else {
+        lake.display().to_string()
+    };
     let mut text = format!(
-        "listen = \"127.0.0.1:{port}\"\ncommit_ms = 100\npoll_ms = 30\n\n[ensemble]\nname = \"lab\"\n\n[sinks.parquet]\ndir = \"{}\"\ninterval_s = 1\nmax_rows = 700\n",
-        lake.display()
+        "listen = \"127.0.0.1:{port}\"\ncommit_ms = 100\npoll_ms = 30\n\n[ensemble]\nname = \"lab\"\n\n[sinks.parquet]\ndir = \"{target}\"\ninterval_s = 1\nmax_rows = 700\n"
     );
     for n in nodes {
         text += &format!(

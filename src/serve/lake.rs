@@ -12,8 +12,19 @@
 //! which finishes a publication that `kill -9` cut between two of its files; staged dot-files
 //! are removed. So after a crash at any moment, every committed event is in exactly one
 //! published file once the service has caught up.
+//!
+//! The lake may be a local directory, or an object store given by URL (`s3://bucket/prefix`,
+//! `gs://`, `az://` / `abfss://`, with credentials from the environment as each cloud's own
+//! tools read them; `file:///dir` writes a local directory through the same code). For an
+//! object store the files are written in a local staging directory and each is then put whole
+//! (an object is visible complete or not at all); the listing of the store is the checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -41,10 +52,95 @@ fn range_of(name: &str) -> Option<(u64, u64)> {
     (from < to).then_some((from, to))
 }
 
+/// Where the lake is.
+enum Target {
+    /// A local directory: files are written under dot-names and renamed.
+    Dir(PathBuf),
+    /// An object store: files are staged locally, then put whole.
+    Store {
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        staging: PathBuf,
+        rt: tokio::runtime::Runtime,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Dir(d) => write!(f, "Dir({})", d.display()),
+            Target::Store { url, .. } => write!(f, "Store({url})"),
+        }
+    }
+}
+
+/// The object store a lake URL names, and the prefix under it.
+fn object_store_of(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let bad = |why: String| Error::Param(format!("[sinks.parquet] dir {url:?}: {why}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("not a URL".into()))?;
+    // The prefix: what follows the bucket, container or host.
+    let prefix = |rest: &str| -> Result<ObjectPath> {
+        let p = rest.split_once('/').map_or("", |(_, p)| p);
+        ObjectPath::parse(p.trim_end_matches('/')).map_err(|e| bad(e.to_string()))
+    };
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" | "s3a" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "gs" | "gcs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "file" => {
+            // file:///dir: the whole path is the store's root.
+            let dir = Path::new(rest);
+            if !dir.is_absolute() {
+                return Err(bad("a file:// URL needs an absolute path".into()));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // A put that was cut leaves its temporary `NAME#N` beside the objects.
+            let mut cut = Vec::new();
+            scan(dir, &mut |p: &Path| {
+                if p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(".parquet#"))
+                {
+                    cut.push(p.to_path_buf());
+                }
+            })?;
+            for p in cut {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+            let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| bad(e.to_string()))?;
+            return Ok((Arc::new(store), ObjectPath::default()));
+        }
+        other => {
+            return Err(bad(format!(
+                "unknown scheme {other:?} (s3, gs, az, abfss or file; or a local path)"
+            )))
+        }
+    };
+    Ok((store, prefix(rest)?))
+}
+
 /// What the lake holds of the index, and writes the rest.
 #[derive(Debug)]
 pub struct LakeSink {
-    dir: PathBuf,
+    target: Target,
     max_rows: usize,
     /// Store bytes published (every committed event before this offset is in a file).
     published: u64,
@@ -54,34 +150,86 @@ pub struct LakeSink {
 }
 
 impl LakeSink {
-    /// Opens the lake in `dir` (created if needed): finds where it stands and removes the
-    /// staged files of a publication that did not finish.
-    pub fn open(dir: &Path, max_rows: usize) -> Result<LakeSink> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    /// Opens the lake at `dir` (a local directory, created if needed, or an object store URL;
+    /// `staging` is the local directory files are staged in for an object store): finds where
+    /// it stands and removes the staged files of a publication that did not finish.
+    pub fn open(dir: &Path, staging: &Path, max_rows: usize) -> Result<LakeSink> {
+        let text = dir.to_string_lossy();
+        let target = if text.contains("://") {
+            let (store, prefix) = object_store_of(&text)?;
+            // A staging directory of its own, emptied: what is in it was never put.
+            if staging.exists() {
+                std::fs::remove_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+            }
+            std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Internal(format!("lake: cannot start a runtime: {e}")))?;
+            Target::Store {
+                url: text.trim_end_matches('/').to_string(),
+                store,
+                prefix,
+                staging: staging.to_path_buf(),
+                rt,
+            }
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            Target::Dir(dir.to_path_buf())
+        };
         let mut last: Option<(u64, u64)> = None;
         let mut stale = Vec::new();
-        scan(dir, &mut |p: &Path| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        let mut see = |name: &str, p: Option<&Path>| {
             if name.starts_with(".part-") && name.ends_with(".tmp") {
-                stale.push(p.to_path_buf());
-            } else if let Some(r) = range_of(&name) {
+                stale.extend(p.map(Path::to_path_buf));
+            } else if let Some(r) = range_of(name) {
                 if last.is_none_or(|l| r.1 > l.1) {
                     last = Some(r);
                 }
             }
-        })?;
+        };
+        match &target {
+            Target::Dir(d) => scan(d, &mut |p: &Path| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                see(&name, Some(p));
+            })?,
+            Target::Store {
+                url,
+                store,
+                prefix,
+                rt,
+                ..
+            } => {
+                let listed: Vec<object_store::ObjectMeta> = rt
+                    .block_on(store.list(Some(prefix)).try_collect())
+                    .map_err(|e| Error::Param(format!("lake {url}: cannot list it: {e}")))?;
+                for m in listed {
+                    if let Some(name) = m.location.filename() {
+                        see(name, None);
+                    }
+                }
+            }
+        }
         for p in stale {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
         Ok(LakeSink {
-            dir: dir.to_path_buf(),
+            target,
             max_rows: max_rows.max(1),
             published: last.map_or(0, |r| r.1),
             redo: last,
         })
+    }
+
+    /// Where the lake is (a directory or a URL), for messages.
+    pub fn location(&self) -> String {
+        match &self.target {
+            Target::Dir(d) => d.display().to_string(),
+            Target::Store { url, .. } => url.clone(),
+        }
     }
 
     /// The store offset up to which every committed event is published.
@@ -98,7 +246,7 @@ impl LakeSink {
             if to > committed {
                 return Err(Error::Param(format!(
                     "{}: the lake holds events up to store offset {to}, past the index's {committed}: it was written from another index (one lake directory per service)",
-                    self.dir.display()
+                    self.location()
                 )));
             }
             let mut events = Vec::new();
@@ -148,11 +296,42 @@ impl LakeSink {
             .iter()
             .map(|c| (c.path.clone(), c.format.clone()))
             .collect();
-        let mut ex = Exporter::keyed(&self.dir, ExportFormat::Parquet, &key(from, to), formats)?;
+        let out = match &self.target {
+            Target::Dir(d) => d.as_path(),
+            Target::Store { staging, .. } => staging.as_path(),
+        };
+        let mut ex = Exporter::keyed(out, ExportFormat::Parquet, &key(from, to), formats)?;
         for e in &events {
             ex.push(e)?;
         }
-        Ok(ex.finish()?.files)
+        let files = ex.finish()?.files;
+        let Target::Store {
+            url,
+            store,
+            prefix,
+            staging,
+            rt,
+        } = &self.target
+        else {
+            return Ok(files);
+        };
+        // Each staged file put whole, then removed here.
+        let mut put = Vec::with_capacity(files.len());
+        for f in files {
+            let rel = f
+                .strip_prefix(staging)
+                .map_err(|_| Error::Internal("lake: a staged file outside staging".into()))?;
+            let mut loc = prefix.clone();
+            for part in rel.iter() {
+                loc = loc.join(part.to_string_lossy().as_ref());
+            }
+            let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
+            rt.block_on(store.put(&loc, bytes.into()))
+                .map_err(|e| Error::Param(format!("lake {url}: cannot put {loc}: {e}")))?;
+            std::fs::remove_file(&f).map_err(|e| Error::io(&f, e))?;
+            put.push(PathBuf::from(format!("{url}/{}", rel.display())));
+        }
+        Ok(put)
     }
 }
 
@@ -213,15 +392,31 @@ mod tests {
     /// commits continue the ranges; every event is in exactly one file.
     #[test]
     fn a_cut_publication_is_finished_and_nothing_is_published_twice() {
+        cut_publication(false);
+    }
+
+    /// The same through the object store code (a `file://` URL: staged, then put whole).
+    #[test]
+    fn a_cut_publication_in_an_object_store_is_finished_too() {
+        cut_publication(true);
+    }
+
+    fn cut_publication(url: bool) {
         let tmp = tempfile::tempdir().expect("tmp");
         let data = DataDir::new(tmp.path().join("data"));
         let lake = tmp.path().join("lake");
+        let staging = tmp.path().join("staging");
+        let target = if url {
+            PathBuf::from(format!("file://{}", lake.display()))
+        } else {
+            lake.clone()
+        };
         let mut sink = IndexSink::open(&data, 1).expect("open");
         sink.add(&(0..1000).map(ev).collect::<Vec<_>>())
             .expect("add");
         sink.commit().expect("commit");
         let idx = IndexHandle::open(&data).expect("handle");
-        let mut l = LakeSink::open(&lake, 300).expect("lake");
+        let mut l = LakeSink::open(&target, &staging, 300).expect("lake");
         let written = l.publish(&idx).expect("publish");
         assert_eq!(l.published(), idx.state().store_len);
         let whole = files(&lake);
@@ -241,9 +436,14 @@ mod tests {
             .expect("a file of the last range")
             .clone();
         std::fs::remove_file(&victim).expect("rm");
-        let staged = victim.with_file_name(".part-zk1-x.parquet.tmp");
+        let staged = if url {
+            std::fs::create_dir_all(&staging).expect("staging");
+            staging.join(".part-zk1-x.parquet.tmp")
+        } else {
+            victim.with_file_name(".part-zk1-x.parquet.tmp")
+        };
         std::fs::write(&staged, b"half").expect("staged");
-        let mut l = LakeSink::open(&lake, 300).expect("reopen");
+        let mut l = LakeSink::open(&target, &staging, 300).expect("reopen");
         assert!(!staged.exists(), "the staged file is removed");
         assert_eq!(l.published(), last.1);
         l.publish(&idx).expect("publish again");

@@ -814,7 +814,13 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
     // The lake is opened before anything runs: a directory it cannot use stops the service.
     #[cfg(feature = "lake")]
     let lake = match &shared.cfg.sinks.parquet {
-        Some(p) => Some((lake::LakeSink::open(&p.dir, p.max_rows)?, p.clone())),
+        Some(p) => {
+            let staging = shared.dir.root().join("lake-staging");
+            Some((
+                lake::LakeSink::open(&p.dir, &staging, p.max_rows)?,
+                p.clone(),
+            ))
+        }
         None => None,
     };
     let lake_stop = Arc::new(AtomicBool::new(false));
@@ -973,9 +979,9 @@ fn lake_writer(
     cfg: config::ParquetSink,
     stop: Arc<AtomicBool>,
 ) {
+    let at = sink.location();
     log(&format!(
-        "lake {}: published up to store offset {}",
-        cfg.dir.display(),
+        "lake {at}: published up to store offset {}",
         sink.published()
     ));
     let every = Duration::from_secs(cfg.interval_s.max(1));
@@ -986,13 +992,12 @@ fn lake_writer(
         if stopping || last.is_none_or(|l| l.elapsed() >= every) {
             match shared.index().and_then(|idx| sink.publish(&idx)) {
                 Ok(files) if !files.is_empty() => log(&format!(
-                    "lake {}: {} files published, up to store offset {}",
-                    cfg.dir.display(),
+                    "lake {at}: {} files published, up to store offset {}",
                     files.len(),
                     sink.published()
                 )),
                 Ok(_) => {}
-                Err(e) => log(&format!("lake {}: {e}", cfg.dir.display())),
+                Err(e) => log(&format!("lake {at}: {e}")),
             }
             last = Some(Instant::now());
             if stopping {
