@@ -3,6 +3,9 @@
 //! session, zxid and kind + time-range questions, which must return exactly the events
 //! `zklens query` returns.
 //!
+//! Spark (PySpark in `local[2]`) runs the same questions, and the example job
+//! `examples/spark/expired_per_leader.py` is held to the fleet recording's manifest.
+//!
 //! The engines come from PyPI into the virtualenv `.ci/run` creates (`target/lake-venv`, or
 //! the Python named by `ZKLENS_LAKE_PYTHON`). Without them the test says so and passes, unless
 //! `ZKLENS_REQUIRE_ORACLE=1` (as in CI), where that is a failure.
@@ -15,23 +18,29 @@ use std::process::Command;
 
 use common::{stdout_of, zklens};
 
-fn python() -> Option<PathBuf> {
+/// The lake virtualenv's Python if it imports `modules` (a Python import list), else None
+/// (a failure under ZKLENS_REQUIRE_ORACLE=1).
+fn python_with(modules: &str) -> Option<PathBuf> {
     let p = std::env::var_os("ZKLENS_LAKE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lake-venv/bin/python")
         });
     let ok = Command::new(&p)
-        .args(["-c", "import pyarrow, duckdb"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         return Some(p);
     }
-    let why = format!(
-        "{} cannot import pyarrow and duckdb (.ci/run installs them)",
+    skip(format!(
+        "{} cannot import {modules} (.ci/run installs them)",
         p.display()
-    );
+    ))
+}
+
+/// Says why a test cannot run: a failure in CI, a skip elsewhere.
+fn skip<T>(why: String) -> Option<T> {
     assert!(
         std::env::var("ZKLENS_REQUIRE_ORACLE").as_deref() != Ok("1"),
         "{why}"
@@ -39,6 +48,45 @@ fn python() -> Option<PathBuf> {
     eprintln!("skipped: {why}");
     None
 }
+
+fn python() -> Option<PathBuf> {
+    python_with("pyarrow, duckdb")
+}
+
+/// The Python that runs PySpark, if it can: pyspark imports, and the `java` PySpark will
+/// start ($JAVA_HOME/bin/java, else the one on PATH) is Java 17 or later.
+fn spark_python() -> Option<PathBuf> {
+    let py = python_with("pyspark")?;
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|h| PathBuf::from(h).join("bin/java"))
+        .unwrap_or_else(|| PathBuf::from("java"));
+    // `java -version` says `openjdk version "17.0.15" ...` (or "1.8.0_..." before 9) on stderr.
+    let major = Command::new(&java)
+        .arg("-version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            let v = text.split('"').nth(1)?.to_string();
+            v.split('.').next()?.parse::<u32>().ok()
+        });
+    match major {
+        Some(m) if m >= 17 => Some(py),
+        Some(m) => skip(format!(
+            "{} is Java {m}: Spark 4 needs 17 or later",
+            java.display()
+        )),
+        None => skip(format!(
+            "no working {} (Spark needs Java 17+)",
+            java.display()
+        )),
+    }
+}
+
+/// One Spark at a time: each is a JVM of several hundred MB and two busy cores for half a
+/// minute.
+static SPARK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// An event's identity in both answers: (source, offset, session, zxid) — a snapshot's
 /// sessions share their file's offset, and a transaction its record's.
@@ -417,4 +465,232 @@ fn a_lake_that_is_not_one_is_an_error_naming_the_file() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn spark_reads_the_exported_lake_as_zklens_answers() {
+    let Some(py) = spark_python() else { return };
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().expect("tempdir");
+    stdout_of(
+        zklens(data.path())
+            .args(["ingest", "-q", "--ensemble", "recorded"])
+            .arg(root.join("samples/incident-1"))
+            .output()
+            .expect("ingest"),
+        "ingest",
+    );
+    let lake = data.path().join("lake");
+    stdout_of(
+        zklens(data.path())
+            .args(["export", "--out"])
+            .arg(&lake)
+            .output()
+            .expect("export"),
+        "export",
+    );
+    let all = query_keys(data.path(), "*", &[]);
+
+    // The window's ends are two expiries' own instants (03:39:33.300 and 03:40:13.300): the
+    // first is in, the second out, in Spark as in zklens (ts >= SINCE AND ts < UNTIL, to the
+    // microsecond).
+    let (since, until) = ("2026-11-25T03:39:33.300Z", "2026-11-25T03:40:13.300Z");
+    let out = Command::new(&py)
+        .arg(root.join("tests/lake/spark.py"))
+        .arg(&lake)
+        .args(["session.expired", since, until])
+        .output()
+        .expect("run python");
+    let v: serde_json::Value =
+        serde_json::from_slice(&stdout_of(out, "spark.py")).expect("spark.py's JSON");
+    eprintln!("spark {} took {}", v["spark_version"], v["seconds"]);
+
+    // The types as Spark sees them: what README's table promises a Spark user.
+    assert_eq!(v["rows"].as_u64(), Some(all.len() as u64));
+    let s = &v["schema"];
+    assert_eq!(s["ts"], "TimestampType");
+    for c in ["session", "zxid", "src_offset", "line"] {
+        assert_eq!(s[c], "LongType", "{c}");
+    }
+    for c in ["epoch", "server", "leader", "myid"] {
+        assert_eq!(s[c], "IntegerType", "{c}");
+    }
+    for c in [
+        "node", "source", "kind", "level", "logger", "thread", "path", "peer", "state", "message",
+        "src_path",
+    ] {
+        assert_eq!(s[c], "StringType", "{c}");
+    }
+    assert_eq!(
+        v["attributes"],
+        serde_json::json!(["MapType", "StringType", "StringType"])
+    );
+    // Partition discovery: the two columns come from the paths (and `date` is inferred as a
+    // date, `ensemble` as a string: an all-digit ensemble name would come back an int).
+    assert_eq!(s["ensemble"], "StringType");
+    assert_eq!(s["date"], "DateType");
+    assert_eq!(v["ensembles"], serde_json::json!(["recorded"]));
+
+    // The same questions DuckDB answers, the same answers.
+    let hex = |k: &str| format!("0x{:x}", v[k].as_i64().expect(k) as u64);
+    let (session, zxid) = (hex("session_id"), hex("zxid_id"));
+    let s = query_keys(data.path(), &format!("session:{session}"), &[]);
+    assert!(!s.is_empty());
+    assert_eq!(engine_keys(&v["session"]), s, "session {session}");
+    let z = query_keys(data.path(), &format!("zxid:{zxid}"), &[]);
+    assert!(!z.is_empty());
+    assert_eq!(engine_keys(&v["zxid"]), z, "zxid {zxid}");
+    let k = query_keys(
+        data.path(),
+        "kind:session.expired",
+        &["--since", since, "--until", until],
+    );
+    assert_eq!(k.len(), 2, "the window holds 2 of incident-1's 3 expiries");
+    assert_eq!(engine_keys(&v["kind_range"]), k, "expiries");
+}
+
+// The example job on the fleet lake tells what the recording driver measured.
+
+/// A "0x..." session id as a number, to sort lists of them as ZooKeeper's ids, not as text.
+fn id(hex: &str) -> u64 {
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16).expect("a hex id")
+}
+
+#[test]
+fn spark_example_counts_the_sessions_each_new_leader_expired_as_the_fleet_manifest_says() {
+    let Some(py) = spark_python() else { return };
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().expect("tempdir");
+    // The ensembles come from the ensemble=east / ensemble=west directories.
+    stdout_of(
+        zklens(data.path())
+            .args(["ingest", "-q"])
+            .arg(root.join("samples/fleet"))
+            .output()
+            .expect("ingest"),
+        "ingest",
+    );
+    let lake = data.path().join("lake");
+    stdout_of(
+        zklens(data.path())
+            .args(["export", "--out"])
+            .arg(&lake)
+            .output()
+            .expect("export"),
+        "export",
+    );
+    let out = Command::new(&py)
+        .arg(root.join("examples/spark/expired_per_leader.py"))
+        .arg(&lake)
+        .arg("--json")
+        .output()
+        .expect("run python");
+    let rows: serde_json::Value = serde_json::from_slice(&stdout_of(out, "expired_per_leader.py"))
+        .expect("expired_per_leader.py's JSON");
+
+    type Row = (String, i64, String, usize, Vec<String>);
+    let got: Vec<Row> = rows
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| {
+            let sessions: Vec<String> = r["sessions"]
+                .as_array()
+                .expect("sessions")
+                .iter()
+                .map(|s| s.as_str().expect("hex").to_string())
+                .collect();
+            assert_eq!(r["sessions_expired"].as_u64(), Some(sessions.len() as u64));
+            (
+                r["ensemble"].as_str().expect("ensemble").to_string(),
+                r["epoch"].as_i64().expect("epoch"),
+                r["leader"].as_str().expect("a known leader").to_string(),
+                sessions.len(),
+                sessions,
+            )
+        })
+        .collect();
+
+    // What the manifest says: per ensemble, each epoch's leader (`leaders`), and the sessions
+    // that leader expired in that epoch (`expired_sessions`: expired_by, and the epoch of
+    // close_session_zxid). Sorted like the script's output: ensemble, epoch; ids as numbers.
+    let path = root.join("samples/fleet.manifest.toml");
+    let m: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&path).expect("manifest")).expect("TOML");
+    let mut want: Vec<Row> = Vec::new();
+    for e in m["ensemble"].as_array().expect("[[ensemble]]") {
+        let name = e["name"].as_str().expect("name");
+        for l in e["leaders"].as_array().expect("leaders") {
+            let epoch = l["epoch"].as_integer().expect("epoch");
+            let leader = l["leader"].as_str().expect("leader");
+            let mut sessions: Vec<String> = e["expired_sessions"]
+                .as_array()
+                .expect("expired_sessions")
+                .iter()
+                .filter(|x| {
+                    x["expired_by"].as_str() == Some(leader)
+                        && (id(x["close_session_zxid"].as_str().expect("zxid")) >> 32) as i64
+                            == epoch
+                })
+                .map(|x| x["session"].as_str().expect("session").to_string())
+                .collect();
+            sessions.sort_by_key(|s| id(s));
+            want.push((name.into(), epoch, leader.into(), sessions.len(), sessions));
+        }
+    }
+    want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(got, want);
+    // Spelled out (issue 17): east's epoch-2 leader zk2 expired calc-b's session; nobody else
+    // expired any.
+    assert_eq!(
+        got.iter().map(|r| r.3).sum::<usize>(),
+        1,
+        "one expiry in the fleet"
+    );
+    assert!(got.contains(&(
+        "east".into(),
+        2,
+        "zk2".into(),
+        1,
+        vec!["0x100050623290001".into()]
+    )));
+
+    // Each epoch began when the manifest says the quorum formed, and the expiry was both
+    // committed (closeSession 0x20000003c) and logged by zk2.
+    let formed: std::collections::BTreeMap<(String, i64), String> = m["ensemble"]
+        .as_array()
+        .expect("[[ensemble]]")
+        .iter()
+        .flat_map(|e| {
+            let name = e["name"].as_str().expect("name").to_string();
+            e["leaders"]
+                .as_array()
+                .expect("leaders")
+                .iter()
+                .map(move |l| {
+                    (
+                        (name.clone(), l["epoch"].as_integer().expect("epoch")),
+                        l["formed_at"].as_str().expect("formed_at").to_string(),
+                    )
+                })
+        })
+        .collect();
+    for r in rows.as_array().expect("rows") {
+        let key = (
+            r["ensemble"].as_str().expect("ensemble").to_string(),
+            r["epoch"].as_i64().expect("epoch"),
+        );
+        assert_eq!(
+            r["formed_at"].as_str(),
+            formed.get(&key).map(String::as_str),
+            "{r}"
+        );
+        for x in r["expiries"].as_array().expect("expiries") {
+            assert_eq!(x["committed"], true, "{x}");
+            assert_eq!(x["logged"], true, "{x}");
+            assert_eq!(x["close_zxid"], "0x20000003c", "{x}");
+        }
+    }
 }

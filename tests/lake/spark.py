@@ -2,9 +2,10 @@
 
 Usage: spark.py LAKE KIND SINCE UNTIL
 
-Spark runs in-process (`local[2]`, PySpark from PyPI: .ci/requirements-lake.txt; it needs a
-Java 17+ `java` on PATH or JAVA_HOME) and reads the lake the way a Spark user would, with a
-plain `spark.read.parquet(LAKE)`: partition discovery adds `ensemble` and `date` from the
+Spark runs locally (`local[2]`: one JVM that PySpark starts and this script stops and waits
+for; PySpark from PyPI, .ci/requirements-lake.txt; it needs a Java 17+ `java` in JAVA_HOME
+or on PATH) and reads the lake the way a Spark user would, with a plain
+`spark.read.parquet(LAKE)`: partition discovery adds `ensemble` and `date` from the
 `ensemble=NAME/date=YYYY-MM-DD` directories. It prints, in the shape tests/lake/engines.py
 prints DuckDB's answers (so tests/lake.rs compares both with `zklens query` the same way):
 
@@ -26,33 +27,40 @@ t0 = time.monotonic()
 lake, kind, since, until = sys.argv[1:5]
 
 # Before pyspark starts the JVM: bind to loopback (no "resolves to a loopback address"
-# warning, no DNS look-up of the host name).
+# warning, no DNS look-up of the host name). Logging: log4j2.properties beside this file,
+# errors only, to stderr (stdout is the JSON); Spark's default profile says WARN and more.
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+log4j2 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 
+from pyspark import SparkContext  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-spark = (
-    SparkSession.builder.master("local[2]")
-    .appName("zklens-lake-test")
-    # Small and quiet: a 3.6k-row lake needs no more than this, and the two cores are shared.
-    .config("spark.driver.memory", "512m")
-    # A short-lived JVM: C1 only and the serial collector start faster than C2 + G1.
-    .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-    .config("spark.ui.enabled", "false")
-    .config("spark.ui.showConsoleProgress", "false")
-    .config("spark.log.level", "ERROR")
-    .config("spark.driver.host", "127.0.0.1")
-    .config("spark.driver.bindAddress", "127.0.0.1")
-    # Two shuffle partitions, not 200: every GROUP BY below is a shuffle.
-    .config("spark.sql.shuffle.partitions", "2")
-    .config("spark.default.parallelism", "2")
-    .config("spark.sql.session.timeZone", "UTC")
-    .getOrCreate()
-)
-started = time.monotonic()
+spark = None
 out = {}
 try:
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("zklens-lake-test")
+        # Small and quiet: a 3.6k-row lake needs no more than this, and the two cores are shared.
+        .config("spark.driver.memory", "512m")
+        # A short-lived JVM: C1 only and the serial collector start faster than C2 + G1.
+        .config(
+            "spark.driver.extraJavaOptions",
+            "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC "
+            f"-Dlog4j2.configurationFile=file:{log4j2}",
+        )
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        # Two shuffle partitions, not 200: every GROUP BY below is a shuffle.
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    started = time.monotonic()
     out["spark_version"] = spark.version
     df = spark.read.parquet(lake)
     out["schema"] = {f.name: type(f.dataType).__name__ for f in df.schema.fields}
@@ -63,7 +71,8 @@ try:
         type(attrs.valueType).__name__,
     ]
     out["rows"] = df.count()
-    out["ensembles"] = [r[0] for r in df.select("ensemble").distinct().orderBy("ensemble").collect()]
+    ensembles = df.select("ensemble").distinct().orderBy("ensemble").collect()
+    out["ensembles"] = [r[0] for r in ensembles]
 
     def keys(cond):
         rows = (
@@ -94,7 +103,16 @@ try:
         & (F.col("ts") < F.lit(until).cast("timestamp"))
     )
 finally:
-    spark.stop()
+    if spark is not None:
+        spark.stop()
+    # The JVM would exit by itself once this process is gone (its stdin closes); close it
+    # here and wait, so that when this script exits, Spark is gone too, its temporary
+    # directories removed.
+    gateway = SparkContext._gateway
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=60)
 done = time.monotonic()
 out["seconds"] = {
     "start": round(started - t0, 2),
