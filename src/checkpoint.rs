@@ -291,6 +291,14 @@ impl Checkpoints {
         }
     }
 
+    /// Each source's key with the name of the format it was read with.
+    pub fn formats(&self) -> std::collections::HashMap<String, String> {
+        self.sources
+            .iter()
+            .map(|c| (c.path.clone(), c.format.clone()))
+            .collect()
+    }
+
     /// Adds zxid ranges (inclusive) to those indexed in the default ensemble.
     pub fn add_txn_ranges(&mut self, add: &[(u64, u64)]) {
         merge_ranges(&mut self.txn_ranges, add);

@@ -135,21 +135,7 @@ fn windowed(kind_events: Vec<Event>, windows: &[(i64, i64)]) -> Vec<Event> {
     let (near, rest): (Vec<Event>, Vec<Event>) = kind_events
         .into_iter()
         .partition(|e| e.ts.is_some_and(in_window));
-    let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
-    for e in &near {
-        if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
-            let lo = windows
-                .iter()
-                .filter(|w| w.0 <= t && t < w.1)
-                .map(|w| w.0)
-                .min()
-                .unwrap_or(t);
-            first_seen
-                .entry(s)
-                .and_modify(|v| *v = (*v).min(lo))
-                .or_insert(lo);
-        }
-    }
+    let first_seen = super::first_windows(&near, windows);
     let mut before: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
     for e in rest.into_iter().chain(near.iter().cloned()) {
         let Some(s) = e.attrs.session else { continue };

@@ -185,13 +185,7 @@ pub fn export(
             "the export ran out of its time budget while searching".into(),
         ));
     }
-    let formats = idx
-        .state()
-        .checkpoints
-        .sources
-        .iter()
-        .map(|c| (c.path.clone(), c.format.clone()))
-        .collect();
+    let formats = idx.state().checkpoints.formats();
     // The export's name: the same question asked again replaces its own files.
     let what = format!("{query}\u{1f}{:?}\u{1f}{:?}", w.since, w.until);
     let mut ex = crate::lake::Exporter::new(out, format, &what, formats)?;
@@ -523,21 +517,7 @@ fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Resu
     let hits = idx.search(&q, None)?;
     let mut near = idx.fetch(&hits.hits.iter().map(|h| h.1).collect::<Vec<_>>())?;
     // Each session's first window: its earlier events are those before that window's start.
-    let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
-    for e in &near {
-        if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
-            let lo = windows
-                .iter()
-                .filter(|w| w.0 <= t && t < w.1)
-                .map(|w| w.0)
-                .min()
-                .unwrap_or(t);
-            first_seen
-                .entry(s)
-                .and_modify(|v| *v = (*v).min(lo))
-                .or_insert(lo);
-        }
-    }
+    let first_seen = first_windows(&near, windows);
     // One search for all of those sessions, read from the fast columns; the detector wants the
     // last earlier event that names a server, which the columns cannot tell, so each
     // session's last few are loaded.
@@ -566,6 +546,28 @@ fn windowed(idx: &IndexHandle, kind: &dyn Query, windows: &[(i64, i64)]) -> Resu
         .collect();
     near.extend(idx.fetch(&earlier)?);
     Ok(near)
+}
+
+/// Each session among `events` (those inside `windows`) with the start of the first window it
+/// shows up in: its events before that are where it was before (what detection reads of a
+/// session's earlier connections, from the index or from a lake).
+fn first_windows(events: &[Event], windows: &[(i64, i64)]) -> BTreeMap<u64, i64> {
+    let mut first_seen: BTreeMap<u64, i64> = BTreeMap::new();
+    for e in events {
+        if let (Some(s), Some(t)) = (e.attrs.session, e.ts) {
+            let lo = windows
+                .iter()
+                .filter(|w| w.0 <= t && t < w.1)
+                .map(|w| w.0)
+                .min()
+                .unwrap_or(t);
+            first_seen
+                .entry(s)
+                .and_modify(|v| *v = (*v).min(lo))
+                .or_insert(lo);
+        }
+    }
+    first_seen
 }
 
 /// Replaces `incident:ID` terms by the incident's time range.

@@ -289,13 +289,7 @@ impl LakeSink {
         }
         // Time order within the range (store order for ties): one file per date and node.
         events.sort_by_key(|e| e.ts.unwrap_or(i64::MIN));
-        let formats = idx
-            .state()
-            .checkpoints
-            .sources
-            .iter()
-            .map(|c| (c.path.clone(), c.format.clone()))
-            .collect();
+        let formats = idx.state().checkpoints.formats();
         let out = match &self.target {
             Target::Dir(d) => d.as_path(),
             Target::Store { staging, .. } => staging.as_path(),
