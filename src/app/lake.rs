@@ -14,8 +14,8 @@ use crate::time;
 
 use super::backend::Backend;
 use super::{
-    find_incident, report, session, starting_within, Filter, Found, IncidentEntry, IncidentReport,
-    Indexed, SessionAnswer, Window, ZxidAnswer,
+    find_incident, report, session, Filter, Found, IncidentEntry, IncidentReport, Indexed,
+    SessionAnswer, Window, ZxidAnswer,
 };
 
 /// A lake directory, with the incident definitions to use.
@@ -183,16 +183,7 @@ impl Backend for Lake {
         Ok(ZxidAnswer::new(id, found))
     }
     fn incidents(&self, w: &Window) -> Result<Vec<IncidentEntry>> {
-        let list = self
-            .all_incidents()?
-            .into_iter()
-            .map(|incident| IncidentEntry {
-                detected_at: None,
-                summary: crate::render::summary(&incident),
-                incident,
-            })
-            .collect();
-        starting_within(list, w, |e| &e.incident)
+        super::listed(self.all_incidents()?, w)
     }
     fn incident(&self, id: &str) -> Result<IncidentReport> {
         let incident = find_incident(self.all_incidents()?, id)?;

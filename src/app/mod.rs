@@ -669,7 +669,12 @@ pub fn incident_list(
     queries: &[PathBuf],
     w: &Window,
 ) -> Result<Vec<IncidentEntry>> {
-    let list = incidents(idx, queries)?
+    listed(incidents(idx, queries)?, w)
+}
+
+/// The incidents of `all` that start inside `w`, each with its summary.
+fn listed(all: Vec<Incident>, w: &Window) -> Result<Vec<IncidentEntry>> {
+    let list = all
         .into_iter()
         .map(|incident| IncidentEntry {
             detected_at: None,
