@@ -22,6 +22,8 @@ mod backend;
 #[cfg(feature = "lake")]
 mod lake;
 pub mod session;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use answer::{
     Budget, Filter, Found, IncidentEntry, IncidentReport, Indexed, IndexedSource, SessionAnswer,

@@ -17,7 +17,7 @@ mod export;
 mod read;
 
 pub use export::{ExportFormat, ExportReport, Exporter};
-pub use read::{lake_files, read_file, read_lake};
+pub use read::{check_file, lake_files, read_file, read_lake};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};

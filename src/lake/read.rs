@@ -86,8 +86,8 @@ fn bad(path: &Path, reason: String) -> Error {
     }
 }
 
-/// Reads one lake file, handing each event to `each`.
-pub fn read_file(path: &Path, ensemble: &Arc<str>, each: &mut dyn FnMut(Event)) -> Result<()> {
+/// Opens one lake file, checking that it is Parquet and `zklens.event.v1` (its footer only).
+fn open_checked(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))?;
@@ -101,6 +101,18 @@ pub fn read_file(path: &Path, ensemble: &Arc<str>, each: &mut dyn FnMut(Event)) 
             ),
         ));
     }
+    Ok(builder)
+}
+
+/// Checks that a lake file is a `zklens.event.v1` Parquet file, reading its footer only: an
+/// error names the file.
+pub fn check_file(path: &Path) -> Result<()> {
+    open_checked(path).map(drop)
+}
+
+/// Reads one lake file, handing each event to `each`.
+pub fn read_file(path: &Path, ensemble: &Arc<str>, each: &mut dyn FnMut(Event)) -> Result<()> {
+    let builder = open_checked(path)?;
     let reader = builder
         .with_batch_size(READ_BATCH)
         .build()
