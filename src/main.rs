@@ -40,6 +40,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Query(a) => cli::ask::query(g, a),
         #[cfg(feature = "lake")]
         Cmd::Export(a) => cli::lake::export(g, a),
+        Cmd::Sql(a) => cli::sql::sql(g, a),
         Cmd::Run(a) => cli::ask::run(g, a),
         Cmd::Session(a) => cli::ask::session(g, a),
         Cmd::Zxid(a) => cli::ask::zxid(g, a),

@@ -16,38 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{stdout_of, zklens};
-
-/// The lake virtualenv's Python if it imports `modules` (a Python import list), else None
-/// (a failure under ZKLENS_REQUIRE_ORACLE=1).
-fn python_with(modules: &str) -> Option<PathBuf> {
-    let p = std::env::var_os("ZKLENS_LAKE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lake-venv/bin/python")
-        });
-    let ok = Command::new(&p)
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(p);
-    }
-    skip(format!(
-        "{} cannot import {modules} (.ci/run installs them)",
-        p.display()
-    ))
-}
-
-/// Says why a test cannot run: a failure in CI, a skip elsewhere.
-fn skip<T>(why: String) -> Option<T> {
-    assert!(
-        std::env::var("ZKLENS_REQUIRE_ORACLE").as_deref() != Ok("1"),
-        "{why}"
-    );
-    eprintln!("skipped: {why}");
-    None
-}
+use common::{python_with, skip, stdout_of, zklens};
 
 fn python() -> Option<PathBuf> {
     python_with("pyarrow, duckdb")

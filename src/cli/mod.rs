@@ -9,6 +9,7 @@ pub mod ingest;
 #[cfg(feature = "lake")]
 pub mod lake;
 pub mod out;
+pub mod sql;
 pub mod tools;
 pub mod txn;
 
@@ -175,6 +176,8 @@ pub enum Cmd {
     /// (ensemble=NAME/date=YYYY-MM-DD/) that Spark, DuckDB, Trino and DataFusion read
     #[cfg(feature = "lake")]
     Export(ExportArgs),
+    /// SQL over the events (DataFusion): the table `events`, from the index or a lake (--lake)
+    Sql(SqlArgs),
     /// Every event about one session, across all nodes, in time order
     Session(IdArgs),
     /// Every event about one zxid, across all nodes, in time order
@@ -553,6 +556,34 @@ pub enum LakeFormat {
     Arrow,
     /// JSON lines
     Jsonl,
+}
+
+/// `sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// One statement over the table `events` (DataFusion's SQL; columns as the lake's, with
+    /// `ensemble` and `date`; `zk_id('0x...')` turns a hex id into the table's Int64)
+    pub statement: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+    /// Memory the statement may hold, in MiB (sorts and joins past it fail, saying so)
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub max_memory: usize,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+}
+
+/// `sql --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// An aligned table with a header
+    Table,
+    /// CSV with a header row
+    Csv,
+    /// One JSON object per row
+    Json,
 }
 
 /// `session` and `zxid`.

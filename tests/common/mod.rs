@@ -208,3 +208,34 @@ pub fn indexed_messages(data: &Path) -> std::collections::BTreeMap<String, usize
     }
     got
 }
+
+/// The lake virtualenv's Python if it imports `modules` (a Python import list), else None
+/// (a failure under ZKLENS_REQUIRE_ORACLE=1).
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let p = std::env::var_os("ZKLENS_LAKE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lake-venv/bin/python")
+        });
+    let ok = Command::new(&p)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(p);
+    }
+    skip(format!(
+        "{} cannot import {modules} (.ci/run installs them)",
+        p.display()
+    ))
+}
+
+/// Says why a test cannot run: a failure in CI, a skip elsewhere.
+pub fn skip<T>(why: String) -> Option<T> {
+    assert!(
+        std::env::var("ZKLENS_REQUIRE_ORACLE").as_deref() != Ok("1"),
+        "{why}"
+    );
+    eprintln!("skipped: {why}");
+    None
+}
