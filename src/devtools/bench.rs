@@ -669,6 +669,63 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         baseline_max_rss: None,
     });
 
+    // ---- export into the event lake --------------------------------------------------------
+    // Beside reading the same events out of the store as JSON lines, which an export does
+    // too: the ratio is what building Arrow batches and encoding Parquet add.
+    if cfg!(feature = "lake") {
+        let lake = spec.dir.join("lake");
+        let _ = std::fs::remove_dir_all(&lake);
+        let (dns, lakes) = (
+            dn.to_string_lossy().into_owned(),
+            lake.to_string_lossy().into_owned(),
+        );
+        log("export to Parquet");
+        let ex = zk(&["--data-dir", &dns, "export", "--out", &lakes])?;
+        log("every event read out as JSON lines (the export's baseline)");
+        let out = zk(&[
+            "--data-dir",
+            &dns,
+            "query",
+            "*",
+            "--limit",
+            "0",
+            "-o",
+            "jsonl",
+        ])?;
+        for (r, what) in [(&ex, "export"), (&out, "query '*'")] {
+            if r.code != 0 {
+                return Err(Error::BadInput {
+                    path: dn.clone(),
+                    offset: 0,
+                    reason: format!("{what} exited {}", r.code),
+                });
+            }
+        }
+        figures.push(Figure {
+            name: "export to Parquet (every event)".into(),
+            value: mb / ex.secs,
+            unit: "MB/s".into(),
+            baseline: Some(mb / out.secs),
+            baseline_name: Some("query '*' -o jsonl (every event read out)".into()),
+            ratio: Some(out.secs / ex.secs),
+            target: None,
+            max_rss: ex.max_rss,
+            baseline_max_rss: Some(out.max_rss),
+        });
+        figures.push(Figure {
+            name: "event lake size (Parquet, ZSTD)".into(),
+            value: dir_size(&lake) as f64 / 1e6,
+            unit: "MB".into(),
+            baseline: Some(mb),
+            baseline_name: Some("raw corpus".into()),
+            ratio: None,
+            target: None,
+            max_rss: 0,
+            baseline_max_rss: None,
+        });
+        let _ = std::fs::remove_dir_all(&lake);
+    }
+
     // ---- lookups ------------------------------------------------------------------------
     // Each asked three ways: a `zklens` process (start, open the index, answer, exit), the
     // running service over HTTP (index held open), and rg over the raw files. rg is told to
