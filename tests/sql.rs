@@ -32,7 +32,7 @@ fn lake() -> &'static Path {
     .path()
 }
 
-/// `zklens sql STATEMENT --format json` from the index (`lake` None) or a lake: exit code,
+/// `zklens sql STATEMENT -o jsonl` from the index (`lake` None) or a lake: exit code,
 /// rows (objects), standard error.
 fn sql(
     lake: Option<&Path>,
@@ -45,7 +45,7 @@ fn sql(
         c.arg("--lake").arg(l);
     }
     let out = c
-        .args(["sql", statement, "--format", "json"])
+        .args(["sql", statement, "-o", "jsonl"])
         .args(extra)
         .output()
         .expect("run zklens sql");
@@ -335,7 +335,7 @@ fn table_and_csv_output() {
     let out = zklens(sample_index())
         .args([
             "sql",
-            "--format",
+            "-o",
             "csv",
             "SELECT node, count(*) AS n FROM events GROUP BY node ORDER BY node",
         ])
@@ -346,4 +346,31 @@ fn table_and_csv_output() {
     assert_eq!(lines[0], "node,n");
     assert_eq!(lines[1].split(',').next(), Some("calc-a"), "{text}");
     assert!(lines.len() >= 8, "{text}");
+    // `-o json` is one array holding what `-o jsonl` gives line by line; with no rows, `[]`.
+    let statement = "SELECT node, count(*) AS n FROM events GROUP BY node ORDER BY node";
+    let out = zklens(sample_index())
+        .args(["sql", "-o", "json", statement])
+        .output()
+        .expect("sql");
+    let array: Vec<serde_json::Value> =
+        serde_json::from_slice(&stdout_of(out, "sql json")).expect("one JSON array");
+    assert_eq!(array, rows(None, statement));
+    let out = zklens(sample_index())
+        .args([
+            "sql",
+            "-o",
+            "json",
+            "SELECT node FROM events WHERE node = 'nobody'",
+        ])
+        .output()
+        .expect("sql");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // Formats that are not rows are refused, naming the ones sql has.
+    let out = zklens(sample_index())
+        .args(["sql", "-o", "html", statement])
+        .output()
+        .expect("sql");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jsonl"));
 }

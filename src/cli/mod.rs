@@ -24,8 +24,8 @@ use zklens::index::DataDir;
 use zklens::source::text::DEFAULT_MAX_LINE;
 
 use flags::{
-    EventOpts, ListFormats, Output, ParseFormats, QueriesFlag, ReportFormats, TxnFormats, TzFlag,
-    WindowFlags,
+    EventFormats, EventOpts, ListFormats, Output, ParseFormats, QueriesFlag, ReportFormats,
+    TxnFormats, TzFlag, WindowFlags,
 };
 
 /// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
@@ -564,26 +564,14 @@ pub struct SqlArgs {
     /// One statement over the table `events` (DataFusion's SQL; columns as the lake's, with
     /// `ensemble` and `date`; `zk_id('0x...')` turns a hex id into the table's Int64)
     pub statement: String,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
-    pub format: SqlFormat,
+    #[command(flatten)]
+    pub output: Output<EventFormats>,
     /// Memory the statement may hold, in MiB (sorts and joins past it fail, saying so)
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     pub max_memory: usize,
     /// Give up after this many seconds
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-}
-
-/// `sql --format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SqlFormat {
-    /// An aligned table with a header
-    Table,
-    /// CSV with a header row
-    Csv,
-    /// One JSON object per row
-    Json,
 }
 
 /// `session` and `zxid`.

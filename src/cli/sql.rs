@@ -1,5 +1,5 @@
 //! `zklens sql`: one SQL statement over the events ([`zklens::app::sql`]), printed as a table,
-//! CSV or JSON lines. Exit 0 with rows, 1 without, 2 on an error.
+//! JSON, JSON lines or CSV (`-o`, as the event commands). Exit 0 with rows, 1 without, 2 on an error.
 
 use anyhow::Result;
 
@@ -27,8 +27,10 @@ pub fn sql(g: &Global, a: &SqlArgs) -> Result<u8> {
     use zklens::app::sql::{self, Limits, Tables};
     use zklens::index::IndexHandle;
 
+    use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
+
+    use super::flags::Format;
     use super::out::Out;
-    use super::SqlFormat;
 
     if g.server.is_some() {
         bail!("sql reads the index or a lake on this machine (--data-dir or --lake), not --server");
@@ -50,14 +52,18 @@ pub fn sql(g: &Global, a: &SqlArgs) -> Result<u8> {
     let mut rows = 0usize;
     let mut table: Vec<RecordBatch> = Vec::new();
     let mut header_done = false;
+    let format = a.output.format;
+    // The JSON writers are kept across batches (one array, or one line per row); what each
+    // batch adds is written out as it comes.
+    let mut array = ArrayWriter::new(Vec::new());
+    let mut lines = LineDelimitedWriter::new(Vec::new());
+    let failed = |e: datafusion::arrow::error::ArrowError| {
+        zklens::error::Error::Internal(format!("sql: writing the result: {e}"))
+    };
     let schema = sql::run(tables, &a.statement, &limits, &mut |b| {
         rows += b.num_rows();
-        let failed = |e: datafusion::arrow::error::ArrowError| {
-            zklens::error::Error::Internal(format!("sql: writing the result: {e}"))
-        };
-        match a.format {
-            SqlFormat::Table => table.push(b.clone()),
-            SqlFormat::Csv => {
+        match format {
+            Format::Csv => {
                 // The header once, before the first batch.
                 let mut w = datafusion::arrow::csv::WriterBuilder::new()
                     .with_header(!header_done)
@@ -66,18 +72,26 @@ pub fn sql(g: &Global, a: &SqlArgs) -> Result<u8> {
                 header_done = true;
                 let _ = out.write_all(&w.into_inner());
             }
-            SqlFormat::Json => {
-                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
-                w.write(b).map_err(failed)?;
-                w.finish().map_err(failed)?;
-                let _ = out.write_all(&w.into_inner());
+            Format::Json => {
+                array.write(b).map_err(failed)?;
+                let _ = out.write_all(&std::mem::take(array.get_mut()));
             }
+            Format::Jsonl => {
+                lines.write(b).map_err(failed)?;
+                let _ = out.write_all(&std::mem::take(lines.get_mut()));
+            }
+            _ => table.push(b.clone()),
         }
         // A closed pipe stops the statement; exit() decides what it means.
         Ok(out.check().is_ok())
     })
     .context("sql")?;
-    if a.format == SqlFormat::Table {
+    if format == Format::Json {
+        array.finish().map_err(failed)?;
+        let _ = out.write_all(&array.into_inner());
+        writeln!(out)?;
+    }
+    if format == Format::Table {
         use datafusion::arrow::util::pretty;
         let text = if table.is_empty() {
             pretty::pretty_format_batches_with_schema(schema, &[]).map(|t| t.to_string())
