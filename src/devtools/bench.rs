@@ -191,6 +191,23 @@ pub struct Figure {
     pub baseline_max_rss: Option<u64>,
 }
 
+impl Figure {
+    /// What zklens keeps on disk (`bytes`) beside the raw corpus it came from (`raw_mb`).
+    fn size_of_corpus(name: &str, bytes: u64, raw_mb: f64) -> Figure {
+        Figure {
+            name: name.into(),
+            value: bytes as f64 / 1e6,
+            unit: "MB".into(),
+            baseline: Some(raw_mb),
+            baseline_name: Some("raw corpus".into()),
+            ratio: None,
+            target: None,
+            max_rss: 0,
+            baseline_max_rss: None,
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -657,17 +674,11 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
         }
     }
     let idx_bytes = dir_size(&dn);
-    figures.push(Figure {
-        name: "index + event store size".into(),
-        value: idx_bytes as f64 / 1e6,
-        unit: "MB".into(),
-        baseline: Some(mb),
-        baseline_name: Some("raw corpus".into()),
-        ratio: None,
-        target: None,
-        max_rss: 0,
-        baseline_max_rss: None,
-    });
+    figures.push(Figure::size_of_corpus(
+        "index + event store size",
+        idx_bytes,
+        mb,
+    ));
 
     // ---- export into the event lake --------------------------------------------------------
     // Beside reading the same events out of the store as JSON lines, which an export does
@@ -712,17 +723,11 @@ pub fn run(spec: &BenchSpec, log: &mut dyn FnMut(&str)) -> Result<Report> {
             max_rss: ex.max_rss,
             baseline_max_rss: Some(out.max_rss),
         });
-        figures.push(Figure {
-            name: "event lake size (Parquet, ZSTD)".into(),
-            value: dir_size(&lake) as f64 / 1e6,
-            unit: "MB".into(),
-            baseline: Some(mb),
-            baseline_name: Some("raw corpus".into()),
-            ratio: None,
-            target: None,
-            max_rss: 0,
-            baseline_max_rss: None,
-        });
+        figures.push(Figure::size_of_corpus(
+            "event lake size (Parquet, ZSTD)",
+            dir_size(&lake),
+            mb,
+        ));
         let _ = std::fs::remove_dir_all(&lake);
     }
 
