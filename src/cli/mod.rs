@@ -59,7 +59,7 @@ pub struct Global {
     #[arg(long, global = true, env = "ZKLENS_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
-    /// Answer session, zxid, incidents, incident, skew and recipes from a lake directory
+    /// Answer session, zxid, incidents, incident, skew, recipes and sql from a lake directory
     /// (`zklens export --out DIR`, or any copy of one) instead of the data directory
     #[cfg(feature = "lake")]
     #[arg(
