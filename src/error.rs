@@ -114,6 +114,17 @@ pub enum Error {
         /// Where the committed set says the source stands.
         stands: String,
     },
+    /// A request body that cannot be read as what its headers claim (an OTLP export that is
+    /// not protobuf or JSON, a compressed body past its limit): the sender's fault.
+    #[error("{what}: at byte offset {offset}: {reason}")]
+    BadRequest {
+        /// The request (`POST /v1/logs`).
+        what: String,
+        /// Byte offset in the (decompressed) body, where known, else 0.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A request went past a budget of the service (its time budget, or too many requests
     /// at once): the service is fine, the request was given up.
     #[error("{0}")]
@@ -145,7 +156,11 @@ impl Error {
     /// 500.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::Query(_) | Error::Time(_) | Error::Param(_) | Error::NodeName { .. } => 400,
+            Error::Query(_)
+            | Error::Time(_)
+            | Error::Param(_)
+            | Error::NodeName { .. }
+            | Error::BadRequest { .. } => 400,
             Error::NotFound(_) => 404,
             Error::NoIndex { .. } | Error::Budget(_) => 503,
             Error::Sink(inner) => inner.http_status(),

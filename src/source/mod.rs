@@ -9,6 +9,7 @@ pub mod beneath;
 pub mod follow;
 pub mod lines;
 pub mod nodes;
+pub mod otlp;
 pub mod tail;
 pub mod text;
 pub mod txn;
