@@ -27,6 +27,10 @@ pub enum Msg {
         /// The events and the checkpoint delta covering them.
         batch: Box<Batch>,
     },
+    /// Commit now if anything is pending, then answer on the channel: everything sent before
+    /// this message is committed when the answer is `Ok` (a push source acknowledges its
+    /// sender only then).
+    Sync(std::sync::mpsc::Sender<std::result::Result<(), String>>),
     /// Something to tell the operator about a source.
     Notice {
         /// Source key.
@@ -158,6 +162,17 @@ pub fn write(
                 Err(e) => return Err(e),
             },
             Some(Msg::Notice { key, message }) => notice(&key, &message),
+            Some(Msg::Sync(answer)) => {
+                if dirty {
+                    if let Err(e) = sink.commit() {
+                        let _ = answer.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                    dirty = false;
+                    last = Instant::now();
+                }
+                let _ = answer.send(Ok(()));
+            }
             None => {}
         }
         if dirty && last.elapsed() >= every {

@@ -18,6 +18,8 @@
 //! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), refusals |
 //! | `GET /api/registrations` | registrations, up and gone |
 //! | `GET /metrics` | Prometheus text format |
+//! | `POST /v1/logs` | OTLP/HTTP logs (protobuf or JSON, gzip or not): indexed, then answered ([`super::intake`]); needs a configured token |
+//! | `GET /api/checkpoints?source=` | a pushed source's acknowledged checkpoint (`{"source", "checkpoint"}`), or every one (`{"sources"}`) |
 //!
 //! `tz` is the zone of zone-less times in `since`, `until` and the query (default UTC).
 //!
@@ -33,11 +35,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -68,6 +71,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/sources", get(sources))
         .route("/api/registrations", get(registrations))
         .route("/metrics", get(metrics))
+        .route("/api/checkpoints", get(checkpoints))
+        .route(
+            "/v1/logs",
+            post(otlp_logs).layer(DefaultBodyLimit::max(shared.intake.limits.max_body)),
+        )
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     Router::new()
         .route("/health", get(health))
@@ -594,6 +602,19 @@ async fn metrics(State(s): St) -> Response {
         "# HELP zklens_commits_total Index commits.\n# TYPE zklens_commits_total counter\nzklens_commits_total {}",
         m.commits.load(Ordering::Relaxed)
     );
+    let im = &s.intake.metrics;
+    for (name, help, v) in [
+        ("zklens_otlp_requests_total", "POST /v1/logs requests indexed and answered 200.", &im.requests),
+        ("zklens_otlp_records_total", "OTLP log records taken.", &im.records),
+        ("zklens_otlp_duplicates_total", "OTLP log records dropped as resends of records received before (by offset or line number).", &im.duplicates),
+        ("zklens_otlp_refused_total", "POST /v1/logs requests refused (no token configured, content type, unreadable or too large body).", &im.refused),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP zklens_incidents_detected_total Incidents recognised since start.\n# TYPE zklens_incidents_detected_total counter\nzklens_incidents_detected_total {}",
@@ -765,5 +786,84 @@ mod tests {
         let all: std::net::SocketAddr = "0.0.0.0:7311".parse().expect("addr");
         assert!(host_allowed("192.168.1.9:7311", all, &none));
         assert!(!host_allowed("evil.example", all, &none));
+    }
+}
+
+/// `POST /v1/logs`: an OTLP/HTTP logs export request. Answered (in the request's encoding)
+/// only once a commit holds its records; 400 for a body that cannot be read (naming the
+/// offset), 415 for another content type, 403 when the service has no token, 503 while the
+/// writer is not running (retry).
+async fn otlp_logs(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    use crate::source::otlp::{self, Encoding};
+    let refuse = |code: StatusCode, msg: String| {
+        s.intake.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        error(code, msg)
+    };
+    if s.cfg.token.is_none() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "POST /v1/logs takes logs only with a token: set token or token_file in the configuration, --token-file, or ZKLENS_TOKEN".into(),
+        );
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(enc) = Encoding::of_content_type(ctype) else {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {ctype:?}: OTLP/HTTP is application/x-protobuf or application/json"
+            ),
+        );
+    };
+    let cenc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let s2 = s.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let limits = s2.intake.limits;
+        let raw = otlp::decompress(&body, cenc.as_deref(), limits.max_body)?;
+        let records = otlp::decode(&raw, enc, &limits)?;
+        s2.intake.receive(&s2, records)
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => match enc {
+            Encoding::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+            Encoding::Protobuf => {
+                // An empty ExportLogsServiceResponse encodes to no bytes.
+                (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    Vec::new(),
+                )
+                    .into_response()
+            }
+        },
+        Ok(Err(e)) => {
+            if e.http_status() == 400 {
+                s.intake.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            failed(&e)
+        }
+        Err(e) => failed(&Error::Internal(format!("request task: {e}"))),
+    }
+}
+
+/// Query of `GET /api/checkpoints`.
+#[derive(Debug, Deserialize)]
+struct CheckpointParams {
+    source: Option<String>,
+}
+
+/// `GET /api/checkpoints`: where a pushed source resumes (its acknowledged checkpoint).
+async fn checkpoints(State(s): St, Query(p): Query<CheckpointParams>) -> Response {
+    match p.source {
+        Some(key) => {
+            let cp = s.intake.checkpoint(&s, &key);
+            Json(json!({"source": key, "checkpoint": cp})).into_response()
+        }
+        None => Json(json!({"sources": s.intake.checkpoints(&s)})).into_response(),
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod config;
+pub mod intake;
 #[cfg(feature = "lake")]
 pub mod lake;
 pub mod policy;
@@ -80,6 +81,9 @@ pub struct SourceStatus {
     pub coverage: Option<Coverage>,
     /// Last notices about it.
     pub notices: Vec<String>,
+    /// What it was sent (`otlp` sources: pushed to `POST /v1/logs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<intake::PushedStatus>,
 }
 
 /// A registration as last seen.
@@ -181,6 +185,8 @@ pub struct Shared {
     /// Permits of the API's requests that read the index (`max_requests`): one is held until
     /// the request's work has stopped, even when its answer was given up.
     pub(crate) requests: Arc<tokio::sync::Semaphore>,
+    /// Sources pushed to `POST /v1/logs`.
+    pub intake: intake::Intake,
 }
 
 impl Shared {
@@ -290,6 +296,7 @@ impl Manager {
             lag_bytes: None,
             coverage: None,
             notices: Vec::new(),
+            pushed: None,
         };
         // One collector per file or URL however it is spelled, and at most
         // `security.max_sources` for registrations: what goes over is refused and reported.
@@ -803,6 +810,7 @@ pub fn prepare(
             committed_at_start: committed,
             index: Mutex::new(None),
             requests,
+            intake: intake::Intake::new(crate::source::otlp::Limits::default()),
         }),
         sink,
     ))
@@ -849,6 +857,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         .name("incident detector".into())
         .spawn(move || detector(d_shared, crx))
         .map_err(|e| Error::Internal(format!("cannot start the detector: {e}")))?;
+    shared.intake.open(tx.clone());
     let manager = Arc::new(Mutex::new(Manager::new(shared.clone(), tx)));
     // Configured sources: the ensemble's logs and hand-written ones.
     {
@@ -950,6 +959,7 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         r
     });
     stop.store(true, Ordering::Relaxed);
+    shared.intake.close();
     for t in txn_threads {
         let _ = t.join();
     }

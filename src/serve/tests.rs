@@ -53,6 +53,9 @@ fn drain(rx: &Receiver<Msg>, wait: Duration) -> (Vec<String>, Vec<String>) {
                 events.extend(batch.events.iter().map(|e| e.message.clone()))
             }
             Ok(Msg::Notice { message, .. }) => notices.push(message),
+            Ok(Msg::Sync(answer)) => {
+                let _ = answer.send(Ok(()));
+            }
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }

@@ -38,10 +38,10 @@ pub struct FollowSpec {
 
 /// Assembles lines into events and keeps the checkpoint honest.
 #[derive(Debug)]
-struct Assembler {
-    spec: FollowSpec,
+pub(super) struct Assembler {
+    pub(super) spec: FollowSpec,
     registry: Arc<Registry>,
-    parser: Option<EntryParser>,
+    pub(super) parser: Option<EntryParser>,
     source_name: String,
     last_line: Instant,
     /// What was understood of the entries handed out (from the checkpoint resumed on).
@@ -49,7 +49,7 @@ struct Assembler {
 }
 
 impl Assembler {
-    fn new(
+    pub(super) fn new(
         spec: FollowSpec,
         registry: Arc<Registry>,
         source_name: String,
@@ -111,7 +111,7 @@ impl Assembler {
     }
 
     /// Parses lines; returns the events completed.
-    fn push(&mut self, lines: &[TailLine]) -> Vec<Event> {
+    pub(super) fn push(&mut self, lines: &[TailLine]) -> Vec<Event> {
         let out = self.parse(lines);
         self.counted(out)
     }
@@ -141,7 +141,7 @@ impl Assembler {
     }
 
     /// Ends the entry being assembled (the source is going away).
-    fn finish(&mut self) -> Vec<Event> {
+    pub(super) fn finish(&mut self) -> Vec<Event> {
         let out = self
             .parser
             .as_mut()
@@ -152,7 +152,7 @@ impl Assembler {
 
     /// The checkpoint to commit: the reader's position, pulled back to the entry being
     /// assembled, labelled with the source's key, node, format and event count.
-    fn checkpoint(&self, mut cp: Checkpoint, events: u64) -> Checkpoint {
+    pub(super) fn checkpoint(&self, mut cp: Checkpoint, events: u64) -> Checkpoint {
         if let Some((off, line)) = self.parser.as_ref().and_then(EntryParser::pending_start) {
             if off < cp.offset {
                 cp.offset = off;

@@ -12,7 +12,8 @@
 //! | node | resource `service.instance.id`, else `host.name` (resource, then record), else `unknown` |
 //! | ensemble | `zklens.ensemble` (record, then resource) |
 //! | source | `zklens.source`; else `otlp://NODE` + `log.file.path`; else `otlp://NODE/` + `service.name` |
-//! | offset, line | `zklens.offset` / `log.file.offset`, `zklens.line` (integers, or their decimal text) |
+//! | offset | `zklens.offset`, else `log.file.offset` (an integer, or its decimal text) |
+//! | line | `zklens.line`, else `log.file.record_number` (the same) |
 //! | format | `zklens.format` (a format name, as `--format`) |
 //! | time | the record's `time_unix_nano`, else `observed_time_unix_nano` (0: none) |
 //! | body | the record's body: a string as it is, anything else as JSON text |
@@ -28,7 +29,17 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use prost::Message;
 
+use std::sync::Arc;
+
+use crate::checkpoint::{Checkpoint, CheckpointDelta};
 use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::parser::{Notice, Registry};
+use crate::sink::Batch;
+
+use super::fnv1a;
+use super::follow::{Assembler, FollowSpec};
+use super::tail::TailLine;
 
 /// The attribute names zklens reads (and `zklens agent` writes).
 pub mod attr {
@@ -46,6 +57,9 @@ pub mod attr {
     pub const FILE_PATH: &str = "log.file.path";
     /// A file offset under the same namespace (Vector's `offset_key`, when set to it).
     pub const FILE_OFFSET: &str = "log.file.offset";
+    /// The line's number in that file (the OpenTelemetry Collector's filelog receiver with
+    /// `include_file_record_number: true`).
+    pub const FILE_RECORD_NUMBER: &str = "log.file.record_number";
     /// OpenTelemetry's host name.
     pub const HOST: &str = "host.name";
     /// OpenTelemetry's service instance id.
@@ -174,18 +188,24 @@ pub fn decode(body: &[u8], encoding: Encoding, limits: &Limits) -> Result<Vec<Re
     if body.len() > limits.max_body {
         return Err(bad(
             limits.max_body as u64,
-            format!("a body of {} bytes, over the limit of {}", body.len(), limits.max_body),
+            format!(
+                "a body of {} bytes, over the limit of {}",
+                body.len(),
+                limits.max_body
+            ),
         ));
     }
     let req = match encoding {
         Encoding::Protobuf => ExportLogsServiceRequest::decode(body)
             .map_err(|e| bad(0, format!("not an OTLP ExportLogsServiceRequest: {e}")))?,
-        Encoding::Json => serde_json::from_slice::<ExportLogsServiceRequest>(body).map_err(|e| {
-            bad(
-                json_offset(body, e.line(), e.column()),
-                format!("not OTLP/JSON logs: {e}"),
-            )
-        })?,
+        Encoding::Json => {
+            serde_json::from_slice::<ExportLogsServiceRequest>(body).map_err(|e| {
+                bad(
+                    json_offset(body, e.line(), e.column()),
+                    format!("not OTLP/JSON logs: {e}"),
+                )
+            })?
+        }
     };
     records(req, limits)
 }
@@ -314,7 +334,9 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
     let offset = either(attr::OFFSET)
         .or_else(|| either(attr::FILE_OFFSET))
         .and_then(integer);
-    let line = either(attr::LINE).and_then(integer);
+    let line = either(attr::LINE)
+        .or_else(|| either(attr::FILE_RECORD_NUMBER))
+        .and_then(integer);
     let time = if lr.time_unix_nano != 0 {
         lr.time_unix_nano
     } else {
@@ -328,11 +350,17 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
         attr::ENSEMBLE,
         attr::FILE_PATH,
         attr::FILE_OFFSET,
+        attr::FILE_RECORD_NUMBER,
     ];
     let attributes = attrs
         .iter()
         .filter(|kv| !own.contains(&kv.key.as_str()))
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map(text).unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(text).unwrap_or_default(),
+            )
+        })
         .collect();
     Record {
         ensemble: named(attr::ENSEMBLE),
@@ -346,6 +374,187 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
         body: lr.body.as_ref().map(text).unwrap_or_default(),
         attributes,
         node,
+    }
+}
+
+/// A source whose lines are pushed to the service (`POST /v1/logs`) rather than read by it.
+///
+/// A request's records of one source are taken as whole entries: its lines are assembled into
+/// events as a followed file's are (a stack trace shipped line by line, or as one multi-line
+/// record, is one event), and the entry last in the request is ended with it. So what a `200`
+/// acknowledges is exactly what is committed, and no entry waits in memory for the next
+/// request: a shipper cuts its requests between entries (`zklens agent` does; Vector and the
+/// Collector do with their multiline settings), else an entry cut in two is indexed as two.
+/// What was sent before is recognised and dropped:
+///
+/// - **by offset** when the records carry one (`zklens agent`, or a shipper configured to send
+///   `log.file.offset`): a record starting before the next byte expected is a resend;
+/// - **else by line number** (`log.file.record_number`): a line at or before the last one
+///   received is a resend;
+/// - **else not at all**: such a shipper is at-least-once, and so is what is indexed from it.
+///
+/// A record at offset 0 (or line 1) whose first line is not the first line received before
+/// starts the source again: the file was rotated or truncated (its fingerprint, as a followed
+/// file's, is the FNV-1a of its first line). The entry being assembled is ended and the new
+/// content is indexed from its start. A record past the next byte expected is indexed, and the
+/// bytes skipped are reported.
+#[derive(Debug)]
+pub struct Pushed {
+    asm: Assembler,
+    /// Where the last batch handed out left the source.
+    last: Checkpoint,
+    /// Offset of the next byte expected.
+    next_offset: u64,
+    /// Number of the last line received.
+    next_line: u64,
+    /// Fingerprint of the first line received (0 bytes: none yet).
+    fp: u64,
+    fp_len: u64,
+    max_line: usize,
+}
+
+/// What one push did.
+#[derive(Debug, Default)]
+pub struct Pushing {
+    /// The batch to send the writer (None: nothing moved).
+    pub batch: Option<Batch>,
+    /// Records taken.
+    pub accepted: u64,
+    /// Records dropped as resends of what was received before.
+    pub duplicates: u64,
+}
+
+impl Pushed {
+    /// A pushed source resuming at `resume` (its committed checkpoint), else from nothing.
+    pub fn new(spec: FollowSpec, registry: Arc<Registry>, resume: Option<Checkpoint>) -> Pushed {
+        let max_line = spec.max_line;
+        let key = spec.key.clone();
+        let asm = Assembler::new(spec, registry, key.clone(), resume.as_ref());
+        let last = resume.unwrap_or_else(|| Checkpoint::start(key));
+        Pushed {
+            asm,
+            next_offset: last.offset,
+            next_line: last.line,
+            fp: last.fp,
+            fp_len: last.fp_len,
+            last,
+            max_line,
+        }
+    }
+
+    /// The source's key.
+    pub fn key(&self) -> &str {
+        &self.asm.spec.key
+    }
+
+    /// Where the last batch handed out left the source.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.last
+    }
+
+    /// Takes `records` (all of this source, in the order sent): drops resends, assembles the
+    /// rest into events, and returns the batch that moves the checkpoint over them.
+    pub fn push<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) -> Pushing {
+        let mut out = Pushing::default();
+        let mut lines: Vec<TailLine> = Vec::new();
+        let mut notices = Vec::new();
+        let mut bytes = 0u64;
+        for r in records {
+            let text = r.body.strip_suffix('\n').unwrap_or(&r.body);
+            let first = text.split('\n').next().unwrap_or_default().as_bytes();
+            let mut file_start = false;
+            let at_start = r.offset == Some(0) || (r.offset.is_none() && r.line == Some(1));
+            if at_start {
+                let fp = fnv1a(first);
+                let len = first.len() as u64;
+                let nothing_yet = self.next_offset == 0 && self.next_line == 0;
+                if self.fp_len == 0 && self.fp == 0 || nothing_yet {
+                    (self.fp, self.fp_len) = (fp, len);
+                } else if (fp, len) != (self.fp, self.fp_len) {
+                    notices.push(Notice {
+                        offset: 0,
+                        message: format!(
+                            "the source starts again with another first line (rotated or truncated at offset {}): read from its start",
+                            self.next_offset
+                        ),
+                    });
+                    (self.fp, self.fp_len) = (fp, len);
+                    self.next_offset = 0;
+                    self.next_line = 0;
+                    file_start = true;
+                }
+            }
+            let resent = match (r.offset, r.line) {
+                (Some(o), _) => o < self.next_offset,
+                (None, Some(l)) => l <= self.next_line,
+                (None, None) => false,
+            };
+            if resent {
+                out.duplicates += 1;
+                continue;
+            }
+            if let Some(o) = r.offset.filter(|&o| o > self.next_offset) {
+                notices.push(Notice {
+                    offset: self.next_offset,
+                    message: format!(
+                        "{} bytes were never received (offsets {}..{}): the shipper skipped them",
+                        o - self.next_offset,
+                        self.next_offset,
+                        o
+                    ),
+                });
+            }
+            let mut offset = r.offset.unwrap_or(self.next_offset);
+            let mut number = r.line.unwrap_or(self.next_line + 1);
+            for piece in text.split('\n') {
+                let b = piece.as_bytes();
+                lines.push(TailLine {
+                    offset,
+                    number,
+                    bytes: b[..b.len().min(self.max_line)].to_vec(),
+                    file_start: std::mem::take(&mut file_start),
+                });
+                offset += b.len() as u64 + 1;
+                bytes += b.len() as u64 + 1;
+                number += 1;
+            }
+            self.next_offset = offset;
+            self.next_line = number - 1;
+            out.accepted += 1;
+        }
+        let mut events = self.asm.push(&lines);
+        events.extend(self.asm.finish());
+        out.batch = self.moved(events, bytes, notices);
+        out
+    }
+
+    fn moved(&mut self, events: Vec<Event>, bytes: u64, notices: Vec<Notice>) -> Option<Batch> {
+        let at = Checkpoint {
+            path: self.asm.spec.key.clone(),
+            fp: self.fp,
+            fp_len: self.fp_len,
+            offset: self.next_offset,
+            line: self.next_line,
+            ..Checkpoint::default()
+        };
+        let cp = self
+            .asm
+            .checkpoint(at, self.last.events + events.len() as u64);
+        if events.is_empty() && cp.same_position(&self.last) {
+            return (!notices.is_empty()).then(|| Batch {
+                notices,
+                ..Batch::default()
+            });
+        }
+        let delta = CheckpointDelta::new(Some(self.last.clone()), cp.clone());
+        self.last = cp;
+        Some(Batch {
+            events,
+            delta: Some(delta),
+            bytes,
+            notices,
+            ..Batch::default()
+        })
     }
 }
 
@@ -524,5 +733,207 @@ mod tests {
             Some(Encoding::Json)
         );
         assert_eq!(Encoding::of_content_type("text/plain"), None);
+    }
+    /// The real log of a ZooKeeper server (`samples/incident-1`, stack traces included) as
+    /// one record per line, the way `zklens agent` and line shippers send it.
+    fn zk_lines() -> Vec<Record> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/incident-1/zk1/logs/zookeeper.log"
+        );
+        let text = std::fs::read_to_string(path).expect("sample log");
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for (i, l) in text.split_inclusive('\n').enumerate() {
+            out.push(Record {
+                node: "zk1".into(),
+                source: "agent://host-a/var/log/zookeeper.log".into(),
+                offset: Some(offset),
+                line: Some(i as u64 + 1),
+                body: l.trim_end_matches('\n').to_string(),
+                ..Record::default()
+            });
+            offset += l.len() as u64;
+        }
+        out
+    }
+
+    fn pushed(resume: Option<Checkpoint>) -> Pushed {
+        let registry = Arc::new(Registry::load(&[] as &[&std::path::Path]).expect("formats"));
+        let spec = FollowSpec {
+            key: "agent://host-a/var/log/zookeeper.log".into(),
+            node: "zk1".into(),
+            ensemble: crate::event::default_ensemble(),
+            format: None,
+            tz: crate::time::Tz::Utc,
+            flush: std::time::Duration::from_secs(3600),
+            max_line: 1 << 20,
+        };
+        Pushed::new(spec, registry, resume)
+    }
+
+    /// (offset, line, message) of each event, checking that the deltas chain.
+    fn take(b: Option<Batch>, into: &mut Vec<(u64, u64, String)>, last: &mut Option<Checkpoint>) {
+        if let Some(b) = b {
+            if let Some(d) = b.delta {
+                assert_eq!(
+                    d.from.as_ref().map(|c| c.offset),
+                    last.as_ref().map(|c| c.offset)
+                );
+                *last = Some(d.to);
+            }
+            into.extend(b.events.into_iter().map(|e| (e.offset, e.line, e.message)));
+        }
+    }
+
+    fn whole() -> Vec<(u64, u64, String)> {
+        let recs = zk_lines();
+        let mut p = pushed(None);
+        let (mut got, mut last) = (Vec::new(), Some(Checkpoint::start(p.key())));
+        take(p.push(&recs).batch, &mut got, &mut last);
+        got
+    }
+
+    /// `recs` cut into requests of about `n` records, between entries (at lines that start
+    /// with a date), as a shipper with multiline settings cuts them.
+    fn requests(recs: &[Record], n: usize) -> Vec<&[Record]> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 1..recs.len() {
+            let starts_entry = recs[i].body.starts_with("20");
+            if i - start >= n && starts_entry {
+                out.push(&recs[start..i]);
+                start = i;
+            }
+        }
+        out.push(&recs[start..]);
+        out
+    }
+
+    #[test]
+    fn stack_traces_sent_line_by_line_are_one_event_each() {
+        let recs = zk_lines();
+        let got = whole();
+        // Fewer events than lines: the stack traces' lines joined their entries.
+        assert!(
+            got.len() < recs.len() - 10,
+            "{} events of {} lines",
+            got.len(),
+            recs.len()
+        );
+        let trace = got
+            .iter()
+            .find(|e| {
+                e.2.contains("java.net.ConnectException: Connection refused")
+            })
+            .expect("the stack trace's entry");
+        assert!(
+            trace.2.contains("at java.base/sun.nio.ch.Net.pollConnect"),
+            "{}",
+            trace.2
+        );
+    }
+
+    #[test]
+    fn resends_are_dropped_and_chunks_give_what_one_push_gives() {
+        let recs = zk_lines();
+        let want = whole();
+        let mut p = pushed(None);
+        let (mut got, mut last) = (Vec::new(), Some(Checkpoint::start(p.key())));
+        let mut dups = 0;
+        let chunks = requests(&recs, 7);
+        assert!(chunks.len() > 50);
+        for chunk in chunks {
+            let first = p.push(chunk);
+            assert_eq!(first.accepted, chunk.len() as u64);
+            take(first.batch, &mut got, &mut last);
+            // At-least-once: the same chunk again, as after a lost answer.
+            let again = p.push(chunk);
+            assert_eq!(again.accepted, 0);
+            dups += again.duplicates;
+            take(again.batch, &mut got, &mut last);
+        }
+        assert_eq!(dups, recs.len() as u64);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_restart_from_the_checkpoint_loses_and_repeats_nothing() {
+        let recs = zk_lines();
+        let want = whole();
+        let chunks = requests(&recs, 40);
+        let mut p = pushed(None);
+        let (mut got, mut last) = (Vec::new(), Some(Checkpoint::start(p.key())));
+        for c in &chunks[..3] {
+            take(p.push(*c).batch, &mut got, &mut last);
+        }
+        let cp = last.clone().expect("a checkpoint");
+        let sent: usize = chunks[..3].iter().map(|c| c.len()).sum();
+        assert_eq!(
+            Some(cp.offset),
+            recs[sent].offset,
+            "the checkpoint is what was sent"
+        );
+        // The service restarts from `cp`; the shipper resends everything from offset 0.
+        let mut q = pushed(Some(cp));
+        let again = q.push(&recs);
+        assert_eq!(again.duplicates, sent as u64);
+        take(again.batch, &mut got, &mut last);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_new_first_line_at_offset_zero_is_a_rotation() {
+        let recs = zk_lines();
+        let mut p = pushed(None);
+        let (mut got, mut last) = (Vec::new(), Some(Checkpoint::start(p.key())));
+        take(p.push(&recs[..50]).batch, &mut got, &mut last);
+        let before = got.len();
+        let rotated: Vec<Record> = recs[200..230]
+            .iter()
+            .scan(0u64, |off, r| {
+                let mut r = r.clone();
+                r.offset = Some(*off);
+                r.line = None;
+                *off += r.body.len() as u64 + 1;
+                Some(r)
+            })
+            .collect();
+        let pushing = p.push(&rotated);
+        assert_eq!(pushing.accepted, 30);
+        let b = pushing.batch.expect("a batch");
+        assert!(
+            b.notices.iter().any(|n| n.message.contains("rotated")),
+            "{:?}",
+            b.notices
+        );
+        take(Some(b), &mut got, &mut last);
+        let alone = pushed(None)
+            .push(&rotated)
+            .batch
+            .expect("a batch")
+            .events
+            .len();
+        assert_eq!(
+            got.len() - before,
+            alone,
+            "the new file's entries, all of them"
+        );
+        assert!(
+            got[before..].iter().any(|e| e.0 == 0),
+            "read from the new file's start"
+        );
+    }
+
+    #[test]
+    fn line_numbers_dedupe_when_no_offset_is_sent() {
+        let mut recs = zk_lines();
+        for r in &mut recs {
+            r.offset = None;
+        }
+        let mut p = pushed(None);
+        assert_eq!(p.push(&recs[..40]).accepted, 40);
+        let again = p.push(&recs[30..60]);
+        assert_eq!((again.accepted, again.duplicates), (20, 10));
     }
 }
