@@ -219,23 +219,9 @@ type Row = (String, u64, u64, String, String, String);
 
 /// Every event in the index of `data`, sorted.
 fn events(data: &Path) -> Vec<Row> {
-    let out = Command::new(exe())
-        .env_remove("ZKLENS_DATA_DIR")
-        .env_remove("ZKLENS_SERVER")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["query", "*", "--limit", "0", "-o", "jsonl"])
-        .output()
-        .expect("zklens query");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut got: Vec<_> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
+    let mut got: Vec<Row> = common::indexed_rows(data)
+        .iter()
+        .map(|v| {
             let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
             (
                 text("node"),

@@ -189,9 +189,9 @@ pub fn wait_up(port: u16) {
     }
 }
 
-/// Every message in the index of `data`, with how many times it is there (a fresh `zklens
-/// query` process reading the data directory).
-pub fn indexed_messages(data: &Path) -> std::collections::BTreeMap<String, usize> {
+/// Every event in the index of `data` as its JSON row (a fresh `zklens query` process reading
+/// the data directory).
+pub fn indexed_rows(data: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(exe())
         .env_remove("ZKLENS_DATA_DIR")
         .env_remove("ZKLENS_SERVER")
@@ -200,9 +200,16 @@ pub fn indexed_messages(data: &Path) -> std::collections::BTreeMap<String, usize
         .args(["query", "*", "--limit", "0", "-o", "jsonl"])
         .output()
         .expect("zklens query");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jsonl row"))
+        .collect()
+}
+
+/// Every message in the index of `data`, with how many times it is there.
+pub fn indexed_messages(data: &Path) -> std::collections::BTreeMap<String, usize> {
     let mut got = std::collections::BTreeMap::new();
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).expect("jsonl row");
+    for v in indexed_rows(data) {
         *got.entry(v["message"].as_str().unwrap_or_default().to_string())
             .or_insert(0) += 1;
     }
