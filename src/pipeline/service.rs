@@ -62,43 +62,13 @@ pub fn collect(
 ) {
     let key = source.key().to_string();
     let mut send = |b: Batch| -> Result<()> {
-        let Batch {
-            events,
-            delta,
-            txn_ranges,
-            txn_ensemble,
-            bytes,
-            notices,
-        } = b;
-        for n in notices {
-            let msg = Msg::Notice {
-                key: key.clone(),
-                message: n.message,
-            };
-            tx.send(msg).map_err(|_| writer_gone())?;
-        }
-        if events.is_empty() && delta.is_none() && txn_ranges.is_empty() {
-            return Ok(());
-        }
-        if let Some(d) = &delta {
+        if let Some(d) = &b.delta {
             handed
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(d.key().to_string(), d.to.clone());
         }
-        let batch = Batch {
-            events,
-            delta,
-            txn_ranges,
-            txn_ensemble,
-            bytes,
-            notices: Vec::new(),
-        };
-        tx.send(Msg::Batch {
-            key: key.clone(),
-            batch: Box::new(batch),
-        })
-        .map_err(|_| writer_gone())
+        hand_over(tx, &key, b)
     };
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -127,6 +97,42 @@ pub fn collect(
             }
         }
     }
+}
+
+/// Sends the writer one source's batch: its notices first (as [`Msg::Notice`]s), then the batch
+/// without them, unless it moves nothing. Fails only when the writer is gone.
+pub fn hand_over(tx: &SyncSender<Msg>, key: &str, b: Batch) -> Result<()> {
+    let Batch {
+        events,
+        delta,
+        txn_ranges,
+        txn_ensemble,
+        bytes,
+        notices,
+    } = b;
+    for n in notices {
+        let msg = Msg::Notice {
+            key: key.to_string(),
+            message: n.message,
+        };
+        tx.send(msg).map_err(|_| writer_gone())?;
+    }
+    if events.is_empty() && delta.is_none() && txn_ranges.is_empty() {
+        return Ok(());
+    }
+    let batch = Batch {
+        events,
+        delta,
+        txn_ranges,
+        txn_ensemble,
+        bytes,
+        notices: Vec::new(),
+    };
+    tx.send(Msg::Batch {
+        key: key.to_string(),
+        batch: Box::new(batch),
+    })
+    .map_err(|_| writer_gone())
 }
 
 fn sleep_unless(stop: &AtomicBool, d: Duration) {

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::pipeline::service::Msg;
+use crate::pipeline::service::{hand_over, Msg};
 use crate::source::follow::FollowSpec;
 use crate::source::otlp::{Limits, Pushed, Record};
 
@@ -219,7 +219,7 @@ impl Intake {
             got.accepted += pushing.accepted;
             got.duplicates += pushing.duplicates;
             if let Some(b) = pushing.batch {
-                send(&tx, &key, b)?;
+                hand_over(&tx, &key, b).map_err(|_| writer_gone())?;
             }
             let cp = s.pushed.checkpoint().clone();
             s.pushes += 1;
@@ -291,22 +291,6 @@ impl Intake {
 /// A key that only a pushed source has (`agent://…`, `otlp://…`).
 pub fn pushed_key(key: &str) -> bool {
     key.starts_with("agent://") || key.starts_with("otlp://")
-}
-
-/// Sends a batch to the writer, its notices apart (as a collector does).
-fn send(tx: &SyncSender<Msg>, key: &str, mut b: crate::sink::Batch) -> Result<()> {
-    for n in std::mem::take(&mut b.notices) {
-        tx.send(Msg::Notice {
-            key: key.to_string(),
-            message: format!("offset {}: {}", n.offset, n.message),
-        })
-        .map_err(|_| writer_gone())?;
-    }
-    tx.send(Msg::Batch {
-        key: key.to_string(),
-        batch: Box::new(b),
-    })
-    .map_err(|_| writer_gone())
 }
 
 /// Waits for a commit holding everything sent so far.
