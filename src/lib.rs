@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod app;
 pub mod checkpoint;
 pub mod devtools;

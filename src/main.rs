@@ -54,6 +54,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             None => cli::tools::formats(&registry()?, a.check),
         },
         Cmd::Serve(a) => cli::tools::serve(a, g, &g.data_dir(), registry()?),
+        Cmd::Agent(a) => cli::tools::agent(a, g, registry()?),
         Cmd::Txnlog(TxnlogCmd::Dump(a)) => cli::txn::txnlog_dump(a),
         Cmd::Snapshot(SnapshotCmd::Dump {
             files,

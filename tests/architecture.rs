@@ -32,6 +32,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("index", &["error", "time", "event", "checkpoint", "sink"]),
+    // The agent is a source that ships instead of indexing: it reads files (source), cuts
+    // them into entries (parser) and follows registrations (discovery); it knows nothing of
+    // the index or the service.
+    (
+        "agent",
+        &[
+            "error",
+            "time",
+            "event",
+            "checkpoint",
+            "parser",
+            "discovery",
+            "source",
+        ],
+    ),
     ("lake", &["error", "time", "event"]),
     ("query", &["error", "time", "event", "index"]),
     ("incident", &["error", "time", "event", "recipe"]),

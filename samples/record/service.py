@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--instance", required=True)
     ap.add_argument("--zk", required=True)
     ap.add_argument("--log-file", required=True)
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="the host its registration names (tests run several hosts on one machine)")
     ap.add_argument("--log-format", choices=["text", "json", "pythread", "jsonlogger", "structlog", "syslog"],
                     default="text")
     ap.add_argument("--syslog-address", default=None, help="host:port of the syslog daemon (UDP)")
@@ -209,7 +211,7 @@ def main():
         for k in range(a.burst):
             zk.ensure_path("/data/%s/items/%d" % (a.name, k))
         data = json.dumps({
-            "service": a.name, "instance": a.instance, "host": "127.0.0.1",
+            "service": a.name, "instance": a.instance, "host": a.host,
             "logs": [{"url": "file://" + os.path.abspath(a.log_file),
                       "format": reg_format}],
         }).encode()

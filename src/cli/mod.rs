@@ -217,6 +217,9 @@ pub enum Cmd {
     /// Run continuously: discover services through ZooKeeper, follow their logs and the
     /// ensemble's, index, detect incidents live, answer over HTTP
     Serve(Box<ServeArgs>),
+    /// Run on a host: follow the logs that ZooKeeper registrations place on it (and its
+    /// ZooKeeper servers' files) and ship them to `zklens serve` over OTLP/HTTP
+    Agent(AgentArgs),
     /// Generate a realistic synthetic corpus (for benchmarks), with failovers at known times
     Corpus(CorpusArgs),
 }
@@ -512,6 +515,50 @@ pub struct ServeArgs {
     pub max_snapshot_sessions: Option<usize>,
     /// The name of the ensemble this service watches: every event it indexes carries it
     /// [default: default; config: [ensemble] name]
+    #[arg(long, value_name = "NAME")]
+    pub ensemble: Option<String>,
+}
+
+/// `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Configuration file (TOML; see README "zklens agent")
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// ZooKeeper connect string (host:port,host:port[/chroot])
+    #[arg(long, env = "ZKLENS_ZK", value_name = "CONNECT")]
+    pub zk: Option<String>,
+    /// The central service's URL (`http://zklens:7311`); the token is --token-file or
+    /// $ZKLENS_TOKEN
+    #[arg(long, env = "ZKLENS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Host identity: registrations whose `host` says this are followed [default: the host
+    /// name, and then the machine's addresses match too]
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// The znode services register under [default: /services]
+    #[arg(long, value_name = "PATH")]
+    pub services_root: Option<String>,
+    /// Directory registered file:// logs may be read from (repeatable)
+    #[arg(long = "allow-root", value_name = "DIR")]
+    pub allow_root: Vec<PathBuf>,
+    /// A file to follow besides the registrations': NODE=PATH (a ZooKeeper server's log),
+    /// repeatable
+    #[arg(long = "file", value_name = "NODE=PATH")]
+    pub file: Vec<String>,
+    /// Address of /health and /metrics [default: 127.0.0.1:7312]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// ZooKeeper session timeout (ms)
+    #[arg(long, value_name = "MS")]
+    pub session_timeout: Option<u64>,
+    /// Largest spool of unsent requests on disk, in bytes [default: 268435456]
+    #[arg(long, value_name = "BYTES")]
+    pub spool_max_bytes: Option<u64>,
+    /// An entry still open after this long without new lines is shipped (ms) [default: 2000]
+    #[arg(long, value_name = "MS")]
+    pub flush_ms: Option<u64>,
+    /// The ensemble the followed files belong to
     #[arg(long, value_name = "NAME")]
     pub ensemble: Option<String>,
 }

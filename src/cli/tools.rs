@@ -1,4 +1,4 @@
-//! The commands that neither ingest nor ask an index: `formats`, `serve`, and the development
+//! The commands that neither ingest nor ask an index: `formats`, `serve`, `agent`, and the development
 //! tools `bench`, `corpus` and the hidden `measure` (which live in `zklens::devtools`).
 
 use std::io::Write;
@@ -10,7 +10,7 @@ use zklens::parser::Registry;
 use zklens::time::{self, Tz};
 
 use super::out::Out;
-use super::{BenchArgs, CorpusArgs, Global, ServeArgs};
+use super::{AgentArgs, BenchArgs, CorpusArgs, Global, ServeArgs};
 
 /// `zklens formats [--check]`.
 pub fn formats(registry: &Registry, check: bool) -> Result<u8> {
@@ -276,6 +276,73 @@ fn parse_size(s: &str) -> Result<u64> {
         other => anyhow::bail!("bad size unit {other:?} in {s:?}"),
     };
     Ok((n * mult) as u64)
+}
+
+/// `zklens agent`: flags over the configuration file, then [`zklens::agent::run`].
+pub fn agent(a: &AgentArgs, g: &Global, registry: Registry) -> Result<u8> {
+    use zklens::agent::config::{AgentConfig, AgentFile};
+    let mut cfg = match &a.config {
+        Some(p) => AgentConfig::load(p)?,
+        None => AgentConfig::default(),
+    };
+    if let Some(z) = &a.zk {
+        cfg.zookeeper.connect = z.clone();
+    }
+    if let Some(s) = &a.server {
+        cfg.server = s.clone();
+    }
+    if a.host.is_some() {
+        cfg.host = a.host.clone();
+    }
+    if let Some(r) = &a.services_root {
+        cfg.zookeeper.services_root = r.clone();
+    }
+    if let Some(t) = a.session_timeout {
+        cfg.zookeeper.session_timeout_ms = t;
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(b) = a.spool_max_bytes {
+        cfg.spool_max_bytes = b;
+    }
+    if let Some(f) = a.flush_ms {
+        cfg.flush_ms = f;
+    }
+    if a.ensemble.is_some() {
+        cfg.ensemble = a.ensemble.clone();
+    }
+    if g.data_dir.is_some() {
+        cfg.data_dir = g.data_dir.clone();
+    }
+    cfg.security
+        .allowed_roots
+        .extend(a.allow_root.iter().cloned());
+    for f in &a.file {
+        let (node, path) = f
+            .split_once('=')
+            .with_context(|| format!("--file {f}: expected NODE=PATH"))?;
+        cfg.files.push(AgentFile {
+            node: node.to_string(),
+            path: path.into(),
+            format: None,
+        });
+    }
+    if g.token.is_some() || g.token_file.is_some() {
+        cfg.token = g.token()?;
+    } else if let Some(p) = &cfg.token_file {
+        let mut warnings = Vec::new();
+        cfg.token = Some(zklens::serve::config::read_secret(p, &mut warnings)?);
+        for w in warnings {
+            eprintln!("zklens agent: {w}");
+        }
+    }
+    if let Some(p) = cfg.zookeeper.auth_file.clone() {
+        let mut warnings = Vec::new();
+        cfg.zookeeper.auth = Some(zklens::serve::config::read_secret(&p, &mut warnings)?);
+    }
+    zklens::agent::run(cfg, registry)?;
+    Ok(0)
 }
 
 /// `zklens bench`.

@@ -7,6 +7,8 @@
 //! The service (`zklens serve`) turns registrations into collectors; discovery itself never reads
 //! a log.
 
+pub mod agents;
+pub mod host;
 pub mod registration;
 pub mod secure;
 pub mod watch;

@@ -226,7 +226,7 @@ async fn next_persistent(w: &mut Option<zk::PersistentWatcher>) -> zk::WatchedEv
 }
 
 /// Resolves once shutdown is requested (or its sender is gone).
-async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
+pub(super) async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
     loop {
         if *rx.borrow_and_update() {
             return;
@@ -235,6 +235,18 @@ async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// A client for `cfg` (session timeout, digest auth, TLS and SASL as configured); fails
+/// eagerly rather than retrying inside the client, so callers choose their back-off.
+pub(super) async fn open_client(cfg: &ZkConfig, secure: &Secure) -> Result<zk::Client, zk::Error> {
+    let mut c = zk::Client::connector()
+        .with_session_timeout(Duration::from_millis(cfg.session_timeout_ms))
+        .with_fail_eagerly();
+    if let Some(auth) = &cfg.auth {
+        c = c.with_auth("digest", auth.as_bytes());
+    }
+    secure.connect(secure.apply(c), &cfg.connect).await
 }
 
 /// Errors that mean "the connection or session is not usable now": the state watcher will say
@@ -253,7 +265,7 @@ fn connection_error(e: &zk::Error) -> bool {
 }
 
 /// `d` plus up to a quarter of it, from the clock's nanoseconds (no need for a real RNG).
-fn jitter(d: Duration) -> Duration {
+pub(super) fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.subsec_nanos())
@@ -325,16 +337,9 @@ impl Discovery {
     }
 
     async fn connect(&self) -> Result<Result<zk::Client, zk::Error>, Stop> {
-        let mut c = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(self.cfg.session_timeout_ms))
-            .with_fail_eagerly();
-        if let Some(auth) = &self.cfg.auth {
-            c = c.with_auth("digest", auth.as_bytes());
-        }
-        let c = self.secure.apply(c);
         let mut sd = self.shutdown.clone();
         tokio::select! {
-            r = self.secure.connect(c, &self.cfg.connect) => Ok(r),
+            r = open_client(&self.cfg, &self.secure) => Ok(r),
             _ = shutdown_signal(&mut sd) => Err(Stop),
         }
     }

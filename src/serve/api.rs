@@ -15,8 +15,9 @@
 //! | `GET /api/skew` | each node's clock offset, with bounds |
 //! | `GET /api/recipes` | every recipe parent's holder timeline (from the txn logs) |
 //! | `GET /api/index` | what the index holds: `{"events", "sources"}` |
-//! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), refusals |
+//! | `GET /api/sources` | every source: state, lag, coverage (entries, timestamped, classified), the agent shipping it; refusals; registrations no agent covers |
 //! | `GET /api/registrations` | registrations, up and gone |
+//! | `GET /api/agents` | the agents (`/zklens/agents`), the registrations and sources each covers, and the registrations whose files are on a host no agent covers (`uncovered`) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /v1/logs` | OTLP/HTTP logs (protobuf or JSON, gzip or not): indexed, then answered ([`super::intake`]); needs a configured token |
 //! | `GET /api/checkpoints?source=` | a pushed source's acknowledged checkpoint (`{"source", "checkpoint"}`), or every one (`{"sources"}`) |
@@ -70,6 +71,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/index", get(index))
         .route("/api/sources", get(sources))
         .route("/api/registrations", get(registrations))
+        .route("/api/agents", get(agents))
         .route("/metrics", get(metrics))
         .route("/api/checkpoints", get(checkpoints))
         .route(
@@ -543,7 +545,27 @@ async fn sources(State(s): St) -> Response {
     for src in &mut list {
         src.lag_bytes = file_lag(src);
     }
-    Json(json!({"sources": list, "refusals": refusals})).into_response()
+    // Agents' sources: which agent ships them, for which registration.
+    let uncovered = {
+        let st = s.status();
+        for src in &mut list {
+            if let Some(h) = super::agent_of(&src.url) {
+                src.agent = Some(h.to_string());
+                if src.registration.is_none() {
+                    src.registration = st.registration_of_pushed(&src.url);
+                }
+            }
+        }
+        st.coverage(&s.local).uncovered
+    };
+    Json(json!({"sources": list, "refusals": refusals, "uncovered": uncovered})).into_response()
+}
+
+/// `GET /api/agents`: the agents registered under `/zklens/agents`, what each covers, and the
+/// registrations no agent covers.
+async fn agents(State(s): St) -> Response {
+    let cov = s.status().coverage(&s.local);
+    Json(json!({"agents": cov.agents, "uncovered": cov.uncovered})).into_response()
 }
 
 async fn registrations(State(s): St) -> Response {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::discovery::ZkConfig;
 use crate::error::{Error, Result};
+pub use crate::source::policy::Security;
 use crate::time::Tz;
 
 /// Everything `zklens serve` needs.
@@ -194,37 +195,6 @@ impl Default for ServeConfig {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             max_requests: DEFAULT_MAX_REQUESTS,
             sinks: Sinks::default(),
-        }
-    }
-}
-
-/// Limits on what discovered registrations may point at.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Security {
-    /// `file://` sources must lie under one of these directories.
-    pub allowed_roots: Vec<PathBuf>,
-    /// `http(s)://` sources must name one of these: `host`, `host:port`, an IP, or a network
-    /// in CIDR notation (`10.0.0.0/8`). A URL's host is resolved once, when its registration
-    /// is checked: every address must be allowed (named host, or inside a listed network), and
-    /// the source then connects only to those addresses. Link-local and metadata addresses
-    /// (169.254.0.0/16, fe80::/10, fd00:ec2::254) and non-unicast ones are refused unless an
-    /// entry lies inside their range (`169.254.169.254`). Redirects are never followed.
-    pub allowed_hosts: Vec<String>,
-    /// Most discovered sources followed at once, over every registration (each has its own
-    /// collector thread); one over it is refused and reported. `--max-sources`.
-    pub max_sources: usize,
-}
-
-/// Default of [`Security::max_sources`].
-pub const DEFAULT_MAX_SOURCES: usize = 256;
-
-impl Default for Security {
-    fn default() -> Self {
-        Security {
-            allowed_roots: Vec::new(),
-            allowed_hosts: Vec::new(),
-            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 }

@@ -189,6 +189,7 @@ impl Intake {
                     acknowledged: acked.offset,
                     ..PushedStatus::default()
                 }),
+                agent: None,
             },
         );
         let slot = Arc::new(Mutex::new(Slot {

@@ -24,7 +24,6 @@ pub mod config;
 pub mod intake;
 #[cfg(feature = "lake")]
 pub mod lake;
-pub mod policy;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +36,8 @@ use serde::Serialize;
 
 use crate::app;
 use crate::checkpoint::{Checkpoints, Coverage};
+use crate::discovery::agents::AgentInfo;
+use crate::discovery::host::HostNames;
 use crate::discovery::{DiscoveryEvent, EnsembleMember, Registration};
 use crate::error::{Error, Result};
 use crate::event::hex_id;
@@ -50,8 +51,8 @@ use crate::source::txnwatch::{DataDirs, SnapshotWatcher, TxnLogFollower};
 use crate::source::{self, Source};
 use crate::time::rfc3339;
 
+use crate::source::policy::{self, Target};
 use config::ServeConfig;
-use policy::Target;
 
 /// State of one source, for the API and metrics.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +85,9 @@ pub struct SourceStatus {
     /// What it was sent (`otlp` sources: pushed to `POST /v1/logs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed: Option<intake::PushedStatus>,
+    /// The agent shipping it (`agent://HOST/...` sources), as the API finds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// A registration as last seen.
@@ -139,8 +143,119 @@ pub struct Status {
     pub ensemble: Vec<EnsembleMember>,
     /// Incidents recognised so far.
     pub incidents: BTreeMap<String, LiveIncident>,
+    /// The agents registered under `/zklens/agents` (`zklens agent`), as last listed.
+    pub agents: Vec<AgentInfo>,
     /// Last commit (RFC 3339).
     pub last_commit: Option<String>,
+}
+
+/// Who ships what: each agent with the registrations naming its host and the sources it
+/// pushed, and the registrations whose `file://` logs are on a host no agent covers (nobody
+/// reads them).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentsCoverage {
+    /// The agents, each with what it covers.
+    pub agents: Vec<AgentCoverage>,
+    /// Registrations (up) whose files are on another host that no agent covers.
+    pub uncovered: Vec<Uncovered>,
+}
+
+/// One agent and what it covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentCoverage {
+    /// What its znode says.
+    #[serde(flatten)]
+    pub agent: AgentInfo,
+    /// Registration znodes naming its host.
+    pub registrations: Vec<String>,
+    /// Sources it pushed (`agent://HOST/...`).
+    pub sources: Vec<String>,
+}
+
+/// A registration nobody reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uncovered {
+    /// Its znode.
+    pub znode: String,
+    /// Its instance.
+    pub instance: String,
+    /// The host it names.
+    pub host: String,
+    /// Its `file://` logs.
+    pub logs: Vec<String>,
+}
+
+impl Status {
+    /// Who ships what (`/api/agents`).
+    pub fn coverage(&self, local: &HostNames) -> AgentsCoverage {
+        let up = || self.registrations.values().filter(|r| r.state == "up");
+        let agents = self
+            .agents
+            .iter()
+            .map(|a| AgentCoverage {
+                agent: a.clone(),
+                registrations: up()
+                    .filter(|r| r.registration.host.as_deref().is_some_and(|h| a.covers(h)))
+                    .map(|r| r.registration.znode.clone())
+                    .collect(),
+                sources: self
+                    .sources
+                    .keys()
+                    .filter(|k| agent_of(k) == Some(a.host.as_str()))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        let uncovered = up()
+            .filter_map(|r| {
+                let reg = &r.registration;
+                let host = reg.host.as_deref()?;
+                let files: Vec<String> = reg
+                    .logs
+                    .iter()
+                    .filter(|l| l.url.starts_with("file://"))
+                    .map(|l| l.url.clone())
+                    .collect();
+                let covered = local.matches(host) || self.agents.iter().any(|a| a.covers(host));
+                (!covered && !files.is_empty()).then(|| Uncovered {
+                    znode: reg.znode.clone(),
+                    instance: reg.instance.clone(),
+                    host: host.to_string(),
+                    logs: files,
+                })
+            })
+            .collect();
+        AgentsCoverage { agents, uncovered }
+    }
+
+    /// The registration an agent's source belongs to: one naming the agent's host whose
+    /// `file://` log is the source's path.
+    pub fn registration_of_pushed(&self, key: &str) -> Option<String> {
+        let host = agent_of(key)?;
+        let path = &key["agent://".len() + host.len()..];
+        let agent = self.agents.iter().find(|a| a.host == host);
+        self.registrations
+            .values()
+            .filter(|r| {
+                r.registration
+                    .host
+                    .as_deref()
+                    .is_some_and(|h| agent.map_or(h.eq_ignore_ascii_case(host), |a| a.covers(h)))
+            })
+            .find(|r| {
+                r.registration
+                    .logs
+                    .iter()
+                    .any(|l| l.url.strip_prefix("file://") == Some(path))
+            })
+            .map(|r| r.registration.znode.clone())
+    }
+}
+
+/// The agent host of a source key `agent://HOST/path`.
+pub fn agent_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("agent://")?;
+    rest.split('/').next().filter(|h| !h.is_empty())
 }
 
 /// Counters for `/metrics`.
@@ -187,6 +302,9 @@ pub struct Shared {
     pub(crate) requests: Arc<tokio::sync::Semaphore>,
     /// Sources pushed to `POST /v1/logs`.
     pub intake: intake::Intake,
+    /// This machine's names: a registration's `file://` logs are read here only when its
+    /// `host` is one of them (or it names none); others are its host's agent's.
+    pub local: HostNames,
 }
 
 impl Shared {
@@ -297,6 +415,7 @@ impl Manager {
             coverage: None,
             notices: Vec::new(),
             pushed: None,
+            agent: None,
         };
         // One collector per file or URL however it is spelled, and at most
         // `security.max_sources` for registrations: what goes over is refused and reported.
@@ -460,20 +579,36 @@ impl Manager {
             }
             DiscoveryEvent::Ensemble(members) => self.shared.status().ensemble = members,
             DiscoveryEvent::Registered(reg) => {
-                let urls: Vec<String> = reg.logs.iter().map(|l| l.url.clone()).collect();
-                // Sources the registration no longer names.
+                // Another host's files are its agent's (`/api/agents` says whether one ships
+                // them): the file of that name here is another file.
+                let elsewhere = reg
+                    .host
+                    .as_deref()
+                    .filter(|h| !self.shared.local.matches(h));
+                let here = |url: &str| elsewhere.is_none() || !url.starts_with("file://");
+                let urls: Vec<String> = reg
+                    .logs
+                    .iter()
+                    .map(|l| l.url.clone())
+                    .filter(|u| here(u))
+                    .collect();
+                // Sources the registration no longer names (or no longer places here).
                 let old = self.by_znode.remove(&reg.znode).unwrap_or_default();
                 for u in old.iter().filter(|u| !urls.contains(u)) {
-                    self.unfollow(u, "no longer in the registration");
+                    self.unfollow(u, "no longer in the registration, or on another host");
                 }
                 log(&format!(
-                    "registration {} ({} / {}): {} log(s)",
+                    "registration {} ({} / {}): {} log(s){}",
                     reg.znode,
                     reg.service,
                     reg.instance,
-                    reg.logs.len()
+                    reg.logs.len(),
+                    match elsewhere {
+                        Some(h) => format!(", on host {h}: its files are left to its agent"),
+                        None => String::new(),
+                    }
                 ));
-                for l in &reg.logs {
+                for l in reg.logs.iter().filter(|l| here(&l.url)) {
                     let format = l.format.as_deref();
                     self.follow(&l.url, &reg.instance, format, None, Some(&reg.znode));
                 }
@@ -795,6 +930,7 @@ pub fn prepare(
         },
         ensemble: Vec::new(),
         incidents: BTreeMap::new(),
+        agents: Vec::new(),
         last_commit: None,
     };
     let requests = Arc::new(tokio::sync::Semaphore::new(cfg.max_requests.max(1)));
@@ -811,6 +947,7 @@ pub fn prepare(
             index: Mutex::new(None),
             requests,
             intake: intake::Intake::new(crate::source::otlp::Limits::default()),
+            local: HostNames::of_machine(),
         }),
         sink,
     ))
@@ -921,9 +1058,35 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         let (stx, srx) = tokio::sync::watch::channel(false);
         if let Some(zk) = shared.cfg.zookeeper.clone() {
             let srx = srx.clone();
+            let (zk2, srx2, agents_shared) = (zk.clone(), srx.clone(), shared.clone());
             tokio::spawn(async move {
                 if let Err(e) = crate::discovery::watch::run(zk, dtx, srx).await {
                     log(&format!("ZooKeeper discovery stopped: {e}"));
+                }
+            });
+            // The agents registered under /zklens/agents: who covers which registration.
+            let (atx, mut arx) = tokio::sync::mpsc::channel::<Vec<AgentInfo>>(16);
+            tokio::spawn(async move {
+                if let Err(e) = crate::discovery::agents::follow(zk2, atx, srx2).await {
+                    log(&format!("listing agents stopped: {e}"));
+                }
+            });
+            tokio::spawn(async move {
+                while let Some(list) = arx.recv().await {
+                    let mut st = agents_shared.status();
+                    let before: Vec<&str> = st.agents.iter().map(|a| a.host.as_str()).collect();
+                    let now: Vec<&str> = list.iter().map(|a| a.host.as_str()).collect();
+                    if before != now {
+                        log(&format!(
+                            "agents: {}",
+                            if now.is_empty() {
+                                "none".to_string()
+                            } else {
+                                now.join(", ")
+                            }
+                        ));
+                    }
+                    st.agents = list;
                 }
             });
         } else {

@@ -302,7 +302,7 @@ pub const HTTP_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Resolves every request of one source to the addresses its host had when the allowlist was
-/// checked (`serve::policy`): a name cannot resolve to something else later.
+/// checked (`source::policy`): a name cannot resolve to something else later.
 #[derive(Debug)]
 struct Pinned {
     host: String,

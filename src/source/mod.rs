@@ -10,6 +10,7 @@ pub mod follow;
 pub mod lines;
 pub mod nodes;
 pub mod otlp;
+pub mod policy;
 pub mod tail;
 pub mod text;
 pub mod txn;

@@ -14,6 +14,7 @@
 //! | source | `zklens.source`; else `otlp://NODE` + `log.file.path`; else `otlp://NODE/` + `service.name` |
 //! | offset | `zklens.offset`, else `log.file.offset` (an integer, or its decimal text) |
 //! | line | `zklens.line`, else `log.file.record_number` (the same) |
+//! | end | `zklens.end`: the offset past the line (the next line's), when the body is not the file's bytes |
 //! | format | `zklens.format` (a format name, as `--format`) |
 //! | time | the record's `time_unix_nano`, else `observed_time_unix_nano` (0: none) |
 //! | body | the record's body: a string as it is, anything else as JSON text |
@@ -49,6 +50,9 @@ pub mod attr {
     pub const OFFSET: &str = "zklens.offset";
     /// Line number (1-based) of the line in its source.
     pub const LINE: &str = "zklens.line";
+    /// Offset just past the line in its source (its newline included): where the next line
+    /// starts, also when the body was cut or its bytes were not UTF-8.
+    pub const END: &str = "zklens.end";
     /// The format to parse the source's lines with.
     pub const FORMAT: &str = "zklens.format";
     /// The ensemble the node belongs to.
@@ -128,6 +132,8 @@ pub struct Record {
     pub offset: Option<u64>,
     /// Line number of the line in its source.
     pub line: Option<u64>,
+    /// Offset just past the record in its source, when the shipper says.
+    pub end: Option<u64>,
     /// When it happened, nanoseconds since the epoch (UTC).
     pub time_ns: Option<i64>,
     /// Severity as the shipper wrote it.
@@ -346,6 +352,7 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
         attr::SOURCE,
         attr::OFFSET,
         attr::LINE,
+        attr::END,
         attr::FORMAT,
         attr::ENSEMBLE,
         attr::FILE_PATH,
@@ -369,6 +376,7 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
         path,
         offset,
         line,
+        end: either(attr::END).and_then(integer),
         time_ns: (time != 0).then(|| i64::try_from(time).ok()).flatten(),
         severity: nonempty(lr.severity_text.clone()),
         body: lr.body.as_ref().map(text).unwrap_or_default(),
@@ -518,7 +526,12 @@ impl Pushed {
                 bytes += b.len() as u64 + 1;
                 number += 1;
             }
-            self.next_offset = offset;
+            // The shipper's end, when it says (a cut or re-encoded line is shorter or longer
+            // than the bytes it took in the file), else what the body took.
+            self.next_offset = match (r.offset, r.end) {
+                (Some(o), Some(e)) if e > o => e,
+                _ => offset,
+            };
             self.next_line = number - 1;
             out.accepted += 1;
         }

@@ -1,0 +1,355 @@
+//! The agent's files: each followed with a [`Tailer`] (rotation, truncation, restart), its lines
+//! cut into whole entries, and shipped as OTLP log records (one per line, with the source's key,
+//! the line's offset, number and end, the format, the node) in requests that never split an
+//! entry: the service ends a request's last entry with the request.
+//!
+//! Where an entry ends is the format's business (a stack trace's lines belong to the entry
+//! before them), so the agent runs the same [`EntryParser`] the service will, on the same lines,
+//! and holds the entry still open until the next one starts or the file is quiet for
+//! `flush_ms`. Its format is detected here as the service would, and sent along when it is a
+//! format the service knows by name, so both sides cut entries the same way.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use flate2::write::GzEncoder;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use crate::checkpoint::Checkpoint;
+use crate::parser::format::Format;
+use crate::parser::{EntryParser, Registry, SourceMeta};
+use crate::source::otlp::attr;
+use crate::source::tail::{TailLine, Tailer};
+use crate::time::Tz;
+
+/// What the agent knows of a followed file.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    /// Source key: `agent://HOST/path`.
+    pub key: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Confine every open under this root (registrations' files).
+    pub root: Option<PathBuf>,
+    /// Node its events get (the registration's instance, or the configured node).
+    pub node: String,
+    /// The registration's service, when it came from one.
+    pub service: Option<String>,
+    /// The registration znode it came from.
+    pub znode: Option<String>,
+    /// Format named by the registration or the configuration.
+    pub format: Option<String>,
+}
+
+/// One followed file.
+#[derive(Debug)]
+pub struct Followed {
+    /// What it is.
+    pub spec: FileSpec,
+    tailer: Tailer,
+    forced: Option<Arc<Format>>,
+    parser: Option<EntryParser>,
+    /// The format name sent along (`zklens.format`), once known.
+    format_sent: Option<String>,
+    /// Lines of the entry still open (all from the tailer's current file).
+    held: Vec<TailLine>,
+    last_line: Instant,
+    /// Lines shipped (this process).
+    pub lines: u64,
+    /// Bytes shipped (this process).
+    pub bytes: u64,
+    /// Last notices (rotation, truncation, refusals).
+    pub notices: Vec<String>,
+}
+
+/// A line ready to ship: the line and the offset just past it in its file.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The line.
+    pub line: TailLine,
+    /// Offset of the byte after it (its newline included).
+    pub end: u64,
+}
+
+/// Longest line kept (as the service's followed files).
+const MAX_LINE: usize = crate::source::text::DEFAULT_MAX_LINE;
+
+impl Followed {
+    /// Follows `spec`, resuming at `resume` (the position of the first line not shipped).
+    pub fn new(spec: FileSpec, resume: Option<Checkpoint>, registry: &Registry) -> Followed {
+        let mut tailer = Tailer::new(spec.path.clone(), resume, MAX_LINE);
+        if let Some(r) = &spec.root {
+            tailer = tailer.beneath(r.clone());
+        }
+        let mut notices = Vec::new();
+        let forced = match spec.format.as_deref().map(|f| registry.resolve(f)) {
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
+                notices.push(format!("{e}; detecting the format from the content"));
+                None
+            }
+            None => None,
+        };
+        let format_sent = forced.as_ref().map(|f| f.def.name.clone());
+        Followed {
+            spec,
+            tailer,
+            forced,
+            parser: None,
+            format_sent,
+            held: Vec::new(),
+            last_line: Instant::now(),
+            lines: 0,
+            bytes: 0,
+            notices,
+        }
+    }
+
+    /// Where a restart continues: the first line not shipped.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut cp = self.tailer.checkpoint();
+        if let Some(first) = self.held.first() {
+            cp.offset = first.offset;
+            cp.line = first.number.saturating_sub(1);
+        }
+        cp.path = self.spec.key.clone();
+        cp.node = self.spec.node.clone();
+        cp
+    }
+
+    fn note(&mut self, n: String) {
+        eprintln!("zklens agent: {}: {n}", self.spec.key);
+        self.notices.push(n);
+        if self.notices.len() > 5 {
+            self.notices.remove(0);
+        }
+    }
+
+    /// Reads what is new (about `budget` bytes) and returns the lines of the entries now
+    /// complete; with `drain`, everything read (the source is going away).
+    pub fn poll(
+        &mut self,
+        registry: &Registry,
+        budget: usize,
+        flush: Duration,
+        drain: bool,
+    ) -> Vec<Ready> {
+        let batch = match self.tailer.poll(budget) {
+            Ok(b) => b,
+            Err(e) => {
+                self.note(format!("{}: {e}", self.spec.path.display()));
+                Default::default()
+            }
+        };
+        for n in batch.notices {
+            self.note(n);
+        }
+        let mut ready: Vec<TailLine> = Vec::new();
+        let quiet = batch.lines.is_empty();
+        if !quiet {
+            self.last_line = Instant::now();
+            if self.parser.is_none() {
+                self.parser = Some(self.new_parser(registry, &batch.lines));
+            }
+        }
+        for l in batch.lines {
+            if l.file_start {
+                // A new file: everything before it is complete.
+                ready.append(&mut self.held);
+                if let Some(p) = self.parser.as_mut() {
+                    p.finish();
+                }
+            }
+            if let Some(p) = self.parser.as_mut() {
+                p.push(&l.bytes, l.offset, l.number);
+            }
+            self.held.push(l);
+        }
+        let open_from = self.parser.as_ref().and_then(EntryParser::pending_start);
+        let flushing = drain || (quiet && self.last_line.elapsed() >= flush);
+        let cut = if flushing {
+            if let Some(p) = self.parser.as_mut() {
+                p.finish();
+            }
+            self.held.len()
+        } else {
+            match open_from {
+                Some((off, _)) => self
+                    .held
+                    .iter()
+                    .position(|l| l.offset >= off)
+                    .unwrap_or(self.held.len()),
+                None => self.held.len(),
+            }
+        };
+        ready.extend(self.held.drain(..cut));
+        let tail_end = self.tailer.checkpoint().offset;
+        let next = self.held.first().map(|l| (l.offset, l.file_start));
+        let n = ready.len();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let l = &ready[i];
+            let own = l.offset + l.bytes.len() as u64 + 1;
+            let succ = if i + 1 < n {
+                Some((ready[i + 1].offset, ready[i + 1].file_start))
+            } else {
+                next
+            };
+            let end = match succ {
+                Some((o, false)) if o > l.offset => o,
+                Some(_) => own,
+                None if tail_end > l.offset => tail_end,
+                None => own,
+            };
+            out.push(Ready {
+                line: l.clone(),
+                end,
+            });
+        }
+        self.lines += out.len() as u64;
+        self.bytes += out
+            .iter()
+            .map(|r| r.end.saturating_sub(r.line.offset))
+            .sum::<u64>();
+        out
+    }
+
+    /// The entry parser: the forced format, else the one detected from `first` (the first
+    /// lines read), as the service's followed files detect theirs.
+    fn new_parser(&mut self, registry: &Registry, first: &[TailLine]) -> EntryParser {
+        let format = match &self.forced {
+            Some(f) => f.clone(),
+            None => {
+                let sample: Vec<&[u8]> = first
+                    .iter()
+                    .map(|l| l.bytes.as_slice())
+                    .filter(|b| !b.trim_ascii().is_empty())
+                    .take(64)
+                    .collect();
+                let f = registry.detect(&sample);
+                // Sent along only when the service can look it up by name.
+                if registry.resolve(&f.def.name).is_ok() {
+                    self.format_sent = Some(f.def.name.clone());
+                }
+                f
+            }
+        };
+        EntryParser::new(
+            format,
+            SourceMeta {
+                node: Arc::from(self.spec.node.as_str()),
+                ensemble: Arc::from(""),
+                source: Arc::from(self.spec.key.as_str()),
+                tz: Tz::Utc,
+            },
+        )
+    }
+}
+
+/// Builds one request from the sources' ready lines.
+#[derive(Debug, Default)]
+pub struct RequestBuilder {
+    resources: Vec<ResourceLogs>,
+    /// Log bytes in it (what the lines take in their files).
+    pub log_bytes: u64,
+    /// Lines in it.
+    pub lines: u64,
+}
+
+fn s(v: &str) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(any_value::Value::StringValue(v.to_string())),
+    })
+}
+
+fn i(v: u64) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(any_value::Value::IntValue(
+            i64::try_from(v).unwrap_or(i64::MAX),
+        )),
+    })
+}
+
+fn kv(key: &str, value: Option<AnyValue>) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value,
+        ..Default::default()
+    }
+}
+
+impl RequestBuilder {
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// Adds `f`'s ready lines, as records of its resource.
+    pub fn add(&mut self, f: &Followed, host: &str, ensemble: Option<&str>, ready: Vec<Ready>) {
+        if ready.is_empty() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+        let mut resource = vec![kv(attr::INSTANCE, s(&f.spec.node)), kv(attr::HOST, s(host))];
+        if let Some(svc) = &f.spec.service {
+            resource.push(kv(attr::SERVICE, s(svc)));
+        }
+        if let Some(e) = ensemble {
+            resource.push(kv(attr::ENSEMBLE, s(e)));
+        }
+        let path = f.spec.path.display().to_string();
+        let records = ready
+            .into_iter()
+            .map(|r| {
+                self.log_bytes += r.end.saturating_sub(r.line.offset);
+                self.lines += 1;
+                let mut attributes = vec![
+                    kv(attr::SOURCE, s(&f.spec.key)),
+                    kv(attr::OFFSET, i(r.line.offset)),
+                    kv(attr::LINE, i(r.line.number)),
+                    kv(attr::END, i(r.end)),
+                    kv(attr::FILE_PATH, s(&path)),
+                ];
+                if let Some(fmt) = &f.format_sent {
+                    attributes.push(kv(attr::FORMAT, s(fmt)));
+                }
+                LogRecord {
+                    observed_time_unix_nano: now,
+                    body: s(&String::from_utf8_lossy(&r.line.bytes)),
+                    attributes,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        self.resources.push(ResourceLogs {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+
+    /// The request body: protobuf, gzip'd.
+    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+        let req = ExportLogsServiceRequest {
+            resource_logs: self.resources,
+        };
+        let raw = req.encode_to_vec();
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw)?;
+        gz.finish()
+    }
+}
