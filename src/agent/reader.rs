@@ -353,3 +353,119 @@ impl RequestBuilder {
         gz.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &std::path::Path) -> FileSpec {
+        FileSpec {
+            key: format!("agent://h1{}", path.display()),
+            path: path.to_path_buf(),
+            root: None,
+            node: "zk1".into(),
+            service: None,
+            znode: None,
+            format: None,
+        }
+    }
+
+    /// The first `n` lines of a real ZooKeeper log (line 94 starts an entry whose stack trace
+    /// runs on the lines after it).
+    fn zk_lines(n: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/incident-1/zk1/logs/zookeeper.log"
+        ))
+        .expect("sample");
+        text.lines().take(n).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn requests_are_cut_between_entries_and_ends_are_the_next_lines_offsets() {
+        let registry = Registry::load(&[] as &[&std::path::Path]).expect("formats");
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("zookeeper.log");
+        let lines = zk_lines(140);
+        // Up to the middle of the stack trace that starts at line 95.
+        let mut f = std::fs::File::create(&p).expect("create");
+        for l in &lines[..100] {
+            writeln!(f, "{l}").expect("write");
+        }
+        f.flush().expect("flush");
+        let mut fl = Followed::new(spec(&p), None, &registry);
+        let long = Duration::from_secs(3600);
+        let first = fl.poll(&registry, 1 << 20, long, false);
+        // Line 94 opens the entry the trace belongs to: it and everything after it are held.
+        let last = first.last().expect("lines").line.number;
+        assert!(
+            last < 94,
+            "the open entry is held back, got up to line {last}"
+        );
+        assert!(
+            lines[last as usize].starts_with("20"),
+            "the cut is at an entry's first line: {}",
+            lines[last as usize]
+        );
+        for w in first.windows(2) {
+            assert_eq!(
+                w[0].end, w[1].line.offset,
+                "a line ends where the next starts"
+            );
+        }
+        assert_eq!(fl.checkpoint().offset, first.last().map_or(0, |r| r.end));
+        // The rest of the trace, and the next entry: the held entry goes out whole.
+        for l in &lines[100..140] {
+            writeln!(f, "{l}").expect("write");
+        }
+        f.flush().expect("flush");
+        let second = fl.poll(&registry, 1 << 20, long, false);
+        assert_eq!(second.first().map(|r| r.line.number), Some(last + 1));
+        assert!(second.iter().any(|r| r.line.bytes.starts_with(b"\tat ")));
+        // Quiet past flush: the entry still open goes too, ending where the file ends.
+        let third = fl.poll(&registry, 1 << 20, Duration::ZERO, false);
+        let all: Vec<&Ready> = first.iter().chain(&second).chain(&third).collect();
+        assert_eq!(all.len(), 140, "every line once");
+        let size = std::fs::metadata(&p).expect("stat").len();
+        assert_eq!(all.last().map(|r| r.end), Some(size));
+        assert_eq!(fl.checkpoint().offset, size);
+    }
+
+    #[test]
+    fn a_request_decodes_to_the_records_the_service_reads() {
+        let registry = Registry::load(&[] as &[&std::path::Path]).expect("formats");
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("zookeeper.log");
+        let mut text = zk_lines(20).join("\n");
+        text.push('\n');
+        std::fs::write(&p, &text).expect("write");
+        let mut fl = Followed::new(spec(&p), None, &registry);
+        // Read, then quiet: the last entry goes out too.
+        let mut ready = fl.poll(&registry, 1 << 20, Duration::ZERO, false);
+        assert_eq!(
+            ready.len(),
+            19,
+            "the last entry waits for the next line or quiet"
+        );
+        ready.extend(fl.poll(&registry, 1 << 20, Duration::ZERO, false));
+        let mut req = RequestBuilder::default();
+        req.add(&fl, "h1", Some("prod"), ready);
+        assert_eq!(req.log_bytes, text.len() as u64);
+        let body = req.finish().expect("gzip");
+        let plain = crate::source::otlp::decompress(&body, Some("gzip"), 1 << 20).expect("gunzip");
+        let recs = crate::source::otlp::decode(
+            &plain,
+            crate::source::otlp::Encoding::Protobuf,
+            &crate::source::otlp::Limits::default(),
+        )
+        .expect("decode");
+        assert_eq!(recs.len(), 20);
+        let r = &recs[1];
+        assert_eq!(r.node, "zk1");
+        assert_eq!(r.source, format!("agent://h1{}", p.display()));
+        assert_eq!(r.ensemble.as_deref(), Some("prod"));
+        assert_eq!(r.line, Some(2));
+        assert_eq!(r.offset, Some(recs[0].end.expect("end")));
+        assert_eq!(r.format.as_deref(), Some("zookeeper-log4j"));
+    }
+}

@@ -13,7 +13,7 @@
 //! | ensemble | `zklens.ensemble` (record, then resource) |
 //! | source | `zklens.source`; else `otlp://NODE` + `log.file.path`; else `otlp://NODE/` + `service.name` |
 //! | offset | `zklens.offset`, else `log.file.offset` (an integer, or its decimal text) |
-//! | line | `zklens.line`, else `log.file.record_number` (the same) |
+//! | line | `zklens.line`, else `log.file.record_number` (which counts records: a multi-line record is one) |
 //! | end | `zklens.end`: the offset past the line (the next line's), when the body is not the file's bytes |
 //! | format | `zklens.format` (a format name, as `--format`) |
 //! | time | the record's `time_unix_nano`, else `observed_time_unix_nano` (0: none) |
@@ -134,6 +134,9 @@ pub struct Record {
     pub line: Option<u64>,
     /// Offset just past the record in its source, when the shipper says.
     pub end: Option<u64>,
+    /// `line` counts records, not lines (`log.file.record_number`: the Collector counts a
+    /// multi-line entry once).
+    pub counts_records: bool,
     /// When it happened, nanoseconds since the epoch (UTC).
     pub time_ns: Option<i64>,
     /// Severity as the shipper wrote it.
@@ -340,9 +343,9 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
     let offset = either(attr::OFFSET)
         .or_else(|| either(attr::FILE_OFFSET))
         .and_then(integer);
-    let line = either(attr::LINE)
-        .or_else(|| either(attr::FILE_RECORD_NUMBER))
-        .and_then(integer);
+    let own_line = either(attr::LINE).and_then(integer);
+    let record_number = either(attr::FILE_RECORD_NUMBER).and_then(integer);
+    let line = own_line.or(record_number);
     let time = if lr.time_unix_nano != 0 {
         lr.time_unix_nano
     } else {
@@ -377,6 +380,7 @@ fn record(resource: &[KeyValue], lr: opentelemetry_proto::tonic::logs::v1::LogRe
         offset,
         line,
         end: either(attr::END).and_then(integer),
+        counts_records: own_line.is_none() && record_number.is_some(),
         time_ns: (time != 0).then(|| i64::try_from(time).ok()).flatten(),
         severity: nonempty(lr.severity_text.clone()),
         body: lr.body.as_ref().map(text).unwrap_or_default(),
@@ -532,7 +536,10 @@ impl Pushed {
                 (Some(o), Some(e)) if e > o => e,
                 _ => offset,
             };
-            self.next_line = number - 1;
+            self.next_line = match r.line {
+                Some(l) if r.counts_records => l,
+                _ => number - 1,
+            };
             out.accepted += 1;
         }
         let mut events = self.asm.push(&lines);
@@ -948,5 +955,35 @@ mod tests {
         assert_eq!(p.push(&recs[..40]).accepted, 40);
         let again = p.push(&recs[30..60]);
         assert_eq!((again.accepted, again.duplicates), (20, 10));
+    }
+
+    /// The Collector's `log.file.record_number` with multiline: one number per entry, however
+    /// many lines it has. Entries after a multi-line one are not taken for resends.
+    #[test]
+    fn record_numbers_count_entries_not_lines() {
+        // Entries as the Collector sends them with multiline: a stack trace is one record.
+        let mut entries: Vec<Record> = Vec::new();
+        for r in zk_lines() {
+            let starts = r.body.as_bytes().first().is_some_and(u8::is_ascii_digit);
+            match entries.last_mut() {
+                Some(e) if !starts => {
+                    e.body.push('\n');
+                    e.body.push_str(&r.body);
+                }
+                _ => entries.push(Record { offset: None, ..r }),
+            }
+        }
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.counts_records = true;
+            e.line = Some(i as u64 + 1);
+        }
+        assert!(
+            entries.iter().take(200).any(|e| e.body.contains('\n')),
+            "the sample has multi-line entries early on"
+        );
+        let mut p = pushed(None);
+        assert_eq!(p.push(&entries[..200]).accepted, 200);
+        let again = p.push(&entries[150..260]);
+        assert_eq!((again.accepted, again.duplicates), (60, 50));
     }
 }
