@@ -129,6 +129,11 @@ pub enum Error {
     /// at once): the service is fine, the request was given up.
     #[error("{0}")]
     Budget(String),
+    /// A request that does not follow on from what the service holds (a shipper sending past
+    /// a gap the service never received): nothing of it was taken; the shipper resends from
+    /// the service's checkpoint.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -162,6 +167,7 @@ impl Error {
             | Error::NodeName { .. }
             | Error::BadRequest { .. } => 400,
             Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
             Error::NoIndex { .. } | Error::Budget(_) => 503,
             Error::Sink(inner) => inner.http_status(),
             Error::Remote { .. } => 502,

@@ -4,7 +4,8 @@
 //! log, shipping to one `zklens serve` over OTLP/HTTP.
 //!
 //! Faults: `kill -9` of one agent (its sources are listed as uncovered until it returns), of the
-//! central service (the agents spool and drain in order when it returns), and of the ZooKeeper
+//! central service (the agents spool and drain in order when it returns; then again with its
+//! data lost: the agents read everything again from its checkpoints), and of the ZooKeeper
 //! leader (the failover incident names calc's primary change, noticed in the logs of both hosts).
 //! A service moves from h3 to h1 (h1's agent takes it, h3's stops). A third-party shipper's
 //! OTLP JSON is taken and deduplicated on resend.
@@ -471,6 +472,26 @@ fn three_agents_ship_every_line_once_through_kills_a_failover_and_a_move() {
             .iter()
             .all(|&h| metric(h, "zklens_agent_spool_requests") == Some(0))
             .then_some(())
+    });
+
+    // kill -9 of the service with its data lost (a new disk, an older backup): the agents find
+    // its checkpoints behind what they sent and read every file again from them.
+    serve.kill9();
+    std::fs::rename(tmp.path().join("data"), tmp.path().join("data-lost")).expect("rename");
+    serve = w.serve(&ens);
+    common::wait_up(w.port);
+    w.wait_for(
+        "every agent reading again from the service's checkpoints",
+        60,
+        || {
+            health
+                .iter()
+                .all(|&h| metric(h, "zklens_agent_rewinds_total").is_some_and(|n| n >= 1))
+                .then_some(())
+        },
+    );
+    w.wait_for("zk3's log from its start again", 60, || {
+        (count(w.port, "node:zk3") > 0 && count(w.port, "node:calc-b") > 0).then_some(())
     });
 
     // web-c moves from h3 to h1: h1's agent takes it, h3's stops.

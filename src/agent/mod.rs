@@ -67,6 +67,8 @@ pub struct Metrics {
     pub dropped_bytes: AtomicU64,
     /// 1 while the last attempt reached the service.
     pub server_up: AtomicU64,
+    /// Times every source was read again from the service's checkpoints (it held less).
+    pub rewinds: AtomicU64,
 }
 
 /// One followed file, for `/api/status`.
@@ -150,6 +152,10 @@ pub fn log(msg: &str) {
 enum Cmd {
     Follow(FileSpec),
     Unfollow(String, String),
+    /// The service holds less than this agent thinks (its data was lost or restored): drop
+    /// the spool and read every source again from the service's checkpoints (by key; none:
+    /// from the start). Answered when done.
+    Rewind(BTreeMap<String, Checkpoint>, Sender<()>),
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
@@ -227,10 +233,10 @@ pub fn run(mut cfg: AgentConfig, registry: Registry) -> Result<()> {
             .map_err(|e| Error::Internal(format!("cannot start the reader: {e}")))?
     };
     let sender = {
-        let (shared, stop) = (shared.clone(), stop.clone());
+        let (shared, stop, ctx) = (shared.clone(), stop.clone(), ctx.clone());
         std::thread::Builder::new()
             .name("agent sender".into())
-            .spawn(move || send_loop(&shared, &stop))
+            .spawn(move || send_loop(&shared, &stop, &ctx))
             .map_err(|e| Error::Internal(format!("cannot start the sender: {e}")))?
     };
     let info = AgentInfo {
@@ -494,6 +500,37 @@ fn read_loop(
                         leaving.push((f, why));
                     }
                 }
+                Cmd::Rewind(acked, done) => {
+                    shared.spool.clear();
+                    for (key, f) in files.iter_mut() {
+                        let resume = acked.get(key).map(|c| Checkpoint {
+                            file: None,
+                            ..c.clone()
+                        });
+                        log(&format!(
+                            "{key}: reading again from offset {} (the service's checkpoint)",
+                            resume.as_ref().map_or(0, |c| c.offset)
+                        ));
+                        *f = Followed::new(f.spec.clone(), resume, registry);
+                        positions.insert(key.clone(), f.checkpoint());
+                    }
+                    positions.retain(|k, _| files.contains_key(k) || acked.contains_key(k));
+                    for (k, c) in &acked {
+                        if !files.contains_key(k) && positions.contains_key(k) {
+                            positions.insert(
+                                k.clone(),
+                                Checkpoint {
+                                    file: None,
+                                    ..c.clone()
+                                },
+                            );
+                        }
+                    }
+                    if let Err(e) = save_positions(dir, &positions) {
+                        shared.refused(format!("{}: cannot save positions: {e}", dir.display()));
+                    }
+                    let _ = done.send(());
+                }
             }
         }
         let full = !shared.spool.fits(budget);
@@ -575,11 +612,12 @@ fn read_loop(
 }
 
 /// Writes a request to the spool (or drops it, counted, when full and told to drop).
-fn spool_request(shared: &Shared, req: RequestBuilder) {
+fn spool_request(shared: &Shared, mut req: RequestBuilder) {
     if req.is_empty() {
         return;
     }
     let log_bytes = req.log_bytes;
+    let spans = std::mem::take(&mut req.spans);
     let body = match req.finish() {
         Ok(b) => b,
         Err(e) => {
@@ -594,7 +632,7 @@ fn spool_request(shared: &Shared, req: RequestBuilder) {
             .fetch_add(log_bytes, Ordering::Relaxed);
         return;
     }
-    if let Err(e) = shared.spool.push(log_bytes, &body) {
+    if let Err(e) = shared.spool.push(log_bytes, &spans, &body) {
         shared
             .metrics
             .dropped_bytes
@@ -603,8 +641,12 @@ fn spool_request(shared: &Shared, req: RequestBuilder) {
     }
 }
 
-/// Sends the spool's requests in order, each until the service takes it.
-fn send_loop(shared: &Shared, stop: &AtomicBool) {
+/// Sends the spool's requests in order, each until the service takes it. Before the first
+/// request, after every failure (the service may have restarted) and every
+/// [`RECONCILE_EVERY`], it compares the service's checkpoints with what it still holds
+/// ([`reconcile`]).
+fn send_loop(shared: &Shared, stop: &AtomicBool, ctx: &Sender<Cmd>) {
+    let mut last_check = Instant::now();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .http_status_as_error(false)
@@ -615,6 +657,7 @@ fn send_loop(shared: &Shared, stop: &AtomicBool) {
     let mut backoff = Duration::from_millis(100);
     let mut said: Option<String> = None;
     let mut stopping_since: Option<Instant> = None;
+    let mut check = true;
     loop {
         if stop.load(Ordering::Relaxed) {
             // Drain for a moment, then leave the rest on disk for the next run.
@@ -623,62 +666,40 @@ fn send_loop(shared: &Shared, stop: &AtomicBool) {
                 return;
             }
         }
-        let Some(req) = shared.spool.oldest() else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let sent = agent
-            .post(&url)
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "gzip")
-            .header("Authorization", &auth)
-            .send(&req.body[..]);
-        let problem = match sent {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let text = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(4096)
-                    .read_to_string()
-                    .unwrap_or_default();
-                match status {
-                    200..=299 => {
-                        shared.spool.remove(req.seq);
-                        let m = &shared.metrics;
-                        m.sent_requests.fetch_add(1, Ordering::Relaxed);
-                        m.sent_bytes.fetch_add(req.log_bytes, Ordering::Relaxed);
-                        m.server_up.store(1, Ordering::Relaxed);
-                        if said.take().is_some() {
-                            log(&format!("{url}: reached again; sending the spool in order"));
-                        }
-                        backoff = Duration::from_millis(100);
-                        continue;
-                    }
-                    400 | 413 | 415 => {
-                        // Never acceptable as it is: kept aside, not retried forever.
-                        shared.spool.reject(req.seq);
-                        let m = &shared.metrics;
-                        m.rejected.fetch_add(1, Ordering::Relaxed);
-                        m.dropped_bytes.fetch_add(req.log_bytes, Ordering::Relaxed);
-                        m.server_up.store(1, Ordering::Relaxed);
-                        shared.refused(format!(
-                            "{url}: request {} refused ({status}: {}); moved to spool/rejected",
-                            req.seq,
-                            text.trim()
-                        ));
-                        continue;
-                    }
-                    _ => format!("answered {status}: {}", text.trim()),
+        if last_check.elapsed() >= RECONCILE_EVERY {
+            check = true;
+        }
+        let problem = if check {
+            match reconcile(shared, &agent, &auth, ctx) {
+                Ok(()) => {
+                    check = false;
+                    last_check = Instant::now();
+                    continue;
                 }
+                Err(p) => p,
             }
-            Err(e) => e.to_string(),
+        } else {
+            let Some(req) = shared.spool.oldest() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            match post(shared, &agent, &url, &auth, &req) {
+                Ok(()) => {
+                    if said.take().is_some() {
+                        log(&format!("{url}: reached again; sending the spool in order"));
+                    }
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Err(p) => p,
+            }
         };
+        check = true;
         shared.metrics.failures.fetch_add(1, Ordering::Relaxed);
         shared.metrics.server_up.store(0, Ordering::Relaxed);
         if said.as_deref() != Some(problem.as_str()) {
             log(&format!(
-                "{url}: {problem}; keeping {} request(s) ({} bytes) on disk and retrying",
+                "{problem}; keeping {} request(s) ({} bytes) on disk and retrying",
                 shared.spool.len(),
                 shared.spool.bytes()
             ));
@@ -693,6 +714,137 @@ fn send_loop(shared: &Shared, stop: &AtomicBool) {
             return;
         }
     }
+}
+
+/// POSTs one spooled request: `Ok` once it is settled (taken, or refused for good and set
+/// aside), `Err` with what went wrong when it must be sent again.
+fn post(
+    shared: &Shared,
+    agent: &ureq::Agent,
+    url: &str,
+    auth: &str,
+    req: &spool::Spooled,
+) -> std::result::Result<(), String> {
+    let sent = agent
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "gzip")
+        .header("Authorization", auth)
+        .send(&req.body[..]);
+    let mut resp = sent.map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(4096)
+        .read_to_string()
+        .unwrap_or_default();
+    let m = &shared.metrics;
+    match status {
+        200..=299 => {
+            shared.spool.remove(req.seq);
+            m.sent_requests.fetch_add(1, Ordering::Relaxed);
+            m.sent_bytes.fetch_add(req.log_bytes, Ordering::Relaxed);
+            m.server_up.store(1, Ordering::Relaxed);
+            Ok(())
+        }
+        400 | 413 | 415 => {
+            // Never acceptable as it is: kept aside, not retried forever.
+            shared.spool.reject(req.seq);
+            m.rejected.fetch_add(1, Ordering::Relaxed);
+            m.dropped_bytes.fetch_add(req.log_bytes, Ordering::Relaxed);
+            m.server_up.store(1, Ordering::Relaxed);
+            shared.refused(format!(
+                "{url}: request {} refused ({status}: {}); moved to spool/rejected",
+                req.seq,
+                text.trim()
+            ));
+            Ok(())
+        }
+        // 409: the service holds less than this request follows on from (its data was lost):
+        // the reconciliation that follows every failure reads the files again.
+        _ => Err(format!("{url} answered {status}: {}", text.trim())),
+    }
+}
+
+/// How often the agent compares the service's checkpoints with its own even when nothing
+/// failed (a service restarted from an older copy of its data between two requests).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+
+/// Asks the service for its checkpoints (`GET /api/checkpoints`) and compares them with what
+/// this agent still holds of each source (its spooled requests, else where its reader stands).
+/// When the service holds less (its data was lost, or restored from an older copy), nothing
+/// spooled can follow on from it: the reader is told to drop the spool and read every source
+/// again from the service's checkpoints, and the service drops whatever it already has.
+fn reconcile(
+    shared: &Shared,
+    agent: &ureq::Agent,
+    auth: &str,
+    ctx: &Sender<Cmd>,
+) -> std::result::Result<(), String> {
+    let url = format!("{}/api/checkpoints", shared.cfg.server);
+    let prefix = format!("agent://{}/", shared.names.name);
+    let mut resp = agent
+        .get(&url)
+        .query("prefix", &prefix)
+        .header("Authorization", auth)
+        .call()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| format!("{url}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{url} answered {status}"));
+    }
+    #[derive(serde::Deserialize)]
+    struct All {
+        sources: Vec<Checkpoint>,
+    }
+    let all: All =
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+    let acked: BTreeMap<String, Checkpoint> = all
+        .sources
+        .into_iter()
+        .filter(|c| c.path.starts_with(&prefix))
+        .map(|c| (c.path.clone(), c))
+        .collect();
+    // The reader spools a request before it moves its position: read the position first.
+    let mut held: BTreeMap<String, u64> = shared
+        .status()
+        .files
+        .iter()
+        .map(|(k, f)| (k.clone(), f.offset))
+        .collect();
+    for (k, low) in shared.spool.lowest() {
+        held.insert(k, low);
+    }
+    let behind: Vec<String> = held
+        .iter()
+        .filter(|(k, &low)| acked.get(*k).map_or(0, |c| c.offset) < low)
+        .map(|(k, low)| {
+            format!(
+                "{k} (the service has up to {}, this agent from {low})",
+                acked.get(k).map_or(0, |c| c.offset)
+            )
+        })
+        .collect();
+    if behind.is_empty() {
+        return Ok(());
+    }
+    shared.refused(format!(
+        "the service holds less than this agent sent it (its data lost or restored?): {}; reading every source again from the service's checkpoints",
+        behind.join(", ")
+    ));
+    shared.metrics.rewinds.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = std::sync::mpsc::channel();
+    ctx.send(Cmd::Rewind(acked, tx))
+        .map_err(|_| "the reader is gone".to_string())?;
+    rx.recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "the reader did not rewind".to_string())
 }
 
 /// `/health`, `/metrics`, `/api/status` until shutdown.
@@ -741,7 +893,7 @@ fn metrics_text(s: &Shared) -> String {
     let m = &s.metrics;
     let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
     let files = s.status().files.len();
-    let rows: [(&str, &str, &str, u64); 10] = [
+    let rows: [(&str, &str, &str, u64); 11] = [
         (
             "zklens_agent_spool_bytes",
             "gauge",
@@ -801,6 +953,12 @@ fn metrics_text(s: &Shared) -> String {
             "gauge",
             "Files followed",
             files as u64,
+        ),
+        (
+            "zklens_agent_rewinds_total",
+            "counter",
+            "Times the service held less than was sent (its data lost or restored) and every file was read again from its checkpoints",
+            g(&m.rewinds),
         ),
     ];
     let mut out = String::new();

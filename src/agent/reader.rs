@@ -256,6 +256,8 @@ impl Followed {
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
     resources: Vec<ResourceLogs>,
+    /// Each source's key with the offset of its first line and past its last.
+    pub spans: Vec<super::spool::Span>,
     /// Log bytes in it (what the lines take in their files).
     pub log_bytes: u64,
     /// Lines in it.
@@ -306,6 +308,10 @@ impl RequestBuilder {
             resource.push(kv(attr::ENSEMBLE, s(e)));
         }
         let path = f.spec.path.display().to_string();
+        if let (Some(first), Some(last)) = (ready.first(), ready.last()) {
+            self.spans
+                .push((f.spec.key.clone(), first.line.offset, last.end));
+        }
         let records = ready
             .into_iter()
             .map(|r| {

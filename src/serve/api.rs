@@ -20,7 +20,7 @@
 //! | `GET /api/agents` | the agents (`/zklens/agents`), the registrations and sources each covers, and the registrations whose files are on a host no agent covers (`uncovered`) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /v1/logs` | OTLP/HTTP logs (protobuf or JSON, gzip or not): indexed, then answered ([`super::intake`]); needs a configured token |
-//! | `GET /api/checkpoints?source=` | a pushed source's acknowledged checkpoint (`{"source", "checkpoint"}`), or every one (`{"sources"}`) |
+//! | `GET /api/checkpoints?source=` | a pushed source's acknowledged checkpoint (`{"source", "checkpoint"}`), or every one (`{"sources"}`; `prefix=` keeps those whose key starts with it) |
 //!
 //! `tz` is the zone of zone-less times in `since`, `until` and the query (default UTC).
 //!
@@ -877,6 +877,8 @@ async fn otlp_logs(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
 #[derive(Debug, Deserialize)]
 struct CheckpointParams {
     source: Option<String>,
+    /// Only the sources whose key starts with this (an agent asks for `agent://HOST/`).
+    prefix: Option<String>,
 }
 
 /// `GET /api/checkpoints`: where a pushed source resumes (its acknowledged checkpoint).
@@ -886,6 +888,12 @@ async fn checkpoints(State(s): St, Query(p): Query<CheckpointParams>) -> Respons
             let cp = s.intake.checkpoint(&s, &key);
             Json(json!({"source": key, "checkpoint": cp})).into_response()
         }
-        None => Json(json!({"sources": s.intake.checkpoints(&s)})).into_response(),
+        None => {
+            let mut all = s.intake.checkpoints(&s);
+            if let Some(pre) = &p.prefix {
+                all.retain(|c| c.path.starts_with(pre.as_str()));
+            }
+            Json(json!({"sources": all})).into_response()
+        }
     }
 }

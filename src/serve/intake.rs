@@ -210,6 +210,20 @@ impl Intake {
         for r in records {
             groups.entry(r.source.clone()).or_default().push(r);
         }
+        // zklens's agents send every byte in order: a request past a gap means this service
+        // lost what it had acknowledged (its data was restored or wiped). Nothing of it is
+        // taken: the agent reads again from the checkpoint (`GET /api/checkpoints`).
+        for (key, recs) in groups.iter().filter(|(k, _)| k.starts_with("agent://")) {
+            let Some(first) = recs.first() else { continue };
+            let slot = self.slot(shared, key, first)?;
+            let gap = lock(&slot).pushed.gap(recs);
+            if let Some((want, got)) = gap {
+                self.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Conflict(format!(
+                    "{key}: this service holds it up to offset {want}, the request starts at {got}: send from {want} (GET /api/checkpoints?source=)"
+                )));
+            }
+        }
         let mut got = Received::default();
         let mut done = Vec::new();
         for (key, recs) in groups {

@@ -464,6 +464,14 @@ impl Pushed {
         &self.last
     }
 
+    /// Where `records` (this source's, in the order sent) would leave a gap: the offset of the
+    /// next byte expected and the offset the first new record starts at, when that is later
+    /// (and not 0, which starts the source again).
+    pub fn gap<'a>(&self, records: impl IntoIterator<Item = &'a Record>) -> Option<(u64, u64)> {
+        let first = records.into_iter().find_map(|r| r.offset)?;
+        (first > self.next_offset).then_some((self.next_offset, first))
+    }
+
     /// Takes `records` (all of this source, in the order sent): drops resends, assembles the
     /// rest into events, and returns the batch that moves the checkpoint over them.
     pub fn push<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) -> Pushing {
