@@ -10,18 +10,6 @@ use crate::discovery::ZkConfig;
 use crate::error::{Error, Result};
 use crate::source::policy::Security;
 
-/// What the agent does when its spool is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WhenFull {
-    /// Stop reading until the service takes some back: the files are the buffer (a file
-    /// rotated away and deleted meanwhile is lost, and said so).
-    #[default]
-    Block,
-    /// Keep reading and drop what does not fit (counted in `zklens_agent_dropped_bytes_total`).
-    Drop,
-}
-
 /// A file the agent follows besides the registrations (a ZooKeeper server's log on its host).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,10 +49,9 @@ pub struct AgentConfig {
     pub flush_ms: u64,
     /// Largest request body before compression (bytes).
     pub max_request_bytes: usize,
-    /// Largest spool on disk (bytes).
+    /// Largest spool on disk (bytes). When it is full the agent stops reading until the
+    /// service takes some: the files are the buffer.
     pub spool_max_bytes: u64,
-    /// What to do when the spool is full.
-    pub when_full: WhenFull,
     /// ZooKeeper (the connect string is required).
     pub zookeeper: ZkConfig,
     /// What registrations may make it read (`allowed_roots`; `allowed_hosts` is not used: the
@@ -88,7 +75,6 @@ impl Default for AgentConfig {
             flush_ms: 2000,
             max_request_bytes: 1 << 20,
             spool_max_bytes: 256 << 20,
-            when_full: WhenFull::Block,
             zookeeper: ZkConfig::default(),
             security: Security::default(),
             files: Vec::new(),

@@ -46,7 +46,7 @@ use crate::parser::Registry;
 use crate::source::policy::{self, Target};
 use crate::time::rfc3339;
 
-use config::{AgentConfig, WhenFull};
+use config::AgentConfig;
 use reader::{FileSpec, Followed, RequestBuilder};
 use spool::Spool;
 
@@ -63,7 +63,8 @@ pub struct Metrics {
     pub failures: AtomicU64,
     /// Requests the service refused for good (400): moved to `spool/rejected/`.
     pub rejected: AtomicU64,
-    /// Log bytes dropped (spool full with `when_full = "drop"`, or refused requests).
+    /// Log bytes dropped: requests the service refused for good, or a spool that could not be
+    /// written.
     pub dropped_bytes: AtomicU64,
     /// 1 while the last attempt reached the service.
     pub server_up: AtomicU64,
@@ -534,7 +535,7 @@ fn read_loop(
             }
         }
         let full = !shared.spool.fits(budget);
-        if full && cfg.when_full == WhenFull::Block && !stopping && leaving.is_empty() {
+        if full && !stopping && leaving.is_empty() {
             if !said_full {
                 log(&format!(
                     "spool full ({} bytes): reading pauses until the service takes some",
@@ -611,7 +612,7 @@ fn read_loop(
     }
 }
 
-/// Writes a request to the spool (or drops it, counted, when full and told to drop).
+/// Writes a request to the spool (the reader checked there is room).
 fn spool_request(shared: &Shared, mut req: RequestBuilder) {
     if req.is_empty() {
         return;
@@ -625,13 +626,6 @@ fn spool_request(shared: &Shared, mut req: RequestBuilder) {
             return;
         }
     };
-    if shared.cfg.when_full == WhenFull::Drop && !shared.spool.fits(body.len()) {
-        shared
-            .metrics
-            .dropped_bytes
-            .fetch_add(log_bytes, Ordering::Relaxed);
-        return;
-    }
     if let Err(e) = shared.spool.push(log_bytes, &spans, &body) {
         shared
             .metrics
@@ -909,7 +903,7 @@ fn metrics_text(s: &Shared) -> String {
         (
             "zklens_agent_dropped_bytes_total",
             "counter",
-            "Log bytes dropped (spool full with when_full=drop, or refused requests)",
+            "Log bytes dropped (requests refused for good, a spool that could not be written)",
             g(&m.dropped_bytes),
         ),
         (
