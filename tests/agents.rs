@@ -601,9 +601,27 @@ fn three_agents_ship_every_line_once_through_kills_a_failover_and_a_move() {
         }
         total += got.len();
     }
-    // The moved service's history: both files, under one node.
-    let web = rows.iter().filter(|r| r["node"] == "web-c").count();
-    assert!(web > 0);
+    // The moved service's history: both hosts' files under one node, h3's before h1's.
+    let web: Vec<&Value> = rows.iter().filter(|r| r["node"] == "web-c").collect();
+    let on = |h: &str| {
+        let mut ts: Vec<&str> = web
+            .iter()
+            .filter(|r| {
+                r["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&format!("agent://{h}/")))
+            })
+            .filter_map(|r| r["ts"].as_str())
+            .collect();
+        ts.sort_unstable();
+        ts
+    };
+    let (h3, h1) = (on("h3"), on("h1"));
+    assert!(
+        !h3.is_empty() && !h1.is_empty(),
+        "web-c's history on both hosts"
+    );
+    assert!(h3.last() <= h1.first(), "h3's lines end before h1's begin");
     eprintln!(
         "{total} events from {} files, each exactly once",
         files.len()

@@ -552,14 +552,22 @@ fn read_loop(
         let host = shared.names.name.clone();
         let ensemble = cfg.ensemble.as_deref();
         for (f, why) in leaving.iter_mut() {
-            let ready = f.poll(registry, usize::MAX / 4, flush, true);
+            // What is left of it, within bounds (the rest is read if it comes back).
+            let ready = f.poll(registry, DRAIN_BUDGET, flush, true);
             req.add(f, &host, ensemble, ready);
             positions.insert(f.spec.key.clone(), f.checkpoint());
             log(&format!("stopped following {}: {why}", f.spec.key));
             touched = true;
         }
+        let mut busy = false;
         for f in files.values_mut() {
             let ready = f.poll(registry, budget, flush, stopping);
+            let got: u64 = ready
+                .iter()
+                .map(|r| r.end.saturating_sub(r.line.offset))
+                .sum();
+            // A file with more to read than one poll takes: poll again at once.
+            busy |= got as usize >= budget / 2;
             if !ready.is_empty() {
                 shared
                     .metrics
@@ -608,9 +616,15 @@ fn read_loop(
         if stopping {
             return;
         }
-        std::thread::sleep(poll);
+        if !busy {
+            std::thread::sleep(poll);
+        }
     }
 }
+
+/// Most bytes read from a file the agent stops following (what is left is read when it comes
+/// back: its position is kept).
+const DRAIN_BUDGET: usize = 64 << 20;
 
 /// Writes a request to the spool (the reader checked there is room).
 fn spool_request(shared: &Shared, mut req: RequestBuilder) {
