@@ -4,7 +4,7 @@
 //! the agent
 //! follows a configured file (its discovery keeps retrying a connect string nobody answers).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,17 +24,9 @@ impl Drop for Proc {
 }
 
 fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let (code, body) = common::http_request(port, path, Some("127.0.0.1"), &auth)?;
+    (code == 200).then_some(body)
 }
 
 fn metric(port: u16, name: &str) -> Option<u64> {

@@ -21,49 +21,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::{exe, free_port, stdout_of};
+use common::{exe, free_port, Ensemble};
 
 const BASE_PORT: u16 = 22810;
 const TOKEN: &str = "agent-test-token";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Ensemble {
-    dir: PathBuf,
-}
-
-impl Ensemble {
-    fn harness(&self, args: &[&str]) -> String {
-        let out = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/harness/zkharness.py"))
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("run zkharness.py");
-        let stdout = stdout_of(out, &format!("zkharness {args:?}"));
-        String::from_utf8_lossy(&stdout).trim().to_string()
-    }
-    fn leader(&self) -> u64 {
-        self.harness(&["leader", "--timeout", "60"])
-            .parse()
-            .expect("leader id")
-    }
-    fn log(&self, n: u64) -> PathBuf {
-        self.dir.join(format!("zk{n}/logs/zookeeper.log"))
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        let _ = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/harness/zkharness.py"))
-            .args(["stop-all", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
 }
 
 /// A child process killed (and reaped) when dropped.
@@ -367,19 +331,7 @@ fn three_agents_ship_every_line_once_through_kills_a_failover_and_a_move() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let ens = Ensemble {
-        dir: tmp.path().join("ens"),
-    };
-    let out = Command::new("/usr/bin/python3")
-        .arg(repo().join("tests/harness/zkharness.py"))
-        .args(["start", "--servers", "3", "--tick", "500"])
-        .args(["--base-port", &BASE_PORT.to_string()])
-        .args(["--owner-pid", &std::process::id().to_string()])
-        .arg("--dir")
-        .arg(&ens.dir)
-        .output()
-        .expect("start the ensemble");
-    stdout_of(out, "ensemble start");
+    let ens = Ensemble::start(tmp.path().join("ens"), 3, BASE_PORT);
     let w = World {
         tmp: tmp.path().to_path_buf(),
         zk: ens.harness(&["connect-string"]),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::stdout_of;
+use common::Ensemble;
 
 const BASE_PORT: u16 = 28810;
 
@@ -35,39 +35,6 @@ fn available() -> bool {
         );
     }
     ok
-}
-
-struct Ensemble {
-    dir: PathBuf,
-}
-
-impl Ensemble {
-    fn harness(&self, args: &[&str]) -> String {
-        let out = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/harness/zkharness.py"))
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("run zkharness.py");
-        let stdout = stdout_of(out, &format!("zkharness {args:?}"));
-        String::from_utf8_lossy(&stdout).trim().to_string()
-    }
-    fn leader(&self) -> u64 {
-        self.harness(&["leader", "--timeout", "60"])
-            .parse()
-            .expect("leader id")
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        let _ = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/harness/zkharness.py"))
-            .args(["stop-all", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
 }
 
 struct Proc(Child);
@@ -174,19 +141,7 @@ fn serve_discovers_follows_and_reports_a_leader_failover() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let ens = Ensemble {
-        dir: tmp.path().join("ens"),
-    };
-    let out = Command::new("/usr/bin/python3")
-        .arg(repo().join("tests/harness/zkharness.py"))
-        .args(["start", "--servers", "3", "--tick", "500"])
-        .args(["--base-port", &BASE_PORT.to_string()])
-        .args(["--owner-pid", &std::process::id().to_string()])
-        .arg("--dir")
-        .arg(&ens.dir)
-        .output()
-        .expect("start the ensemble");
-    stdout_of(out, "ensemble start");
+    let ens = Ensemble::start(tmp.path().join("ens"), 3, BASE_PORT);
     let zk = ens.harness(&["connect-string"]);
     let logs = tmp.path().join("svc");
     std::fs::create_dir_all(&logs).expect("mkdir");

@@ -155,7 +155,7 @@ impl Followed {
         if !quiet {
             self.last_line = Instant::now();
             if self.parser.is_none() {
-                self.parser = Some(self.new_parser(registry, &batch.lines));
+                self.parser = self.new_parser(registry, &batch.lines);
             }
         }
         for l in batch.lines {
@@ -222,17 +222,12 @@ impl Followed {
 
     /// The entry parser: the forced format, else the one detected from `first` (the first
     /// lines read), as the service's followed files detect theirs.
-    fn new_parser(&mut self, registry: &Registry, first: &[TailLine]) -> EntryParser {
+    fn new_parser(&mut self, registry: &Registry, first: &[TailLine]) -> Option<EntryParser> {
         let format = match &self.forced {
             Some(f) => f.clone(),
             None => {
-                let sample: Vec<&[u8]> = first
-                    .iter()
-                    .map(|l| l.bytes.as_slice())
-                    .filter(|b| !b.trim_ascii().is_empty())
-                    .take(64)
-                    .collect();
-                let f = registry.detect(&sample);
+                // All blank so far: every line is complete, detection waits for content.
+                let f = crate::source::follow::detect(registry, first)?;
                 // Sent along only when the service can look it up by name.
                 if registry.resolve(&f.def.name).is_ok() {
                     self.format_sent = Some(f.def.name.clone());
@@ -240,7 +235,7 @@ impl Followed {
                 f
             }
         };
-        EntryParser::new(
+        Some(EntryParser::new(
             format,
             SourceMeta {
                 node: Arc::from(self.spec.node.as_str()),
@@ -248,7 +243,7 @@ impl Followed {
                 source: Arc::from(self.spec.key.as_str()),
                 tz: Tz::Utc,
             },
-        )
+        ))
     }
 }
 

@@ -70,6 +70,51 @@ pub fn path_of(host: &str) -> Result<String, DiscoveryError> {
     }
 }
 
+/// A connected client, retrying with a growing `backoff` until one connects (`Ok(None)`: shut
+/// down meanwhile). Only a connect string that cannot work is an error; other failures are
+/// said once per streak, as `what`.
+async fn connect(
+    cfg: &ZkConfig,
+    secure: &Secure,
+    backoff: &mut Duration,
+    shutdown: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Result<Option<zk::Client>, DiscoveryError> {
+    let mut said = false;
+    loop {
+        let r = tokio::select! {
+            r = open_client(cfg, secure) => r,
+            _ = shutdown_signal(shutdown) => return Ok(None),
+        };
+        match r {
+            Ok(c) => {
+                *backoff = Duration::from_millis(250);
+                return Ok(Some(c));
+            }
+            Err(zk::Error::BadArguments(reason)) => {
+                return Err(DiscoveryError::Connect {
+                    connect: cfg.connect.clone(),
+                    reason: (*reason).to_string(),
+                })
+            }
+            Err(e) => {
+                if !said {
+                    eprintln!(
+                        "zklens: {what}: cannot connect to {}: {e}; retrying",
+                        cfg.connect
+                    );
+                    said = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(jitter(*backoff)) => {}
+                    _ = shutdown_signal(shutdown) => return Ok(None),
+                }
+                *backoff = (*backoff * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
+}
+
 /// Creates a persistent znode, and its parents, when missing.
 async fn ensure(client: &zk::Client, path: &str) -> Result<(), zk::Error> {
     let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -104,32 +149,11 @@ pub async fn hold(
         if *shutdown.borrow() {
             return Ok(());
         }
-        let client = tokio::select! {
-            r = open_client(&cfg, &secure) => r,
-            _ = shutdown_signal(&mut shutdown) => return Ok(()),
+        let Some(client) =
+            connect(&cfg, &secure, &mut backoff, &mut shutdown, "membership").await?
+        else {
+            return Ok(());
         };
-        let client = match client {
-            Ok(c) => c,
-            Err(zk::Error::BadArguments(reason)) => {
-                return Err(DiscoveryError::Connect {
-                    connect: cfg.connect.clone(),
-                    reason: (*reason).to_string(),
-                })
-            }
-            Err(e) => {
-                eprintln!(
-                    "zklens agent: membership: cannot connect to {}: {e}; retrying",
-                    cfg.connect
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(jitter(backoff)) => {}
-                    _ = shutdown_signal(&mut shutdown) => return Ok(()),
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(8));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(250);
         let session = client.session_id().0;
         let mut state = client.state_watcher();
         // Create the znode (waiting while another session holds it).
@@ -210,28 +234,10 @@ pub async fn follow(
         if *shutdown.borrow() {
             return Ok(());
         }
-        let client = tokio::select! {
-            r = open_client(&cfg, &secure) => r,
-            _ = shutdown_signal(&mut shutdown) => return Ok(()),
+        let Some(client) = connect(&cfg, &secure, &mut backoff, &mut shutdown, "agents").await?
+        else {
+            return Ok(());
         };
-        let client = match client {
-            Ok(c) => c,
-            Err(zk::Error::BadArguments(reason)) => {
-                return Err(DiscoveryError::Connect {
-                    connect: cfg.connect.clone(),
-                    reason: (*reason).to_string(),
-                })
-            }
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(jitter(backoff)) => {}
-                    _ = shutdown_signal(&mut shutdown) => return Ok(()),
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(8));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(250);
         let mut state = client.state_watcher();
         loop {
             let listed = match client.list_and_watch_children(ROOT).await {

@@ -36,6 +36,18 @@ pub struct FollowSpec {
     pub max_line: usize,
 }
 
+/// The format of a followed source, detected from its first lines (at most 64 that are not
+/// blank; None: all blank so far).
+pub fn detect(registry: &Registry, first: &[TailLine]) -> Option<Arc<Format>> {
+    let sample: Vec<&[u8]> = first
+        .iter()
+        .map(|l| l.bytes.as_slice())
+        .filter(|b| !b.trim_ascii().is_empty())
+        .take(64)
+        .collect();
+    (!sample.is_empty()).then(|| registry.detect(&sample))
+}
+
 /// Assembles lines into events and keeps the checkpoint honest.
 #[derive(Debug)]
 pub(super) struct Assembler {
@@ -77,18 +89,7 @@ impl Assembler {
         if self.parser.is_none() {
             let format = match &self.spec.format {
                 Some(f) => f.clone(),
-                None => {
-                    let sample: Vec<&[u8]> = first
-                        .iter()
-                        .map(|l| l.bytes.as_slice())
-                        .filter(|b| !b.trim_ascii().is_empty())
-                        .take(64)
-                        .collect();
-                    if sample.is_empty() {
-                        return None;
-                    }
-                    self.registry.detect(&sample)
-                }
+                None => detect(&self.registry, first)?,
             };
             self.parser = Some(EntryParser::new(
                 format,

@@ -246,3 +246,62 @@ pub fn skip<T>(why: String) -> Option<T> {
     eprintln!("skipped: {why}");
     None
 }
+
+/// A real ensemble run by `tests/harness/zkharness.py` in `dir` (stopped when dropped).
+pub struct Ensemble {
+    /// The harness's directory (`zkN/` per server).
+    pub dir: PathBuf,
+}
+
+impl Ensemble {
+    /// Starts `servers` servers (tickTime 500) on loopback ports from `base_port`; they stop
+    /// when this test process dies, too.
+    pub fn start(dir: PathBuf, servers: u32, base_port: u16) -> Ensemble {
+        let out = Command::new(PYTHON)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/zkharness.py"))
+            .args(["start", "--servers", &servers.to_string(), "--tick", "500"])
+            .args(["--base-port", &base_port.to_string()])
+            .args(["--owner-pid", &std::process::id().to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("start the ensemble");
+        stdout_of(out, "ensemble start");
+        Ensemble { dir }
+    }
+
+    /// Runs a harness command on it; its stdout.
+    pub fn harness(&self, args: &[&str]) -> String {
+        let out = Command::new(PYTHON)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/zkharness.py"))
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .expect("run zkharness.py");
+        let stdout = stdout_of(out, &format!("zkharness {args:?}"));
+        String::from_utf8_lossy(&stdout).trim().to_string()
+    }
+
+    /// The current leader's id (waiting up to 60 s for one).
+    pub fn leader(&self) -> u64 {
+        self.harness(&["leader", "--timeout", "60"])
+            .parse()
+            .expect("leader id")
+    }
+
+    /// Server `n`'s log file.
+    pub fn log(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("zk{n}/logs/zookeeper.log"))
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        let _ = Command::new(PYTHON)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/zkharness.py"))
+            .args(["stop-all", "--dir"])
+            .arg(&self.dir)
+            .output();
+    }
+}
