@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::{exe, free_port};
@@ -36,19 +36,9 @@ fn metric(port: u16, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn wait_for<T>(what: &str, secs: u64, log: &Path, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(what: &str, secs: u64, log: &Path, f: impl FnMut() -> Option<T>) -> T {
+    let context = || std::fs::read_to_string(log).unwrap_or_default();
+    common::wait_until(what, secs, Duration::from_millis(100), context, f)
 }
 
 /// A log of `n` single-line entries that compress poorly (so the spool fills).

@@ -173,19 +173,8 @@ impl World {
         out
     }
 
-    fn wait_for<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-        let t0 = Instant::now();
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(secs),
-                "timed out after {secs} s waiting for {what}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+    fn wait_for<T>(&self, what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> T {
+        common::wait_until(what, secs, Duration::from_millis(250), || self.logs(), f)
     }
 }
 

@@ -102,22 +102,15 @@ fn get_text(port: u16, path: &str) -> Option<String> {
 
 static SERVE_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}; serve log:\n{}",
-            SERVE_LOG
-                .get()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+fn wait_for<T>(what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> T {
+    let log = || {
+        let text = SERVE_LOG
+            .get()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        format!("serve log:\n{text}")
+    };
+    common::wait_until(what, secs, Duration::from_millis(250), log, f)
 }
 
 fn count(port: u16, q: &str) -> u64 {

@@ -305,3 +305,26 @@ impl Drop for Ensemble {
             .output();
     }
 }
+
+/// Polls `f` every `every` until it gives a value, for at most `secs` seconds; then fails
+/// naming `what`, with `context()` (the logs that say why).
+pub fn wait_until<T>(
+    what: &str,
+    secs: u64,
+    every: std::time::Duration,
+    context: impl Fn() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(every);
+    }
+}
