@@ -302,6 +302,17 @@ pub fn parse_id(s: &str) -> Option<u64> {
     None
 }
 
+/// FNV-1a, 64-bit: stable across builds, runs and platforms (std's hasher is not), for what
+/// must come out the same every time: fingerprints, file names, trace ids.
+pub fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// The server id encoded in a session id's top byte (the server that created the session).
 pub fn session_origin(session: u64) -> u64 {
     session >> 56

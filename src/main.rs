@@ -55,6 +55,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         },
         Cmd::Serve(a) => cli::tools::serve(a, g, &g.data_dir(), registry()?),
         Cmd::Agent(a) => cli::tools::agent(a, g, registry()?),
+        Cmd::Trace(c) => cli::trace::run(g, c),
         Cmd::Txnlog(TxnlogCmd::Dump(a)) => cli::txn::txnlog_dump(a),
         Cmd::Snapshot(SnapshotCmd::Dump {
             files,

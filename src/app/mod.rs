@@ -24,6 +24,7 @@ mod lake;
 pub mod session;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod trace;
 
 pub use answer::{
     Budget, Filter, Found, IncidentEntry, IncidentReport, Indexed, IndexedSource, SessionAnswer,

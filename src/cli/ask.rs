@@ -22,7 +22,7 @@ use super::{
 
 /// What answers: the service of `--server`, else the index in the data directory (opened
 /// now), with the incident definitions of `queries`.
-fn backend(g: &Global, queries: &[std::path::PathBuf]) -> Result<Box<dyn Backend>> {
+pub(super) fn backend(g: &Global, queries: &[std::path::PathBuf]) -> Result<Box<dyn Backend>> {
     #[cfg(feature = "lake")]
     if let Some(dir) = &g.lake {
         return Ok(Box::new(zklens::app::Lake::open(dir, queries.to_vec())?));

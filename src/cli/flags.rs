@@ -129,10 +129,14 @@ pub enum Format {
     Html,
     /// ZooKeeper TxnLogToolkit's format.
     Toolkit,
+    /// OpenTelemetry's OTLP/JSON (traces).
+    OtlpJson,
+    /// A ShiViz log (happens-before with vector clocks), its regex first.
+    Shiviz,
 }
 
 impl Format {
-    const ALL: [Format; 7] = [
+    const ALL: [Format; 9] = [
         Format::Table,
         Format::Text,
         Format::Json,
@@ -140,6 +144,8 @@ impl Format {
         Format::Csv,
         Format::Html,
         Format::Toolkit,
+        Format::OtlpJson,
+        Format::Shiviz,
     ];
 
     fn name(self) -> &'static str {
@@ -151,6 +157,8 @@ impl Format {
             Format::Csv => "csv",
             Format::Html => "html",
             Format::Toolkit => "toolkit",
+            Format::OtlpJson => "otlp-json",
+            Format::Shiviz => "shiviz",
         }
     }
 
@@ -163,6 +171,10 @@ impl Format {
             Format::Csv => "Comma-separated values with a header",
             Format::Html => "One self-contained HTML page: space-time diagram and step list",
             Format::Toolkit => "TxnLogToolkit's format (diffable with `zkTxnLogToolkit.sh -d`)",
+            Format::OtlpJson => "OpenTelemetry traces as OTLP/JSON (what POST /v1/traces takes)",
+            Format::Shiviz => {
+                "A ShiViz log: the parser regex, then each step with its vector clock"
+            }
         }
     }
 
@@ -216,6 +228,22 @@ pub struct ReportFormats;
 impl Formats for ReportFormats {
     const ALLOWED: &'static [Format] = &[Format::Text, Format::Json, Format::Html];
     const DEFAULT: Format = Format::Text;
+}
+
+/// A session's or a transaction's trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceFormats;
+impl Formats for TraceFormats {
+    const ALLOWED: &'static [Format] = &[Format::OtlpJson];
+    const DEFAULT: Format = Format::OtlpJson;
+}
+
+/// An incident's trace: OTLP/JSON, or a ShiViz log.
+#[derive(Debug, Clone, Copy)]
+pub struct IncidentTraceFormats;
+impl Formats for IncidentTraceFormats {
+    const ALLOWED: &'static [Format] = &[Format::OtlpJson, Format::Shiviz];
+    const DEFAULT: Format = Format::OtlpJson;
 }
 
 /// Transaction log records: the toolkit's text or JSON lines.

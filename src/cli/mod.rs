@@ -11,6 +11,7 @@ pub mod lake;
 pub mod out;
 pub mod sql;
 pub mod tools;
+pub mod trace;
 pub mod txn;
 
 use std::io;
@@ -24,8 +25,8 @@ use zklens::index::DataDir;
 use zklens::source::text::DEFAULT_MAX_LINE;
 
 use flags::{
-    EventFormats, EventOpts, ListFormats, Output, ParseFormats, QueriesFlag, ReportFormats,
-    TxnFormats, TzFlag, WindowFlags,
+    EventFormats, EventOpts, IncidentTraceFormats, ListFormats, Output, ParseFormats, QueriesFlag,
+    ReportFormats, TraceFormats, TxnFormats, TzFlag, WindowFlags,
 };
 
 /// Log aggregator and distributed-trace analyzer for ZooKeeper ensembles and their clients.
@@ -217,6 +218,10 @@ pub enum Cmd {
     /// Run continuously: discover services through ZooKeeper, follow their logs and the
     /// ensemble's, index, detect incidents live, answer over HTTP
     Serve(Box<ServeArgs>),
+    /// A session, a transaction or an incident as a distributed trace (OTLP/JSON, sent to an
+    /// OTLP/HTTP endpoint with --otlp, or a ShiViz log)
+    #[command(subcommand)]
+    Trace(TraceCmd),
     /// Run on a host: follow the logs that ZooKeeper registrations place on it (and its
     /// ZooKeeper servers' files) and ship them to `zklens serve` over OTLP/HTTP
     Agent(AgentArgs),
@@ -517,6 +522,47 @@ pub struct ServeArgs {
     /// [default: default; config: [ensemble] name]
     #[arg(long, value_name = "NAME")]
     pub ensemble: Option<String>,
+}
+
+/// `trace`.
+#[derive(Debug, Subcommand)]
+pub enum TraceCmd {
+    /// A session: a root span from createSession to its close or expiry, a span per node that
+    /// saw it, its connections, moves and revalidations as span events
+    Session(TraceArgs),
+    /// A transaction: the client's request and its appearance in each server's log and logs
+    Zxid(TraceArgs),
+    /// An incident: its election, sync and expiry phases per node, linked to the sessions it
+    /// expired or moved (-o shiviz: a ShiViz log with vector clocks)
+    Incident(TraceIncidentArgs),
+}
+
+/// `trace session|zxid`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The session id or zxid (hex `0x…` or decimal)
+    pub id: String,
+    #[command(flatten)]
+    pub output: Output<TraceFormats>,
+    /// Send it to this OTLP/HTTP endpoint (`http://HOST:4318`; `/v1/traces` is added) as
+    /// protobuf instead of printing it
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+}
+
+/// `trace incident`.
+#[derive(Debug, Args)]
+pub struct TraceIncidentArgs {
+    /// The incident id (from `zklens incidents`)
+    pub id: String,
+    #[command(flatten)]
+    pub output: Output<IncidentTraceFormats>,
+    /// Send it to this OTLP/HTTP endpoint (`http://HOST:4318`; `/v1/traces` is added) as
+    /// protobuf instead of printing it
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+    #[command(flatten)]
+    pub queries: QueriesFlag,
 }
 
 /// `agent`.

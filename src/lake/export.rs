@@ -120,14 +120,9 @@ fn component(s: &str) -> String {
     }
 }
 
-/// FNV-1a, 64 bits: stable across runs and builds (file names derive from it).
+/// FNV-1a of `s` (file names derive from it: stable across runs and builds).
 pub(crate) fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::event::fnv1a(s.as_bytes())
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod html;
 pub mod incident;
+pub mod shiviz;
 pub mod tables;
 
 use std::io::{self, Write};

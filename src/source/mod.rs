@@ -432,15 +432,7 @@ pub fn fingerprint(path: &Path, gzip: bool, len: u64) -> Result<Fingerprint> {
     })
 }
 
-/// FNV-1a, 64-bit: stable across builds and platforms (std's hasher is not).
-pub fn fnv1a(b: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &x in b {
-        h ^= u64::from(x);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub use crate::event::fnv1a;
 
 #[cfg(test)]
 mod tests {
