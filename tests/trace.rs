@@ -375,3 +375,93 @@ fn the_shiviz_log_follows_shivizs_parsing_rules() {
     // Causality crosses hosts: some clock knows of another host.
     assert!(last.values().any(|c| c.len() > 1), "{last:?}");
 }
+
+#[test]
+fn serve_exports_incidents_and_their_sessions_as_they_are_recognised() {
+    let Some(python) =
+        common::python_with("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rx = Receiver::start(&python, &tmp.path().join("received.jsonl"));
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/incident-1");
+    let port = common::free_port();
+    let mut cfg = format!(
+        "listen = \"127.0.0.1:{port}\"\ncommit_ms = 300\npoll_ms = 100\n\n[export.otlp]\nendpoint = \"http://127.0.0.1:{}\"\nsettle_ms = 500\n",
+        rx.port
+    );
+    for n in 1..=3 {
+        let d = sample.join(format!("zk{n}"));
+        cfg.push_str(&format!(
+            "\n[[ensemble.server]]\nnode = \"zk{n}\"\nid = {n}\nlogs = [\"{}\"]\ndata_dir = \"{}\"\n",
+            d.join("logs/zookeeper.log").display(),
+            d.join("data").display()
+        ));
+    }
+    for c in ["calc-a", "calc-b"] {
+        cfg.push_str(&format!(
+            "\n[[sources]]\nnode = \"{c}\"\nurl = \"file://{}\"\n",
+            sample.join(format!("{c}/logs/{c}.log")).display()
+        ));
+    }
+    let cfg_path = tmp.path().join("serve.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let log = tmp.path().join("serve.log");
+    let _serve = common::Serve(
+        Command::new(exe())
+            .env_remove("ZKLENS_DATA_DIR")
+            .env_remove("ZKLENS_TOKEN")
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(["serve", "-c"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start zklens serve"),
+    );
+    let roots = || -> Vec<Value> {
+        rx.requests()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["parent_span_id"] == "")
+            .collect()
+    };
+    let context = || std::fs::read_to_string(&log).unwrap_or_default();
+    let expiry = format!("session-expiry-{SESSION}");
+    let (incident, session) = common::wait_until(
+        "the failover, the expiry and its session exported",
+        90,
+        std::time::Duration::from_millis(250),
+        context,
+        || {
+            let r = roots();
+            let named = |k: &str, v: &str| r.iter().find(|s| s["attributes"][k] == v).cloned();
+            named("zookeeper.incident.id", "leader-failover-epoch-2")?;
+            Some((
+                named("zookeeper.incident.id", &expiry)?,
+                named("zookeeper.session.id", SESSION)?,
+            ))
+        },
+    );
+    assert_eq!(session["name"], "zookeeper.session");
+    assert!(
+        incident["links"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["trace_id"] == session["trace_id"])),
+        "the expiry links to the session's exported trace"
+    );
+    // The same trace as the command line builds from the same logs.
+    let cli: Value =
+        serde_json::from_slice(&zklens(sample_index(), &["trace", "session", SESSION]))
+            .expect("otlp json");
+    assert!(cli
+        .to_string()
+        .contains(session["trace_id"].as_str().expect("id")));
+    let metrics = common::http_get(port, "/metrics").expect("metrics").1;
+    assert!(
+        metrics.contains("zklens_trace_export_traces_total"),
+        "{metrics}"
+    );
+}

@@ -620,24 +620,7 @@ pub fn incident(inc: &Incident) -> ExportTraceServiceRequest {
         }
     }
     // The sessions it expired or moved: links to their traces.
-    let mut sessions: Vec<u64> = Vec::new();
-    for field in ["sessions_expired", "sessions_moved", "session"] {
-        let mut add = |x: &serde_json::Value| {
-            let text = x
-                .as_str()
-                .or_else(|| x.get("session").and_then(|s| s.as_str()));
-            if let Some(id) = text.and_then(crate::event::parse_id) {
-                if !sessions.contains(&id) {
-                    sessions.push(id);
-                }
-            }
-        };
-        match record.get(field) {
-            Some(serde_json::Value::Array(a)) => a.iter().for_each(&mut add),
-            Some(v) => add(v),
-            None => {}
-        }
-    }
+    let sessions = linked_sessions(inc);
     let links = sessions
         .iter()
         .map(|&sid| {
@@ -735,4 +718,104 @@ pub fn to_json(req: &ExportTraceServiceRequest) -> String {
 pub fn to_protobuf(req: &ExportTraceServiceRequest) -> Vec<u8> {
     use prost::Message;
     req.encode_to_vec()
+}
+
+/// `http://HOST:4318` → `http://HOST:4318/v1/traces`; a URL with a path is taken as it is.
+pub fn traces_url(url: &str) -> String {
+    let u = url.trim_end_matches('/');
+    let after_scheme = u.split_once("://").map_or(u, |(_, r)| r);
+    if after_scheme.contains('/') {
+        u.to_string()
+    } else {
+        format!("{u}/v1/traces")
+    }
+}
+
+/// Sends `req` to an OTLP/HTTP endpoint as protobuf (`endpoint` as [`traces_url`] reads it).
+/// `Err` says what went wrong (unreachable, or the status and the start of the answer).
+pub fn send(
+    endpoint: &str,
+    req: &ExportTraceServiceRequest,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), String> {
+    let url = traces_url(endpoint);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&url)
+        .header("Content-Type", "application/x-protobuf")
+        .send(&to_protobuf(req)[..])
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(4096)
+        .read_to_string()
+        .unwrap_or_default();
+    Err(format!("{url} answered {status}: {}", body.trim()))
+}
+
+/// Spans in a request.
+pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// The sessions an incident links to (those it expired or moved), in order.
+pub fn linked_sessions(inc: &Incident) -> Vec<u64> {
+    let record = serde_json::to_value(inc).unwrap_or_default();
+    let mut sessions: Vec<u64> = Vec::new();
+    for field in ["sessions_expired", "sessions_moved", "session"] {
+        let mut add = |x: &serde_json::Value| {
+            let text = x
+                .as_str()
+                .or_else(|| x.get("session").and_then(|s| s.as_str()));
+            if let Some(id) = text.and_then(crate::event::parse_id) {
+                if !sessions.contains(&id) {
+                    sessions.push(id);
+                }
+            }
+        };
+        match record.get(field) {
+            Some(serde_json::Value::Array(a)) => a.iter().for_each(&mut add),
+            Some(v) => add(v),
+            None => {}
+        }
+    }
+    sessions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traces_path_is_added_to_a_bare_endpoint() {
+        assert_eq!(traces_url("http://h:4318"), "http://h:4318/v1/traces");
+        assert_eq!(traces_url("http://h:4318/"), "http://h:4318/v1/traces");
+        assert_eq!(
+            traces_url("https://h/otlp/v1/traces"),
+            "https://h/otlp/v1/traces"
+        );
+    }
+
+    #[test]
+    fn ids_are_derived_and_differ_by_what_and_where() {
+        let a = session_ids("default", 0x10000fef8870000);
+        assert_eq!(a, session_ids("default", 0x10000fef8870000));
+        assert_ne!(a.trace, session_ids("prod", 0x10000fef8870000).trace);
+        assert_ne!(a.trace, session_ids("default", 0x10000fef8870001).trace);
+        assert_ne!(a.trace, [0; 16]);
+        assert_ne!(a.root, [0; 8]);
+    }
 }

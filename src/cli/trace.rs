@@ -74,59 +74,11 @@ fn emit(
         out.flush()?;
         return Ok(0);
     };
-    let url = traces_url(url);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
-        .post(&url)
-        .header("Content-Type", "application/x-protobuf")
-        .send(&trace::to_protobuf(req)[..])
-        .with_context(|| format!("sending the trace to {url}"))?;
-    let status = resp.status().as_u16();
-    if !(200..300).contains(&status) {
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(4096)
-            .read_to_string()
-            .unwrap_or_default();
-        bail!("{url} answered {status}: {}", body.trim());
-    }
-    let spans: usize = req
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    eprintln!("zklens: {spans} spans sent to {url}");
+    trace::send(url, req, Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "zklens: {} spans sent to {}",
+        trace::span_count(req),
+        trace::traces_url(url)
+    );
     Ok(0)
-}
-
-/// `http://HOST:4318` → `http://HOST:4318/v1/traces`; a URL with a path is taken as it is.
-fn traces_url(url: &str) -> String {
-    let u = url.trim_end_matches('/');
-    let after_scheme = u.split_once("://").map_or(u, |(_, r)| r);
-    if after_scheme.contains('/') {
-        u.to_string()
-    } else {
-        format!("{u}/v1/traces")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_traces_path_is_added_to_a_bare_endpoint() {
-        assert_eq!(traces_url("http://h:4318"), "http://h:4318/v1/traces");
-        assert_eq!(traces_url("http://h:4318/"), "http://h:4318/v1/traces");
-        assert_eq!(
-            traces_url("https://h/otlp/v1/traces"),
-            "https://h/otlp/v1/traces"
-        );
-    }
 }

@@ -624,8 +624,13 @@ async fn metrics(State(s): St) -> Response {
         "# HELP zklens_commits_total Index commits.\n# TYPE zklens_commits_total counter\nzklens_commits_total {}",
         m.commits.load(Ordering::Relaxed)
     );
+    let em = &s.export_metrics;
     let im = &s.intake.metrics;
     for (name, help, v) in [
+        ("zklens_trace_export_traces_total", "Traces sent to [export.otlp] (incidents and their sessions).", &em.traces),
+        ("zklens_trace_export_spans_total", "Spans sent to [export.otlp].", &em.spans),
+        ("zklens_trace_export_failed_total", "Traces given up after every attempt to send them failed.", &em.failed),
+        ("zklens_trace_export_dropped_total", "Incidents not exported because the export queue was full.", &em.dropped),
         ("zklens_otlp_requests_total", "POST /v1/logs requests indexed and answered 200.", &im.requests),
         ("zklens_otlp_records_total", "OTLP log records taken.", &im.records),
         ("zklens_otlp_duplicates_total", "OTLP log records dropped as resends of records received before (by offset or line number).", &im.duplicates),

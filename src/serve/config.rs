@@ -78,6 +78,48 @@ pub struct ServeConfig {
     pub max_requests: usize,
     /// Where the service writes what it indexes besides the index.
     pub sinks: Sinks,
+    /// What it sends elsewhere as it recognises it.
+    pub export: Export,
+}
+
+/// `[export]`: what the service sends elsewhere.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Export {
+    /// Incidents (and the sessions they expired or moved) as OTLP traces.
+    pub otlp: Option<OtlpExport>,
+}
+
+/// `[export.otlp]`: each incident the service recognises, as a trace, to an OTLP/HTTP endpoint
+/// (`POST /v1/traces`, protobuf), with the traces of the sessions it links to. Sent once it has
+/// not changed for `settle_ms`, again when it changes; retried; never in the way of indexing
+/// (what cannot be queued is dropped and counted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExport {
+    /// `http(s)://HOST:4318` (`/v1/traces` is added unless the URL has a path).
+    pub endpoint: String,
+    /// How long an incident must stay unchanged before it is sent (ms; default 5000).
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Attempts per trace before it is given up (default 5; waits of 0.5, 1, 2, 4 s between).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Most sessions' traces sent with one incident (default 50).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_settle_ms() -> u64 {
+    5000
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+fn default_max_sessions() -> usize {
+    50
 }
 
 /// The sinks beside the index.
@@ -195,6 +237,7 @@ impl Default for ServeConfig {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             max_requests: DEFAULT_MAX_REQUESTS,
             sinks: Sinks::default(),
+            export: Export::default(),
         }
     }
 }
@@ -300,6 +343,20 @@ impl ServeConfig {
                 return Err(Error::Param(
                     "configuration: [sinks.parquet] interval_s and max_rows must be at least 1"
                         .into(),
+                ));
+            }
+        }
+        if let Some(o) = &self.export.otlp {
+            let e = o.endpoint.to_ascii_lowercase();
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(Error::Param(format!(
+                    "configuration: [export.otlp] endpoint {:?}: not an http(s) URL",
+                    o.endpoint
+                )));
+            }
+            if o.attempts == 0 {
+                return Err(Error::Param(
+                    "configuration: [export.otlp] attempts must be at least 1".into(),
                 ));
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod config;
+pub mod export;
 pub mod intake;
 #[cfg(feature = "lake")]
 pub mod lake;
@@ -305,6 +306,10 @@ pub struct Shared {
     /// This machine's names: a registration's `file://` logs are read here only when its
     /// `host` is one of them (or it names none); others are its host's agent's.
     pub local: HostNames,
+    /// Where detected incidents go to be exported as traces (`[export.otlp]`), when set.
+    exporter: Mutex<Option<SyncSender<Incident>>>,
+    /// Counters of the trace export.
+    pub export_metrics: export::ExportMetrics,
 }
 
 impl Shared {
@@ -322,6 +327,17 @@ impl Shared {
         let h = Arc::new(IndexHandle::open(&self.dir)?);
         *held = Some(Arc::clone(&h));
         Ok(h)
+    }
+
+    /// Hands an incident new or changed to the trace exporter, if there is one; never waits
+    /// (a full queue drops it, counted).
+    fn export(&self, inc: &Incident) {
+        let held = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = held.as_ref() {
+            if tx.try_send(inc.clone()).is_err() {
+                self.export_metrics.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// A commit happened: the next request opens the index anew (requests already running
@@ -835,12 +851,16 @@ fn detect_once(shared: &Shared, from: Option<i64>) -> bool {
         let text = crate::render::text_with_skew(&inc, &skews);
         match s.incidents.get_mut(&inc.id) {
             Some(li) => {
+                if li.incident != inc {
+                    shared.export(&inc);
+                }
                 li.summary = summary;
                 li.text = text;
                 li.incident = inc;
             }
             None => {
                 log(&format!("incident detected: {} ({summary})", inc.id));
+                shared.export(&inc);
                 shared.metrics.incidents.fetch_add(1, Ordering::Relaxed);
                 s.incidents.insert(
                     inc.id.clone(),
@@ -948,6 +968,8 @@ pub fn prepare(
             requests,
             intake: intake::Intake::new(crate::source::otlp::Limits::default()),
             local: HostNames::of_machine(),
+            exporter: Mutex::new(None),
+            export_metrics: export::ExportMetrics::default(),
         }),
         sink,
     ))
@@ -989,6 +1011,19 @@ pub fn run(cfg: ServeConfig, dir: DataDir, registry: Registry) -> Result<()> {
         .name("index writer".into())
         .spawn(move || writer(w_shared, sink, rx, ctx))
         .map_err(|e| Error::Internal(format!("cannot start the writer: {e}")))?;
+    if let Some(o) = shared.cfg.export.otlp.clone() {
+        let (etx, erx) = std::sync::mpsc::sync_channel::<Incident>(export::QUEUE);
+        *shared.exporter.lock().unwrap_or_else(|p| p.into_inner()) = Some(etx);
+        let e_shared = shared.clone();
+        log(&format!(
+            "exporting incidents as traces to {}",
+            crate::app::trace::traces_url(&o.endpoint)
+        ));
+        std::thread::Builder::new()
+            .name("trace export".into())
+            .spawn(move || export::run(e_shared, o, erx))
+            .map_err(|e| Error::Internal(format!("cannot start the trace exporter: {e}")))?;
+    }
     let d_shared = shared.clone();
     std::thread::Builder::new()
         .name("incident detector".into())
