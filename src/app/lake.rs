@@ -191,7 +191,7 @@ impl Backend for Lake {
     }
     fn incident_html(&self, id: &str) -> Result<String> {
         let incident = find_incident(self.all_incidents()?, id)?;
-        Ok(crate::render::html::render(&incident, &self.skews()?))
+        Ok(crate::render::html::render(&incident, &self.skews()?, &[]))
     }
     fn skew(&self) -> Result<Vec<Skew>> {
         self.skews()

@@ -721,7 +721,99 @@ pub fn incident_report(idx: &IndexHandle, queries: &[PathBuf], id: &str) -> Resu
 /// One incident's self-contained HTML page (space-time diagram and steps).
 pub fn incident_html(idx: &IndexHandle, queries: &[PathBuf], id: &str) -> Result<String> {
     let incident = find_incident(incidents(idx, queries)?, id)?;
-    Ok(crate::render::html::render(&incident, &skews(idx)?))
+    let quiet = silences(idx, &incident, &Budget::default())?;
+    Ok(crate::render::html::render(&incident, &skews(idx)?, &quiet))
+}
+
+/// The shortest silence shown: a node quiet this long across an incident's start.
+const SILENCE_NS: i64 = 2_000_000_000;
+
+/// The nodes that went quiet across an incident's start: a server killed with `kill -9` writes
+/// nothing, so its last line before the incident is its last sign of life, and its next line
+/// (if any) ends the silence. Looked at: the incident's nodes and the leaders it names.
+pub fn silences(
+    idx: &IndexHandle,
+    inc: &Incident,
+    budget: &Budget,
+) -> Result<Vec<crate::render::html::Silence>> {
+    use crate::render::html::{Sign, Silence};
+    let start = inc.start_ns;
+    let term = |field: &str, value: String| Ast::Term {
+        field: Some(field.into()),
+        value,
+        quoted: false,
+    };
+    let window = |since: Option<i64>, until: Option<i64>, limit: Option<usize>| Filter {
+        window: Window {
+            since: since.map(time::rfc3339),
+            until: until.map(time::rfc3339),
+            tz: Tz::Utc,
+        },
+        limit,
+        count: false,
+        budget: *budget,
+    };
+    let mut nodes: Vec<String> = inc.steps.iter().map(|s| s.node.clone()).collect();
+    let rec = inc.record();
+    for id in [rec.old_leader, rec.new_leader].into_iter().flatten() {
+        let found = filtered(
+            idx,
+            term("myid", id.to_string()),
+            &window(None, None, Some(1)),
+        )?;
+        if let Some(e) = found.events.first() {
+            nodes.push(e.node.to_string());
+        }
+    }
+    nodes.sort();
+    nodes.dedup();
+    let sign = |e: &Event| Sign {
+        ts: e.ts.map(time::rfc3339).unwrap_or_default(),
+        at: e.ts.unwrap_or(0),
+        kind: e.kind.to_string(),
+        summary: e.headline().to_string(),
+        evidence: format!("{}:{}", e.source, e.line),
+    };
+    let mut out = Vec::new();
+    for node in nodes {
+        let mut last = None;
+        for reach in [60_000_000_000i64, 900_000_000_000] {
+            let before = filtered(
+                idx,
+                term("node", node.clone()),
+                &window(Some(start - reach), Some(start), None),
+            )?;
+            last = before.events.iter().rev().find(|e| e.ts.is_some()).cloned();
+            if last.is_some() {
+                break;
+            }
+        }
+        let Some(last) = last else { continue };
+        let at = last.ts.unwrap_or(start);
+        // Bounds are read to the millisecond: the next line is the first one past `at`'s.
+        let after = filtered(
+            idx,
+            term("node", node.clone()),
+            &window(
+                Some(at - at.rem_euclid(1_000_000) + 1_000_000),
+                None,
+                Some(1),
+            ),
+        )?;
+        let back = after
+            .events
+            .into_iter()
+            .find(|e| e.ts.is_some_and(|t| t > at));
+        let quiet_until = back.as_ref().and_then(|e| e.ts).unwrap_or(i64::MAX);
+        if quiet_until > start && quiet_until.saturating_sub(at) >= SILENCE_NS {
+            out.push(Silence {
+                node,
+                last: sign(&last),
+                back: back.as_ref().map(sign),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The incident `id` of `list`; [`Error::NotFound`] naming the known ones otherwise.

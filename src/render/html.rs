@@ -137,6 +137,33 @@ struct StepOut<'a> {
     evidence: &'a str,
 }
 
+/// A line of a node's log, as the report shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Sign {
+    /// When (RFC 3339 UTC).
+    pub ts: String,
+    /// When, ns since the Unix epoch (the node's clock).
+    pub at: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its first line.
+    pub summary: String,
+    /// `file:line`.
+    pub evidence: String,
+}
+
+/// A node that went silent across the incident's start (a server killed with `kill -9` writes
+/// nothing): its last line before, and its next line (None: none yet).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Silence {
+    /// The node.
+    pub node: String,
+    /// Its last sign of life before the incident.
+    pub last: Sign,
+    /// The line it came back with, if it has.
+    pub back: Option<Sign>,
+}
+
 #[derive(Serialize)]
 struct Data<'a> {
     incident: &'a Incident,
@@ -144,6 +171,12 @@ struct Data<'a> {
     lanes: Vec<String>,
     links: Vec<Link>,
     skews: &'a [Skew],
+    /// Each step's column in the logical (causal) order.
+    order: Vec<usize>,
+    silences: &'a [Silence],
+    /// The incident as a ShiViz log (offered as a download).
+    shiviz: String,
+    id: &'a str,
 }
 
 /// JSON safe to embed in a `<script>` element.
@@ -179,9 +212,15 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// Lanes: ZooKeeper servers first (by number), then the other nodes by name.
-fn lanes(inc: &Incident) -> Vec<String> {
-    let mut v: Vec<String> = inc.steps.iter().map(|s| s.node.clone()).collect();
+/// Lanes: ZooKeeper servers first (by number), then the other nodes by name; a silent node
+/// has one too.
+fn lanes(inc: &Incident, silences: &[Silence]) -> Vec<String> {
+    let mut v: Vec<String> = inc
+        .steps
+        .iter()
+        .map(|s| s.node.clone())
+        .chain(silences.iter().map(|s| s.node.clone()))
+        .collect();
     v.sort_by_key(|n| {
         let num = n.strip_prefix("zk").and_then(|d| d.parse::<u64>().ok());
         (num.is_none(), num, n.clone())
@@ -190,8 +229,28 @@ fn lanes(inc: &Incident) -> Vec<String> {
     v
 }
 
-/// Renders the report.
-pub fn render(inc: &Incident, skews: &[Skew]) -> String {
+/// Each step's column when drawn in causal order (causes first, then time).
+fn logical_order(inc: &Incident, links: &[Link]) -> Vec<usize> {
+    let n = inc.steps.len();
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for l in links {
+        if l.from < n && l.to < n && l.from != l.to {
+            preds[l.to].push(l.from);
+        }
+    }
+    let times: Vec<i64> = inc.steps.iter().map(|s| s.at).collect();
+    let mut col = vec![0; n];
+    for (c, i) in super::shiviz::causal_order(&times, &preds)
+        .into_iter()
+        .enumerate()
+    {
+        col[i] = c;
+    }
+    col
+}
+
+/// Renders the report; `silences` are the nodes that went quiet across its start.
+pub fn render(inc: &Incident, skews: &[Skew], silences: &[Silence]) -> String {
     let steps: Vec<StepOut> = inc
         .steps
         .iter()
@@ -209,12 +268,17 @@ pub fn render(inc: &Incident, skews: &[Skew]) -> String {
             }
         })
         .collect();
+    let links = links(inc);
     let data = Data {
         incident: inc,
         steps,
-        lanes: lanes(inc),
-        links: links(inc),
+        lanes: lanes(inc, silences),
+        order: logical_order(inc, &links),
+        links,
         skews,
+        silences,
+        shiviz: super::shiviz::render(inc),
+        id: &inc.id,
     };
     let mut html = String::with_capacity(64 * 1024);
     html.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -254,22 +318,26 @@ main{display:grid;grid-template-columns:minmax(420px,3fr) minmax(360px,2fr);heig
 #diagram{overflow:hidden;border-right:1px solid var(--line);position:relative;cursor:grab}
 #diagram svg{width:100%;height:100%;display:block;user-select:none}
 #steps{overflow:auto}table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}
+th,td{text-align:left;padding:2px 6px;border-bottom:1px solid #eef0f3;vertical-align:top;font-size:13px}
 th{position:sticky;top:0;background:#f9fafb;font-weight:600}
 td.t{font-family:ui-monospace,Menlo,monospace;font-size:12px;white-space:nowrap}
-td.ev{font-family:ui-monospace,Menlo,monospace;font-size:11px;color:var(--mute);word-break:break-all}
+td.ev{font-family:ui-monospace,Menlo,monospace;font-size:11px;color:var(--mute);white-space:nowrap}
 tr.sel td{background:var(--hl)}tr.hidden{display:none}tr{cursor:pointer}
 .lane-label{font-size:12px;fill:var(--fg);font-weight:600}.lane{stroke:#eaecf0}
 .axis text{font-size:11px;fill:var(--mute)}.axis line{stroke:#eaecf0}
 .mark{stroke:#fff;stroke-width:1.5;cursor:pointer}.mark.sel{stroke:#000;stroke-width:3}
 .link{fill:none;stroke-width:1.4;opacity:.75}.link.dim,.mark.dim{opacity:.12}
 .legend span{display:inline-block;margin-right:10px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:4px;vertical-align:-1px}
-.note{color:var(--mute);font-size:12px}
+.note{color:var(--mute);font-size:12px}.kind{color:var(--mute);font-size:11px;margin-left:6px}
+.silence{stroke:#98a2b3;stroke-width:2;stroke-dasharray:5 4}.life{fill:#fff;stroke:#475467;stroke-width:2}
+.silence-label{font-size:11px;fill:var(--mute)}#controls button.on{background:#e0e7ff}
 "#;
 
 const BODY: &str = r#"<div id="controls">
 <input type="search" id="filter" placeholder="filter kind or text…" aria-label="filter steps">
 <button id="zin" title="zoom in">+</button><button id="zout" title="zoom out">−</button><button id="zreset" title="show everything">reset</button>
+<button id="logical" title="one column per step, causes before effects (as ShiViz draws it)">logical order</button>
+<button id="shiviz" title="the incident as a ShiViz log (vector clocks): paste it into ShiViz, bestchai.bitbucket.io/shiviz">ShiViz log</button>
 <span id="nodes"></span>
 <span class="legend" id="legend"></span>
 <span class="note" id="skewnote"></span>
@@ -287,7 +355,8 @@ function fail(){errors++;root.setAttribute('data-errors',String(errors));}
 window.addEventListener('error',fail);
 window.addEventListener('unhandledrejection',fail);
 var D=JSON.parse(document.getElementById('data').textContent);
-var inc=D.incident, steps=D.steps, lanes=D.lanes, links=D.links;
+var inc=D.incident, steps=D.steps, lanes=D.lanes, links=D.links, order=D.order||[], silences=D.silences||[];
+var logical=false;
 var NS='http://www.w3.org/2000/svg';
 function el(tag,attrs,text){var e=document.createElement(tag);for(var k in attrs||{})e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=String(text);return e;}
 function sv(tag,attrs){var e=document.createElementNS(NS,tag);for(var k in attrs||{})e.setAttribute(k,attrs[k]);return e;}
@@ -319,11 +388,12 @@ var rows=document.getElementById('rows');var trs=[];
 function fmt(ns){var d=new Date(Math.floor(ns/1e6));return d.toISOString().slice(11,23);}
 steps.forEach(function(s,i){var tr=el('tr',{'data-i':String(i)});
 var t=el('td',{class:'t'},fmt(s.corrected));if(s.correction_ms!=null){t.title='local '+s.ts+' (corrected by '+s.correction_ms.toFixed(1)+' ms)';t.appendChild(el('div',{class:'note'},'local '+fmt(s.at)));}
-tr.appendChild(t);tr.appendChild(el('td',{},s.node));var w=el('td');w.appendChild(el('div',{},s.summary));w.appendChild(el('div',{class:'note'},s.kind));tr.appendChild(w);tr.appendChild(el('td',{class:'ev'},s.evidence));
+tr.appendChild(t);tr.appendChild(el('td',{},s.node));var w=el('td');w.appendChild(document.createTextNode(s.summary));w.appendChild(el('span',{class:'kind'},s.kind));tr.appendChild(w);var evc=el('td',{class:'ev',title:s.evidence},s.evidence.replace(/^.*\//,''));tr.appendChild(evc);
 tr.addEventListener('click',function(){select(i,false);});rows.appendChild(tr);trs.push(tr);});
 // Diagram
 var svg=document.getElementById('svg');var box=document.getElementById('diagram');
 var t0=Infinity,t1=-Infinity;steps.forEach(function(s){t0=Math.min(t0,s.corrected);t1=Math.max(t1,s.corrected);});
+silences.forEach(function(q){if(q.last&&q.last.at)t0=Math.min(t0,q.last.at);});
 if(!isFinite(t0)){t0=0;t1=1;}var pad=Math.max((t1-t0)*0.05,5e7);var full=[t0-pad,t1+pad];var view=full.slice();
 var LEFT=90,TOP=28,LANE=46;
 var defs=sv('defs');['election','sync','reconnect','expiry','failover'].forEach(function(k){var m=sv('marker',{id:'arrow-'+k,viewBox:'0 0 10 10',refX:'9',refY:'5',markerWidth:'7',markerHeight:'7',orient:'auto-start-reverse'});m.appendChild(sv('path',{d:'M0,0 L10,5 L0,10 z',fill:linkColor(k)}));defs.appendChild(m);});
@@ -331,15 +401,20 @@ function linkColor(k){return{election:'#7a3cff',sync:'#0a7ea4',reconnect:'#d9770
 var marks=[],paths=[],sel=-1;
 function W(){return Math.max(box.clientWidth,400);}
 function X(t){return LEFT+(t-view[0])/(view[1]-view[0])*(W()-LEFT-20);}
-function Y(node){return TOP+lanes.indexOf(node)*LANE+LANE/2;}
+function LH(){var h=(box.clientHeight||0)-TOP-24;return lanes.length?Math.max(LANE,h/lanes.length):LANE;}
+function Y(node){return TOP+lanes.indexOf(node)*LH()+LH()/2;}
+function XS(i){return logical?LEFT+(order[i]+0.5)/Math.max(steps.length,1)*(W()-LEFT-20):X(steps[i].corrected);}
 function draw(){while(svg.firstChild)svg.removeChild(svg.firstChild);svg.appendChild(defs);
-var h=TOP+lanes.length*LANE+10;svg.setAttribute('viewBox','0 0 '+W()+' '+Math.max(h,box.clientHeight||h));
-var ax=sv('g',{class:'axis'});var ticks=6;for(var k=0;k<=ticks;k++){var t=view[0]+(view[1]-view[0])*k/ticks;var x=X(t);ax.appendChild(sv('line',{x1:x,x2:x,y1:TOP-6,y2:h}));var tx=sv('text',{x:x,y:14,'text-anchor':'middle'});tx.textContent=fmt(t);ax.appendChild(tx);}svg.appendChild(ax);
+var h=TOP+lanes.length*LH()+10;svg.setAttribute('viewBox','0 0 '+W()+' '+Math.max(h,box.clientHeight||h));
+var ax=sv('g',{class:'axis'});if(logical){var every=Math.max(1,Math.ceil(steps.length/12));for(var c=0;c<steps.length;c+=every){var xc=LEFT+(c+0.5)/steps.length*(W()-LEFT-20);ax.appendChild(sv('line',{x1:xc,x2:xc,y1:TOP-6,y2:h}));var tc=sv('text',{x:xc,y:14,'text-anchor':'middle'});tc.textContent='#'+(c+1);ax.appendChild(tc);}}else{var ticks=6;for(var k=0;k<=ticks;k++){var t=view[0]+(view[1]-view[0])*k/ticks;var x=X(t);ax.appendChild(sv('line',{x1:x,x2:x,y1:TOP-6,y2:h}));var tx=sv('text',{x:x,y:14,'text-anchor':'middle'});tx.textContent=fmt(t);ax.appendChild(tx);}}svg.appendChild(ax);
 lanes.forEach(function(n){var y=Y(n);var g=sv('g',{class:'lane-g','data-node':n});g.appendChild(sv('line',{class:'lane',x1:LEFT,x2:W()-10,y1:y,y2:y}));var lt=sv('text',{class:'lane-label',x:8,y:y+4});lt.textContent=n;g.appendChild(lt);if(!shown[n])g.setAttribute('opacity','0.25');svg.appendChild(g);});
-paths=links.map(function(l){var a=steps[l.from],b=steps[l.to];var x1=X(a.corrected),y1=Y(a.node),x2=X(b.corrected),y2=Y(b.node);var mx=(x1+x2)/2,my=(y1+y2)/2-(y1===y2?18:0);
+if(!logical)silences.forEach(function(q){var y=Y(q.node);var x1=Math.max(LEFT,X(q.last.at));var x2=q.back?Math.min(W()-10,X(q.back.at)):W()-10;if(x2>x1){var ln=sv('line',{class:'silence',x1:x1,x2:x2,y1:y,y2:y});var lt2=sv('title');lt2.textContent=q.node+' silent from '+fmt(q.last.at)+(q.back?' until '+fmt(q.back.at)+' ('+((q.back.at-q.last.at)/1e9).toFixed(1)+' s)':' (no line since)');ln.appendChild(lt2);svg.appendChild(ln);var lb=sv('text',{class:'silence-label',x:Math.min(x1+6,W()-120),y:y-8});lb.textContent='silent'+(q.back?' '+((q.back.at-q.last.at)/1e9).toFixed(1)+' s':' since');svg.appendChild(lb);}
+var lc=sv('circle',{class:'life',cx:X(q.last.at),cy:y,r:5});var lti=sv('title');lti.textContent='last sign of life '+fmt(q.last.at)+': '+q.last.summary+' ('+q.last.evidence+')';lc.appendChild(lti);svg.appendChild(lc);
+if(q.back){var bc=sv('circle',{class:'life',cx:X(q.back.at),cy:y,r:5});var bti=sv('title');bti.textContent='back '+fmt(q.back.at)+': '+q.back.summary+' ('+q.back.evidence+')';bc.appendChild(bti);svg.appendChild(bc);}});
+paths=links.map(function(l){var a=steps[l.from],b=steps[l.to];var x1=XS(l.from),y1=Y(a.node),x2=XS(l.to),y2=Y(b.node);var mx=(x1+x2)/2,my=(y1+y2)/2-(y1===y2?18:0);
 var p=sv('path',{class:'link','data-kind':l.kind,d:'M'+x1+','+y1+' Q'+mx+','+my+' '+x2+','+y2,stroke:linkColor(l.kind),'marker-end':'url(#arrow-'+l.kind+')'});var ti=sv('title');ti.textContent=l.kind+': '+a.summary+' → '+b.summary;p.appendChild(ti);svg.appendChild(p);return p;});
-marks=steps.map(function(s,i){var c=sv('circle',{class:'mark','data-i':String(i),cx:X(s.corrected),cy:Y(s.node),r:6,fill:COLORS[family(s.kind)]});var ti=sv('title');ti.textContent=fmt(s.corrected)+' '+s.node+': '+s.summary;c.appendChild(ti);c.addEventListener('click',function(ev){ev.stopPropagation();select(i,true);});svg.appendChild(c);return c;});
-apply();root.setAttribute('data-lanes',String(lanes.length));root.setAttribute('data-marks',String(marks.length));root.setAttribute('data-links',String(paths.length));}
+marks=steps.map(function(s,i){var c=sv('circle',{class:'mark','data-i':String(i),cx:XS(i),cy:Y(s.node),r:6,fill:COLORS[family(s.kind)]});var ti=sv('title');ti.textContent=fmt(s.corrected)+' '+s.node+': '+s.summary;c.appendChild(ti);c.addEventListener('click',function(ev){ev.stopPropagation();select(i,true);});svg.appendChild(c);return c;});
+apply();root.setAttribute('data-lanes',String(lanes.length));root.setAttribute('data-silent',String(silences.length));root.setAttribute('data-logical',logical?'1':'0');root.setAttribute('data-marks',String(marks.length));root.setAttribute('data-links',String(paths.length));}
 var filter=document.getElementById('filter');
 function visible(i){var s=steps[i];var q=filter.value.trim().toLowerCase();return shown[s.node]&&(!q||s.kind.toLowerCase().indexOf(q)>=0||s.summary.toLowerCase().indexOf(q)>=0||s.node.toLowerCase().indexOf(q)>=0);}
 function apply(){var n=0;steps.forEach(function(s,i){var v=visible(i);if(v)n++;trs[i].classList.toggle('hidden',!v);if(marks[i])marks[i].classList.toggle('dim',!v);});
@@ -350,15 +425,19 @@ function zoom(f,center){var c=center==null?(view[0]+view[1])/2:center;var w=(vie
 document.getElementById('zin').addEventListener('click',function(){zoom(0.5);});
 document.getElementById('zout').addEventListener('click',function(){zoom(2);});
 document.getElementById('zreset').addEventListener('click',function(){view=full.slice();draw();});
+var lbtn=document.getElementById('logical');function setLogical(on){logical=on;lbtn.classList.toggle('on',on);draw();}
+lbtn.addEventListener('click',function(){setLogical(!logical);});
+document.getElementById('shiviz').addEventListener('click',function(){var a=document.createElement('a');a.href=URL.createObjectURL(new Blob([D.shiviz],{type:'text/plain'}));a.download=D.id+'.shiviz.log';document.body.appendChild(a);a.click();setTimeout(function(){URL.revokeObjectURL(a.href);a.remove();},0);});
 box.addEventListener('wheel',function(ev){ev.preventDefault();var r=box.getBoundingClientRect();var x=ev.clientX-r.left;var t=view[0]+(x-LEFT)/(W()-LEFT-20)*(view[1]-view[0]);zoom(ev.deltaY<0?0.8:1.25,t);},{passive:false});
 var drag=null;box.addEventListener('mousedown',function(ev){drag={x:ev.clientX,v:view.slice()};box.style.cursor='grabbing';});
 window.addEventListener('mouseup',function(){drag=null;box.style.cursor='';});
 window.addEventListener('mousemove',function(ev){if(!drag)return;var dt=(ev.clientX-drag.x)/(W()-LEFT-20)*(drag.v[1]-drag.v[0]);view=[drag.v[0]-dt,drag.v[1]-dt];draw();});
 window.addEventListener('resize',draw);
 draw();
-// A link can open the report filtered, zoomed, with a step selected: #filter=zk1&select=3&zoom=in
+// A link can open the report filtered, zoomed, with a step selected, in logical order:
+// #filter=zk1&select=3&zoom=in&view=logical
 (location.hash||'').replace(/^#/,'').split('&').forEach(function(kv){var p=kv.split('=');var k=p[0],v=decodeURIComponent(p[1]||'');
-if(k==='filter'){filter.value=v;apply();}else if(k==='select'&&/^[0-9]+$/.test(v)&&+v<steps.length){select(+v,true);}else if(k==='zoom'){zoom(v==='in'?0.5:2);}});
+if(k==='filter'){filter.value=v;apply();}else if(k==='view'&&v==='logical'){setLogical(true);}else if(k==='select'&&/^[0-9]+$/.test(v)&&+v<steps.length){select(+v,true);}else if(k==='zoom'){zoom(v==='in'?0.5:2);}});
 root.setAttribute('data-view',String(Math.round((view[1]-view[0])/1e6)));
 root.setAttribute('data-rendered','ok');
 })();

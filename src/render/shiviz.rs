@@ -42,7 +42,7 @@ fn host(node: &str) -> String {
 
 /// The order steps are given clocks in: by time, except that a step comes after every step it
 /// causally follows (a skewed clock may date an effect before its cause).
-fn causal_order(times: &[i64], preds: &[Vec<usize>]) -> Vec<usize> {
+pub(crate) fn causal_order(times: &[i64], preds: &[Vec<usize>]) -> Vec<usize> {
     let n = times.len();
     let mut indegree: Vec<usize> = preds.iter().map(Vec::len).collect();
     let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];

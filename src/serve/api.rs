@@ -488,8 +488,18 @@ async fn incident_html(State(s): St, Path(id): Path<String>) -> Response {
     let started = Instant::now();
     let max = s.cfg.max_answer_bytes;
     let html = blocking(&s, started, move || {
-        let skews = app::skews_within(&*s2.index()?, &budget(&s2.cfg, started))?;
-        let html = crate::render::html::render(&inc, &skews);
+        let idx = s2.index()?;
+        let b = budget(&s2.cfg, started);
+        let skews = app::skews_within(&idx, &b)?;
+        let quiet = app::silences(
+            &idx,
+            &inc,
+            &app::Budget {
+                max_bytes: None,
+                ..b
+            },
+        )?;
+        let html = crate::render::html::render(&inc, &skews, &quiet);
         if html.len() > max {
             return Err(too_big("the incident report", max));
         }
