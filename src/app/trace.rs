@@ -116,6 +116,18 @@ fn kv(key: &str, value: Option<AnyValue>) -> KeyValue {
     }
 }
 
+/// ERROR ("session expired") for what ended in an expiry, else unset.
+fn expiry_status(expired: bool) -> Status {
+    if expired {
+        Status {
+            code: StatusCode::Error as i32,
+            message: "session expired".into(),
+        }
+    } else {
+        Status::default()
+    }
+}
+
 fn ns(t: i64) -> u64 {
     u64::try_from(t).unwrap_or(0)
 }
@@ -347,14 +359,7 @@ pub fn session(id: u64, events: &[Event]) -> ExportTraceServiceRequest {
             start_time_unix_nano: ns(start),
             end_time_unix_nano: ns(end),
             attributes,
-            status: Some(if expired {
-                Status {
-                    code: StatusCode::Error as i32,
-                    message: "session expired".into(),
-                }
-            } else {
-                Status::default()
-            }),
+            status: Some(expiry_status(expired)),
             ..Default::default()
         },
     );
@@ -658,14 +663,7 @@ pub fn incident(inc: &Incident) -> ExportTraceServiceRequest {
             end_time_unix_nano: ns(end),
             attributes,
             links,
-            status: Some(if is_expiry {
-                Status {
-                    code: StatusCode::Error as i32,
-                    message: "session expired".into(),
-                }
-            } else {
-                Status::default()
-            }),
+            status: Some(expiry_status(is_expiry)),
             ..Default::default()
         },
     );
