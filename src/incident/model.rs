@@ -58,6 +58,10 @@ pub struct Step {
     /// When, ns since the Unix epoch on the node's clock (not serialized).
     #[serde(skip)]
     pub at: i64,
+    /// The session its event names, if any (not serialized; ShiViz's hosts are client
+    /// sessions).
+    #[serde(skip)]
+    pub session: Option<u64>,
 }
 
 /// A service whose primary changed. From the record (`source: "record"`): a recipe's holder

@@ -165,6 +165,7 @@ impl<'e> Services<'e> {
                     ),
                     evidence: d.evidence.clone(),
                     at: d.first,
+                    session: None,
                 });
             }
         }
@@ -328,6 +329,7 @@ impl<'e> Services<'e> {
                 summary,
                 evidence: String::new(),
                 at: n.from_ts,
+                session: None,
             }),
         }
         found.failovers.push(sf);

@@ -14,6 +14,7 @@ pub fn step(e: &Event, summary: String) -> Step {
         summary,
         evidence: format!("{}:{}", e.source, e.offset),
         at: e.ts.unwrap_or(0),
+        session: e.attrs.session,
     }
 }
 

@@ -1,5 +1,6 @@
 //! An incident as a ShiViz log (<https://bestchai.bitbucket.io/shiviz/>): the happens-before
-//! graph of its steps, one host per node, with vector clocks built from the causal links the HTML
+//! graph of its steps, one host per server and per client session (`calc-b/0x…`), with vector
+//! clocks built from the causal links the HTML
 //! report draws ([`super::html::links`]) and each node's own order.
 //!
 //! The output is what ShiViz's "paste a log" box takes: the parser regex on the first line, an
@@ -26,6 +27,58 @@ use super::html::links;
 
 /// The regex ShiViz parses the log with (named groups `event`, `host`, `clock`).
 pub const REGEX: &str = r"(?<event>.*)\n(?<host>\S*) (?<clock>\{.*\})";
+
+/// Each step's ShiViz host: its node for a server; for a client, the node and the session it
+/// was in (`calc-b/0x10000fef8870000`): the session its event names, else the one the node's
+/// closest earlier step names, else the closest later one's, else the node alone.
+fn hosts(inc: &Incident) -> Vec<String> {
+    let steps = &inc.steps;
+    let client_kind = |k: &str| k.starts_with("client.") || k.starts_with("service.");
+    let clients: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s.node.as_str())
+        .filter(|n| {
+            steps
+                .iter()
+                .filter(|s| s.node == *n)
+                .all(|s| client_kind(&s.kind))
+        })
+        .collect();
+    let mut by_time: Vec<usize> = (0..steps.len()).collect();
+    by_time.sort_by_key(|&i| (steps[i].at, i));
+    let session_near = |i: usize| -> Option<u64> {
+        let node = &steps[i].node;
+        let pos = by_time.iter().position(|&j| j == i).unwrap_or(0);
+        let same = |j: &usize| steps[*j].node == *node && steps[*j].session.is_some();
+        steps[i]
+            .session
+            .or_else(|| {
+                by_time[..pos]
+                    .iter()
+                    .rev()
+                    .find(|j| same(j))
+                    .and_then(|&j| steps[j].session)
+            })
+            .or_else(|| {
+                by_time[pos..]
+                    .iter()
+                    .find(|j| same(j))
+                    .and_then(|&j| steps[j].session)
+            })
+    };
+    (0..steps.len())
+        .map(|i| {
+            let node = host(&steps[i].node);
+            if !clients.contains(steps[i].node.as_str()) {
+                return node;
+            }
+            match session_near(i) {
+                Some(s) => format!("{node}/{}", crate::event::hex_id(s)),
+                None => node,
+            }
+        })
+        .collect()
+}
 
 /// A ShiViz host name: the node, without white space (ShiViz splits on it).
 fn host(node: &str) -> String {
@@ -97,9 +150,10 @@ pub fn render(inc: &Incident) -> String {
     let order = causal_order(&times, &preds);
     let mut clocks: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); n];
     let mut last_of: BTreeMap<String, usize> = BTreeMap::new();
+    let names = hosts(inc);
     let mut out = format!("{REGEX}\n\n");
     for i in order {
-        let h = host(&steps[i].node);
+        let h = names[i].clone();
         let mut clock: BTreeMap<String, u64> = BTreeMap::new();
         let mut merge = |c: &BTreeMap<String, u64>| {
             for (k, v) in c {
