@@ -425,6 +425,43 @@ fn save_positions(dir: &Path, pos: &BTreeMap<String, Checkpoint>) -> std::io::Re
     std::fs::rename(&tmp, dir.join("positions.json"))
 }
 
+/// Asks the service's `GET /api/checkpoints` with one query parameter; its JSON answer.
+fn ask_checkpoints(
+    shared: &Shared,
+    agent: &ureq::Agent,
+    param: (&str, &str),
+) -> std::result::Result<serde_json::Value, String> {
+    let url = format!("{}/api/checkpoints", shared.cfg.server);
+    let auth = format!("Bearer {}", shared.cfg.token.as_deref().unwrap_or_default());
+    let mut resp = agent
+        .get(&url)
+        .query(param.0, param.1)
+        .header("Authorization", &auth)
+        .call()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| format!("{url}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{url} answered {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))
+}
+
+/// The service's checkpoint of a source as a position to resume its file at. The service's
+/// fingerprint is the first line's, which is also the file's first `fp_len` bytes: the tailer
+/// checks it before resuming (and knows no file identity from the service).
+fn resume_at(c: &Checkpoint) -> Checkpoint {
+    Checkpoint {
+        file: None,
+        ..c.clone()
+    }
+}
+
 /// The service's acknowledged checkpoint for `key`, as a position to resume the file at (None:
 /// the service has none, or cannot be asked now: the file is read from its start and the
 /// service drops what it already has).
@@ -434,29 +471,9 @@ fn service_position(shared: &Shared, key: &str) -> Option<Checkpoint> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent
-        .get(&format!("{}/api/checkpoints", shared.cfg.server))
-        .query("source", key)
-        .header(
-            "Authorization",
-            &format!("Bearer {}", shared.cfg.token.as_deref().unwrap_or_default()),
-        )
-        .call()
-        .ok()?;
-    if resp.status().as_u16() != 200 {
-        return None;
-    }
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let v = ask_checkpoints(shared, &agent, ("source", key)).ok()?;
     let cp: Checkpoint = serde_json::from_value(v.get("checkpoint")?.clone()).ok()?;
-    // The service's fingerprint is its first line's, which is also the file's first `fp_len`
-    // bytes: the tailer checks it before resuming.
-    Some(Checkpoint { file: None, ..cp })
+    Some(resume_at(&cp))
 }
 
 fn read_loop(
@@ -504,10 +521,7 @@ fn read_loop(
                 Cmd::Rewind(acked, done) => {
                     shared.spool.clear();
                     for (key, f) in files.iter_mut() {
-                        let resume = acked.get(key).map(|c| Checkpoint {
-                            file: None,
-                            ..c.clone()
-                        });
+                        let resume = acked.get(key).map(resume_at);
                         log(&format!(
                             "{key}: reading again from offset {} (the service's checkpoint)",
                             resume.as_ref().map_or(0, |c| c.offset)
@@ -518,13 +532,7 @@ fn read_loop(
                     positions.retain(|k, _| files.contains_key(k) || acked.contains_key(k));
                     for (k, c) in &acked {
                         if !files.contains_key(k) && positions.contains_key(k) {
-                            positions.insert(
-                                k.clone(),
-                                Checkpoint {
-                                    file: None,
-                                    ..c.clone()
-                                },
-                            );
+                            positions.insert(k.clone(), resume_at(c));
                         }
                     }
                     if let Err(e) = save_positions(dir, &positions) {
@@ -678,7 +686,7 @@ fn send_loop(shared: &Shared, stop: &AtomicBool, ctx: &Sender<Cmd>) {
             check = true;
         }
         let problem = if check {
-            match reconcile(shared, &agent, &auth, ctx) {
+            match reconcile(shared, &agent, ctx) {
                 Ok(()) => {
                     check = false;
                     last_check = Instant::now();
@@ -787,33 +795,15 @@ pub const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 fn reconcile(
     shared: &Shared,
     agent: &ureq::Agent,
-    auth: &str,
     ctx: &Sender<Cmd>,
 ) -> std::result::Result<(), String> {
-    let url = format!("{}/api/checkpoints", shared.cfg.server);
     let prefix = format!("agent://{}/", shared.names.name);
-    let mut resp = agent
-        .get(&url)
-        .query("prefix", &prefix)
-        .header("Authorization", auth)
-        .call()
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .map_err(|e| format!("{url}: {e}"))?;
-    if status != 200 {
-        return Err(format!("{url} answered {status}"));
-    }
     #[derive(serde::Deserialize)]
     struct All {
         sources: Vec<Checkpoint>,
     }
-    let all: All =
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+    let all: All = serde_json::from_value(ask_checkpoints(shared, agent, ("prefix", &prefix))?)
+        .map_err(|e| format!("GET /api/checkpoints: unexpected answer: {e}"))?;
     let acked: BTreeMap<String, Checkpoint> = all
         .sources
         .into_iter()

@@ -132,7 +132,7 @@ fn ns(t: i64) -> u64 {
     u64::try_from(t).unwrap_or(0)
 }
 
-/// Whether `node` is a ZooKeeper server among `events` (its lines carry a myid, or it holds
+/// The ZooKeeper servers among `events`' nodes (their lines carry a myid, or they hold
 /// transaction logs).
 fn servers(events: &[Event]) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
@@ -236,7 +236,6 @@ fn ensemble_of(events: &[Event]) -> String {
 }
 
 /// The span of what `events` (one node's, in time order) say, from the first to the last.
-#[allow(clippy::too_many_arguments)]
 fn node_span(
     ids: &TraceIds,
     key: &str,
@@ -276,7 +275,12 @@ pub fn session(id: u64, events: &[Event]) -> ExportTraceServiceRequest {
     let life = lifecycle(id, events);
     let first = timed.first().and_then(|e| e.ts).unwrap_or(0);
     let last = timed.last().and_then(|e| e.ts).unwrap_or(0);
-    let start = life.created.map_or(first, |c| c.0).min(first.max(1));
+    // The createSession's time (0: its record had none), else the first event's.
+    let start = life
+        .created
+        .map(|c| c.0)
+        .filter(|&t| t > 0)
+        .map_or(first, |t| t.min(first));
     let expired = life.closed.as_ref().is_some_and(|c| c.2)
         || life.expired_by.is_some()
         || life.client_saw_expiry.is_some();
